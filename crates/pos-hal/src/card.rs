@@ -1,0 +1,327 @@
+//! Chip readers, card channels and virtual cards.
+
+use crate::device::Device;
+use crate::fault::Fault;
+
+bitflags::bitflags! {
+    /// What a slot reports about its card.
+    ///
+    /// `CHANGED` lets a reader say a card came and went between two looks (a quick
+    /// remove-and-reinsert), so the service still treats it as a removal.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+    pub struct SlotState: u8 {
+        /// A card is in the slot.
+        const CARD_PRESENT = 0b0000_0001;
+        /// The card is powered (activated, ATR received).
+        const POWERED = 0b0000_0010;
+        /// Presence changed since the previous status was read.
+        const CHANGED = 0b0000_0100;
+    }
+}
+
+bitflags::bitflags! {
+    /// What a chip reader can do (from its descriptors or configuration).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+    pub struct ReaderCapabilities: u16 {
+        /// Reports card insertion/removal by interrupt (no polling needed).
+        const PRESENCE_INTERRUPT = 1 << 0;
+        /// Speaks T=0 to cards.
+        const T0 = 1 << 1;
+        /// Speaks T=1 to cards.
+        const T1 = 1 << 2;
+        /// Exchanges whole short APDUs (the reader runs the card protocol).
+        const APDU_LEVEL = 1 << 3;
+        /// Exchanges extended-length APDUs.
+        const EXTENDED_APDU = 1 << 4;
+        /// Negotiates the card's speed (PPS) by itself.
+        const AUTO_PPS = 1 << 5;
+        /// Selects the card's voltage by itself.
+        const AUTO_VOLTAGE = 1 << 6;
+        /// Has a slot for a second card (SAM or multi-slot reader).
+        const MULTI_SLOT = 1 << 7;
+    }
+}
+
+/// A card's Answer-To-Reset, as received. Parsing it is the reader driver's job.
+#[derive(Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Atr(pub Vec<u8>);
+
+impl Atr {
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Upper-case hex with spaces (`3B 6E 00 ...`), as readers' tools show it.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(" ")
+    }
+}
+
+impl std::fmt::Debug for Atr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Atr({})", self.to_hex())
+    }
+}
+
+/// A chip (contact smart-card) reader with one or more slots.
+///
+/// Timeouts: each method is one exchange with the reader and returns within the driver's
+/// exchange timeout (computed from the card's ATR for card exchanges, capped at seconds).
+pub trait ChipReader: Device {
+    /// Number of slots (at least 1). Does no I/O.
+    fn slot_count(&self) -> u8;
+
+    /// What the reader can do. Does no I/O.
+    fn capabilities(&self) -> ReaderCapabilities;
+
+    /// The slot's current state.
+    ///
+    /// Errors: `InvalidInput` for a slot out of range; `Disconnected` when the reader is gone;
+    /// `Timeout`, `Protocol`.
+    fn slot_status(&mut self, slot: u8) -> Result<SlotState, Self::Error>;
+
+    /// Power the card on (cold reset) and return its ATR. A card already powered is reset.
+    ///
+    /// Errors: `CardAbsent` (no card), `CardMute` (no ATR in time), `CardUnsupported` (the ATR
+    /// asks for a protocol or voltage the reader cannot give), `CardRemoved` (pulled during
+    /// activation), `Disconnected`, `InvalidInput` (slot out of range).
+    fn power_on(&mut self, slot: u8) -> Result<Atr, Self::Error>;
+
+    /// Power the card off. Powering off an absent or unpowered card is not an error.
+    ///
+    /// Errors: `Disconnected`, `Timeout`, `InvalidInput` (slot out of range).
+    fn power_off(&mut self, slot: u8) -> Result<(), Self::Error>;
+
+    /// Send a command APDU to the powered card in `slot` and return its response APDU
+    /// (data followed by SW1 SW2).
+    ///
+    /// Errors: `CardRemoved` (card pulled mid-exchange: the driver re-reads the slot before
+    /// it says so), `CardMute` (no answer within the exchange timeout), `CardAbsent` (no card,
+    /// or not powered), `Disconnected` (reader unplugged), `Protocol` (garbled exchange),
+    /// `InvalidInput` (APDU malformed or too long for the reader).
+    fn transmit(&mut self, slot: u8, command: &[u8]) -> Result<Vec<u8>, Self::Error>;
+}
+
+impl<R: ChipReader + ?Sized> ChipReader for Box<R> {
+    fn slot_count(&self) -> u8 {
+        (**self).slot_count()
+    }
+    fn capabilities(&self) -> ReaderCapabilities {
+        (**self).capabilities()
+    }
+    fn slot_status(&mut self, slot: u8) -> Result<SlotState, Self::Error> {
+        (**self).slot_status(slot)
+    }
+    fn power_on(&mut self, slot: u8) -> Result<Atr, Self::Error> {
+        (**self).power_on(slot)
+    }
+    fn power_off(&mut self, slot: u8) -> Result<(), Self::Error> {
+        (**self).power_off(slot)
+    }
+    fn transmit(&mut self, slot: u8, command: &[u8]) -> Result<Vec<u8>, Self::Error> {
+        (**self).transmit(slot, command)
+    }
+}
+
+/// A channel to one powered card: the only thing the EMV layer needs.
+///
+/// Any backend can provide it (a CCID reader's slot through [`SlotChannel`], a test double,
+/// a remote card).
+pub trait CardChannel {
+    /// The backend's error type.
+    type Error: Fault + Send + Sync + 'static;
+
+    /// Send a command APDU, return the response APDU (data then SW1 SW2).
+    ///
+    /// Errors and timeout: as [`ChipReader::transmit`].
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, Self::Error>;
+}
+
+impl<C: CardChannel + ?Sized> CardChannel for &mut C {
+    type Error = C::Error;
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, Self::Error> {
+        (**self).transmit(command)
+    }
+}
+
+impl<C: CardChannel + ?Sized> CardChannel for Box<C> {
+    type Error = C::Error;
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, Self::Error> {
+        (**self).transmit(command)
+    }
+}
+
+/// One slot of a [`ChipReader`] seen as a [`CardChannel`].
+#[derive(Debug)]
+pub struct SlotChannel<'r, R: ?Sized> {
+    reader: &'r mut R,
+    slot: u8,
+}
+
+impl<'r, R: ChipReader + ?Sized> SlotChannel<'r, R> {
+    /// The channel to `slot` of `reader` (the card should already be powered).
+    pub fn new(reader: &'r mut R, slot: u8) -> Self {
+        SlotChannel { reader, slot }
+    }
+
+    /// The slot number.
+    pub fn slot(&self) -> u8 {
+        self.slot
+    }
+}
+
+impl<R: ChipReader + ?Sized> CardChannel for SlotChannel<'_, R> {
+    type Error = R::Error;
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, Self::Error> {
+        self.reader.transmit(self.slot, command)
+    }
+}
+
+/// A card as a simulator sees it: answer to reset, then APDU in, APDU out.
+///
+/// EMV's virtual cards implement this; the CCID virtual reader (or any other simulated
+/// reader) plugs them in, so neither crate needs the other. Faults of the card itself are
+/// expressed here (a mute card answers `None`); faults of the reader or the user (card
+/// pulled, reader unplugged) are the simulated reader's business.
+pub trait VirtualCard: Send {
+    /// Cold reset: forget all state (selected application, counters within the session) and
+    /// return the ATR, or `None` for a mute card that never answers.
+    fn power_on(&mut self) -> Option<Vec<u8>>;
+
+    /// Answer a command APDU with a response APDU (data then SW1 SW2), or `None` when the
+    /// card stays silent (mute from now on, or a card that hangs on this command).
+    fn transmit(&mut self, command: &[u8]) -> Option<Vec<u8>>;
+}
+
+impl<V: VirtualCard + ?Sized> VirtualCard for Box<V> {
+    fn power_on(&mut self) -> Option<Vec<u8>> {
+        (**self).power_on()
+    }
+    fn transmit(&mut self, command: &[u8]) -> Option<Vec<u8>> {
+        (**self).transmit(command)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DeviceInfo, DeviceKind, DeviceState, EventHub, FaultKind, HealthLevel, HealthReport, Subscription};
+
+    /// A two-slot reader over virtual cards, to show the traits fit together.
+    struct TwoSlots {
+        cards: [Option<Box<dyn VirtualCard>>; 2],
+        powered: [bool; 2],
+        hub: EventHub,
+    }
+
+    struct Echo;
+    impl VirtualCard for Echo {
+        fn power_on(&mut self) -> Option<Vec<u8>> {
+            Some(vec![0x3B, 0x00])
+        }
+        fn transmit(&mut self, command: &[u8]) -> Option<Vec<u8>> {
+            let mut r = command.to_vec();
+            r.extend_from_slice(&[0x90, 0x00]);
+            Some(r)
+        }
+    }
+
+    struct Mute;
+    impl VirtualCard for Mute {
+        fn power_on(&mut self) -> Option<Vec<u8>> {
+            None
+        }
+        fn transmit(&mut self, _: &[u8]) -> Option<Vec<u8>> {
+            None
+        }
+    }
+
+    impl TwoSlots {
+        fn card(&mut self, slot: u8) -> Result<&mut Box<dyn VirtualCard>, FaultKind> {
+            self.cards
+                .get_mut(usize::from(slot))
+                .ok_or(FaultKind::InvalidInput)?
+                .as_mut()
+                .ok_or(FaultKind::CardAbsent)
+        }
+    }
+
+    impl Device for TwoSlots {
+        type Error = FaultKind;
+        fn info(&self) -> DeviceInfo {
+            DeviceInfo::new(DeviceKind::ChipReader, "test:two-slots")
+        }
+        fn state(&self) -> DeviceState {
+            DeviceState::Idle
+        }
+        fn check_health(&mut self, level: HealthLevel) -> Result<HealthReport, FaultKind> {
+            let mut r = HealthReport::new("test:two-slots", level);
+            r.pass("open", "ok");
+            Ok(r)
+        }
+        fn subscribe(&mut self) -> Result<Subscription, FaultKind> {
+            Ok(self.hub.subscribe())
+        }
+    }
+
+    impl ChipReader for TwoSlots {
+        fn slot_count(&self) -> u8 {
+            2
+        }
+        fn capabilities(&self) -> ReaderCapabilities {
+            ReaderCapabilities::APDU_LEVEL | ReaderCapabilities::MULTI_SLOT
+        }
+        fn slot_status(&mut self, slot: u8) -> Result<SlotState, FaultKind> {
+            let i = usize::from(slot);
+            let present = self.cards.get(i).ok_or(FaultKind::InvalidInput)?.is_some();
+            let mut s = SlotState::empty();
+            s.set(SlotState::CARD_PRESENT, present);
+            s.set(SlotState::POWERED, self.powered[i]);
+            Ok(s)
+        }
+        fn power_on(&mut self, slot: u8) -> Result<Atr, FaultKind> {
+            let atr = self.card(slot)?.power_on().ok_or(FaultKind::CardMute)?;
+            self.powered[usize::from(slot)] = true;
+            Ok(Atr(atr))
+        }
+        fn power_off(&mut self, slot: u8) -> Result<(), FaultKind> {
+            *self.powered.get_mut(usize::from(slot)).ok_or(FaultKind::InvalidInput)? = false;
+            Ok(())
+        }
+        fn transmit(&mut self, slot: u8, command: &[u8]) -> Result<Vec<u8>, FaultKind> {
+            if !self.powered.get(usize::from(slot)).copied().unwrap_or(false) {
+                return Err(FaultKind::CardAbsent);
+            }
+            self.card(slot)?.transmit(command).ok_or(FaultKind::CardMute)
+        }
+    }
+
+    #[test]
+    fn a_slot_is_a_card_channel_and_faults_classify() {
+        let mut r = TwoSlots {
+            cards: [Some(Box::new(Echo)), Some(Box::new(Mute))],
+            powered: [false; 2],
+            hub: EventHub::new("test:two-slots"),
+        };
+        assert_eq!(r.slot_status(0).unwrap(), SlotState::CARD_PRESENT);
+        assert_eq!(r.power_on(0).unwrap().to_hex(), "3B 00");
+        assert!(r.slot_status(0).unwrap().contains(SlotState::POWERED));
+        {
+            let mut ch = SlotChannel::new(&mut r, 0);
+            assert_eq!(ch.transmit(&[0x00, 0xA4]).unwrap(), vec![0x00, 0xA4, 0x90, 0x00]);
+        }
+        assert_eq!(r.power_on(1).unwrap_err().kind(), FaultKind::CardMute);
+        assert_eq!(r.transmit(1, &[0]).unwrap_err(), FaultKind::CardAbsent);
+        assert_eq!(r.slot_status(2).unwrap_err(), FaultKind::InvalidInput);
+
+        // As a boxed trait object, as the service holds it.
+        let mut boxed: Box<dyn ChipReader<Error = FaultKind>> = Box::new(r);
+        boxed.power_off(0).unwrap();
+        assert_eq!(boxed.transmit(0, &[0]).unwrap_err(), FaultKind::CardAbsent);
+        assert!(boxed.check_health(HealthLevel::Internal).unwrap().healthy());
+    }
+}
