@@ -1,0 +1,55 @@
+//! # pos-link: byte transports with deadlines, device URIs and enumeration
+//!
+//! Drivers talk to their devices through one trait, [`Link`]: write all, read what is
+//! available until a deadline, read exact, flush (drain), discard stale input. Every call has
+//! a [`Deadline`]; nothing blocks forever. Errors are [`LinkError`], which answers
+//! [`kind()`](pos_hal::Fault::kind) with a [`pos_hal::FaultKind`] and, for permission or busy
+//! problems, a hint that names the udev rule and the `pos` group.
+//!
+//! | transport | type | opened from |
+//! |---|---|---|
+//! | serial port (termios via `serialport`, no libudev) | [`SerialLink`] | `serial:/dev/ttyUSB0?baud=19200&flow=rtscts` |
+//! | TCP (`TCP_NODELAY`, connect timeout) | [`TcpLink`] | `tcp:192.0.2.10:9100` |
+//! | USB bulk pipes (rusb, bundled libusb) | [`usb::UsbLink`] | `usb:04b8:0e28`, `usb:04b8:0e28?serial=X`, `usb:1-1.4` |
+//! | pseudo-terminal master (simulators, tests) | [`PtyMaster`] | [`PtyPair::open`] |
+//!
+//! [`open`] opens any of the first three from a [`DeviceUri`]. [`enumerate`] lists serial
+//! ports (from `/sys`) and USB devices (with interface classes and labels for known POS
+//! hardware). [`udev`] holds the shipped udev rules and their syntax checker.
+//!
+//! ```no_run
+//! use pos_link::{Deadline, DeviceUri, Link};
+//! use std::time::Duration;
+//!
+//! let uri: DeviceUri = "tcp:192.0.2.10:9100".parse()?;
+//! let mut link = pos_link::open(&uri, Duration::from_secs(3))?;
+//! link.write_all(b"\x10\x04\x01", Deadline::after(Duration::from_secs(1)))?; // DLE EOT 1
+//! let mut status = [0u8; 1];
+//! link.read_exact(&mut status, Deadline::after(Duration::from_secs(1)))?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![warn(missing_docs)]
+
+pub mod enumerate;
+mod error;
+mod link;
+mod pty;
+mod serial;
+mod tcp;
+pub mod udev;
+mod uri;
+pub mod usb;
+
+use std::time::Duration;
+
+pub use error::{
+    LinkError, Operation, POS_GROUP, UDEV_RULES_FILE, busy_hint, classify_io, classify_usb, permission_hint,
+};
+pub use link::{Deadline, Link, Pacing};
+pub use pty::{PtyMaster, PtyPair};
+pub use serial::{FlowControl, Parity, SerialLink, SerialSettings};
+pub use tcp::TcpLink;
+pub use uri::{Address, DeviceUri, UriError, UsbSelector};
+
+/// The longest any single wait in this crate may last, whatever deadline was asked for.
+pub const MAX_WAIT: Duration = Duration::from_secs(3600);
