@@ -33,6 +33,7 @@
 pub mod enumerate;
 mod error;
 mod link;
+pub mod loopback;
 mod pty;
 mod serial;
 mod tcp;
