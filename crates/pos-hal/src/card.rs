@@ -57,7 +57,11 @@ impl Atr {
 
     /// Upper-case hex with spaces (`3B 6E 00 ...`), as readers' tools show it.
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(" ")
+        self.0
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -209,7 +213,10 @@ impl<V: VirtualCard + ?Sized> VirtualCard for Box<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{DeviceInfo, DeviceKind, DeviceState, EventHub, FaultKind, HealthLevel, HealthReport, Subscription};
+    use crate::{
+        DeviceInfo, DeviceKind, DeviceState, EventHub, FaultKind, HealthLevel, HealthReport,
+        Subscription,
+    };
 
     /// A two-slot reader over virtual cards, to show the traits fit together.
     struct TwoSlots {
@@ -289,14 +296,24 @@ mod tests {
             Ok(Atr(atr))
         }
         fn power_off(&mut self, slot: u8) -> Result<(), FaultKind> {
-            *self.powered.get_mut(usize::from(slot)).ok_or(FaultKind::InvalidInput)? = false;
+            *self
+                .powered
+                .get_mut(usize::from(slot))
+                .ok_or(FaultKind::InvalidInput)? = false;
             Ok(())
         }
         fn transmit(&mut self, slot: u8, command: &[u8]) -> Result<Vec<u8>, FaultKind> {
-            if !self.powered.get(usize::from(slot)).copied().unwrap_or(false) {
+            if !self
+                .powered
+                .get(usize::from(slot))
+                .copied()
+                .unwrap_or(false)
+            {
                 return Err(FaultKind::CardAbsent);
             }
-            self.card(slot)?.transmit(command).ok_or(FaultKind::CardMute)
+            self.card(slot)?
+                .transmit(command)
+                .ok_or(FaultKind::CardMute)
         }
     }
 
@@ -312,7 +329,10 @@ mod tests {
         assert!(r.slot_status(0).unwrap().contains(SlotState::POWERED));
         {
             let mut ch = SlotChannel::new(&mut r, 0);
-            assert_eq!(ch.transmit(&[0x00, 0xA4]).unwrap(), vec![0x00, 0xA4, 0x90, 0x00]);
+            assert_eq!(
+                ch.transmit(&[0x00, 0xA4]).unwrap(),
+                vec![0x00, 0xA4, 0x90, 0x00]
+            );
         }
         assert_eq!(r.power_on(1).unwrap_err().kind(), FaultKind::CardMute);
         assert_eq!(r.transmit(1, &[0]).unwrap_err(), FaultKind::CardAbsent);

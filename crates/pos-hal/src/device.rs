@@ -184,7 +184,10 @@ mod tests {
         i.vendor = Some("Epson".into());
         i.model = Some("TM-T20III".into());
         i.firmware = Some("1.01".into());
-        assert_eq!(i.to_string(), "receipt_printer usb:04b8:0e28 (Epson TM-T20III) fw 1.01");
+        assert_eq!(
+            i.to_string(),
+            "receipt_printer usb:04b8:0e28 (Epson TM-T20III) fw 1.01"
+        );
     }
 
     #[test]

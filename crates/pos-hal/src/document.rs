@@ -256,7 +256,11 @@ impl Bitmap {
     /// A bitmap from its pixels. `None` when `pixels.len() != width * height`.
     pub fn new(width: u32, height: u32, pixels: Vec<u8>) -> Option<Self> {
         let expected = usize::try_from(u64::from(width) * u64::from(height)).ok()?;
-        (pixels.len() == expected).then_some(Bitmap { width, height, pixels })
+        (pixels.len() == expected).then_some(Bitmap {
+            width,
+            height,
+            pixels,
+        })
     }
     /// Width in pixels.
     pub fn width(&self) -> u32 {
@@ -463,7 +467,11 @@ mod tests {
         match &d.blocks[2] {
             Block::Text { style, .. } => {
                 assert!(style.bold);
-                assert_eq!((style.width, style.height), (8, 1), "size is clamped to 1..=8");
+                assert_eq!(
+                    (style.width, style.height),
+                    (8, 1),
+                    "size is clamped to 1..=8"
+                );
             }
             other => panic!("unexpected {other:?}"),
         }

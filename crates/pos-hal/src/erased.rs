@@ -183,11 +183,17 @@ mod tests {
     fn erased_keeps_kind_message_and_source() {
         let mut p: Box<dyn ReceiptPrinter<Error = DeviceError>> =
             Box::new(Erased(JammedPrinter(EventHub::new("test:jam"))));
-        assert_eq!(p.status().unwrap().blocking_fault(), Some(FaultKind::CutterJam));
+        assert_eq!(
+            p.status().unwrap().blocking_fault(),
+            Some(FaultKind::CutterJam)
+        );
         let err = p.print(&Document::new()).unwrap_err();
         assert_eq!(err.kind(), FaultKind::CutterJam);
         assert_eq!(err.to_string(), "cutter jammed after 7 lines");
-        let inner = err.inner().downcast_ref::<JamError>().expect("driver error kept");
+        let inner = err
+            .inner()
+            .downcast_ref::<JamError>()
+            .expect("driver error kept");
         assert_eq!(inner.lines_printed, 7);
         assert!(std::error::Error::source(&err).is_some());
         assert!(!p.check_health(HealthLevel::External).unwrap().healthy());

@@ -228,8 +228,14 @@ mod tests {
         assert_eq!(hub.subscriber_count(), 1);
         drop(hub);
         // Events sent before the hub went away are still delivered, then Closed.
-        assert_eq!(keep.recv_timeout(Duration::from_millis(10)).unwrap().event, DeviceEvent::Reconnected);
-        assert_eq!(keep.recv_timeout(Duration::from_millis(10)), Err(RecvError::Closed));
+        assert_eq!(
+            keep.recv_timeout(Duration::from_millis(10)).unwrap().event,
+            DeviceEvent::Reconnected
+        );
+        assert_eq!(
+            keep.recv_timeout(Duration::from_millis(10)),
+            Err(RecvError::Closed)
+        );
     }
 
     #[test]
@@ -249,6 +255,9 @@ mod tests {
     fn a_subscription_with_no_event_times_out() {
         let hub = EventHub::new("sim:msr");
         let sub = hub.subscribe();
-        assert_eq!(sub.recv_timeout(Duration::from_millis(5)), Err(RecvError::Timeout));
+        assert_eq!(
+            sub.recv_timeout(Duration::from_millis(5)),
+            Err(RecvError::Timeout)
+        );
     }
 }

@@ -145,7 +145,13 @@ impl HealthReport {
 impl fmt::Display for HealthReport {
     /// A table a technician can read: one line per check.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{} ({:?} health check): {}", self.device, self.level, self.overall().name())?;
+        writeln!(
+            f,
+            "{} ({:?} health check): {}",
+            self.device,
+            self.level,
+            self.overall().name()
+        )?;
         for c in &self.checks {
             write!(f, "  [{:<7}] {:<16} {}", c.outcome.name(), c.name, c.detail)?;
             if let Some(k) = c.fault {
@@ -179,7 +185,13 @@ mod tests {
         assert_eq!(problems[0].name, "cover");
         assert_eq!(problems[1].name, "paper");
         let text = r.to_string();
-        assert!(text.contains("cover_open: printer cover open: close it"), "{text}");
-        assert!(text.starts_with("sim:printer (External health check): fail"), "{text}");
+        assert!(
+            text.contains("cover_open: printer cover open: close it"),
+            "{text}"
+        );
+        assert!(
+            text.starts_with("sim:printer (External health check): fail"),
+            "{text}"
+        );
     }
 }

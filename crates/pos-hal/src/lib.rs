@@ -70,7 +70,9 @@ mod magstripe;
 mod printer;
 mod sensitive;
 
-pub use card::{Atr, CardChannel, ChipReader, ReaderCapabilities, SlotChannel, SlotState, VirtualCard};
+pub use card::{
+    Atr, CardChannel, ChipReader, ReaderCapabilities, SlotChannel, SlotState, VirtualCard,
+};
 pub use device::{Device, DeviceInfo, DeviceKind, DeviceState};
 pub use document::{
     Align, Barcode, Bitmap, Block, CutKind, Document, DrawerPin, Font, HriPosition, Image,
@@ -95,3 +97,8 @@ pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// Waiting for a person (a swipe, a card insertion) is not one operation: those methods take
 /// the timeout as an argument.
 pub const MAX_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The README's example, compiled and run as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

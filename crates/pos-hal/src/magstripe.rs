@@ -44,7 +44,10 @@ impl TrackStatus {
     pub const fn is_error(self) -> bool {
         matches!(
             self,
-            TrackStatus::StartSentinel | TrackStatus::EndSentinel | TrackStatus::Parity | TrackStatus::Lrc
+            TrackStatus::StartSentinel
+                | TrackStatus::EndSentinel
+                | TrackStatus::Parity
+                | TrackStatus::Lrc
         )
     }
 }
@@ -78,12 +81,17 @@ pub struct Swipe {
 impl Swipe {
     /// The status of each track.
     pub fn statuses(&self) -> [TrackStatus; 3] {
-        [self.tracks[0].status, self.tracks[1].status, self.tracks[2].status]
+        [
+            self.tracks[0].status,
+            self.tracks[1].status,
+            self.tracks[2].status,
+        ]
     }
 
     /// True when at least one track read and none of the tracks that were present failed.
     pub fn is_clean(&self) -> bool {
-        self.tracks.iter().any(|t| t.status == TrackStatus::Ok) && !self.tracks.iter().any(|t| t.status.is_error())
+        self.tracks.iter().any(|t| t.status == TrackStatus::Ok)
+            && !self.tracks.iter().any(|t| t.status.is_error())
     }
 }
 
@@ -115,23 +123,36 @@ mod tests {
     fn track(status: TrackStatus) -> Track {
         Track {
             status,
-            data: (status == TrackStatus::Ok).then(|| Sensitive::new(b"4111111111111111=2512".to_vec())),
+            data: (status == TrackStatus::Ok)
+                .then(|| Sensitive::new(b"4111111111111111=2512".to_vec())),
         }
     }
 
     #[test]
     fn clean_swipe_rules() {
         let ok = Swipe {
-            tracks: [track(TrackStatus::Empty), track(TrackStatus::Ok), track(TrackStatus::Empty)],
+            tracks: [
+                track(TrackStatus::Empty),
+                track(TrackStatus::Ok),
+                track(TrackStatus::Empty),
+            ],
         };
         assert!(ok.is_clean());
         let lrc = Swipe {
-            tracks: [track(TrackStatus::Lrc), track(TrackStatus::Ok), track(TrackStatus::Empty)],
+            tracks: [
+                track(TrackStatus::Lrc),
+                track(TrackStatus::Ok),
+                track(TrackStatus::Empty),
+            ],
         };
         assert!(!lrc.is_clean());
         assert_eq!(lrc.statuses()[0].name(), "lrc");
         let nothing = Swipe {
-            tracks: [track(TrackStatus::Empty), track(TrackStatus::Empty), track(TrackStatus::NotSupported)],
+            tracks: [
+                track(TrackStatus::Empty),
+                track(TrackStatus::Empty),
+                track(TrackStatus::NotSupported),
+            ],
         };
         assert!(!nothing.is_clean());
         // Debug output of a swipe never shows the track data.

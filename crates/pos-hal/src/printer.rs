@@ -67,7 +67,10 @@ impl PrinterConditions {
 
     /// The condition for one stable name.
     pub fn from_snake_name(name: &str) -> Option<Self> {
-        Self::NAMES.iter().find(|(_, n)| *n == name).map(|(f, _)| *f)
+        Self::NAMES
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(f, _)| *f)
     }
 
     /// The condition that stops printing, as the fault kind to report, most actionable
@@ -83,7 +86,13 @@ impl PrinterConditions {
             Some(FaultKind::PaperOut)
         } else if self.contains(Self::UNRECOVERABLE) {
             Some(FaultKind::Unrecoverable)
-        } else if self.intersects(Self::OFFLINE | Self::ERROR | Self::RECOVERABLE | Self::AUTO_RECOVERABLE | Self::WAITING_ONLINE) {
+        } else if self.intersects(
+            Self::OFFLINE
+                | Self::ERROR
+                | Self::RECOVERABLE
+                | Self::AUTO_RECOVERABLE
+                | Self::WAITING_ONLINE,
+        ) {
             Some(FaultKind::PrinterOffline)
         } else {
             None
@@ -97,7 +106,8 @@ impl PrinterConditions {
 
     /// Warnings that do not stop printing (paper near end).
     pub fn warning(self) -> Option<FaultKind> {
-        self.contains(Self::PAPER_NEAR_END).then_some(FaultKind::PaperNearEnd)
+        self.contains(Self::PAPER_NEAR_END)
+            .then_some(FaultKind::PaperNearEnd)
     }
 }
 
@@ -199,7 +209,10 @@ mod tests {
         let names = all.names();
         assert_eq!(names.len(), PrinterConditions::all().iter().count());
         for n in &names {
-            assert_eq!(PrinterConditions::from_snake_name(n).map(|f| f.names()), Some(vec![*n]));
+            assert_eq!(
+                PrinterConditions::from_snake_name(n).map(|f| f.names()),
+                Some(vec![*n])
+            );
         }
         for required in [
             "paper_out",
@@ -222,12 +235,30 @@ mod tests {
         assert!(C::PAPER_NEAR_END.is_ready());
         assert_eq!(C::PAPER_NEAR_END.warning(), Some(FaultKind::PaperNearEnd));
         assert!((C::DRAWER_OPEN | C::PAPER_NEAR_END).is_ready());
-        assert_eq!((C::OFFLINE | C::COVER_OPEN | C::PAPER_OUT).blocking_fault(), Some(FaultKind::CoverOpen));
-        assert_eq!((C::OFFLINE | C::PAPER_OUT).blocking_fault(), Some(FaultKind::PaperOut));
-        assert_eq!(C::PAPER_END_STOP.blocking_fault(), Some(FaultKind::PaperOut));
-        assert_eq!((C::ERROR | C::CUTTER_JAM | C::COVER_OPEN).blocking_fault(), Some(FaultKind::CutterJam));
-        assert_eq!((C::ERROR | C::UNRECOVERABLE).blocking_fault(), Some(FaultKind::Unrecoverable));
-        assert_eq!((C::ERROR | C::AUTO_RECOVERABLE).blocking_fault(), Some(FaultKind::PrinterOffline));
+        assert_eq!(
+            (C::OFFLINE | C::COVER_OPEN | C::PAPER_OUT).blocking_fault(),
+            Some(FaultKind::CoverOpen)
+        );
+        assert_eq!(
+            (C::OFFLINE | C::PAPER_OUT).blocking_fault(),
+            Some(FaultKind::PaperOut)
+        );
+        assert_eq!(
+            C::PAPER_END_STOP.blocking_fault(),
+            Some(FaultKind::PaperOut)
+        );
+        assert_eq!(
+            (C::ERROR | C::CUTTER_JAM | C::COVER_OPEN).blocking_fault(),
+            Some(FaultKind::CutterJam)
+        );
+        assert_eq!(
+            (C::ERROR | C::UNRECOVERABLE).blocking_fault(),
+            Some(FaultKind::Unrecoverable)
+        );
+        assert_eq!(
+            (C::ERROR | C::AUTO_RECOVERABLE).blocking_fault(),
+            Some(FaultKind::PrinterOffline)
+        );
         assert_eq!(C::OFFLINE.blocking_fault(), Some(FaultKind::PrinterOffline));
     }
 
@@ -235,7 +266,10 @@ mod tests {
     fn outcome_names() {
         assert_eq!(PrintOutcome::Confirmed.name(), "confirmed");
         assert_eq!(PrintOutcome::StatusVerified.name(), "status_verified");
-        assert_eq!(PrintOutcome::Unconfirmed { reason: "x".into() }.name(), "unconfirmed");
+        assert_eq!(
+            PrintOutcome::Unconfirmed { reason: "x".into() }.name(),
+            "unconfirmed"
+        );
     }
 
     #[cfg(feature = "serde")]

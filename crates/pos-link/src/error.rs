@@ -169,9 +169,14 @@ impl Fault for LinkError {
             LinkError::PermissionDenied { .. } => FaultKind::PermissionDenied,
             LinkError::NotFound { .. } => FaultKind::NotFound,
             LinkError::Busy { .. } => FaultKind::Busy,
-            LinkError::InvalidSetting { .. } | LinkError::Uri(_) | LinkError::Unsupported { .. } => {
-                FaultKind::InvalidInput
-            }
+            LinkError::InvalidSetting { .. }
+            | LinkError::Uri(_)
+            | LinkError::Unsupported { .. } => FaultKind::InvalidInput,
+            // A stalled endpoint: the device refused the request, it did not go away.
+            LinkError::Usb {
+                source: rusb::Error::Pipe,
+                ..
+            } => FaultKind::Protocol,
             LinkError::Usb { .. } => FaultKind::Io,
             LinkError::Io { .. } => FaultKind::Io,
         }
@@ -236,7 +241,12 @@ pub fn busy_hint(target: &str) -> String {
 /// - `ECONNREFUSED` -> [`LinkError::Refused`];
 /// - `ETIMEDOUT`, `EAGAIN` and the `TimedOut`/`WouldBlock` kinds -> [`LinkError::Timeout`];
 /// - anything else -> [`LinkError::Io`].
-pub fn classify_io(err: io::Error, target: &str, operation: Operation, waited: Duration) -> LinkError {
+pub fn classify_io(
+    err: io::Error,
+    target: &str,
+    operation: Operation,
+    waited: Duration,
+) -> LinkError {
     let target_s = target.to_string();
     if let Some(code) = err.raw_os_error() {
         match code {
@@ -261,8 +271,15 @@ pub fn classify_io(err: io::Error, target: &str, operation: Operation, waited: D
                     source: Some(err),
                 };
             }
-            libc::ENOENT | libc::ENODEV | libc::ENXIO | libc::EIO | libc::EPIPE | libc::ECONNRESET
-            | libc::ECONNABORTED | libc::ENOTCONN | libc::ESHUTDOWN => {
+            libc::ENOENT
+            | libc::ENODEV
+            | libc::ENXIO
+            | libc::EIO
+            | libc::EPIPE
+            | libc::ECONNRESET
+            | libc::ECONNABORTED
+            | libc::ENOTCONN
+            | libc::ESHUTDOWN => {
                 return LinkError::Disconnected {
                     target: target_s,
                     operation,
@@ -318,7 +335,12 @@ pub fn classify_io(err: io::Error, target: &str, operation: Operation, waited: D
 }
 
 /// Classify a libusb error from `operation` on `target` (same rules as [`classify_io`]).
-pub fn classify_usb(err: rusb::Error, target: &str, operation: Operation, waited: Duration) -> LinkError {
+pub fn classify_usb(
+    err: rusb::Error,
+    target: &str,
+    operation: Operation,
+    waited: Duration,
+) -> LinkError {
     let target_s = target.to_string();
     match err {
         rusb::Error::Access => LinkError::PermissionDenied {
@@ -336,7 +358,7 @@ pub fn classify_usb(err: rusb::Error, target: &str, operation: Operation, waited
             detail: "no such USB device or interface".into(),
             source: None,
         },
-        rusb::Error::NoDevice | rusb::Error::NotFound | rusb::Error::Pipe => LinkError::Disconnected {
+        rusb::Error::NoDevice | rusb::Error::NotFound => LinkError::Disconnected {
             target: target_s,
             operation,
             detail: format!("USB: {err}"),
@@ -361,7 +383,12 @@ mod tests {
 
     #[test]
     fn eacces_names_the_udev_rule_and_group() {
-        let e = classify_io(os(libc::EACCES), "/dev/ttyUSB0", Operation::Open, Duration::ZERO);
+        let e = classify_io(
+            os(libc::EACCES),
+            "/dev/ttyUSB0",
+            Operation::Open,
+            Duration::ZERO,
+        );
         assert_eq!(e.kind(), FaultKind::PermissionDenied);
         let hint = e.hint().expect("permission errors carry a hint");
         assert!(hint.contains(UDEV_RULES_FILE), "{hint}");
@@ -371,13 +398,29 @@ mod tests {
 
     #[test]
     fn ebusy_is_busy_with_a_hint() {
-        let e = classify_io(os(libc::EBUSY), "/dev/ttyS0", Operation::Open, Duration::ZERO);
+        let e = classify_io(
+            os(libc::EBUSY),
+            "/dev/ttyS0",
+            Operation::Open,
+            Duration::ZERO,
+        );
         assert_eq!(e.kind(), FaultKind::Busy);
         assert!(e.hint().is_some_and(|h| h.contains("fuser")));
-        let u = classify_usb(rusb::Error::Busy, "usb:04b8:0202", Operation::Open, Duration::ZERO);
+        let u = classify_usb(
+            rusb::Error::Busy,
+            "usb:04b8:0202",
+            Operation::Open,
+            Duration::ZERO,
+        );
         assert_eq!(u.kind(), FaultKind::Busy);
         assert_eq!(
-            classify_usb(rusb::Error::Access, "usb:1:2", Operation::Open, Duration::ZERO).kind(),
+            classify_usb(
+                rusb::Error::Access,
+                "usb:1:2",
+                Operation::Open,
+                Duration::ZERO
+            )
+            .kind(),
             FaultKind::PermissionDenied
         );
     }
@@ -397,7 +440,13 @@ mod tests {
             FaultKind::Disconnected
         );
         assert_eq!(
-            classify_usb(rusb::Error::NoDevice, "usb:1:2", Operation::Read, Duration::ZERO).kind(),
+            classify_usb(
+                rusb::Error::NoDevice,
+                "usb:1:2",
+                Operation::Read,
+                Duration::ZERO
+            )
+            .kind(),
             FaultKind::Disconnected
         );
     }
@@ -405,8 +454,13 @@ mod tests {
     #[test]
     fn network_errors() {
         assert_eq!(
-            classify_io(os(libc::ECONNREFUSED), "tcp:127.0.0.1:9", Operation::Open, Duration::ZERO)
-                .kind(),
+            classify_io(
+                os(libc::ECONNREFUSED),
+                "tcp:127.0.0.1:9",
+                Operation::Open,
+                Duration::ZERO
+            )
+            .kind(),
             FaultKind::Disconnected
         );
         assert!(matches!(
@@ -418,7 +472,13 @@ mod tests {
             FaultKind::Timeout
         );
         assert_eq!(
-            classify_io(io::ErrorKind::WouldBlock.into(), "t", Operation::Read, Duration::ZERO).kind(),
+            classify_io(
+                io::ErrorKind::WouldBlock.into(),
+                "t",
+                Operation::Read,
+                Duration::ZERO
+            )
+            .kind(),
             FaultKind::Timeout
         );
         assert_eq!(

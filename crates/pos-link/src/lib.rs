@@ -44,7 +44,8 @@ pub mod usb;
 use std::time::Duration;
 
 pub use error::{
-    LinkError, Operation, POS_GROUP, UDEV_RULES_FILE, busy_hint, classify_io, classify_usb, permission_hint,
+    LinkError, Operation, POS_GROUP, UDEV_RULES_FILE, busy_hint, classify_io, classify_usb,
+    permission_hint,
 };
 pub use link::{Deadline, Link, Pacing};
 pub use pty::{PtyMaster, PtyPair};
@@ -54,3 +55,30 @@ pub use uri::{Address, DeviceUri, UriError, UsbSelector};
 
 /// The longest any single wait in this crate may last, whatever deadline was asked for.
 pub const MAX_WAIT: Duration = Duration::from_secs(3600);
+
+/// Open a byte link to the device at `uri`: `serial:`, `tcp:` or `usb:` (first interface
+/// with a bulk OUT endpoint). `connect_timeout` bounds TCP connection set-up.
+///
+/// Errors: as the transport's own `open`/`connect`; `Unsupported` for `evdev:` (an input
+/// device, not a byte stream: the magstripe driver reads it) and `sim:` (simulators are
+/// opened by the driver crates' factories).
+pub fn open(uri: &DeviceUri, connect_timeout: Duration) -> Result<Box<dyn Link>, LinkError> {
+    match uri.address() {
+        Address::Serial { .. } => Ok(Box::new(SerialLink::open_uri(uri)?)),
+        Address::Tcp { host, port } => Ok(Box::new(TcpLink::connect(host, *port, connect_timeout)?)),
+        Address::Usb(_) => Ok(Box::new(usb::UsbLink::open_uri(uri, usb::UsbOpenOptions::default())?)),
+        Address::Evdev { .. } => Err(LinkError::Unsupported {
+            target: uri.to_string(),
+            detail: "evdev: devices are input devices, opened by the magstripe driver, not as a byte link".into(),
+        }),
+        Address::Sim { .. } => Err(LinkError::Unsupported {
+            target: uri.to_string(),
+            detail: "sim: devices are opened by the device drivers' simulators, not as a byte link".into(),
+        }),
+    }
+}
+
+/// The README's example, compiled and run as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -19,7 +19,9 @@ impl Deadline {
         let start = Instant::now();
         Deadline {
             start,
-            at: start.checked_add(timeout).unwrap_or(start + crate::MAX_WAIT),
+            at: start
+                .checked_add(timeout)
+                .unwrap_or(start + crate::MAX_WAIT),
         }
     }
 
@@ -184,16 +186,30 @@ where
         let remaining = deadline.remaining();
         match write_some(&data[done..], remaining) {
             Ok(0) => {
-                return Err(LinkError::disconnected(target, Operation::Write, "write accepted no bytes"));
+                return Err(LinkError::disconnected(
+                    target,
+                    Operation::Write,
+                    "write accepted no bytes",
+                ));
             }
             Ok(n) => done += n,
             Err(LinkError::Timeout { .. }) => {
-                return Err(LinkError::timeout(target, Operation::Write, deadline.waited(), done));
+                return Err(LinkError::timeout(
+                    target,
+                    Operation::Write,
+                    deadline.waited(),
+                    done,
+                ));
             }
             Err(e) => return Err(e),
         }
         if done < data.len() && deadline.passed() {
-            return Err(LinkError::timeout(target, Operation::Write, deadline.waited(), done));
+            return Err(LinkError::timeout(
+                target,
+                Operation::Write,
+                deadline.waited(),
+                done,
+            ));
         }
     }
     Ok(())
@@ -233,14 +249,19 @@ mod tests {
     #[test]
     fn write_all_with_reports_partial_progress_on_timeout() {
         let mut calls = 0;
-        let err = write_all_with("t", &[0u8; 10], Deadline::after(Duration::from_secs(5)), |d, _| {
-            calls += 1;
-            if calls == 1 {
-                Ok(d.len().min(4))
-            } else {
-                Err(LinkError::timeout("t", Operation::Write, Duration::ZERO, 0))
-            }
-        })
+        let err = write_all_with(
+            "t",
+            &[0u8; 10],
+            Deadline::after(Duration::from_secs(5)),
+            |d, _| {
+                calls += 1;
+                if calls == 1 {
+                    Ok(d.len().min(4))
+                } else {
+                    Err(LinkError::timeout("t", Operation::Write, Duration::ZERO, 0))
+                }
+            },
+        )
         .unwrap_err();
         match err {
             LinkError::Timeout { done, .. } => assert_eq!(done, 4),

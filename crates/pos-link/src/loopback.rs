@@ -36,13 +36,20 @@ pub struct LoopbackReport {
 impl LoopbackReport {
     /// True when every byte came back unchanged and the idle read timed out.
     pub fn passed(&self) -> bool {
-        self.fault.is_none() && self.received == self.sent && self.first_mismatch.is_none() && self.idle_read_timed_out
+        self.fault.is_none()
+            && self.received == self.sent
+            && self.first_mismatch.is_none()
+            && self.idle_read_timed_out
     }
 
     /// Bytes per second for the round trip (0 when nothing came back).
     pub fn bytes_per_second(&self) -> f64 {
         let s = self.elapsed.as_secs_f64();
-        if s > 0.0 { self.received as f64 / s } else { 0.0 }
+        if s > 0.0 {
+            self.received as f64 / s
+        } else {
+            0.0
+        }
     }
 }
 
@@ -73,7 +80,9 @@ impl std::fmt::Display for LoopbackReport {
 
 /// The test pattern: every byte value, then a counter, `len` bytes in all.
 pub fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i % 256) as u8 ^ ((i / 256) as u8)).collect()
+    (0..len)
+        .map(|i| (i % 256) as u8 ^ ((i / 256) as u8))
+        .collect()
 }
 
 /// Run the loopback test over `link`: send `len` pattern bytes in chunks, read them back, each
@@ -105,7 +114,10 @@ pub fn run(link: &mut dyn Link, len: usize, timeout: Duration) -> LoopbackReport
     let started = Instant::now();
     let mut back = vec![0u8; chunk];
     for (i, piece) in data.chunks(chunk).enumerate() {
-        let wire = link.pacing().wire_time(piece.len()).unwrap_or(Duration::ZERO);
+        let wire = link
+            .pacing()
+            .wire_time(piece.len())
+            .unwrap_or(Duration::ZERO);
         let deadline = Deadline::after(timeout + 2 * wire);
         if let Err(e) = link.write_all(piece, deadline) {
             fail(&mut report, e);
@@ -146,14 +158,19 @@ pub fn run(link: &mut dyn Link, len: usize, timeout: Duration) -> LoopbackReport
 ///
 /// This plays the loopback plug for tests and demonstrations (on a [`PtyMaster`](crate::PtyMaster)
 /// or an accepted TCP connection).
-pub fn spawn_echo<L: Link + 'static>(mut link: L, idle: Duration) -> std::thread::JoinHandle<Result<u64, LinkError>> {
+pub fn spawn_echo<L: Link + 'static>(
+    mut link: L,
+    idle: Duration,
+) -> std::thread::JoinHandle<Result<u64, LinkError>> {
     std::thread::spawn(move || {
         let mut total = 0u64;
         let mut buf = [0u8; 1024];
         loop {
             let n = match link.read_available(&mut buf, Deadline::after(idle)) {
                 Ok(n) => n,
-                Err(e) if matches!(e.kind(), FaultKind::Disconnected | FaultKind::Timeout) => return Ok(total),
+                Err(e) if matches!(e.kind(), FaultKind::Disconnected | FaultKind::Timeout) => {
+                    return Ok(total);
+                }
                 Err(e) => return Err(e),
             };
             link.write_all(&buf[..n], Deadline::after(idle))?;
@@ -174,6 +191,10 @@ mod tests {
             seen[usize::from(b)] = true;
         }
         assert!(seen.iter().all(|&s| s));
-        assert_ne!(pattern(512)[256..], pattern(512)[..256], "second block differs");
+        assert_ne!(
+            pattern(512)[256..],
+            pattern(512)[..256],
+            "second block differs"
+        );
     }
 }

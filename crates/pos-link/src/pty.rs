@@ -60,7 +60,9 @@ impl PtyPair {
         // SAFETY: fd is a freshly opened descriptor we own exclusively.
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
         // SAFETY: grantpt/unlockpt take a valid master fd.
-        if unsafe { libc::grantpt(owned.as_raw_fd()) } != 0 || unsafe { libc::unlockpt(owned.as_raw_fd()) } != 0 {
+        if unsafe { libc::grantpt(owned.as_raw_fd()) } != 0
+            || unsafe { libc::unlockpt(owned.as_raw_fd()) } != 0
+        {
             return Err(last_os_error(target, Operation::Open));
         }
         let mut name = [0 as libc::c_char; 128];
@@ -122,7 +124,12 @@ impl PtyPair {
 
 impl PtyMaster {
     /// Wait up to `timeout` for `events` (POLLIN/POLLOUT). Ok(true) when ready.
-    fn wait(&self, events: libc::c_short, timeout: Duration, op: Operation) -> Result<bool, LinkError> {
+    fn wait(
+        &self,
+        events: libc::c_short,
+        timeout: Duration,
+        op: Operation,
+    ) -> Result<bool, LinkError> {
         let mut pfd = libc::pollfd {
             fd: self.file.as_raw_fd(),
             events,
@@ -146,7 +153,11 @@ impl PtyMaster {
                 return Ok(true);
             }
             // POLLHUP/POLLERR without the wanted event: the slave side is closed.
-            return Err(LinkError::disconnected(&self.target, op, "the other end of the pty is closed"));
+            return Err(LinkError::disconnected(
+                &self.target,
+                op,
+                "the other end of the pty is closed",
+            ));
         }
     }
 }
@@ -160,7 +171,12 @@ impl Link for PtyMaster {
         let target = self.target.clone();
         write_all_with(&target, data, deadline, |chunk, remaining| {
             if !self.wait(libc::POLLOUT, remaining, Operation::Write)? {
-                return Err(LinkError::timeout(&target, Operation::Write, deadline.waited(), 0));
+                return Err(LinkError::timeout(
+                    &target,
+                    Operation::Write,
+                    deadline.waited(),
+                    0,
+                ));
             }
             self.file
                 .write(chunk)
@@ -173,12 +189,26 @@ impl Link for PtyMaster {
             return Ok(0);
         }
         if !self.wait(libc::POLLIN, deadline.remaining(), Operation::Read)? {
-            return Err(LinkError::timeout(&self.target, Operation::Read, deadline.waited(), 0));
+            return Err(LinkError::timeout(
+                &self.target,
+                Operation::Read,
+                deadline.waited(),
+                0,
+            ));
         }
         match self.file.read(buf) {
-            Ok(0) => Err(LinkError::disconnected(&self.target, Operation::Read, "end of file")),
+            Ok(0) => Err(LinkError::disconnected(
+                &self.target,
+                Operation::Read,
+                "end of file",
+            )),
             Ok(n) => Ok(n),
-            Err(e) => Err(classify_io(e, &self.target, Operation::Read, deadline.waited())),
+            Err(e) => Err(classify_io(
+                e,
+                &self.target,
+                Operation::Read,
+                deadline.waited(),
+            )),
         }
     }
 
@@ -194,7 +224,14 @@ impl Link for PtyMaster {
             match self.file.read(&mut buf) {
                 Ok(0) => break,
                 Ok(k) => n += k,
-                Err(e) => return Err(classify_io(e, &self.target, Operation::Read, Duration::ZERO)),
+                Err(e) => {
+                    return Err(classify_io(
+                        e,
+                        &self.target,
+                        Operation::Read,
+                        Duration::ZERO,
+                    ));
+                }
             }
         }
         Ok(n)

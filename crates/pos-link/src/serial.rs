@@ -87,7 +87,9 @@ impl SerialSettings {
     /// Read settings from URI options, ignoring options that are not serial settings.
     ///
     /// Errors: `(option, value, problem)` for the first bad value.
-    pub(crate) fn from_options(options: &[(String, String)]) -> Result<Self, (String, String, String)> {
+    pub(crate) fn from_options(
+        options: &[(String, String)],
+    ) -> Result<Self, (String, String, String)> {
         let mut s = SerialSettings::default();
         let bad = |k: &str, v: &str, p: &str| (k.to_string(), v.to_string(), p.to_string());
         for (k, v) in options {
@@ -97,7 +99,9 @@ impl SerialSettings {
                         .parse()
                         .ok()
                         .filter(|b| (1..=4_000_000).contains(b))
-                        .ok_or_else(|| bad(k, v, "expected a baud rate such as 9600, 19200 or 115200"))?;
+                        .ok_or_else(|| {
+                            bad(k, v, "expected a baud rate such as 9600, 19200 or 115200")
+                        })?;
                 }
                 "data" => {
                     s.data_bits = v
@@ -149,7 +153,10 @@ impl SerialSettings {
 
     /// Bytes per second on the wire (start bit, data bits, parity bit, stop bits).
     pub fn bytes_per_second(&self) -> u32 {
-        let bits = 1 + u32::from(self.data_bits) + u32::from(self.parity != Parity::None) + u32::from(self.stop_bits);
+        let bits = 1
+            + u32::from(self.data_bits)
+            + u32::from(self.parity != Parity::None)
+            + u32::from(self.stop_bits);
         (self.baud / bits).max(1)
     }
 }
@@ -179,20 +186,30 @@ fn serial_err(e: serialport::Error, target: &str, op: Operation) -> LinkError {
     // from the description so that the classification (and its hints) sees it.
     let errno = errno_from_description(&e.description);
     match (e.kind, errno) {
-        (_, Some(code)) => classify_io(std::io::Error::from_raw_os_error(code), target, op, Duration::ZERO),
-        (serialport::ErrorKind::NoDevice, None) if e.description.contains("lock") => LinkError::Busy {
-            target: target.to_string(),
-            hint: crate::error::busy_hint(target),
-            source: Some(std::io::Error::other(e.description)),
-        },
+        (_, Some(code)) => classify_io(
+            std::io::Error::from_raw_os_error(code),
+            target,
+            op,
+            Duration::ZERO,
+        ),
+        (serialport::ErrorKind::NoDevice, None) if e.description.contains("lock") => {
+            LinkError::Busy {
+                target: target.to_string(),
+                hint: crate::error::busy_hint(target),
+                source: Some(std::io::Error::other(e.description)),
+            }
+        }
         (serialport::ErrorKind::NoDevice, None) => LinkError::NotFound {
             target: target.to_string(),
             detail: e.description,
             source: None,
         },
-        (serialport::ErrorKind::Io(kind), None) => {
-            classify_io(std::io::Error::new(kind, e.description), target, op, Duration::ZERO)
-        }
+        (serialport::ErrorKind::Io(kind), None) => classify_io(
+            std::io::Error::new(kind, e.description),
+            target,
+            op,
+            Duration::ZERO,
+        ),
         (serialport::ErrorKind::InvalidInput, None) => LinkError::InvalidSetting {
             target: target.to_string(),
             detail: e.description,
@@ -357,9 +374,18 @@ impl Link for SerialLink {
         }
         self.set_timeout(deadline.remaining())?;
         match self.port.read(buf) {
-            Ok(0) => Err(LinkError::disconnected(&self.target, Operation::Read, "end of file")),
+            Ok(0) => Err(LinkError::disconnected(
+                &self.target,
+                Operation::Read,
+                "end of file",
+            )),
             Ok(n) => Ok(n),
-            Err(e) => Err(classify_io(e, &self.target, Operation::Read, deadline.waited())),
+            Err(e) => Err(classify_io(
+                e,
+                &self.target,
+                Operation::Read,
+                deadline.waited(),
+            )),
         }
     }
 
@@ -408,7 +434,10 @@ mod tests {
     use super::*;
 
     fn opts(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -435,25 +464,56 @@ mod tests {
 
     #[test]
     fn rts_with_hardware_flow_is_refused() {
-        let e = SerialSettings::from_options(&opts(&[("flow", "rtscts"), ("rts", "off")])).unwrap_err();
+        let e =
+            SerialSettings::from_options(&opts(&[("flow", "rtscts"), ("rts", "off")])).unwrap_err();
         assert_eq!(e.0, "rts");
     }
 
     #[test]
     fn serialport_errors_are_classified() {
         use pos_hal::{Fault, FaultKind};
-        let e = |kind, d: &str| serial_err(serialport::Error::new(kind, d), "serial:/dev/x", Operation::Open);
+        let e = |kind, d: &str| {
+            serial_err(
+                serialport::Error::new(kind, d),
+                "serial:/dev/x",
+                Operation::Open,
+            )
+        };
         assert_eq!(
-            e(serialport::ErrorKind::Io(std::io::ErrorKind::PermissionDenied), "Permission denied").kind(),
+            e(
+                serialport::ErrorKind::Io(std::io::ErrorKind::PermissionDenied),
+                "Permission denied"
+            )
+            .kind(),
             FaultKind::PermissionDenied
         );
-        assert_eq!(e(serialport::ErrorKind::NoDevice, "Device or resource busy").kind(), FaultKind::Busy);
         assert_eq!(
-            e(serialport::ErrorKind::NoDevice, "Unable to acquire exclusive lock on serial port").kind(),
+            e(serialport::ErrorKind::NoDevice, "Device or resource busy").kind(),
             FaultKind::Busy
         );
-        assert_eq!(e(serialport::ErrorKind::Unknown, "No such device").kind(), FaultKind::NotFound);
-        assert_eq!(e(serialport::ErrorKind::Unknown, "Inappropriate ioctl for device").kind(), FaultKind::Io);
-        assert_eq!(e(serialport::ErrorKind::InvalidInput, "bad baud").kind(), FaultKind::InvalidInput);
+        assert_eq!(
+            e(
+                serialport::ErrorKind::NoDevice,
+                "Unable to acquire exclusive lock on serial port"
+            )
+            .kind(),
+            FaultKind::Busy
+        );
+        assert_eq!(
+            e(serialport::ErrorKind::Unknown, "No such device").kind(),
+            FaultKind::NotFound
+        );
+        assert_eq!(
+            e(
+                serialport::ErrorKind::Unknown,
+                "Inappropriate ioctl for device"
+            )
+            .kind(),
+            FaultKind::Io
+        );
+        assert_eq!(
+            e(serialport::ErrorKind::InvalidInput, "bad baud").kind(),
+            FaultKind::InvalidInput
+        );
     }
 }

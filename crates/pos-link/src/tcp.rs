@@ -53,16 +53,17 @@ impl TcpLink {
             }
             match TcpStream::connect_timeout(&addr, remaining) {
                 Ok(stream) => {
-                    stream
-                        .set_nodelay(true)
-                        .map_err(|e| classify_io(e, &target, Operation::Configure, Duration::ZERO))?;
+                    stream.set_nodelay(true).map_err(|e| {
+                        classify_io(e, &target, Operation::Configure, Duration::ZERO)
+                    })?;
                     log::debug!("{target}: connected to {addr}");
                     return Ok(TcpLink { stream, target });
                 }
                 Err(e) => last = Some(classify_io(e, &target, Operation::Open, deadline.waited())),
             }
         }
-        Err(last.unwrap_or_else(|| LinkError::timeout(&target, Operation::Open, deadline.waited(), 0)))
+        Err(last
+            .unwrap_or_else(|| LinkError::timeout(&target, Operation::Open, deadline.waited(), 0)))
     }
 
     /// Wrap an accepted or already connected stream (simulators, tests).
@@ -122,7 +123,12 @@ impl Link for TcpLink {
                 )),
                 Ok(n) => Ok(n),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => Err(classify_io(e, &self.target, Operation::Read, deadline.waited())),
+                Err(e) => Err(classify_io(
+                    e,
+                    &self.target,
+                    Operation::Read,
+                    deadline.waited(),
+                )),
             };
         }
     }
@@ -151,7 +157,14 @@ impl Link for TcpLink {
                 Ok(k) => n += k,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break Ok(n),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(classify_io(e, &self.target, Operation::Read, Duration::ZERO)),
+                Err(e) => {
+                    break Err(classify_io(
+                        e,
+                        &self.target,
+                        Operation::Read,
+                        Duration::ZERO,
+                    ));
+                }
             }
         };
         self.stream

@@ -143,9 +143,9 @@ impl DeviceUri {
             "usb" => Address::Usb(parse_usb(body).map_err(|(part, p)| err(part, body, &p))?),
             "sim" => {
                 if body.is_empty()
-                    || !body
-                        .chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+                    || !body.chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
+                    })
                 {
                     return Err(err(
                         "simulator kind",
@@ -245,9 +245,10 @@ fn check_path(path: &str) -> Result<(), &'static str> {
 
 fn parse_tcp(body: &str) -> Result<Address, (&'static str, String)> {
     let (host, port) = if let Some(after) = body.strip_prefix('[') {
-        let (h, rest) = after
-            .split_once(']')
-            .ok_or(("host", "IPv6 literal is missing its closing ']'".to_string()))?;
+        let (h, rest) = after.split_once(']').ok_or((
+            "host",
+            "IPv6 literal is missing its closing ']'".to_string(),
+        ))?;
         let port = rest
             .strip_prefix(':')
             .ok_or(("port", "missing ':PORT' after the host".to_string()))?;
@@ -256,11 +257,15 @@ fn parse_tcp(body: &str) -> Result<Address, (&'static str, String)> {
         }
         (h, port)
     } else {
-        let (h, p) = body
-            .rsplit_once(':')
-            .ok_or(("port", "missing ':PORT' (e.g. tcp:192.0.2.10:9100)".to_string()))?;
+        let (h, p) = body.rsplit_once(':').ok_or((
+            "port",
+            "missing ':PORT' (e.g. tcp:192.0.2.10:9100)".to_string(),
+        ))?;
         if h.contains(':') {
-            return Err(("host", "put an IPv6 address in brackets: tcp:[::1]:9100".to_string()));
+            return Err((
+                "host",
+                "put an IPv6 address in brackets: tcp:[::1]:9100".to_string(),
+            ));
         }
         if h.is_empty()
             || !h
@@ -552,7 +557,8 @@ mod tests {
                 host: ip.to_string(),
                 port: 9100
             }),
-            (any::<u16>(), any::<u16>()).prop_map(|(vid, pid)| Address::Usb(UsbSelector::Ids { vid, pid })),
+            (any::<u16>(), any::<u16>())
+                .prop_map(|(vid, pid)| Address::Usb(UsbSelector::Ids { vid, pid })),
             (any::<u8>(), proptest::collection::vec(1u8.., 1..7))
                 .prop_map(|(bus, ports)| Address::Usb(UsbSelector::Port { bus, ports })),
             "[a-z0-9_-]{1,10}".prop_map(|kind| Address::Sim { kind }),

@@ -43,14 +43,19 @@ fn a_corrupting_peer_is_caught_at_the_right_offset() {
     let flipper = std::thread::spawn(move || {
         let mut seen = 0usize;
         let mut buf = [0u8; 512];
-        while let Ok(n) = master.read_available(&mut buf, Deadline::after(Duration::from_millis(500))) {
+        while let Ok(n) =
+            master.read_available(&mut buf, Deadline::after(Duration::from_millis(500)))
+        {
             for (i, b) in buf[..n].iter_mut().enumerate() {
                 if seen + i == 300 {
                     *b ^= 0x01; // a single bit error, as a noisy line makes
                 }
             }
             seen += n;
-            if master.write_all(&buf[..n], Deadline::after(Duration::from_secs(1))).is_err() {
+            if master
+                .write_all(&buf[..n], Deadline::after(Duration::from_secs(1)))
+                .is_err()
+            {
                 break;
             }
         }

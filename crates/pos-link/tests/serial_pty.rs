@@ -11,7 +11,8 @@ fn secs(s: u64) -> Deadline {
 
 fn open_pair() -> (PtyPair, SerialLink) {
     let pty = PtyPair::open().expect("allocate a pty");
-    let port = SerialLink::open(pty.slave_path(), SerialSettings::default()).expect("open the slave as a serial port");
+    let port = SerialLink::open(pty.slave_path(), SerialSettings::default())
+        .expect("open the slave as a serial port");
     (pty, port)
 }
 
@@ -26,7 +27,9 @@ fn bytes_flow_both_ways_unchanged() {
     pty.master().read_exact(&mut got, secs(2)).unwrap();
     assert_eq!(got, all);
 
-    pty.master().write_all(b"\x10\x04\x01status\r\n", secs(2)).unwrap();
+    pty.master()
+        .write_all(b"\x10\x04\x01status\r\n", secs(2))
+        .unwrap();
     let mut back = [0u8; 11];
     port.read_exact(&mut back, secs(2)).unwrap();
     assert_eq!(&back, b"\x10\x04\x01status\r\n");
@@ -36,9 +39,14 @@ fn bytes_flow_both_ways_unchanged() {
 fn a_read_past_its_deadline_is_a_timeout() {
     let (_pty, mut port) = open_pair();
     let started = Instant::now();
-    let err = port.read_available(&mut [0u8; 8], Deadline::after(Duration::from_millis(50))).unwrap_err();
+    let err = port
+        .read_available(&mut [0u8; 8], Deadline::after(Duration::from_millis(50)))
+        .unwrap_err();
     assert_eq!(err.kind(), FaultKind::Timeout, "{err}");
-    assert!(started.elapsed() >= Duration::from_millis(45), "returned before its deadline");
+    assert!(
+        started.elapsed() >= Duration::from_millis(45),
+        "returned before its deadline"
+    );
     assert!(err.to_string().contains("timed out"), "{err}");
 }
 
@@ -47,7 +55,9 @@ fn read_exact_timeout_says_how_much_arrived() {
     let (mut pty, mut port) = open_pair();
     pty.master().write_all(b"abc", secs(1)).unwrap();
     let mut buf = [0u8; 5];
-    let err = port.read_exact(&mut buf, Deadline::after(Duration::from_millis(100))).unwrap_err();
+    let err = port
+        .read_exact(&mut buf, Deadline::after(Duration::from_millis(100)))
+        .unwrap_err();
     match err {
         LinkError::Timeout { done, .. } => assert_eq!(done, 3),
         other => panic!("expected a timeout, got {other}"),
@@ -67,7 +77,10 @@ fn the_device_side_closing_is_disconnected() {
 fn the_driver_side_closing_is_disconnected_for_the_simulator() {
     let (mut pty, port) = open_pair();
     drop(port);
-    let err = pty.master().read_available(&mut [0u8; 8], secs(2)).unwrap_err();
+    let err = pty
+        .master()
+        .read_available(&mut [0u8; 8], secs(2))
+        .unwrap_err();
     assert_eq!(err.kind(), FaultKind::Disconnected, "{err}");
 }
 
@@ -81,9 +94,13 @@ fn a_second_opener_is_told_busy() {
 
 #[test]
 fn a_missing_port_is_not_found() {
-    let err = SerialLink::open("/dev/ttyNOPE-pos-link-test", SerialSettings::default()).unwrap_err();
+    let err =
+        SerialLink::open("/dev/ttyNOPE-pos-link-test", SerialSettings::default()).unwrap_err();
     assert_eq!(err.kind(), FaultKind::NotFound, "{err}");
-    assert!(err.to_string().contains("/dev/ttyNOPE-pos-link-test"), "{err}");
+    assert!(
+        err.to_string().contains("/dev/ttyNOPE-pos-link-test"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -105,7 +122,9 @@ fn stale_input_is_discarded() {
     // Give the line discipline a moment to move the bytes across.
     std::thread::sleep(Duration::from_millis(20));
     port.discard_input().unwrap();
-    let err = port.read_available(&mut [0u8; 8], Deadline::after(Duration::from_millis(30))).unwrap_err();
+    let err = port
+        .read_available(&mut [0u8; 8], Deadline::after(Duration::from_millis(30)))
+        .unwrap_err();
     assert_eq!(err.kind(), FaultKind::Timeout);
     // Input arriving after the discard is read normally.
     pty.master().write_all(b"new", secs(1)).unwrap();

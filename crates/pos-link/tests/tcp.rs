@@ -14,7 +14,7 @@ fn secs(s: u64) -> Deadline {
 
 fn listener() -> (TcpListener, u16) {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    let port = l.local_addr().unwrap().port();
+    let port = l.local_addr().expect("local address").port();
     (l, port)
 }
 
@@ -57,9 +57,14 @@ fn a_silent_peer_gives_a_timeout() {
     });
     let mut link = TcpLink::connect("127.0.0.1", port, Duration::from_secs(2)).unwrap();
     let started = Instant::now();
-    let err = link.read_available(&mut [0u8; 4], Deadline::after(Duration::from_millis(50))).unwrap_err();
+    let err = link
+        .read_available(&mut [0u8; 4], Deadline::after(Duration::from_millis(50)))
+        .unwrap_err();
     assert_eq!(err.kind(), FaultKind::Timeout, "{err}");
-    assert!(started.elapsed() >= Duration::from_millis(45), "returned before its deadline");
+    assert!(
+        started.elapsed() >= Duration::from_millis(45),
+        "returned before its deadline"
+    );
     server.join().unwrap();
 }
 
@@ -128,5 +133,8 @@ fn stale_input_is_discarded_and_a_closed_peer_reported() {
     tx.send(()).unwrap();
     server.join().unwrap();
     thread::sleep(Duration::from_millis(20));
-    assert_eq!(link.discard_input().unwrap_err().kind(), FaultKind::Disconnected);
+    assert_eq!(
+        link.discard_input().unwrap_err().kind(),
+        FaultKind::Disconnected
+    );
 }
