@@ -1,0 +1,169 @@
+//! `posctl`: the command-line tool of the POS device layer.
+//!
+//! For integrators wiring a lane and technicians checking one: find the devices, see what is
+//! wrong, and (in later versions) run self-tests and sales. See `posctl --help`.
+#![warn(missing_docs)]
+
+mod devices;
+mod udev_rules;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes, stated in `--help` and the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: everything worked and every device checked is fine.
+    Ok,
+    /// 1: an error: bad input, a device that cannot be reached or opened.
+    Error,
+    /// 2: the device answered but reports a fault (paper out, cover open, card mute, ...).
+    DeviceFault,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(match e {
+            Exit::Ok => 0,
+            Exit::Error => 1,
+            Exit::DeviceFault => 2,
+        })
+    }
+}
+
+/// An error to show a person: what went wrong and, where known, what to do.
+#[derive(Debug)]
+pub struct CliError {
+    /// What went wrong.
+    pub message: String,
+    /// What to try.
+    pub hint: Option<String>,
+    /// The exit code it maps to.
+    pub exit: Exit,
+}
+
+impl CliError {
+    /// A plain error (exit 1).
+    pub fn new(message: impl Into<String>) -> Self {
+        CliError {
+            message: message.into(),
+            hint: None,
+            exit: Exit::Error,
+        }
+    }
+}
+
+impl From<pos_link::LinkError> for CliError {
+    fn from(e: pos_link::LinkError) -> Self {
+        CliError {
+            hint: e.hint().map(str::to_string),
+            message: e.to_string(),
+            exit: Exit::Error,
+        }
+    }
+}
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  ok
+  1  error: bad input, or a device that cannot be reached or opened
+  2  the device answered but reports a fault (e.g. paper out, cover open)
+
+Logging: RUST_LOG=debug (or -v / -vv) for details on standard error.";
+
+/// posctl: find, check and drive POS devices (chip readers, magstripe readers, receipt printers).
+#[derive(Debug, Parser)]
+#[command(name = "posctl", version, about, after_help = EXIT_CODES)]
+struct Cli {
+    /// Print machine-readable JSON on standard output instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+
+    /// More log output on standard error (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
+    /// Only errors on standard error.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List serial ports and USB devices, labelled (chip readers, printers, magstripe
+    /// readers, USB-serial adapters), with their URIs and whether this user may open them.
+    Devices,
+    /// Print the udev rules that give group `pos` access to POS devices, or check a rules
+    /// file's syntax and policy.
+    UdevRules {
+        /// Check this rules file (e.g. /etc/udev/rules.d/70-pos-devices.rules) instead of
+        /// printing the shipped rules.
+        #[arg(long, value_name = "FILE")]
+        check: Option<std::path::PathBuf>,
+    },
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let default = if quiet {
+        "error"
+    } else {
+        match verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        }
+    };
+    // RUST_LOG, when set, wins over -v/-q.
+    let env = env_logger::Env::default().default_filter_or(default);
+    // Ignore a second initialisation (cannot happen in the binary; harmless anyway).
+    let _ = env_logger::Builder::from_env(env)
+        .format_timestamp_millis()
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are not errors; usage errors exit 1 (2 is reserved for
+            // device faults, so clap's default of 2 is not used).
+            let code = if e.use_stderr() {
+                Exit::Error
+            } else {
+                Exit::Ok
+            };
+            let _ = e.print();
+            return code.into();
+        }
+    };
+    init_logging(cli.verbose, cli.quiet);
+    let result = match &cli.command {
+        Command::Devices => devices::run(cli.json),
+        Command::UdevRules { check } => udev_rules::run(check.as_deref(), cli.json),
+    };
+    match result {
+        Ok(exit) => exit.into(),
+        Err(err) => {
+            if cli.json {
+                let body = serde_json::json!({
+                    "error": err.message,
+                    "hint": err.hint,
+                });
+                println!("{body}");
+            } else {
+                let mut stderr = std::io::stderr().lock();
+                let _ = writeln!(stderr, "posctl: {}", err.message);
+                if let Some(h) = &err.hint {
+                    let _ = writeln!(stderr, "  hint: {h}");
+                }
+            }
+            err.exit.into()
+        }
+    }
+}
