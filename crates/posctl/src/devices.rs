@@ -49,9 +49,7 @@ fn collect() -> Listing {
                 source: "usb",
                 fault: e.kind(),
                 message: format!("USB devices could not be listed: {e}"),
-                hint: Some(e.hint().map(str::to_string).unwrap_or_else(|| {
-                    "is /dev/bus/usb present (e.g. inside a container it may not be)?".into()
-                })),
+                hint: e.hint().map(str::to_string),
             });
             Vec::new()
         }
