@@ -334,6 +334,24 @@ pub fn classify_io(
     }
 }
 
+/// The outcome of one `read(2)` as a link result: end of file is `Disconnected` (a stream
+/// read only returns 0 when the other end is gone), an error is classified by [`classify_io`].
+pub(crate) fn read_outcome(
+    result: io::Result<usize>,
+    target: &str,
+    waited: Duration,
+) -> Result<usize, LinkError> {
+    match result {
+        Ok(0) => Err(LinkError::disconnected(
+            target,
+            Operation::Read,
+            "end of file",
+        )),
+        Ok(n) => Ok(n),
+        Err(e) => Err(classify_io(e, target, Operation::Read, waited)),
+    }
+}
+
 /// Classify a libusb error from `operation` on `target` (same rules as [`classify_io`]).
 pub fn classify_usb(
     err: rusb::Error,

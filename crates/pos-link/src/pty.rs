@@ -21,7 +21,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
-use crate::error::{LinkError, Operation, classify_io};
+use crate::error::{LinkError, Operation, classify_io, read_outcome};
 use crate::link::{Deadline, Link, Pacing, write_all_with};
 
 /// A pseudo-terminal: the master end as a [`Link`], and the slave's path for the driver.
@@ -196,20 +196,7 @@ impl Link for PtyMaster {
                 0,
             ));
         }
-        match self.file.read(buf) {
-            Ok(0) => Err(LinkError::disconnected(
-                &self.target,
-                Operation::Read,
-                "end of file",
-            )),
-            Ok(n) => Ok(n),
-            Err(e) => Err(classify_io(
-                e,
-                &self.target,
-                Operation::Read,
-                deadline.waited(),
-            )),
-        }
+        read_outcome(self.file.read(buf), &self.target, deadline.waited())
     }
 
     fn flush(&mut self, _deadline: Deadline) -> Result<(), LinkError> {

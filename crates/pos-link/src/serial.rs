@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serialport::{ClearBuffer, SerialPort, TTYPort};
 
-use crate::error::{LinkError, Operation, classify_io};
+use crate::error::{LinkError, Operation, classify_io, read_outcome};
 use crate::link::{Deadline, Link, Pacing, write_all_with};
 
 /// Parity setting.
@@ -373,20 +373,7 @@ impl Link for SerialLink {
             return Ok(0);
         }
         self.set_timeout(deadline.remaining())?;
-        match self.port.read(buf) {
-            Ok(0) => Err(LinkError::disconnected(
-                &self.target,
-                Operation::Read,
-                "end of file",
-            )),
-            Ok(n) => Ok(n),
-            Err(e) => Err(classify_io(
-                e,
-                &self.target,
-                Operation::Read,
-                deadline.waited(),
-            )),
-        }
+        read_outcome(self.port.read(buf), &self.target, deadline.waited())
     }
 
     fn flush(&mut self, deadline: Deadline) -> Result<(), LinkError> {
