@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 mod devices;
+mod printer;
 mod udev_rules;
 
 use std::io::Write;
@@ -98,6 +99,9 @@ enum Command {
     /// List serial ports and USB devices, labelled (chip readers, printers, magstripe
     /// readers, USB-serial adapters), with their URIs and whether this user may open them.
     Devices,
+    /// Receipt printers: live status, printing with confirmation, self-test, watch.
+    #[command(subcommand)]
+    Printer(PrinterCommand),
     /// Print the udev rules that give group `pos` access to POS devices, or check a rules
     /// file's syntax and policy.
     UdevRules {
@@ -105,6 +109,44 @@ enum Command {
         /// printing the shipped rules.
         #[arg(long, value_name = "FILE")]
         check: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PrinterCommand {
+    /// Live status: ready or not, and each condition (paper_out, cover_open, cutter_jam, ...).
+    /// Exit 2 when the printer is not ready.
+    Status {
+        /// The printer: serial:..., tcp:HOST:9100, usb:VID:PID, sim:printer?fault=...
+        #[arg(long, value_name = "URI")]
+        device: String,
+    },
+    /// Print a receipt document (JSON, as pos-hal's Document) or plain text; `-` reads
+    /// standard input. Exit 0 only when the printer confirmed the job or its status was clean
+    /// afterwards.
+    Print {
+        /// The printer URI.
+        #[arg(long, value_name = "URI")]
+        device: String,
+        /// The file to print, or `-`.
+        #[arg(value_name = "FILE")]
+        file: String,
+    },
+    /// Print a test page (profile, code pages with euro and Chinese, barcode, QR code, cut)
+    /// and report the print outcome.
+    Selftest {
+        /// The printer URI.
+        #[arg(long, value_name = "URI")]
+        device: String,
+    },
+    /// Show status changes as they happen.
+    Watch {
+        /// The printer URI.
+        #[arg(long, value_name = "URI")]
+        device: String,
+        /// Stop after this many seconds (default: until interrupted).
+        #[arg(long)]
+        seconds: Option<u64>,
     },
 }
 
@@ -146,6 +188,12 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Devices => devices::run(cli.json),
         Command::UdevRules { check } => udev_rules::run(check.as_deref(), cli.json),
+        Command::Printer(p) => match p {
+            PrinterCommand::Status { device } => printer::status(device, cli.json),
+            PrinterCommand::Print { device, file } => printer::print(device, file, cli.json),
+            PrinterCommand::Selftest { device } => printer::selftest(device, cli.json),
+            PrinterCommand::Watch { device, seconds } => printer::watch(device, *seconds, cli.json),
+        },
     };
     match result {
         Ok(exit) => exit.into(),

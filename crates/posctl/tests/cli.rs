@@ -117,3 +117,149 @@ fn udev_rules_prints_the_shipped_rules_and_checks_files() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 }
+
+#[test]
+fn printer_status_on_a_ready_virtual_printer_exits_0() {
+    let out = posctl(&["--json", "printer", "status", "--device", "sim:printer"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["ready"], true);
+    assert_eq!(v["conditions"].as_array().unwrap().len(), 0);
+    assert!(v["model"].is_string(), "{v}");
+}
+
+#[test]
+fn printer_status_reports_each_fault_and_exits_2() {
+    for (fault, name) in [
+        ("paper-out", "paper_out"),
+        ("cover-open", "cover_open"),
+        ("cutter-jam", "cutter_jam"),
+        ("offline", "offline"),
+    ] {
+        let device = format!("sim:printer?fault={fault}");
+        if fault == "cutter-jam" {
+            // A jam happens at a cut: print a receipt first, then ask.
+            let out = posctl(&["--json", "printer", "selftest", "--device", &device]);
+            assert_eq!(out.status.code(), Some(2), "{fault}");
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+            assert_eq!(v["printed"], false);
+            assert_eq!(v["fault"], name);
+            continue;
+        }
+        let out = posctl(&["--json", "printer", "status", "--device", &device]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{fault}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert_eq!(v["ready"], false, "{v}");
+        assert!(
+            v["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c == name),
+            "{fault}: {v}"
+        );
+    }
+    // Near end is a warning: ready, exit 0.
+    let out = posctl(&[
+        "--json",
+        "printer",
+        "status",
+        "--device",
+        "sim:printer?fault=near-end",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["warning"], "paper_near_end");
+}
+
+#[test]
+fn a_silent_printer_exits_1_with_printer_offline() {
+    let out = posctl(&[
+        "--json",
+        "printer",
+        "status",
+        "--device",
+        "sim:printer?fault=silent",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["fault"], "printer_offline");
+}
+
+#[test]
+fn selftest_prints_and_reports_confirmation() {
+    let out = posctl(&["--json", "printer", "selftest", "--device", "sim:printer"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["outcome"], "confirmed");
+    assert_eq!(v["printed"], true);
+    let text = v["rendering"].as_str().unwrap();
+    assert!(
+        text.contains("PRINTER SELF-TEST") && text.contains("Euro: € 12,50"),
+        "{text}"
+    );
+}
+
+#[test]
+fn printing_a_file_and_paper_running_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("receipt.txt");
+    std::fs::write(
+        &file,
+        (0..20).map(|i| format!("item {i}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let out = posctl(&["printer", "print", "--device", "sim:printer", f]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("item 19"));
+
+    let out = posctl(&[
+        "--json",
+        "printer",
+        "print",
+        "--device",
+        "sim:printer?after=5",
+        f,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["printed"], false);
+    assert_eq!(v["fault"], "paper_out");
+
+    let json = dir.path().join("receipt.json");
+    std::fs::write(&json, r#"{"blocks":[{"type":"text","text":"from json"},{"type":"barcode","symbology":"ean13","data":"123","height":50,"module_width":2,"hri":"below","align":"center"}]}"#).unwrap();
+    let out = posctl(&[
+        "printer",
+        "print",
+        "--device",
+        "sim:printer",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "bad barcode data is bad input");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("EAN-13"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

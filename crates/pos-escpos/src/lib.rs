@@ -1,0 +1,32 @@
+//! # pos-escpos: ESC/POS receipt printers that never report an unprinted receipt as printed
+//!
+//! - [`codepage`]: text to printer bytes through real code-page tables (CP437, CP858 with
+//!   the euro, CP1252, GB18030 in Chinese mode); characters a code page lacks are replaced
+//!   visibly, never dropped.
+//! - [`command`]: the ESC/POS command table, one encoder and one parser, used by the driver
+//!   and by the virtual printer alike.
+//! - [`encode`]: the pos-hal receipt [`Document`](pos_hal::Document) to ESC/POS bytes
+//!   (styles, barcodes with validation, QR codes, raster images with threshold or dithering).
+//! - [`profile`]: printer profiles as data (paper width, dots, code pages, cutter, ASB,
+//!   process-ID confirmation), built in or loaded from a file.
+//! - [`status`]: DLE EOT, Automatic Status Back, GS I and GS ( H replies, parsed into
+//!   pos-hal [`PrinterConditions`](pos_hal::PrinterConditions), and a reader that tells the
+//!   reply kinds apart by their fixed bits.
+#![warn(missing_docs)]
+
+pub mod codepage;
+pub mod command;
+pub mod encode;
+pub mod profile;
+pub mod selftest;
+#[cfg(feature = "sim")]
+pub mod sim;
+pub mod status;
+
+mod driver;
+mod error;
+mod factory;
+
+pub use driver::{DriverConfig, EscPosPrinter};
+pub use error::{EscPosError, JobProgress};
+pub use factory::{open, profile_for};
