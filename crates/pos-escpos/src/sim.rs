@@ -382,9 +382,15 @@ impl State {
                 self.chinese = on;
             }
             Command::Barcode { system, data } => {
+                // CODE128 data starts with its code set ({A, {B or {C); show the data only.
+                let shown = match (system, data.as_slice()) {
+                    (73, [b'{', _, rest @ ..]) => rest,
+                    (_, all) => all,
+                };
+                let name = barcode_name(system);
                 self.note(format!(
-                    "[BARCODE {system}: {}]",
-                    String::from_utf8_lossy(&data)
+                    "[BARCODE {name}: {}]",
+                    String::from_utf8_lossy(shown)
                 ));
             }
             Command::QrStore(data) => self.qr_data = data,
