@@ -30,3 +30,8 @@ mod factory;
 pub use driver::{DriverConfig, EscPosPrinter};
 pub use error::{EscPosError, JobProgress};
 pub use factory::{open, profile_for};
+
+/// The README's example, compiled and run as a doctest so it cannot rot.
+#[cfg(all(doctest, feature = "sim"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -263,3 +263,18 @@ fn printing_a_file_and_paper_running_out() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn printer_watch_shows_the_status_and_stops_when_told() {
+    let out = posctl(&[
+        "printer",
+        "watch",
+        "--device",
+        "sim:printer?fault=near-end",
+        "--seconds",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("status: ready [paper_near_end]"), "{text}");
+}
