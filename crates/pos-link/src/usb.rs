@@ -419,7 +419,7 @@ fn describe_driver(name: Option<&str>, class: u8) -> String {
 /// Dropping it releases the interface and, if a kernel driver was detached to claim it,
 /// gives the interface back to that driver.
 pub struct UsbLink {
-    handle: rusb::DeviceHandle<rusb::Context>,
+    handle: std::sync::Arc<rusb::DeviceHandle<rusb::Context>>,
     target: String,
     endpoints: UsbEndpoints,
     /// Bulk IN buffer: whole transfers land here and reads are served from it.
@@ -428,6 +428,8 @@ pub struct UsbLink {
     rx_end: usize,
     /// A kernel driver was detached by hand (no auto-detach): reattach it on drop.
     reattach_kernel_driver: bool,
+    /// Class-specific descriptor bytes of the claimed interface and its endpoints.
+    class_descriptors: Vec<u8>,
 }
 
 impl fmt::Debug for UsbLink {
@@ -610,6 +612,17 @@ impl UsbLink {
             source: None,
         })?;
         let iface = endpoints.interface;
+        // Class-specific descriptors of the chosen interface (e.g. the CCID descriptor 0x21),
+        // then those of its endpoints, where some old readers put them.
+        let mut class_descriptors = Vec::new();
+        for interface in config.interfaces().filter(|i| i.number() == iface) {
+            for alt in interface.descriptors().filter(|d| d.setting_number() == 0) {
+                class_descriptors.extend_from_slice(alt.extra());
+                for ep in alt.endpoint_descriptors() {
+                    class_descriptors.extend_from_slice(ep.extra().unwrap_or_default());
+                }
+            }
+        }
 
         let reattach_kernel_driver =
             Self::claim(&handle, &device, config.number(), &endpoints, &target)?;
@@ -622,13 +635,14 @@ impl UsbLink {
         );
         let rx_len = packet_multiple(RX_BUFFER_TARGET, endpoints.max_packet_in, RX_BUFFER_MIN);
         Ok(UsbLink {
-            handle,
+            handle: std::sync::Arc::new(handle),
             target,
             endpoints,
             rx: vec![0; rx_len],
             rx_start: 0,
             rx_end: 0,
             reattach_kernel_driver,
+            class_descriptors,
         })
     }
 
@@ -736,35 +750,24 @@ impl UsbLink {
         let Some(ep) = self.endpoints.interrupt_in else {
             return Err(self.missing_endpoint("interrupt IN"));
         };
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        loop {
-            match self
-                .handle
-                .read_interrupt(ep, buf, usb_timeout(deadline.remaining()))
-            {
-                Ok(0) if deadline.passed() => {
-                    return Err(LinkError::timeout(
-                        &self.target,
-                        Operation::Read,
-                        deadline.waited(),
-                        0,
-                    ));
-                }
-                Ok(0) => {}
-                Ok(n) => return Ok(n),
-                Err(rusb::Error::Interrupted) if !deadline.passed() => {}
-                Err(e) => {
-                    return Err(classify_usb(
-                        e,
-                        &self.target,
-                        Operation::Read,
-                        deadline.waited(),
-                    ));
-                }
-            }
-        }
+        interrupt_read(&self.handle, ep, &self.target, buf, deadline)
+    }
+
+    /// The class-specific descriptors of the claimed interface (then of its endpoints), as
+    /// the device reported them: e.g. the CCID class descriptor (type 0x21).
+    pub fn class_descriptors(&self) -> &[u8] {
+        &self.class_descriptors
+    }
+
+    /// A reader of the interrupt IN endpoint that can run on its own thread (card presence
+    /// notifications) while this link does bulk transfers. `None` when the interface has no
+    /// interrupt endpoint.
+    pub fn interrupt_reader(&self) -> Option<UsbInterruptReader> {
+        self.endpoints.interrupt_in.map(|ep| UsbInterruptReader {
+            handle: std::sync::Arc::clone(&self.handle),
+            endpoint: ep,
+            target: self.target.clone(),
+        })
     }
 
     /// A control transfer to the device (host to device): `request_type` is
@@ -963,6 +966,61 @@ impl Link for UsbLink {
             max_chunk: packet_multiple(WRITE_CHUNK_TARGET, self.endpoints.max_packet_out, 0),
             bytes_per_second: None,
         }
+    }
+}
+
+/// Reads one interrupt transfer, retrying zero-length ones and interruptions until the deadline.
+fn interrupt_read(
+    handle: &rusb::DeviceHandle<rusb::Context>,
+    ep: u8,
+    target: &str,
+    buf: &mut [u8],
+    deadline: Deadline,
+) -> Result<usize, LinkError> {
+    if buf.is_empty() {
+        return Ok(0);
+    }
+    loop {
+        match handle.read_interrupt(ep, buf, usb_timeout(deadline.remaining())) {
+            Ok(0) if deadline.passed() => {
+                return Err(LinkError::timeout(
+                    target,
+                    Operation::Read,
+                    deadline.waited(),
+                    0,
+                ));
+            }
+            Ok(0) => {}
+            Ok(n) => return Ok(n),
+            Err(rusb::Error::Interrupted) if !deadline.passed() => {}
+            Err(e) => return Err(classify_usb(e, target, Operation::Read, deadline.waited())),
+        }
+    }
+}
+
+/// The interrupt IN endpoint of a [`UsbLink`], readable from another thread.
+pub struct UsbInterruptReader {
+    handle: std::sync::Arc<rusb::DeviceHandle<rusb::Context>>,
+    endpoint: u8,
+    target: String,
+}
+
+impl fmt::Debug for UsbInterruptReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UsbInterruptReader")
+            .field("target", &self.target)
+            .field("endpoint", &self.endpoint)
+            .finish()
+    }
+}
+
+impl UsbInterruptReader {
+    /// Read one interrupt transfer (e.g. a CCID NotifySlotChange) into `buf`.
+    ///
+    /// Errors: `Timeout` when nothing came by the deadline, `Disconnected` when the device
+    /// went away, `Io`/`Usb` otherwise.
+    pub fn read(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize, LinkError> {
+        interrupt_read(&self.handle, self.endpoint, &self.target, buf, deadline)
     }
 }
 
