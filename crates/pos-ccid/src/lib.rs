@@ -1,0 +1,28 @@
+//! # pos-ccid: USB CCID smart-card readers, driven directly over USB
+//!
+//! - [`descriptor`]: the CCID class descriptor (0x21): exchange level, automatic features,
+//!   message size, slots, voltages, protocols, clocks and data rates.
+//! - [`message`]: every PC_to_RDR and RDR_to_PC bulk message and the interrupt
+//!   notifications, one codec for the driver and the virtual reader alike.
+//! - [`atr`]: Answer-To-Reset parsing (ISO 7816-3) and the timings it implies.
+//! - [`t1`]: the T=1 block protocol (both the terminal and the card side).
+//! - [`t0`]: T=0 TPDUs and procedure bytes.
+#![warn(missing_docs)]
+
+pub mod atr;
+pub mod descriptor;
+pub mod message;
+#[cfg(feature = "sim")]
+pub mod sim;
+pub mod t0;
+pub mod t1;
+pub mod transport;
+
+mod error;
+mod factory;
+mod reader;
+
+pub use error::CcidError;
+pub use factory::{AnyReader, open};
+pub use reader::{CcidReader, ReaderConfig};
+pub use transport::{CcidTransport, InterruptSource, UsbTransport};

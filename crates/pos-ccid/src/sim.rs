@@ -1,0 +1,787 @@
+//! The virtual CCID reader (feature `sim`): a reader at the USB-message level.
+//!
+//! It implements [`CcidTransport`], decoding every bulk OUT message with the same codec the
+//! driver encodes with and answering with encoded RDR_to_PC messages, so the driver's whole
+//! path (codec, time extensions, PPS, SetParameters, the T=1 engine, notifications) runs
+//! against it. Cards plug in through [`pos_hal::VirtualCard`] (ATR + APDU -> response).
+//!
+//! Configurable: APDU level, TPDU level with T=1 (the card side of T=1 runs in
+//! [`T1Card`]), TPDU level with T=0; with or without an interrupt endpoint; reader-driven
+//! PPS or not. Faults: card removed at the Nth exchange (also mid T=1 chain), mute card,
+//! transfer (parity) errors, WTX storms, reader unplugged, slow card.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use pos_hal::VirtualCard;
+use pos_link::{Deadline, LinkError, Operation};
+
+use crate::descriptor::{CcidDescriptor, ExchangeLevel};
+use crate::message::{
+    Header, IccStatus, Notification, ProtocolParams, Request, Response, SlotChange, SlotError,
+    SlotStatusByte,
+};
+use crate::t1::{CardAction, Checksum, T1Card};
+use crate::transport::{CcidTransport, InterruptSource};
+
+/// The exchange level the virtual reader offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimLevel {
+    /// Short and extended APDUs (the reader runs the card protocol).
+    Apdu,
+    /// TPDUs; the card speaks T=1 (the host runs the T=1 engine).
+    TpduT1,
+    /// TPDUs; the card speaks T=0.
+    TpduT0,
+}
+
+/// How the virtual reader is built.
+#[derive(Debug, Clone)]
+pub struct SimReaderConfig {
+    /// Exchange level.
+    pub level: SimLevel,
+    /// Whether it has an interrupt endpoint (else the driver polls).
+    pub interrupt: bool,
+    /// Whether the reader negotiates speed (PPS) and parameters itself.
+    pub auto_pps: bool,
+    /// Longest message (dwMaxCCIDMessageLength).
+    pub max_message_length: u32,
+    /// Time the card takes per byte exchanged (a slow card); zero for none.
+    pub card_time_per_byte: Duration,
+}
+
+impl Default for SimReaderConfig {
+    fn default() -> Self {
+        SimReaderConfig {
+            level: SimLevel::Apdu,
+            interrupt: true,
+            auto_pps: true,
+            max_message_length: 271,
+            card_time_per_byte: Duration::ZERO,
+        }
+    }
+}
+
+/// Faults to inject, changeable while running through [`SimReaderHandle`].
+#[derive(Debug, Clone, Default)]
+pub struct SimFaults {
+    /// Remove the card when the Nth XfrBlock after power-on arrives (1 = the first).
+    pub remove_at_exchange: Option<u32>,
+    /// Report a parity (transfer) error for the Nth XfrBlock after power-on.
+    pub parity_error_at_exchange: Option<u32>,
+    /// The card sends this many WTX requests before each T=1 response.
+    pub wtx_storm: u8,
+    /// The card answers nothing to commands (it did answer reset).
+    pub mute_after_atr: bool,
+    /// The reader sends this many time-extension replies before each XfrBlock answer.
+    pub time_extensions: u8,
+}
+
+struct Slot {
+    card: Option<Box<dyn VirtualCard>>,
+    powered: bool,
+    t1: Option<T1Card>,
+    /// T=0 response data waiting for GET RESPONSE.
+    t0_pending: Vec<u8>,
+    /// APDU-level command being chained in, and response being chained out.
+    chain_in: Vec<u8>,
+    chain_out: VecDeque<u8>,
+    exchanges: u32,
+}
+
+struct State {
+    config: SimReaderConfig,
+    faults: SimFaults,
+    slot: Slot,
+    replies: VecDeque<Vec<u8>>,
+    notifications: VecDeque<Vec<u8>>,
+    unplugged: bool,
+    aborts: u32,
+}
+
+type Shared = Arc<(Mutex<State>, Condvar)>;
+
+fn lock(s: &Shared) -> MutexGuard<'_, State> {
+    s.0.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The reader side: give it to [`CcidReader::new`](crate::CcidReader::new).
+pub struct VirtualReader {
+    shared: Shared,
+    target: String,
+    interrupt_taken: bool,
+    descriptor: CcidDescriptor,
+}
+
+/// Control of a running virtual reader: insert and remove cards, unplug, inject faults.
+#[derive(Clone)]
+pub struct SimReaderHandle {
+    shared: Shared,
+}
+
+impl std::fmt::Debug for SimReaderHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimReaderHandle").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for VirtualReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VirtualReader")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+fn descriptor_for(cfg: &SimReaderConfig) -> CcidDescriptor {
+    let mut d = match cfg.level {
+        SimLevel::Apdu => CcidDescriptor::example_apdu_reader(),
+        SimLevel::TpduT1 | SimLevel::TpduT0 => CcidDescriptor::example_tpdu_reader(),
+    };
+    d.max_message_length = cfg.max_message_length;
+    d.set_auto_pps(cfg.auto_pps);
+    d
+}
+
+impl VirtualReader {
+    /// A virtual reader with no card, and its control handle.
+    pub fn new(config: SimReaderConfig, target: &str) -> (VirtualReader, SimReaderHandle) {
+        let descriptor = descriptor_for(&config);
+        let state = State {
+            config,
+            faults: SimFaults::default(),
+            slot: Slot {
+                card: None,
+                powered: false,
+                t1: None,
+                t0_pending: Vec::new(),
+                chain_in: Vec::new(),
+                chain_out: VecDeque::new(),
+                exchanges: 0,
+            },
+            replies: VecDeque::new(),
+            notifications: VecDeque::new(),
+            unplugged: false,
+            aborts: 0,
+        };
+        let shared: Shared = Arc::new((Mutex::new(state), Condvar::new()));
+        (
+            VirtualReader {
+                shared: Arc::clone(&shared),
+                target: target.to_string(),
+                interrupt_taken: false,
+                descriptor,
+            },
+            SimReaderHandle { shared },
+        )
+    }
+}
+
+impl SimReaderHandle {
+    fn notify(st: &mut State, present: bool) {
+        if st.config.interrupt {
+            let n = Notification::SlotChange(vec![SlotChange {
+                slot: 0,
+                present,
+                changed: true,
+            }]);
+            st.notifications.push_back(n.encode());
+        }
+    }
+
+    /// Insert a card (replacing one that is there: a removal, then an insertion).
+    pub fn insert(&self, card: Box<dyn VirtualCard>) {
+        let mut st = lock(&self.shared);
+        st.slot.card = Some(card);
+        st.slot.powered = false;
+        st.slot.t1 = None;
+        Self::notify(&mut st, true);
+        drop(st);
+        self.shared.1.notify_all();
+    }
+
+    /// Pull the card out.
+    pub fn remove(&self) {
+        let mut st = lock(&self.shared);
+        Self::remove_locked(&mut st);
+        drop(st);
+        self.shared.1.notify_all();
+    }
+
+    fn remove_locked(st: &mut State) {
+        if st.slot.card.take().is_some() {
+            st.slot.powered = false;
+            st.slot.t1 = None;
+            Self::notify(st, false);
+        }
+    }
+
+    /// Unplug the reader: every transfer fails with `Disconnected` from now on.
+    pub fn unplug(&self) {
+        lock(&self.shared).unplugged = true;
+        self.shared.1.notify_all();
+    }
+
+    /// Replace the fault settings.
+    pub fn set_faults(&self, faults: SimFaults) {
+        lock(&self.shared).faults = faults;
+    }
+
+    /// XfrBlock messages seen since the last power-on.
+    pub fn exchanges(&self) -> u32 {
+        lock(&self.shared).slot.exchanges
+    }
+
+    /// How many aborts (class request) the driver sent.
+    pub fn aborts(&self) -> u32 {
+        lock(&self.shared).aborts
+    }
+}
+
+fn status(icc: IccStatus, failed: bool) -> SlotStatusByte {
+    if failed {
+        SlotStatusByte::failed(icc)
+    } else {
+        SlotStatusByte::ok(icc)
+    }
+}
+
+impl State {
+    fn icc(&self) -> IccStatus {
+        match (&self.slot.card, self.slot.powered) {
+            (None, _) => IccStatus::Absent,
+            (Some(_), true) => IccStatus::PresentActive,
+            (Some(_), false) => IccStatus::PresentInactive,
+        }
+    }
+
+    fn slot_status(&self, slot: u8, seq: u8, failed: bool, error: u8) -> Vec<u8> {
+        Response::SlotStatus {
+            slot,
+            seq,
+            status: status(self.icc(), failed),
+            error,
+            clock_status: 0,
+        }
+        .encode()
+    }
+
+    fn data_block(&self, slot: u8, seq: u8, data: Vec<u8>, chain: u8) -> Vec<u8> {
+        Response::DataBlock {
+            slot,
+            seq,
+            status: status(self.icc(), false),
+            error: 0,
+            chain,
+            data,
+        }
+        .encode()
+    }
+
+    fn failed_block(&self, slot: u8, seq: u8, error: SlotError) -> Vec<u8> {
+        Response::DataBlock {
+            slot,
+            seq,
+            status: status(self.icc(), true),
+            error: error.code(),
+            chain: 0,
+            data: Vec::new(),
+        }
+        .encode()
+    }
+
+    fn handle(&mut self, req: Request) -> Vec<u8> {
+        let (slot, seq) = (req.slot(), req.seq());
+        if slot != 0 {
+            return self.slot_status(slot, seq, true, SlotError::BadParameter(5).code());
+        }
+        match req {
+            Request::IccPowerOn { .. } => {
+                let atr = self.slot.card.as_mut().map(|c| c.power_on());
+                match atr {
+                    None => self.failed_block(slot, seq, SlotError::IccMute),
+                    Some(None) => {
+                        self.slot.powered = false;
+                        self.failed_block(slot, seq, SlotError::IccMute)
+                    }
+                    Some(Some(atr)) => {
+                        self.slot.powered = true;
+                        self.slot.exchanges = 0;
+                        self.slot.t0_pending.clear();
+                        self.slot.chain_in.clear();
+                        self.slot.chain_out.clear();
+                        self.slot.t1 = (self.config.level == SimLevel::TpduT1).then(|| {
+                            let mut c = T1Card::new(254, Checksum::Lrc);
+                            c.wtx_before_response = self.faults.wtx_storm;
+                            c
+                        });
+                        self.data_block(slot, seq, atr, 0)
+                    }
+                }
+            }
+            Request::IccPowerOff { .. } => {
+                self.slot.powered = false;
+                self.slot.t1 = None;
+                self.slot_status(slot, seq, false, 0)
+            }
+            Request::GetSlotStatus { .. } | Request::Abort { .. } | Request::IccClock { .. } => {
+                self.slot_status(slot, seq, false, 0)
+            }
+            Request::SetParameters { params, .. } => Response::Parameters {
+                slot,
+                seq,
+                status: status(self.icc(), false),
+                error: 0,
+                params: Some(params),
+            }
+            .encode(),
+            Request::GetParameters { .. } | Request::ResetParameters { .. } => {
+                Response::Parameters {
+                    slot,
+                    seq,
+                    status: status(self.icc(), false),
+                    error: 0,
+                    params: Some(ProtocolParams::T0 {
+                        findex_dindex: 0x11,
+                        tcckst: 0,
+                        guard_time: 0,
+                        waiting_integer: 10,
+                        clock_stop: 0,
+                    }),
+                }
+                .encode()
+            }
+            Request::Escape { data, .. } => Response::Escape {
+                slot,
+                seq,
+                status: status(self.icc(), false),
+                error: 0,
+                data,
+            }
+            .encode(),
+            Request::XfrBlock {
+                level, data, bwi, ..
+            } => self.xfr(slot, seq, level, bwi, data),
+            _ => self.slot_status(slot, seq, true, SlotError::NotSupported.code()),
+        }
+    }
+
+    fn xfr(&mut self, slot: u8, seq: u8, level: u16, _bwi: u8, data: Vec<u8>) -> Vec<u8> {
+        if self.slot.card.is_none() || !self.slot.powered {
+            return self.failed_block(slot, seq, SlotError::IccMute);
+        }
+        self.slot.exchanges += 1;
+        let n = self.slot.exchanges;
+        if self.faults.remove_at_exchange == Some(n) {
+            SimReaderHandle::remove_locked(self);
+            return self.failed_block(slot, seq, SlotError::IccMute);
+        }
+        if self.faults.parity_error_at_exchange == Some(n) {
+            return self.failed_block(slot, seq, SlotError::XfrParityError);
+        }
+        if !self.config.card_time_per_byte.is_zero() {
+            std::thread::sleep(self.config.card_time_per_byte * data.len() as u32);
+        }
+        // A PPS request at TPDU level: the card accepts what is asked (echo).
+        if self.config.level != SimLevel::Apdu && data.first() == Some(&0xFF) {
+            return self.data_block(slot, seq, data, 0);
+        }
+        let mute = self.faults.mute_after_atr;
+        match self.config.level {
+            SimLevel::Apdu => self.xfr_apdu(slot, seq, level, data, mute),
+            SimLevel::TpduT1 => {
+                let Some(mut t1) = self.slot.t1.take() else {
+                    return self.failed_block(slot, seq, SlotError::HwError);
+                };
+                t1.wtx_before_response = self.faults.wtx_storm;
+                let action = {
+                    let card = &mut self.slot.card;
+                    let mut handler = |apdu: &[u8]| -> Option<Vec<u8>> {
+                        if mute {
+                            return None;
+                        }
+                        card.as_mut().and_then(|c| c.transmit(apdu))
+                    };
+                    t1.handle(&data, &mut handler)
+                };
+                self.slot.t1 = Some(t1);
+                match action {
+                    CardAction::Reply(block) => self.data_block(slot, seq, block, 0),
+                    CardAction::Mute => self.failed_block(slot, seq, SlotError::IccMute),
+                }
+            }
+            SimLevel::TpduT0 => self.xfr_t0(slot, seq, data, mute),
+        }
+    }
+
+    fn card_apdu(&mut self, apdu: &[u8], mute: bool) -> Option<Vec<u8>> {
+        if mute {
+            return None;
+        }
+        self.slot.card.as_mut().and_then(|c| c.transmit(apdu))
+    }
+
+    fn xfr_apdu(&mut self, slot: u8, seq: u8, level: u16, data: Vec<u8>, mute: bool) -> Vec<u8> {
+        let max = (self.config.max_message_length as usize)
+            .saturating_sub(10)
+            .max(16);
+        match level {
+            // Begins / continues: collect, ask for more.
+            1 | 3 => {
+                self.slot.chain_in.extend_from_slice(&data);
+                return self.data_block(slot, seq, Vec::new(), 0x10);
+            }
+            // The host wants the next piece of a chained response.
+            0x10 => {
+                let take = self.slot.chain_out.len().min(max);
+                let piece: Vec<u8> = self.slot.chain_out.drain(..take).collect();
+                let chain = if self.slot.chain_out.is_empty() { 2 } else { 3 };
+                return self.data_block(slot, seq, piece, chain);
+            }
+            _ => {}
+        }
+        let mut apdu = std::mem::take(&mut self.slot.chain_in);
+        apdu.extend_from_slice(&data);
+        let Some(resp) = self.card_apdu(&apdu, mute) else {
+            return self.failed_block(slot, seq, SlotError::IccMute);
+        };
+        if resp.len() <= max {
+            return self.data_block(slot, seq, resp, 0);
+        }
+        self.slot.chain_out = resp.into_iter().collect();
+        let first: Vec<u8> = self.slot.chain_out.drain(..max).collect();
+        self.data_block(slot, seq, first, 1)
+    }
+
+    /// T=0 as a card answers it: case 4 commands are answered 61xx and their data comes
+    /// with GET RESPONSE.
+    fn xfr_t0(&mut self, slot: u8, seq: u8, tpdu: Vec<u8>, mute: bool) -> Vec<u8> {
+        if tpdu.len() < 5 {
+            return self.failed_block(slot, seq, SlotError::BadParameter(10));
+        }
+        let (header, body) = tpdu.split_at(5);
+        // GET RESPONSE for pending data.
+        if header[1] == 0xC0 && !self.slot.t0_pending.is_empty() {
+            let want = if header[4] == 0 {
+                256
+            } else {
+                usize::from(header[4])
+            };
+            let n = want.min(self.slot.t0_pending.len());
+            let mut out: Vec<u8> = self.slot.t0_pending.drain(..n).collect();
+            match self.slot.t0_pending.len() {
+                0 => out.extend_from_slice(&[0x90, 0x00]),
+                left => out.extend_from_slice(&[0x61, left.min(255) as u8]),
+            }
+            return self.data_block(slot, seq, out, 0);
+        }
+        let mut apdu = header[..4].to_vec();
+        if body.is_empty() {
+            apdu.push(header[4]); // case 1 (P3 = 0) or case 2 (P3 = Le)
+        } else {
+            apdu.push(header[4]);
+            apdu.extend_from_slice(body);
+        }
+        let Some(resp) = self.card_apdu(&apdu, mute) else {
+            return self.failed_block(slot, seq, SlotError::IccMute);
+        };
+        if !body.is_empty() && resp.len() > 2 {
+            // Case 4 sent as case 3: the card keeps the data for GET RESPONSE.
+            let (data, _sw) = resp.split_at(resp.len() - 2);
+            self.slot.t0_pending = data.to_vec();
+            let n = data.len().min(255) as u8;
+            return self.data_block(slot, seq, vec![0x61, n], 0);
+        }
+        self.data_block(slot, seq, resp, 0)
+    }
+}
+
+impl CcidTransport for VirtualReader {
+    fn target(&self) -> &str {
+        &self.target
+    }
+
+    fn descriptor(&self) -> &CcidDescriptor {
+        &self.descriptor
+    }
+
+    fn send(&mut self, message: &[u8], _deadline: Deadline) -> Result<(), LinkError> {
+        let mut st = lock(&self.shared);
+        if st.unplugged {
+            return Err(LinkError::disconnected(
+                &self.target,
+                Operation::Write,
+                "virtual reader unplugged",
+            ));
+        }
+        match Request::decode(message) {
+            Ok(req) => {
+                if matches!(req, Request::Abort { .. }) {
+                    st.aborts += 1;
+                }
+                let is_xfr = matches!(req, Request::XfrBlock { .. });
+                if is_xfr {
+                    for _ in 0..st.faults.time_extensions {
+                        let ext = Response::DataBlock {
+                            slot: req.slot(),
+                            seq: req.seq(),
+                            status: SlotStatusByte::time_extension(st.icc()),
+                            error: 1,
+                            chain: 0,
+                            data: Vec::new(),
+                        }
+                        .encode();
+                        st.replies.push_back(ext);
+                    }
+                }
+                let reply = st.handle(req);
+                st.replies.push_back(reply);
+            }
+            Err(e) => {
+                // Answer as a reader does: a SlotStatus naming the bad field, when there is a
+                // header to answer to.
+                log::warn!(
+                    "virtual reader: undecodable message ({} bytes): {e}",
+                    message.len()
+                );
+                if let (Ok(h), Some(err)) = (Header::parse(message), e.slot_error()) {
+                    let reply = st.slot_status(h.slot, h.seq, true, err.code());
+                    st.replies.push_back(reply);
+                }
+            }
+        }
+        drop(st);
+        self.shared.1.notify_all();
+        Ok(())
+    }
+
+    fn receive(&mut self, deadline: Deadline) -> Result<Vec<u8>, LinkError> {
+        let mut st = lock(&self.shared);
+        loop {
+            if st.unplugged {
+                return Err(LinkError::disconnected(
+                    &self.target,
+                    Operation::Read,
+                    "virtual reader unplugged",
+                ));
+            }
+            if let Some(r) = st.replies.pop_front() {
+                return Ok(r);
+            }
+            let left = deadline.remaining();
+            if left.is_zero() {
+                return Err(LinkError::timeout(
+                    &self.target,
+                    Operation::Read,
+                    deadline.waited(),
+                    0,
+                ));
+            }
+            st = self
+                .shared
+                .1
+                .wait_timeout(st, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+
+    fn abort_request(&mut self, _slot: u8, _seq: u8, _deadline: Deadline) -> Result<(), LinkError> {
+        let mut st = lock(&self.shared);
+        if st.unplugged {
+            return Err(LinkError::disconnected(
+                &self.target,
+                Operation::Write,
+                "virtual reader unplugged",
+            ));
+        }
+        st.aborts += 1;
+        Ok(())
+    }
+
+    fn take_interrupt(&mut self) -> Option<Box<dyn InterruptSource>> {
+        let has = lock(&self.shared).config.interrupt;
+        if !has || self.interrupt_taken {
+            return None;
+        }
+        self.interrupt_taken = true;
+        Some(Box::new(SimInterrupt {
+            shared: Arc::clone(&self.shared),
+            target: self.target.clone(),
+        }))
+    }
+}
+
+struct SimInterrupt {
+    shared: Shared,
+    target: String,
+}
+
+impl InterruptSource for SimInterrupt {
+    fn read(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize, LinkError> {
+        let mut st = lock(&self.shared);
+        loop {
+            if st.unplugged {
+                return Err(LinkError::disconnected(
+                    &self.target,
+                    Operation::Read,
+                    "virtual reader unplugged",
+                ));
+            }
+            if let Some(n) = st.notifications.pop_front() {
+                let len = n.len().min(buf.len());
+                buf[..len].copy_from_slice(&n[..len]);
+                return Ok(len);
+            }
+            let left = deadline.remaining();
+            if left.is_zero() {
+                return Err(LinkError::timeout(
+                    &self.target,
+                    Operation::Read,
+                    deadline.waited(),
+                    0,
+                ));
+            }
+            st = self
+                .shared
+                .1
+                .wait_timeout(st, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+}
+
+/// A small card for tests and `sim:ccid`: answers SELECT of the payment directory
+/// (1PAY.SYS.DDF01) with an FCI, echoes data for `80 EE` (a test command), and `6D 00` to
+/// anything else. Its ATR offers T=0 or T=1 as asked.
+#[derive(Debug, Clone)]
+pub struct TestCard {
+    atr: Vec<u8>,
+    /// When true the card never answers reset.
+    pub mute: bool,
+}
+
+/// The payment system environment's name.
+pub const PSE: &[u8] = b"1PAY.SYS.DDF01";
+
+impl TestCard {
+    /// A T=0 card (ATR `3B 02 14 50`: T=0, Fi/Di default).
+    pub fn t0() -> Self {
+        TestCard {
+            atr: vec![0x3B, 0x02, 0x14, 0x50],
+            mute: false,
+        }
+    }
+
+    /// A T=1 card (ATR offering T=1 with IFSC 254, LRC, TCK).
+    pub fn t1() -> Self {
+        Self::t1_with_ifsc(0xFE)
+    }
+
+    /// A T=1 card whose information field is `ifsc` bytes (small values force chaining).
+    pub fn t1_with_ifsc(ifsc: u8) -> Self {
+        // TS T0(TD1, 2 historical) TD1(TD2, T=1) TD2(TA3 TB3, T=1) TA3=IFSC TB3=45 hist TCK
+        let mut atr = vec![0x3B, 0x82, 0x81, 0x31, ifsc, 0x45, 0x50, 0x4F];
+        let tck = atr[1..].iter().fold(0u8, |a, b| a ^ b);
+        atr.push(tck);
+        TestCard { atr, mute: false }
+    }
+}
+
+impl VirtualCard for TestCard {
+    fn power_on(&mut self) -> Option<Vec<u8>> {
+        (!self.mute).then(|| self.atr.clone())
+    }
+
+    fn transmit(&mut self, command: &[u8]) -> Option<Vec<u8>> {
+        if command.len() < 4 {
+            return Some(vec![0x67, 0x00]);
+        }
+        let (cla, ins) = (command[0], command[1]);
+        match (cla, ins) {
+            (0x00, 0xA4) => {
+                let lc = command.get(4).copied().unwrap_or(0) as usize;
+                let name = command.get(5..5 + lc).unwrap_or(&[]);
+                if name == PSE {
+                    // FCI: 6F { 84 name, A5 { 88 01 01 } }
+                    let mut fci = vec![0x84, PSE.len() as u8];
+                    fci.extend_from_slice(PSE);
+                    fci.extend_from_slice(&[0xA5, 0x03, 0x88, 0x01, 0x01]);
+                    let mut r = vec![0x6F, fci.len() as u8];
+                    r.extend(fci);
+                    r.extend_from_slice(&[0x90, 0x00]);
+                    Some(r)
+                } else {
+                    Some(vec![0x6A, 0x82])
+                }
+            }
+            (0x80, 0xEE) => {
+                // Echo: data back (case 4), or Le zero bytes of pattern (case 2).
+                let mut r = if command.len() > 5 {
+                    let lc = usize::from(command[4]);
+                    command.get(5..5 + lc).unwrap_or(&[]).to_vec()
+                } else {
+                    let le = command.get(4).copied().unwrap_or(0);
+                    let n = if le == 0 { 256 } else { usize::from(le) };
+                    (0..n).map(|i| i as u8).collect()
+                };
+                r.extend_from_slice(&[0x90, 0x00]);
+                Some(r)
+            }
+            _ => Some(vec![0x6D, 0x00]),
+        }
+    }
+}
+
+/// Read a `sim:ccid` URI: `level=apdu|t1|t0`, `interrupt=on|off`, `pps=reader|host`,
+/// `card=t0|t1|mute|none`, `remove_at=N`.
+///
+/// Errors: a message naming the bad option.
+pub fn from_uri(
+    uri: &pos_link::DeviceUri,
+) -> Result<(SimReaderConfig, SimFaults, Option<TestCard>), String> {
+    let mut cfg = SimReaderConfig::default();
+    let mut faults = SimFaults::default();
+    let mut card = Some(TestCard::t0());
+    for (k, v) in uri.options() {
+        match (k.as_str(), v.as_str()) {
+            ("level", "apdu") => cfg.level = SimLevel::Apdu,
+            ("level", "t1") => {
+                cfg.level = SimLevel::TpduT1;
+                card = card.map(|_| TestCard::t1());
+            }
+            ("level", "t0") => cfg.level = SimLevel::TpduT0,
+            ("interrupt", "on") => cfg.interrupt = true,
+            ("interrupt", "off") => cfg.interrupt = false,
+            ("pps", "reader") => cfg.auto_pps = true,
+            ("pps", "host") => cfg.auto_pps = false,
+            ("card", "t0") => card = Some(TestCard::t0()),
+            ("card", "t1") => card = Some(TestCard::t1()),
+            ("card", "mute") => {
+                let mut c = TestCard::t0();
+                c.mute = true;
+                card = Some(c);
+            }
+            ("card", "none") => card = None,
+            ("remove_at", n) => {
+                faults.remove_at_exchange = Some(
+                    n.parse()
+                        .map_err(|_| format!("{uri}: remove_at={n:?} is not a number"))?,
+                )
+            }
+            (k, v) => {
+                return Err(format!(
+                    "{uri}: unknown option {k}={v} (level=apdu|t1|t0, interrupt=on|off, pps=reader|host, card=t0|t1|mute|none, remove_at=N)"
+                ));
+            }
+        }
+    }
+    Ok((cfg, faults, card))
+}
+
+/// Level as the descriptor states it, for tests.
+pub fn level_of(cfg: &SimReaderConfig) -> ExchangeLevel {
+    descriptor_for(cfg).exchange_level()
+}

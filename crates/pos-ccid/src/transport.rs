@@ -1,0 +1,204 @@
+//! The pipes a CCID reader is driven through: bulk OUT for commands, bulk IN for replies,
+//! interrupt IN for card-presence notifications, and the class control request ABORT.
+//!
+//! [`UsbTransport`] implements them over rusb; the virtual reader (feature `sim`) implements
+//! the same trait, so the driver's whole path (codec, T=1 engine, PPS, notifications) runs
+//! against it.
+
+use std::time::Duration;
+
+use pos_hal::{Fault, FaultKind};
+use pos_link::usb::{UsbInterruptReader, UsbLink, UsbOpenOptions};
+use pos_link::{Deadline, DeviceUri, Link, LinkError};
+
+use crate::descriptor::CcidDescriptor;
+use crate::message;
+
+/// USB interface class of CCID readers.
+pub const USB_CLASS_CCID: u8 = 0x0B;
+
+/// The class request ABORT (bRequest 0x01), sent before the bulk Abort message.
+const REQUEST_ABORT: u8 = 0x01;
+
+/// bmRequestType for a class request to an interface, host to device.
+const CLASS_INTERFACE_OUT: u8 = 0x21;
+
+/// The longest reply we accept: dwMaxCCIDMessageLength is at most this on real readers.
+const MAX_MESSAGE: usize = 65_546;
+
+/// A source of interrupt IN transfers, read on the driver's monitor thread.
+pub trait InterruptSource: Send {
+    /// Read one interrupt transfer (a NotifySlotChange or HardwareError message).
+    ///
+    /// Errors: `Timeout` when nothing came by the deadline, `Disconnected` when the reader
+    /// went away.
+    fn read(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize, LinkError>;
+}
+
+/// The bulk and control pipes of a CCID interface.
+pub trait CcidTransport: Send {
+    /// What the transport talks to (for messages).
+    fn target(&self) -> &str;
+
+    /// The reader's CCID class descriptor.
+    fn descriptor(&self) -> &CcidDescriptor;
+
+    /// Send one PC_to_RDR message on bulk OUT.
+    ///
+    /// Errors: `Timeout`, `Disconnected` (unplugged), `Io`.
+    fn send(&mut self, message: &[u8], deadline: Deadline) -> Result<(), LinkError>;
+
+    /// Receive one whole RDR_to_PC message from bulk IN (a message may span several USB
+    /// packets; its header says how long it is).
+    ///
+    /// Errors: `Timeout` when no (complete) message came by the deadline, `Disconnected`,
+    /// `Io`.
+    fn receive(&mut self, deadline: Deadline) -> Result<Vec<u8>, LinkError>;
+
+    /// The class request ABORT for `slot` and `seq` (the first half of the CCID abort
+    /// sequence; the bulk Abort message is the second).
+    ///
+    /// Errors: `Disconnected`, `Timeout`, `Io` (a reader that stalls the request).
+    fn abort_request(&mut self, slot: u8, seq: u8, deadline: Deadline) -> Result<(), LinkError>;
+
+    /// The interrupt endpoint, handed to the monitor thread (once). `None` when the reader
+    /// has none (the driver polls slot status instead).
+    fn take_interrupt(&mut self) -> Option<Box<dyn InterruptSource>>;
+}
+
+impl InterruptSource for UsbInterruptReader {
+    fn read(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize, LinkError> {
+        UsbInterruptReader::read(self, buf, deadline)
+    }
+}
+
+/// A CCID reader's interface claimed through rusb.
+#[derive(Debug)]
+pub struct UsbTransport {
+    link: UsbLink,
+    descriptor: CcidDescriptor,
+    interrupt: Option<UsbInterruptReader>,
+}
+
+impl UsbTransport {
+    /// Open the CCID interface of the USB device a `usb:` URI names.
+    ///
+    /// Errors: as [`UsbLink::open_uri`] (not found, permission with the udev hint, busy when
+    /// pcscd or another process holds the reader); `Unsupported` when the interface carries
+    /// no valid CCID class descriptor.
+    pub fn open(uri: &DeviceUri) -> Result<Self, LinkError> {
+        let opts = UsbOpenOptions {
+            interface_class: Some(USB_CLASS_CCID),
+            ..UsbOpenOptions::default()
+        };
+        let link = UsbLink::open_uri(uri, opts)?;
+        let descriptor = match crate::descriptor::find(link.class_descriptors()) {
+            Some(Ok(d)) => d,
+            Some(Err(e)) => {
+                return Err(LinkError::Unsupported {
+                    target: uri.to_string(),
+                    detail: format!("bad CCID class descriptor: {e}"),
+                });
+            }
+            None => {
+                return Err(LinkError::Unsupported {
+                    target: uri.to_string(),
+                    detail: "the interface has no CCID class descriptor (0x21)".into(),
+                });
+            }
+        };
+        let interrupt = link.interrupt_reader();
+        Ok(UsbTransport {
+            link,
+            descriptor,
+            interrupt,
+        })
+    }
+}
+
+impl CcidTransport for UsbTransport {
+    fn target(&self) -> &str {
+        self.link.target()
+    }
+
+    fn descriptor(&self) -> &CcidDescriptor {
+        &self.descriptor
+    }
+
+    fn send(&mut self, message: &[u8], deadline: Deadline) -> Result<(), LinkError> {
+        self.link.write_all(message, deadline)
+    }
+
+    fn receive(&mut self, deadline: Deadline) -> Result<Vec<u8>, LinkError> {
+        receive_framed(&mut self.link, deadline)
+    }
+
+    fn abort_request(&mut self, slot: u8, seq: u8, deadline: Deadline) -> Result<(), LinkError> {
+        let interface = u16::from(self.link.endpoints().interface);
+        self.link
+            .control_out(
+                CLASS_INTERFACE_OUT,
+                REQUEST_ABORT,
+                u16::from(seq) << 8 | u16::from(slot),
+                interface,
+                &[],
+                deadline,
+            )
+            .map(|_| ())
+    }
+
+    fn take_interrupt(&mut self) -> Option<Box<dyn InterruptSource>> {
+        self.interrupt
+            .take()
+            .map(|r| Box::new(r) as Box<dyn InterruptSource>)
+    }
+}
+
+/// Read one CCID message from a byte link: the 10-byte header, then `dwLength` bytes.
+///
+/// Errors: as the link's; `Io` for a header announcing a message longer than any reader
+/// sends (the stream is then out of step).
+pub fn receive_framed(link: &mut dyn Link, deadline: Deadline) -> Result<Vec<u8>, LinkError> {
+    let mut msg = vec![0u8; message::HEADER_LEN];
+    link.read_exact(&mut msg, deadline)?;
+    let total = message::message_length(&msg).unwrap_or(message::HEADER_LEN);
+    if total > MAX_MESSAGE {
+        return Err(LinkError::Io {
+            target: link.target().to_string(),
+            operation: pos_link::Operation::Read,
+            source: std::io::Error::other(format!("reply announces {total} bytes: out of step")),
+        });
+    }
+    msg.resize(total, 0);
+    link.read_exact(&mut msg[message::HEADER_LEN..], deadline)?;
+    Ok(msg)
+}
+
+/// True for link errors that mean the reader is gone.
+pub(crate) fn is_gone(e: &LinkError) -> bool {
+    e.kind() == FaultKind::Disconnected
+}
+
+/// The timeout for a class control request.
+pub(crate) const CONTROL_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl<T: CcidTransport + ?Sized> CcidTransport for Box<T> {
+    fn target(&self) -> &str {
+        (**self).target()
+    }
+    fn descriptor(&self) -> &CcidDescriptor {
+        (**self).descriptor()
+    }
+    fn send(&mut self, message: &[u8], deadline: Deadline) -> Result<(), LinkError> {
+        (**self).send(message, deadline)
+    }
+    fn receive(&mut self, deadline: Deadline) -> Result<Vec<u8>, LinkError> {
+        (**self).receive(deadline)
+    }
+    fn abort_request(&mut self, slot: u8, seq: u8, deadline: Deadline) -> Result<(), LinkError> {
+        (**self).abort_request(slot, seq, deadline)
+    }
+    fn take_interrupt(&mut self) -> Option<Box<dyn InterruptSource>> {
+        (**self).take_interrupt()
+    }
+}

@@ -1,0 +1,298 @@
+//! The driver against the virtual reader at the USB-message level: every exchange level,
+//! card presence by interrupt and by polling, and every fault classified.
+
+use std::time::{Duration, Instant};
+
+use pos_ccid::sim::{
+    SimFaults, SimLevel, SimReaderConfig, SimReaderHandle, TestCard, VirtualReader,
+};
+use pos_ccid::{CcidError, CcidReader, ReaderConfig};
+use pos_hal::{
+    CardChannel, ChipReader, DeviceEvent, Fault, FaultKind, SlotChannel, SlotState, Subscription,
+};
+
+type Reader = CcidReader<VirtualReader>;
+
+fn config() -> ReaderConfig {
+    ReaderConfig {
+        command_timeout: Duration::from_millis(500),
+        poll_interval: Duration::from_millis(20),
+        ..ReaderConfig::default()
+    }
+}
+
+fn rig(level: SimLevel, interrupt: bool) -> (Reader, SimReaderHandle) {
+    let cfg = SimReaderConfig {
+        level,
+        interrupt,
+        ..SimReaderConfig::default()
+    };
+    let (vr, handle) = VirtualReader::new(cfg, "sim:ccid");
+    (CcidReader::new(vr, "sim:ccid", config()), handle)
+}
+
+fn card_for(level: SimLevel) -> TestCard {
+    match level {
+        SimLevel::TpduT1 => TestCard::t1(),
+        _ => TestCard::t0(),
+    }
+}
+
+const SELECT_PSE: &[u8] = b"\x00\xA4\x04\x00\x0E1PAY.SYS.DDF01\x00";
+
+fn wait_event(sub: &Subscription, want: fn(&DeviceEvent) -> bool) {
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        let ev = sub.recv_timeout(left).expect("the event came");
+        if want(&ev.event) {
+            return;
+        }
+    }
+}
+
+/// The payment directory selection works at every level.
+#[test]
+fn select_the_payment_directory_at_every_level() {
+    for level in [SimLevel::Apdu, SimLevel::TpduT1, SimLevel::TpduT0] {
+        let (mut r, h) = rig(level, true);
+        h.insert(Box::new(card_for(level)));
+        let atr = r.power_on(0).unwrap_or_else(|e| panic!("{level:?}: {e}"));
+        assert!(!atr.as_bytes().is_empty());
+        let expected_protocol = if level == SimLevel::TpduT1 { 1 } else { 0 };
+        assert_eq!(r.protocol(0), Some(expected_protocol), "{level:?}");
+        let resp = SlotChannel::new(&mut r, 0).transmit(SELECT_PSE).unwrap();
+        match level {
+            // T=0: case 4 answered 61xx; the data comes with GET RESPONSE (the EMV layer's job).
+            SimLevel::TpduT0 => {
+                assert_eq!(resp[0], 0x61, "{resp:02x?}");
+                let get = [0x00, 0xC0, 0x00, 0x00, resp[1]];
+                let data = r.transmit(0, &get).unwrap();
+                assert_eq!(&data[data.len() - 2..], &[0x90, 0x00]);
+                assert_eq!(data[0], 0x6F);
+            }
+            _ => {
+                assert_eq!(resp[0], 0x6F, "{level:?}: {resp:02x?}");
+                assert_eq!(&resp[resp.len() - 2..], &[0x90, 0x00]);
+            }
+        }
+        assert!(r.slot_status(0).unwrap().contains(SlotState::POWERED));
+        r.power_off(0).unwrap();
+        assert!(!r.slot_status(0).unwrap().contains(SlotState::POWERED));
+    }
+}
+
+#[test]
+fn t1_chains_commands_and_responses_both_ways() {
+    let (mut r, h) = rig(SimLevel::TpduT1, true);
+    h.insert(Box::new(TestCard::t1_with_ifsc(32)));
+    r.power_on(0).unwrap();
+    // 200 bytes of command data with IFSC 32: seven I-blocks out.
+    let mut apdu = vec![0x80, 0xEE, 0x00, 0x00, 200];
+    apdu.extend((0..200).map(|i| i as u8));
+    let resp = r.transmit(0, &apdu).unwrap();
+    assert_eq!(&resp[..200], &apdu[5..]);
+    assert_eq!(&resp[200..], &[0x90, 0x00]);
+    // 256 bytes back (Le = 0): more than the IFSD of 254, so the card chains its answer.
+    let resp = r.transmit(0, &[0x80, 0xEE, 0x00, 0x00, 0x00]).unwrap();
+    assert_eq!(resp.len(), 258);
+    assert!(
+        h.exchanges() >= 10,
+        "chaining took several blocks: {}",
+        h.exchanges()
+    );
+}
+
+#[test]
+fn apdu_level_chains_through_w_level_parameter() {
+    let cfg = SimReaderConfig {
+        level: SimLevel::Apdu,
+        max_message_length: 64,
+        ..SimReaderConfig::default()
+    };
+    let (vr, h) = VirtualReader::new(cfg, "sim:ccid");
+    let mut r = CcidReader::new(vr, "sim:ccid", config());
+    h.insert(Box::new(TestCard::t0()));
+    r.power_on(0).unwrap();
+    let mut apdu = vec![0x80, 0xEE, 0x00, 0x00, 150];
+    apdu.extend((0..150).map(|i| (i * 7) as u8));
+    let resp = r.transmit(0, &apdu).unwrap();
+    assert_eq!(&resp[..150], &apdu[5..]);
+    assert_eq!(&resp[150..], &[0x90, 0x00]);
+}
+
+#[test]
+fn insertion_and_removal_events_from_the_interrupt_endpoint() {
+    let (mut r, h) = rig(SimLevel::Apdu, true);
+    let sub = pos_hal::Device::subscribe(&mut r).unwrap();
+    h.insert(Box::new(TestCard::t0()));
+    wait_event(&sub, |e| matches!(e, DeviceEvent::CardInserted { slot: 0 }));
+    r.power_on(0).unwrap();
+    h.remove();
+    wait_event(&sub, |e| matches!(e, DeviceEvent::CardRemoved { slot: 0 }));
+    let e = r.transmit(0, SELECT_PSE).unwrap_err();
+    assert_eq!(e.kind(), FaultKind::CardRemoved, "{e}");
+}
+
+#[test]
+fn polling_readers_report_insertion_removal_and_a_quick_swap() {
+    let (mut r, h) = rig(SimLevel::Apdu, false);
+    let sub = pos_hal::Device::subscribe(&mut r).unwrap();
+    h.insert(Box::new(TestCard::t0()));
+    wait_event(&sub, |e| matches!(e, DeviceEvent::CardInserted { slot: 0 }));
+    r.power_on(0).unwrap();
+    // Pulled and put back faster than a poll: the card is present but no longer powered.
+    h.insert(Box::new(TestCard::t0()));
+    wait_event(&sub, |e| matches!(e, DeviceEvent::CardRemoved { slot: 0 }));
+    let e = r.transmit(0, SELECT_PSE).unwrap_err();
+    assert!(
+        matches!(e.kind(), FaultKind::CardRemoved | FaultKind::CardAbsent),
+        "a swapped card never looks like the same session: {e}"
+    );
+}
+
+#[test]
+fn removal_at_every_step_of_a_chained_t1_exchange_is_card_removed() {
+    let mut apdu = vec![0x80, 0xEE, 0x00, 0x00, 200];
+    apdu.extend((0..200).map(|i| i as u8));
+    // How many XfrBlocks the undisturbed exchange takes (IFSD request + chained blocks).
+    let baseline = {
+        let (mut r, h) = rig(SimLevel::TpduT1, true);
+        h.insert(Box::new(TestCard::t1_with_ifsc(32)));
+        r.power_on(0).unwrap();
+        r.transmit(0, &apdu).unwrap();
+        h.exchanges()
+    };
+    assert!(baseline >= 8, "a chained exchange: {baseline}");
+    let mut steps_seen = 0;
+    for n in 1..=baseline + 1 {
+        let (mut r, h) = rig(SimLevel::TpduT1, true);
+        h.insert(Box::new(TestCard::t1_with_ifsc(32)));
+        h.set_faults(SimFaults {
+            remove_at_exchange: Some(n),
+            ..SimFaults::default()
+        });
+        let result = r.power_on(0).and_then(|_| r.transmit(0, &apdu));
+        match result {
+            Ok(resp) => {
+                // Only possible when the exchange needed fewer than n blocks.
+                assert_eq!(&resp[..200], &apdu[5..], "n={n}");
+                assert!(
+                    h.exchanges() < n,
+                    "n={n}: a success after the card was pulled"
+                );
+                break;
+            }
+            Err(e) => {
+                assert_eq!(e.kind(), FaultKind::CardRemoved, "n={n}: {e}");
+                steps_seen += 1;
+            }
+        }
+    }
+    assert_eq!(steps_seen, baseline, "the removal was tried at every step");
+}
+
+#[test]
+fn a_mute_card_is_card_mute() {
+    let (mut r, h) = rig(SimLevel::Apdu, true);
+    let mut mute = TestCard::t0();
+    mute.mute = true;
+    h.insert(Box::new(mute));
+    assert_eq!(r.power_on(0).unwrap_err().kind(), FaultKind::CardMute);
+
+    for level in [SimLevel::Apdu, SimLevel::TpduT1, SimLevel::TpduT0] {
+        let (mut r, h) = rig(level, true);
+        h.insert(Box::new(card_for(level)));
+        r.power_on(0).unwrap();
+        h.set_faults(SimFaults {
+            mute_after_atr: true,
+            ..SimFaults::default()
+        });
+        let e = r.transmit(0, SELECT_PSE).unwrap_err();
+        assert_eq!(e.kind(), FaultKind::CardMute, "{level:?}: {e}");
+    }
+}
+
+#[test]
+fn no_card_is_card_absent() {
+    let (mut r, _h) = rig(SimLevel::Apdu, true);
+    assert_eq!(r.power_on(0).unwrap_err().kind(), FaultKind::CardAbsent);
+    assert_eq!(
+        r.transmit(0, SELECT_PSE).unwrap_err().kind(),
+        FaultKind::CardAbsent
+    );
+    assert!(!r.slot_status(0).unwrap().contains(SlotState::CARD_PRESENT));
+}
+
+#[test]
+fn a_transfer_error_is_a_protocol_fault_not_a_removal() {
+    let (mut r, h) = rig(SimLevel::Apdu, true);
+    h.insert(Box::new(TestCard::t0()));
+    r.power_on(0).unwrap();
+    h.set_faults(SimFaults {
+        parity_error_at_exchange: Some(1),
+        ..SimFaults::default()
+    });
+    let e = r.transmit(0, SELECT_PSE).unwrap_err();
+    assert_eq!(e.kind(), FaultKind::Protocol, "{e}");
+    // The next exchange works.
+    assert_eq!(r.transmit(0, SELECT_PSE).unwrap()[0], 0x6F);
+}
+
+#[test]
+fn unplugging_the_reader_mid_session_is_disconnected() {
+    let (mut r, h) = rig(SimLevel::TpduT1, true);
+    let sub = pos_hal::Device::subscribe(&mut r).unwrap();
+    h.insert(Box::new(TestCard::t1()));
+    r.power_on(0).unwrap();
+    h.unplug();
+    let e = r.transmit(0, SELECT_PSE).unwrap_err();
+    assert_eq!(e.kind(), FaultKind::Disconnected, "{e}");
+    wait_event(&sub, |e| matches!(e, DeviceEvent::Disconnected { .. }));
+    assert!(matches!(r.slot_status(0).unwrap_err(), CcidError::Gone));
+}
+
+#[test]
+fn wtx_storms_and_time_extensions_are_waited_out() {
+    let (mut r, h) = rig(SimLevel::TpduT1, true);
+    h.insert(Box::new(TestCard::t1()));
+    r.power_on(0).unwrap();
+    h.set_faults(SimFaults {
+        wtx_storm: 5,
+        time_extensions: 3,
+        ..SimFaults::default()
+    });
+    let resp = r.transmit(0, SELECT_PSE).unwrap();
+    assert_eq!(&resp[resp.len() - 2..], &[0x90, 0x00]);
+}
+
+#[test]
+fn bad_input_is_invalid_input() {
+    let (mut r, h) = rig(SimLevel::Apdu, true);
+    h.insert(Box::new(TestCard::t0()));
+    r.power_on(0).unwrap();
+    assert_eq!(
+        r.transmit(0, &[0x00, 0xA4]).unwrap_err().kind(),
+        FaultKind::InvalidInput
+    );
+    assert_eq!(
+        r.slot_status(3).unwrap_err().kind(),
+        FaultKind::InvalidInput
+    );
+}
+
+#[test]
+fn sim_uris_open_a_virtual_reader() {
+    let uri: pos_link::DeviceUri = "sim:ccid?level=t1".parse().unwrap();
+    let mut r = pos_ccid::open(&uri, config()).unwrap();
+    let atr = r.power_on(0).unwrap();
+    assert!(!atr.as_bytes().is_empty());
+    assert_eq!(r.transmit(0, SELECT_PSE).unwrap()[0], 0x6F);
+    let bad: pos_link::DeviceUri = "sim:ccid?level=t9".parse().unwrap();
+    assert!(
+        pos_ccid::open(&bad, config())
+            .unwrap_err()
+            .to_string()
+            .contains("level")
+    );
+}
