@@ -26,3 +26,8 @@ pub use error::CcidError;
 pub use factory::{AnyReader, open};
 pub use reader::{CcidReader, ReaderConfig};
 pub use transport::{CcidTransport, InterruptSource, UsbTransport};
+
+/// The README's example, compiled and run as a doctest so it cannot rot.
+#[cfg(all(doctest, feature = "sim"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -6,6 +6,7 @@
 
 mod devices;
 mod printer;
+mod reader;
 mod udev_rules;
 
 use std::io::Write;
@@ -102,6 +103,9 @@ enum Command {
     /// Receipt printers: live status, printing with confirmation, self-test, watch.
     #[command(subcommand)]
     Printer(PrinterCommand),
+    /// Chip (EMV contact) readers over USB CCID: list, watch, ATR, APDUs.
+    #[command(subcommand)]
+    Reader(ReaderCommand),
     /// Print the udev rules that give group `pos` access to POS devices, or check a rules
     /// file's syntax and policy.
     UdevRules {
@@ -150,6 +154,42 @@ enum PrinterCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum ReaderCommand {
+    /// USB CCID readers on this machine: exchange level, slots, card present.
+    List,
+    /// Card insertions and removals as they happen, with time and the decoded ATR.
+    Watch {
+        /// The reader: usb:VID:PID, usb:BUS-PORT, or sim:ccid?...
+        #[arg(long, value_name = "URI")]
+        device: String,
+        /// Stop after this many seconds (default: until interrupted).
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+    /// Power the card on and show its ATR decoded. Exit 2 when there is no card or it is mute.
+    Atr {
+        /// The reader URI.
+        #[arg(long, value_name = "URI")]
+        device: String,
+        /// The slot.
+        #[arg(long, default_value_t = 0)]
+        slot: u8,
+    },
+    /// Send APDUs (hex) to the card and show each response with its status-word meaning.
+    Apdu {
+        /// The reader URI.
+        #[arg(long, value_name = "URI")]
+        device: String,
+        /// The slot.
+        #[arg(long, default_value_t = 0)]
+        slot: u8,
+        /// Command APDUs in hex, e.g. 00A404000E315041592E5359532E444446303100
+        #[arg(value_name = "HEX", required = true)]
+        apdus: Vec<String>,
+    },
+}
+
 fn init_logging(verbose: u8, quiet: bool) {
     let default = if quiet {
         "error"
@@ -188,6 +228,16 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Devices => devices::run(cli.json),
         Command::UdevRules { check } => udev_rules::run(check.as_deref(), cli.json),
+        Command::Reader(r) => match r {
+            ReaderCommand::List => reader::list(cli.json),
+            ReaderCommand::Watch { device, seconds } => reader::watch(device, *seconds, cli.json),
+            ReaderCommand::Atr { device, slot } => reader::atr(device, *slot, cli.json),
+            ReaderCommand::Apdu {
+                device,
+                slot,
+                apdus,
+            } => reader::apdu(device, *slot, apdus, cli.json),
+        },
         Command::Printer(p) => match p {
             PrinterCommand::Status { device } => printer::status(device, cli.json),
             PrinterCommand::Print { device, file } => printer::print(device, file, cli.json),

@@ -278,3 +278,79 @@ fn printer_watch_shows_the_status_and_stops_when_told() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("status: ready [paper_near_end]"), "{text}");
 }
+
+#[test]
+fn reader_atr_and_apdu_on_the_virtual_reader() {
+    let out = posctl(&["--json", "reader", "atr", "--device", "sim:ccid?level=t1"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["protocol_in_use"], 1);
+    assert_eq!(v["ifsc"], 254);
+    assert_eq!(v["tck_valid"], true);
+
+    let out = posctl(&[
+        "--json",
+        "reader",
+        "apdu",
+        "--device",
+        "sim:ccid?level=t0",
+        "00A404000E315041592E5359532E444446303100",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    // T=0: the case-4 SELECT is answered 61xx, explained.
+    assert!(v[0]["sw"].as_str().unwrap().starts_with("61"), "{v}");
+    assert!(
+        v[0]["meaning"].as_str().unwrap().contains("GET RESPONSE"),
+        "{v}"
+    );
+}
+
+#[test]
+fn reader_faults_exit_2_and_bad_input_exit_1() {
+    for device in ["sim:ccid?card=none", "sim:ccid?card=mute"] {
+        let out = posctl(&["reader", "atr", "--device", device]);
+        assert_eq!(out.status.code(), Some(2), "{device}");
+    }
+    let out = posctl(&["reader", "apdu", "--device", "sim:ccid", "00A4XYZ"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = posctl(&[
+        "reader",
+        "apdu",
+        "--device",
+        "sim:ccid?remove_at=1",
+        "00A404000E315041592E5359532E444446303100",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("removed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn reader_list_prints_valid_json() {
+    let out = posctl(&["--json", "reader", "list"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(v["readers"].is_array() && v["warnings"].is_array(), "{v}");
+}
+
+#[test]
+fn reader_watch_shows_the_slot_and_stops_when_told() {
+    let out = posctl(&["reader", "watch", "--device", "sim:ccid", "--seconds", "1"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("slot 0"), "{text}");
+}

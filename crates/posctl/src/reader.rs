@@ -1,0 +1,376 @@
+//! `posctl reader ...`: chip readers: list, watch (like pcsc_scan), ATR, APDUs.
+
+use std::time::{Duration, Instant};
+
+use pos_ccid::atr::ParsedAtr;
+use pos_ccid::{AnyReader, CcidError, ReaderConfig};
+use pos_hal::{ChipReader, DeviceEvent, Fault, FaultKind, SlotState};
+use pos_link::DeviceUri;
+
+use crate::{CliError, Exit};
+
+fn exit_for(e: &CcidError) -> Exit {
+    match e.kind() {
+        FaultKind::CardAbsent
+        | FaultKind::CardMute
+        | FaultKind::CardRemoved
+        | FaultKind::CardUnsupported
+        | FaultKind::Protocol => Exit::DeviceFault,
+        _ => Exit::Error,
+    }
+}
+
+fn cli_error(e: CcidError) -> CliError {
+    let hint = match &e {
+        CcidError::Link(l) => l.hint().map(str::to_string),
+        other => Some(other.kind().advice().to_string()),
+    };
+    CliError {
+        exit: exit_for(&e),
+        message: e.to_string(),
+        hint,
+    }
+}
+
+fn open(device: &str) -> Result<AnyReader, CliError> {
+    let uri = DeviceUri::parse(device).map_err(|e| CliError::new(e.to_string()))?;
+    pos_ccid::open(&uri, ReaderConfig::default()).map_err(cli_error)
+}
+
+/// What an ATR says, for people and JSON.
+fn describe_atr(bytes: &[u8]) -> serde_json::Value {
+    let hex = hex(bytes);
+    match ParsedAtr::parse(bytes) {
+        Ok(a) => {
+            let (fi, di) = a.fi_di();
+            let (bwi, cwi) = a.bwi_cwi();
+            serde_json::json!({
+                "atr": hex,
+                "protocols": a.protocols(),
+                "fi": fi, "di": di,
+                "f": a.f(), "d": a.d(),
+                "extra_guard_time": a.extra_guard_time_n(),
+                "wi": a.wi(),
+                "ifsc": a.ifsc(),
+                "bwi": bwi, "cwi": cwi,
+                "historical": hex_compact(&a.historical),
+                "tck_valid": a.tck_valid,
+            })
+        }
+        Err(e) => serde_json::json!({ "atr": hex, "error": e.to_string() }),
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter()
+        .map(|x| format!("{x:02X}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn hex_compact(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02X}")).collect()
+}
+
+fn print_atr(v: &serde_json::Value) {
+    println!("  ATR: {}", v["atr"].as_str().unwrap_or(""));
+    if let Some(e) = v["error"].as_str() {
+        println!("  (does not parse: {e})");
+        return;
+    }
+    println!(
+        "  protocols: {}  Fi/Di: {}/{} (F={} D={})  N={}  WI={}  IFSC={}  BWI={} CWI={}",
+        v["protocols"],
+        v["fi"],
+        v["di"],
+        v["f"],
+        v["d"],
+        v["extra_guard_time"],
+        v["wi"],
+        v["ifsc"],
+        v["bwi"],
+        v["cwi"]
+    );
+    println!(
+        "  historical bytes: {}",
+        v["historical"].as_str().unwrap_or("")
+    );
+}
+
+/// `posctl reader list`: USB CCID readers on this machine.
+pub fn list(json: bool) -> Result<Exit, CliError> {
+    let mut readers = Vec::new();
+    let mut warnings = Vec::new();
+    match pos_link::enumerate::usb_devices() {
+        Ok(devs) => {
+            for d in devs.iter().filter(|d| {
+                d.kinds
+                    .contains(&pos_link::enumerate::DeviceClassKind::ChipReader)
+            }) {
+                let mut entry = serde_json::json!({
+                    "uri": d.uri,
+                    "name": d.label.map(|l| l.label.to_string()).or(d.product.clone()),
+                });
+                match DeviceUri::parse(&d.uri)
+                    .map_err(|e| CliError::new(e.to_string()))
+                    .and_then(|u| pos_ccid::open(&u, ReaderConfig::default()).map_err(cli_error))
+                {
+                    Ok(mut r) => {
+                        let desc = r.descriptor();
+                        entry["exchange_level"] = format!("{:?}", desc.exchange_level()).into();
+                        entry["slots"] = r.slot_count().into();
+                        let present: Vec<bool> = (0..r.slot_count())
+                            .map(|s| {
+                                r.slot_status(s)
+                                    .map(|st| st.contains(SlotState::CARD_PRESENT))
+                                    .unwrap_or(false)
+                            })
+                            .collect();
+                        entry["card_present"] = present.into();
+                    }
+                    Err(e) => {
+                        entry["error"] = e.message.into();
+                        entry["hint"] = e.hint.into();
+                    }
+                }
+                readers.push(entry);
+            }
+        }
+        Err(e) => warnings.push(format!("USB devices could not be listed: {e}")),
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"readers": readers, "warnings": warnings})
+            )
+            .unwrap_or_default()
+        );
+    } else {
+        println!("Chip readers ({}):", readers.len());
+        if readers.is_empty() {
+            println!("  none found (a virtual one: posctl reader atr --device sim:ccid)");
+        }
+        for r in &readers {
+            println!(
+                "  {}  {}  level {}  slots {}  card {}{}",
+                r["uri"].as_str().unwrap_or(""),
+                r["name"].as_str().unwrap_or("unknown"),
+                r["exchange_level"].as_str().unwrap_or("?"),
+                r["slots"],
+                r["card_present"],
+                r["error"]
+                    .as_str()
+                    .map(|e| format!("  ERROR: {e}"))
+                    .unwrap_or_default()
+            );
+        }
+        for w in &warnings {
+            println!("warning: {w}");
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+/// `posctl reader atr`: power the card on and show its ATR decoded.
+pub fn atr(device: &str, slot: u8, json: bool) -> Result<Exit, CliError> {
+    let mut r = open(device)?;
+    let atr = r.power_on(slot).map_err(cli_error)?;
+    let mut v = describe_atr(atr.as_bytes());
+    v["protocol_in_use"] = r.protocol(slot).into();
+    v["device"] = device.into();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        println!("{device} slot {slot}:");
+        print_atr(&v);
+        println!("  protocol in use: T={}", v["protocol_in_use"]);
+    }
+    let _ = r.power_off(slot);
+    Ok(Exit::Ok)
+}
+
+/// ISO 7816-4 status words people meet most, with what they mean.
+pub fn sw_meaning(sw1: u8, sw2: u8) -> String {
+    match (sw1, sw2) {
+        (0x90, 0x00) => "success".into(),
+        (0x61, n) => format!("{n} more response bytes: send GET RESPONSE"),
+        (0x6C, n) => format!("wrong Le: resend with Le={n}"),
+        (0x62, 0x83) => "selected file or application is blocked".into(),
+        (0x63, n) if n & 0xF0 == 0xC0 => format!("verification failed, {} tries left", n & 0x0F),
+        (0x65, 0x81) => "memory failure".into(),
+        (0x67, 0x00) => "wrong length".into(),
+        (0x69, 0x82) => "security status not satisfied".into(),
+        (0x69, 0x83) => "authentication method blocked".into(),
+        (0x69, 0x84) => "referenced data invalidated".into(),
+        (0x69, 0x85) => "conditions of use not satisfied".into(),
+        (0x6A, 0x81) => "function not supported (card blocked)".into(),
+        (0x6A, 0x82) => "file or application not found".into(),
+        (0x6A, 0x83) => "record not found".into(),
+        (0x6A, 0x86) => "incorrect P1 P2".into(),
+        (0x6A, 0x88) => "referenced data not found".into(),
+        (0x6D, 0x00) => "instruction not supported".into(),
+        (0x6E, 0x00) => "class not supported".into(),
+        (0x6F, 0x00) => "no precise diagnosis".into(),
+        (0x62 | 0x63, _) => "warning".into(),
+        (0x64..=0x66, _) => "execution error".into(),
+        (0x67..=0x6F, _) => "checking error".into(),
+        _ => "unknown status".into(),
+    }
+}
+
+fn parse_hex(text: &str) -> Result<Vec<u8>, CliError> {
+    let clean: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != ':')
+        .collect();
+    if clean.len() % 2 != 0 || !clean.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(CliError::new(format!(
+            "{text:?} is not hex bytes (e.g. 00A404000E...)"
+        )));
+    }
+    (0..clean.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&clean[i..i + 2], 16)
+                .map_err(|_| CliError::new(format!("{text:?} is not hex")))
+        })
+        .collect()
+}
+
+/// `posctl reader apdu`: send APDUs to the card, show responses with status meanings.
+pub fn apdu(device: &str, slot: u8, apdus: &[String], json: bool) -> Result<Exit, CliError> {
+    let commands: Vec<Vec<u8>> = apdus
+        .iter()
+        .map(|a| parse_hex(a))
+        .collect::<Result<_, _>>()?;
+    let mut r = open(device)?;
+    r.power_on(slot).map_err(cli_error)?;
+    let mut out = Vec::new();
+    for cmd in &commands {
+        let started = Instant::now();
+        let resp = match r.transmit(slot, cmd) {
+            Ok(resp) => resp,
+            Err(e) => {
+                if json {
+                    out.push(serde_json::json!({"command": hex(cmd), "error": e.to_string(), "fault": e.kind()}));
+                    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+                    return Ok(exit_for(&e));
+                }
+                return Err(cli_error(e));
+            }
+        };
+        let took = started.elapsed();
+        let (data, sw) = resp.split_at(resp.len().saturating_sub(2));
+        let (sw1, sw2) = match sw {
+            [a, b] => (*a, *b),
+            _ => (0, 0),
+        };
+        let meaning = sw_meaning(sw1, sw2);
+        if json {
+            out.push(serde_json::json!({
+                "command": hex(cmd),
+                "data": hex_compact(data),
+                "sw": format!("{sw1:02X}{sw2:02X}"),
+                "meaning": meaning,
+                "micros": took.as_micros() as u64,
+            }));
+        } else {
+            println!("> {}", hex(cmd));
+            println!(
+                "< {} {sw1:02X} {sw2:02X}  ({meaning}, {:.1} ms)",
+                hex(data),
+                took.as_secs_f64() * 1000.0
+            );
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    }
+    let _ = r.power_off(slot);
+    Ok(Exit::Ok)
+}
+
+/// `posctl reader watch`: insertions and removals with time and the decoded ATR.
+pub fn watch(device: &str, seconds: Option<u64>, json: bool) -> Result<Exit, CliError> {
+    let mut r = open(device)?;
+    let sub = pos_hal::Device::subscribe(&mut r).map_err(cli_error)?;
+    let started = Instant::now();
+    let until = seconds.map(|s| started + Duration::from_secs(s));
+    // The current state first.
+    for slot in 0..r.slot_count() {
+        let present = r
+            .slot_status(slot)
+            .map(|s| s.contains(SlotState::CARD_PRESENT))
+            .unwrap_or(false);
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"t_ms": 0, "slot": slot, "event": "status", "present": present})
+            );
+        } else {
+            println!(
+                "[{:>8.3}s] slot {slot}: {}",
+                0.0,
+                if present { "card present" } else { "no card" }
+            );
+        }
+    }
+    loop {
+        let wait = match until {
+            Some(u) => {
+                let left = u.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(Exit::Ok);
+                }
+                left.min(Duration::from_millis(500))
+            }
+            None => Duration::from_millis(500),
+        };
+        let ev = match sub.recv_timeout(wait) {
+            Ok(ev) => ev,
+            Err(pos_hal::RecvError::Timeout) => continue,
+            Err(pos_hal::RecvError::Closed) => return Ok(Exit::Ok),
+        };
+        let t = started.elapsed().as_secs_f64();
+        match ev.event {
+            DeviceEvent::CardInserted { slot } => {
+                let atr = r.power_on(slot).map(|a| describe_atr(a.as_bytes()));
+                if json {
+                    let mut v = serde_json::json!({"t_ms": (t * 1000.0) as u64, "slot": slot, "event": "card_inserted"});
+                    match atr {
+                        Ok(a) => v["atr"] = a,
+                        Err(e) => v["error"] = e.to_string().into(),
+                    }
+                    println!("{v}");
+                } else {
+                    println!("[{t:>8.3}s] slot {slot}: card inserted");
+                    match atr {
+                        Ok(a) => print_atr(&a),
+                        Err(e) => println!("  power on failed: {e}"),
+                    }
+                }
+            }
+            DeviceEvent::CardRemoved { slot } => {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"t_ms": (t * 1000.0) as u64, "slot": slot, "event": "card_removed"})
+                    );
+                } else {
+                    println!("[{t:>8.3}s] slot {slot}: card removed");
+                }
+            }
+            DeviceEvent::Disconnected { detail } => {
+                return Err(CliError::new(format!("reader disconnected: {detail}")));
+            }
+            other => {
+                if json {
+                    println!("{}", serde_json::to_string(&other).unwrap_or_default());
+                } else {
+                    println!("[{t:>8.3}s] {other:?}");
+                }
+            }
+        }
+    }
+}
