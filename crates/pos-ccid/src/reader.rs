@@ -923,6 +923,8 @@ fn poll_monitor<T: CcidTransport + 'static>(
     interval: Duration,
 ) {
     let mut was_present = vec![false; usize::from(slots)];
+    // A swap is reported once, not at every poll until the card is powered again.
+    let mut swap_reported = vec![false; usize::from(slots)];
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(interval);
         let Some(inner) = weak.upgrade() else { return };
@@ -944,13 +946,17 @@ fn poll_monitor<T: CcidTransport + 'static>(
             let present = matches!(icc, IccStatus::PresentActive | IccStatus::PresentInactive);
             let i = usize::from(slot);
             // Powered by us but inactive now: pulled and reinserted between two polls.
-            let swapped = guard.slots[i].powered && icc == IccStatus::PresentInactive;
+            let swapped =
+                guard.slots[i].powered && icc == IccStatus::PresentInactive && !swap_reported[i];
+            if icc != IccStatus::PresentInactive {
+                swap_reported[i] = false;
+            } else if swapped {
+                swap_reported[i] = true;
+            }
             if present != was_present[i] || swapped {
+                // The removal flag set here makes the next exchange on this slot fail as
+                // CardRemoved (the slot's powered state is cleared when that is read).
                 note_change(&hub, &presence, slot, present, swapped, &mut was_present);
-                if !present || swapped {
-                    guard.slots[i].powered = false;
-                    guard.slots[i].t1 = None;
-                }
             }
         }
     }

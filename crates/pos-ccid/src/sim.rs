@@ -49,6 +49,8 @@ pub struct SimReaderConfig {
     pub max_message_length: u32,
     /// Time the card takes per byte exchanged (a slow card); zero for none.
     pub card_time_per_byte: Duration,
+    /// Number of card slots (1 to 8).
+    pub slots: u8,
 }
 
 impl Default for SimReaderConfig {
@@ -59,6 +61,7 @@ impl Default for SimReaderConfig {
             auto_pps: true,
             max_message_length: 271,
             card_time_per_byte: Duration::ZERO,
+            slots: 1,
         }
     }
 }
@@ -76,6 +79,8 @@ pub struct SimFaults {
     pub mute_after_atr: bool,
     /// The reader sends this many time-extension replies before each XfrBlock answer.
     pub time_extensions: u8,
+    /// The card does not answer a PPS request (the host must fall back to default speed).
+    pub refuse_pps: bool,
 }
 
 struct Slot {
@@ -93,11 +98,15 @@ struct Slot {
 struct State {
     config: SimReaderConfig,
     faults: SimFaults,
-    slot: Slot,
+    slots: Vec<Slot>,
+    /// The slot of the message being handled.
+    cur: usize,
     replies: VecDeque<Vec<u8>>,
     notifications: VecDeque<Vec<u8>>,
     unplugged: bool,
     aborts: u32,
+    pps_seen: u32,
+    parameters: Vec<ProtocolParams>,
 }
 
 type Shared = Arc<(Mutex<State>, Condvar)>;
@@ -140,6 +149,7 @@ fn descriptor_for(cfg: &SimReaderConfig) -> CcidDescriptor {
         SimLevel::TpduT1 | SimLevel::TpduT0 => CcidDescriptor::example_tpdu_reader(),
     };
     d.max_message_length = cfg.max_message_length;
+    d.max_slot_index = cfg.slots.clamp(1, 8) - 1;
     d.set_auto_pps(cfg.auto_pps);
     d
 }
@@ -148,22 +158,28 @@ impl VirtualReader {
     /// A virtual reader with no card, and its control handle.
     pub fn new(config: SimReaderConfig, target: &str) -> (VirtualReader, SimReaderHandle) {
         let descriptor = descriptor_for(&config);
+        let slot_count = config.slots.clamp(1, 8);
         let state = State {
             config,
             faults: SimFaults::default(),
-            slot: Slot {
-                card: None,
-                powered: false,
-                t1: None,
-                t0_pending: Vec::new(),
-                chain_in: Vec::new(),
-                chain_out: VecDeque::new(),
-                exchanges: 0,
-            },
+            slots: (0..slot_count)
+                .map(|_| Slot {
+                    card: None,
+                    powered: false,
+                    t1: None,
+                    t0_pending: Vec::new(),
+                    chain_in: Vec::new(),
+                    chain_out: VecDeque::new(),
+                    exchanges: 0,
+                })
+                .collect(),
+            cur: 0,
             replies: VecDeque::new(),
             notifications: VecDeque::new(),
             unplugged: false,
             aborts: 0,
+            pps_seen: 0,
+            parameters: Vec::new(),
         };
         let shared: Shared = Arc::new((Mutex::new(state), Condvar::new()));
         (
@@ -179,41 +195,68 @@ impl VirtualReader {
 }
 
 impl SimReaderHandle {
-    fn notify(st: &mut State, present: bool) {
+    /// A NotifySlotChange with every slot's presence, `changed` set for `slot`.
+    fn notify(st: &mut State, slot: usize) {
         if st.config.interrupt {
-            let n = Notification::SlotChange(vec![SlotChange {
-                slot: 0,
-                present,
-                changed: true,
-            }]);
-            st.notifications.push_back(n.encode());
+            let changes = st
+                .slots
+                .iter()
+                .enumerate()
+                .map(|(i, s)| SlotChange {
+                    slot: i as u8,
+                    present: s.card.is_some(),
+                    changed: i == slot,
+                })
+                .collect();
+            st.notifications
+                .push_back(Notification::SlotChange(changes).encode());
         }
     }
 
-    /// Insert a card (replacing one that is there: a removal, then an insertion).
+    /// Insert a card in slot 0 (replacing one that is there: a removal, then an insertion).
     pub fn insert(&self, card: Box<dyn VirtualCard>) {
+        self.insert_in(0, card);
+    }
+
+    /// Insert a card in `slot` (ignored for a slot the reader does not have).
+    pub fn insert_in(&self, slot: u8, card: Box<dyn VirtualCard>) {
         let mut st = lock(&self.shared);
-        st.slot.card = Some(card);
-        st.slot.powered = false;
-        st.slot.t1 = None;
-        Self::notify(&mut st, true);
+        let i = usize::from(slot);
+        if let Some(s) = st.slots.get_mut(i) {
+            s.card = Some(card);
+            s.powered = false;
+            s.t1 = None;
+            Self::notify(&mut st, i);
+        }
         drop(st);
         self.shared.1.notify_all();
     }
 
-    /// Pull the card out.
+    /// Pull the card out of slot 0.
     pub fn remove(&self) {
+        self.remove_from(0);
+    }
+
+    /// Pull the card out of `slot`.
+    pub fn remove_from(&self, slot: u8) {
         let mut st = lock(&self.shared);
-        Self::remove_locked(&mut st);
+        Self::remove_locked(&mut st, usize::from(slot));
         drop(st);
         self.shared.1.notify_all();
     }
 
-    fn remove_locked(st: &mut State) {
-        if st.slot.card.take().is_some() {
-            st.slot.powered = false;
-            st.slot.t1 = None;
-            Self::notify(st, false);
+    fn remove_locked(st: &mut State, slot: usize) {
+        let removed = match st.slots.get_mut(slot) {
+            Some(s) if s.card.is_some() => {
+                s.card = None;
+                s.powered = false;
+                s.t1 = None;
+                true
+            }
+            _ => false,
+        };
+        if removed {
+            Self::notify(st, slot);
         }
     }
 
@@ -228,9 +271,19 @@ impl SimReaderHandle {
         lock(&self.shared).faults = faults;
     }
 
-    /// XfrBlock messages seen since the last power-on.
+    /// XfrBlock messages seen in slot 0 since its last power-on.
     pub fn exchanges(&self) -> u32 {
-        lock(&self.shared).slot.exchanges
+        lock(&self.shared).slots.first().map_or(0, |s| s.exchanges)
+    }
+
+    /// PPS requests the card received.
+    pub fn pps_requests(&self) -> u32 {
+        lock(&self.shared).pps_seen
+    }
+
+    /// The parameters the driver set (SetParameters), in order.
+    pub fn parameters_set(&self) -> Vec<ProtocolParams> {
+        lock(&self.shared).parameters.clone()
     }
 
     /// How many aborts (class request) the driver sent.
@@ -249,7 +302,7 @@ fn status(icc: IccStatus, failed: bool) -> SlotStatusByte {
 
 impl State {
     fn icc(&self) -> IccStatus {
-        match (&self.slot.card, self.slot.powered) {
+        match (&self.slots[self.cur].card, self.slots[self.cur].powered) {
             (None, _) => IccStatus::Absent,
             (Some(_), true) => IccStatus::PresentActive,
             (Some(_), false) => IccStatus::PresentInactive,
@@ -293,49 +346,63 @@ impl State {
 
     fn handle(&mut self, req: Request) -> Vec<u8> {
         let (slot, seq) = (req.slot(), req.seq());
-        if slot != 0 {
-            return self.slot_status(slot, seq, true, SlotError::BadParameter(5).code());
+        if usize::from(slot) >= self.slots.len() {
+            // bError 5: the offset of bSlot, as readers answer a slot they do not have.
+            self.cur = 0;
+            return Response::SlotStatus {
+                slot,
+                seq,
+                status: status(IccStatus::Absent, true),
+                error: SlotError::BadParameter(5).code(),
+                clock_status: 0,
+            }
+            .encode();
         }
+        self.cur = usize::from(slot);
         match req {
             Request::IccPowerOn { .. } => {
-                let atr = self.slot.card.as_mut().map(|c| c.power_on());
+                let atr = self.slots[self.cur].card.as_mut().map(|c| c.power_on());
                 match atr {
                     None => self.failed_block(slot, seq, SlotError::IccMute),
                     Some(None) => {
-                        self.slot.powered = false;
+                        self.slots[self.cur].powered = false;
                         self.failed_block(slot, seq, SlotError::IccMute)
                     }
                     Some(Some(atr)) => {
-                        self.slot.powered = true;
-                        self.slot.exchanges = 0;
-                        self.slot.t0_pending.clear();
-                        self.slot.chain_in.clear();
-                        self.slot.chain_out.clear();
-                        self.slot.t1 = (self.config.level == SimLevel::TpduT1).then(|| {
-                            let mut c = T1Card::new(254, Checksum::Lrc);
-                            c.wtx_before_response = self.faults.wtx_storm;
-                            c
-                        });
+                        self.slots[self.cur].powered = true;
+                        self.slots[self.cur].exchanges = 0;
+                        self.slots[self.cur].t0_pending.clear();
+                        self.slots[self.cur].chain_in.clear();
+                        self.slots[self.cur].chain_out.clear();
+                        self.slots[self.cur].t1 =
+                            (self.config.level == SimLevel::TpduT1).then(|| {
+                                let mut c = T1Card::new(254, Checksum::Lrc);
+                                c.wtx_before_response = self.faults.wtx_storm;
+                                c
+                            });
                         self.data_block(slot, seq, atr, 0)
                     }
                 }
             }
             Request::IccPowerOff { .. } => {
-                self.slot.powered = false;
-                self.slot.t1 = None;
+                self.slots[self.cur].powered = false;
+                self.slots[self.cur].t1 = None;
                 self.slot_status(slot, seq, false, 0)
             }
             Request::GetSlotStatus { .. } | Request::Abort { .. } | Request::IccClock { .. } => {
                 self.slot_status(slot, seq, false, 0)
             }
-            Request::SetParameters { params, .. } => Response::Parameters {
-                slot,
-                seq,
-                status: status(self.icc(), false),
-                error: 0,
-                params: Some(params),
+            Request::SetParameters { params, .. } => {
+                self.parameters.push(params);
+                Response::Parameters {
+                    slot,
+                    seq,
+                    status: status(self.icc(), false),
+                    error: 0,
+                    params: Some(params),
+                }
+                .encode()
             }
-            .encode(),
             Request::GetParameters { .. } | Request::ResetParameters { .. } => {
                 Response::Parameters {
                     slot,
@@ -368,13 +435,13 @@ impl State {
     }
 
     fn xfr(&mut self, slot: u8, seq: u8, level: u16, _bwi: u8, data: Vec<u8>) -> Vec<u8> {
-        if self.slot.card.is_none() || !self.slot.powered {
+        if self.slots[self.cur].card.is_none() || !self.slots[self.cur].powered {
             return self.failed_block(slot, seq, SlotError::IccMute);
         }
-        self.slot.exchanges += 1;
-        let n = self.slot.exchanges;
+        self.slots[self.cur].exchanges += 1;
+        let n = self.slots[self.cur].exchanges;
         if self.faults.remove_at_exchange == Some(n) {
-            SimReaderHandle::remove_locked(self);
+            SimReaderHandle::remove_locked(self, self.cur);
             return self.failed_block(slot, seq, SlotError::IccMute);
         }
         if self.faults.parity_error_at_exchange == Some(n) {
@@ -385,18 +452,22 @@ impl State {
         }
         // A PPS request at TPDU level: the card accepts what is asked (echo).
         if self.config.level != SimLevel::Apdu && data.first() == Some(&0xFF) {
+            self.pps_seen += 1;
+            if self.faults.refuse_pps {
+                return self.failed_block(slot, seq, SlotError::IccMute);
+            }
             return self.data_block(slot, seq, data, 0);
         }
         let mute = self.faults.mute_after_atr;
         match self.config.level {
             SimLevel::Apdu => self.xfr_apdu(slot, seq, level, data, mute),
             SimLevel::TpduT1 => {
-                let Some(mut t1) = self.slot.t1.take() else {
+                let Some(mut t1) = self.slots[self.cur].t1.take() else {
                     return self.failed_block(slot, seq, SlotError::HwError);
                 };
                 t1.wtx_before_response = self.faults.wtx_storm;
                 let action = {
-                    let card = &mut self.slot.card;
+                    let card = &mut self.slots[self.cur].card;
                     let mut handler = |apdu: &[u8]| -> Option<Vec<u8>> {
                         if mute {
                             return None;
@@ -405,7 +476,7 @@ impl State {
                     };
                     t1.handle(&data, &mut handler)
                 };
-                self.slot.t1 = Some(t1);
+                self.slots[self.cur].t1 = Some(t1);
                 match action {
                     CardAction::Reply(block) => self.data_block(slot, seq, block, 0),
                     CardAction::Mute => self.failed_block(slot, seq, SlotError::IccMute),
@@ -419,7 +490,10 @@ impl State {
         if mute {
             return None;
         }
-        self.slot.card.as_mut().and_then(|c| c.transmit(apdu))
+        self.slots[self.cur]
+            .card
+            .as_mut()
+            .and_then(|c| c.transmit(apdu))
     }
 
     fn xfr_apdu(&mut self, slot: u8, seq: u8, level: u16, data: Vec<u8>, mute: bool) -> Vec<u8> {
@@ -429,19 +503,23 @@ impl State {
         match level {
             // Begins / continues: collect, ask for more.
             1 | 3 => {
-                self.slot.chain_in.extend_from_slice(&data);
+                self.slots[self.cur].chain_in.extend_from_slice(&data);
                 return self.data_block(slot, seq, Vec::new(), 0x10);
             }
             // The host wants the next piece of a chained response.
             0x10 => {
-                let take = self.slot.chain_out.len().min(max);
-                let piece: Vec<u8> = self.slot.chain_out.drain(..take).collect();
-                let chain = if self.slot.chain_out.is_empty() { 2 } else { 3 };
+                let take = self.slots[self.cur].chain_out.len().min(max);
+                let piece: Vec<u8> = self.slots[self.cur].chain_out.drain(..take).collect();
+                let chain = if self.slots[self.cur].chain_out.is_empty() {
+                    2
+                } else {
+                    3
+                };
                 return self.data_block(slot, seq, piece, chain);
             }
             _ => {}
         }
-        let mut apdu = std::mem::take(&mut self.slot.chain_in);
+        let mut apdu = std::mem::take(&mut self.slots[self.cur].chain_in);
         apdu.extend_from_slice(&data);
         let Some(resp) = self.card_apdu(&apdu, mute) else {
             return self.failed_block(slot, seq, SlotError::IccMute);
@@ -449,8 +527,8 @@ impl State {
         if resp.len() <= max {
             return self.data_block(slot, seq, resp, 0);
         }
-        self.slot.chain_out = resp.into_iter().collect();
-        let first: Vec<u8> = self.slot.chain_out.drain(..max).collect();
+        self.slots[self.cur].chain_out = resp.into_iter().collect();
+        let first: Vec<u8> = self.slots[self.cur].chain_out.drain(..max).collect();
         self.data_block(slot, seq, first, 1)
     }
 
@@ -462,15 +540,15 @@ impl State {
         }
         let (header, body) = tpdu.split_at(5);
         // GET RESPONSE for pending data.
-        if header[1] == 0xC0 && !self.slot.t0_pending.is_empty() {
+        if header[1] == 0xC0 && !self.slots[self.cur].t0_pending.is_empty() {
             let want = if header[4] == 0 {
                 256
             } else {
                 usize::from(header[4])
             };
-            let n = want.min(self.slot.t0_pending.len());
-            let mut out: Vec<u8> = self.slot.t0_pending.drain(..n).collect();
-            match self.slot.t0_pending.len() {
+            let n = want.min(self.slots[self.cur].t0_pending.len());
+            let mut out: Vec<u8> = self.slots[self.cur].t0_pending.drain(..n).collect();
+            match self.slots[self.cur].t0_pending.len() {
                 0 => out.extend_from_slice(&[0x90, 0x00]),
                 left => out.extend_from_slice(&[0x61, left.min(255) as u8]),
             }
@@ -489,7 +567,7 @@ impl State {
         if !body.is_empty() && resp.len() > 2 {
             // Case 4 sent as case 3: the card keeps the data for GET RESPONSE.
             let (data, _sw) = resp.split_at(resp.len() - 2);
-            self.slot.t0_pending = data.to_vec();
+            self.slots[self.cur].t0_pending = data.to_vec();
             let n = data.len().min(255) as u8;
             return self.data_block(slot, seq, vec![0x61, n], 0);
         }
@@ -673,6 +751,11 @@ impl TestCard {
             atr: vec![0x3B, 0x02, 0x14, 0x50],
             mute: false,
         }
+    }
+
+    /// A card with this ATR (it must offer the protocol the reader level speaks).
+    pub fn with_atr(atr: Vec<u8>) -> Self {
+        TestCard { atr, mute: false }
     }
 
     /// A T=1 card (ATR offering T=1 with IFSC 254, LRC, TCK).

@@ -296,3 +296,158 @@ fn sim_uris_open_a_virtual_reader() {
             .contains("level")
     );
 }
+
+/// A T=1 card offering Fi/Di 1/3 (TA1 = 0x13): four times the default speed.
+fn fast_t1_card() -> TestCard {
+    let mut atr = vec![0x3B, 0x90, 0x13, 0x81, 0x31, 0xFE, 0x45];
+    let tck = atr[1..].iter().fold(0u8, |a, b| a ^ b);
+    atr.push(tck);
+    TestCard::with_atr(atr)
+}
+
+fn host_pps_rig(faults: SimFaults) -> (Reader, SimReaderHandle) {
+    let cfg = SimReaderConfig {
+        level: SimLevel::TpduT1,
+        auto_pps: false,
+        ..SimReaderConfig::default()
+    };
+    let (vr, h) = VirtualReader::new(cfg, "sim:ccid");
+    h.set_faults(faults);
+    (CcidReader::new(vr, "sim:ccid", config()), h)
+}
+
+fn last_findex_dindex(h: &SimReaderHandle) -> u8 {
+    match h.parameters_set().last() {
+        Some(pos_ccid::message::ProtocolParams::T1 { findex_dindex, .. }) => *findex_dindex,
+        other => panic!("no T=1 parameters set: {other:?}"),
+    }
+}
+
+#[test]
+fn the_host_negotiates_the_fastest_speed_with_pps() {
+    let (mut r, h) = host_pps_rig(SimFaults::default());
+    h.insert(Box::new(fast_t1_card()));
+    r.power_on(0).unwrap();
+    assert_eq!(h.pps_requests(), 1);
+    assert_eq!(last_findex_dindex(&h), 0x13, "Fi/Di 1/3 set after the PPS");
+    assert_eq!(r.transmit(0, SELECT_PSE).unwrap()[0], 0x6F);
+}
+
+#[test]
+fn a_refused_pps_falls_back_to_the_default_speed() {
+    let (mut r, h) = host_pps_rig(SimFaults {
+        refuse_pps: true,
+        ..SimFaults::default()
+    });
+    h.insert(Box::new(fast_t1_card()));
+    r.power_on(0).unwrap();
+    assert_eq!(h.pps_requests(), 1);
+    assert_eq!(
+        last_findex_dindex(&h),
+        0x11,
+        "default Fi/Di after the refusal"
+    );
+    assert_eq!(r.transmit(0, SELECT_PSE).unwrap()[0], 0x6F);
+}
+
+#[test]
+fn a_reader_that_negotiates_itself_gets_no_pps_from_the_host() {
+    let cfg = SimReaderConfig {
+        level: SimLevel::TpduT1,
+        auto_pps: true,
+        ..SimReaderConfig::default()
+    };
+    let (vr, h) = VirtualReader::new(cfg, "sim:ccid");
+    let mut r = CcidReader::new(vr, "sim:ccid", config());
+    h.insert(Box::new(fast_t1_card()));
+    r.power_on(0).unwrap();
+    assert_eq!(h.pps_requests(), 0);
+    assert_eq!(r.transmit(0, SELECT_PSE).unwrap()[0], 0x6F);
+}
+
+#[test]
+fn a_slow_card_still_answers_within_its_computed_timeout() {
+    let cfg = SimReaderConfig {
+        level: SimLevel::Apdu,
+        card_time_per_byte: Duration::from_millis(2),
+        ..SimReaderConfig::default()
+    };
+    let (vr, h) = VirtualReader::new(cfg, "sim:ccid");
+    let mut r = CcidReader::new(vr, "sim:ccid", config());
+    h.insert(Box::new(TestCard::t0()));
+    r.power_on(0).unwrap();
+    assert_eq!(r.transmit(0, SELECT_PSE).unwrap()[0], 0x6F);
+}
+
+#[test]
+fn the_rusb_backend_reports_a_missing_reader_cleanly() {
+    let uri: pos_link::DeviceUri = "usb:ffff:fffe".parse().unwrap();
+    let e = pos_ccid::UsbTransport::open(&uri).unwrap_err();
+    assert!(
+        matches!(
+            e.kind(),
+            FaultKind::NotFound | FaultKind::Io | FaultKind::PermissionDenied
+        ),
+        "{e} ({:?})",
+        e.kind()
+    );
+    let e = pos_ccid::open(&uri, config()).unwrap_err();
+    assert!(!e.to_string().is_empty());
+    let e = pos_ccid::open(&"tcp:127.0.0.1:9".parse().unwrap(), config()).unwrap_err();
+    assert_eq!(e.kind(), FaultKind::InvalidInput);
+}
+
+#[test]
+fn multi_slot_readers_expose_each_slot() {
+    for interrupt in [true, false] {
+        let cfg = SimReaderConfig {
+            level: SimLevel::Apdu,
+            interrupt,
+            slots: 2,
+            ..SimReaderConfig::default()
+        };
+        let (vr, h) = VirtualReader::new(cfg, "sim:ccid");
+        let mut r = CcidReader::new(vr, "sim:ccid", config());
+        assert_eq!(r.slot_count(), 2);
+        let sub = pos_hal::Device::subscribe(&mut r).unwrap();
+        h.insert_in(1, Box::new(TestCard::t0()));
+        wait_event(&sub, |e| matches!(e, DeviceEvent::CardInserted { slot: 1 }));
+        assert!(!r.slot_status(0).unwrap().contains(SlotState::CARD_PRESENT));
+        assert!(r.slot_status(1).unwrap().contains(SlotState::CARD_PRESENT));
+        assert_eq!(r.power_on(0).unwrap_err().kind(), FaultKind::CardAbsent);
+        r.power_on(1).unwrap();
+        assert_eq!(
+            SlotChannel::new(&mut r, 1).transmit(SELECT_PSE).unwrap()[0],
+            0x6F
+        );
+        h.remove_from(1);
+        wait_event(&sub, |e| matches!(e, DeviceEvent::CardRemoved { slot: 1 }));
+        assert_eq!(
+            r.transmit(1, SELECT_PSE).unwrap_err().kind(),
+            FaultKind::CardRemoved
+        );
+        assert_eq!(
+            r.slot_status(2).unwrap_err().kind(),
+            FaultKind::InvalidInput
+        );
+    }
+}
+
+#[test]
+fn a_swap_between_polls_is_reported_once() {
+    let (mut r, h) = rig(SimLevel::Apdu, false);
+    let sub = pos_hal::Device::subscribe(&mut r).unwrap();
+    h.insert(Box::new(TestCard::t0()));
+    wait_event(&sub, |e| matches!(e, DeviceEvent::CardInserted { slot: 0 }));
+    r.power_on(0).unwrap();
+    h.insert(Box::new(TestCard::t0()));
+    wait_event(&sub, |e| matches!(e, DeviceEvent::CardRemoved { slot: 0 }));
+    // Several poll intervals later: no further removal events for the same swap.
+    std::thread::sleep(Duration::from_millis(200));
+    let removals = sub
+        .drain()
+        .into_iter()
+        .filter(|e| matches!(e.event, DeviceEvent::CardRemoved { .. }))
+        .count();
+    assert_eq!(removals, 0, "one swap, one removal");
+}
