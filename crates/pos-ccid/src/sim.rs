@@ -635,34 +635,9 @@ impl CcidTransport for VirtualReader {
     }
 
     fn receive(&mut self, deadline: Deadline) -> Result<Vec<u8>, LinkError> {
-        let mut st = lock(&self.shared);
-        loop {
-            if st.unplugged {
-                return Err(LinkError::disconnected(
-                    &self.target,
-                    Operation::Read,
-                    "virtual reader unplugged",
-                ));
-            }
-            if let Some(r) = st.replies.pop_front() {
-                return Ok(r);
-            }
-            let left = deadline.remaining();
-            if left.is_zero() {
-                return Err(LinkError::timeout(
-                    &self.target,
-                    Operation::Read,
-                    deadline.waited(),
-                    0,
-                ));
-            }
-            st = self
-                .shared
-                .1
-                .wait_timeout(st, left)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
-        }
+        wait_pop(&self.shared, &self.target, deadline, |st| {
+            st.replies.pop_front()
+        })
     }
 
     fn abort_request(&mut self, _slot: u8, _seq: u8, _deadline: Deadline) -> Result<(), LinkError> {
@@ -698,36 +673,48 @@ struct SimInterrupt {
 
 impl InterruptSource for SimInterrupt {
     fn read(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize, LinkError> {
-        let mut st = lock(&self.shared);
-        loop {
-            if st.unplugged {
-                return Err(LinkError::disconnected(
-                    &self.target,
-                    Operation::Read,
-                    "virtual reader unplugged",
-                ));
-            }
-            if let Some(n) = st.notifications.pop_front() {
-                let len = n.len().min(buf.len());
-                buf[..len].copy_from_slice(&n[..len]);
-                return Ok(len);
-            }
-            let left = deadline.remaining();
-            if left.is_zero() {
-                return Err(LinkError::timeout(
-                    &self.target,
-                    Operation::Read,
-                    deadline.waited(),
-                    0,
-                ));
-            }
-            st = self
-                .shared
-                .1
-                .wait_timeout(st, left)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
+        let n = wait_pop(&self.shared, &self.target, deadline, |st| {
+            st.notifications.pop_front()
+        })?;
+        let len = n.len().min(buf.len());
+        buf[..len].copy_from_slice(&n[..len]);
+        Ok(len)
+    }
+}
+
+/// Wait until `pop` yields a message or the deadline passes; `Disconnected` once unplugged.
+fn wait_pop(
+    shared: &Shared,
+    target: &str,
+    deadline: Deadline,
+    mut pop: impl FnMut(&mut State) -> Option<Vec<u8>>,
+) -> Result<Vec<u8>, LinkError> {
+    let mut st = lock(shared);
+    loop {
+        if st.unplugged {
+            return Err(LinkError::disconnected(
+                target,
+                Operation::Read,
+                "virtual reader unplugged",
+            ));
         }
+        if let Some(m) = pop(&mut st) {
+            return Ok(m);
+        }
+        let left = deadline.remaining();
+        if left.is_zero() {
+            return Err(LinkError::timeout(
+                target,
+                Operation::Read,
+                deadline.waited(),
+                0,
+            ));
+        }
+        st = shared
+            .1
+            .wait_timeout(st, left)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|e| e.into_inner().0);
     }
 }
 
