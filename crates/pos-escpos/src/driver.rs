@@ -200,6 +200,9 @@ impl<L: Link + 'static> Inner<L> {
     }
 
     fn real_time(&mut self, request: StatusRequest) -> Result<PrinterConditions, EscPosError> {
+        // A status byte already waiting answers something else (e.g. a DLE EOT sequence the
+        // printer found inside image data): take it out first so it is not read as ours.
+        self.poll_replies()?;
         self.write(
             &request.bytes(),
             Deadline::after(self.config.status_timeout),

@@ -1,7 +1,7 @@
 //! The virtual ESC/POS printer (feature `sim`).
 //!
 //! It parses what it receives with the same command table as the encoder
-//! ([`command::Parser`]), keeps a text rendering of each receipt so tests can assert what was
+//! ([`command::Parser`](crate::command::Parser)), keeps a text rendering of each receipt so tests can assert what was
 //! printed, answers DLE EOT, Automatic Status Back, GS I and GS ( H like an Epson TM printer,
 //! and takes faults: paper out (at once or after N lines), paper near end, cover open, cutter
 //! jam, offline, silent (answers nothing), slow (a line speed in bytes per second).
