@@ -24,6 +24,20 @@ pub struct Rig {
     /// Byte links to test.
     #[serde(default)]
     pub links: LinkSection,
+    /// The receipt printer (default: the virtual one).
+    #[serde(default)]
+    pub printer: Option<DeviceSection>,
+    /// The chip reader, with a card inserted (default: the virtual one).
+    #[serde(default)]
+    pub reader: Option<DeviceSection>,
+}
+
+/// A `[printer]` or `[reader]` section: the device's URI.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceSection {
+    /// The device URI (`usb:...`, `serial:...`, `tcp:...`, `sim:...`).
+    pub uri: String,
 }
 
 /// The `[links]` section.
@@ -108,7 +122,13 @@ impl Rig {
             path: path.to_string(),
             message: e.to_string(),
         })?;
-        for uri in &rig.links.loopback {
+        let devices = [&rig.printer, &rig.reader];
+        for uri in rig
+            .links
+            .loopback
+            .iter()
+            .chain(devices.iter().filter_map(|d| d.as_ref().map(|d| &d.uri)))
+        {
             DeviceUri::parse(uri).map_err(|source| RigError::Uri {
                 path: path.to_string(),
                 source,
@@ -154,10 +174,59 @@ impl Rig {
             .collect()
     }
 
+    /// The printer to test: the rig's, else the virtual printer.
+    pub fn printer_uri(&self) -> DeviceUri {
+        self.printer
+            .as_ref()
+            .and_then(|d| DeviceUri::parse(&d.uri).ok())
+            .unwrap_or_else(default_printer)
+    }
+
+    /// The reader to test: the rig's, else the virtual reader with a test card.
+    pub fn reader_uri(&self) -> DeviceUri {
+        self.reader
+            .as_ref()
+            .and_then(|d| DeviceUri::parse(&d.uri).ok())
+            .unwrap_or_else(default_reader)
+    }
+
     /// The per-chunk timeout.
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.links.timeout_ms)
     }
+}
+
+/// The virtual printer used when no rig names one.
+pub fn default_printer() -> DeviceUri {
+    DeviceUri::new(
+        pos_link::Address::Sim {
+            kind: "printer".into(),
+        },
+        Vec::new(),
+    )
+    .unwrap_or_else(|_| unreachable_uri())
+}
+
+/// The virtual reader (T=1, interrupt notifications, test card) used when no rig names one.
+pub fn default_reader() -> DeviceUri {
+    DeviceUri::new(
+        pos_link::Address::Sim {
+            kind: "ccid".into(),
+        },
+        vec![("level".into(), "t1".into())],
+    )
+    .unwrap_or_else(|_| unreachable_uri())
+}
+
+/// `sim:` URIs built from constant parts always parse; this keeps the code panic-free anyway.
+fn unreachable_uri() -> DeviceUri {
+    DeviceUri::new(
+        pos_link::Address::Sim {
+            kind: "none".into(),
+        },
+        Vec::new(),
+    )
+    .unwrap_or_else(|e| panic!("constant URI does not parse: {e}"))
 }
 
 #[cfg(test)]
