@@ -1,0 +1,28 @@
+//! # pos-emv: the EMV contact application layer over any card channel
+//!
+//! Runs over [`pos_hal::CardChannel`], so over the CCID driver, its virtual reader, or any
+//! other backend; never over a reader driver directly.
+//!
+//! - [`apdu`]: ISO 7816-4 command APDUs (cases 1-4, short and extended), response APDUs,
+//!   and the T=0 response handling (61xx GET RESPONSE loop, 6Cxx resend).
+//! - [`sw`]: status words with meanings for people.
+//! - [`tlv`]: a strict, zero-copy BER-TLV decoder and an encoder.
+//! - [`tags`]: the EMV tag dictionary (name, format, length) for display.
+//! - [`dol`]: data object lists (PDOL, CDOL1, CDOL2, DDOL): parsing and building.
+//! - [`transcript`]: APDU transcripts (`> command` / `< response` lines).
+//! - `script_card` (feature `sim`): a virtual card replaying a transcript.
+#![warn(missing_docs)]
+
+pub mod apdu;
+pub mod dol;
+#[cfg(feature = "sim")]
+pub mod script_card;
+pub mod sw;
+pub mod tags;
+pub mod tlv;
+pub mod transcript;
+
+/// The README's example, compiled and run as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
