@@ -4,6 +4,7 @@
 //! wrong, and (in later versions) run self-tests and sales. See `posctl --help`.
 #![warn(missing_docs)]
 
+mod card;
 mod devices;
 mod printer;
 mod reader;
@@ -106,6 +107,9 @@ enum Command {
     /// Chip (EMV contact) readers over USB CCID: list, watch, ATR, APDUs.
     #[command(subcommand)]
     Reader(ReaderCommand),
+    /// EMV card data.
+    #[command(subcommand)]
+    Card(CardCommand),
     /// Print the udev rules that give group `pos` access to POS devices, or check a rules
     /// file's syntax and policy.
     UdevRules {
@@ -151,6 +155,16 @@ enum PrinterCommand {
         /// Stop after this many seconds (default: until interrupted).
         #[arg(long)]
         seconds: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CardCommand {
+    /// Decode BER-TLV hex with EMV tag names (the PAN and track data are shown masked).
+    Tlv {
+        /// The bytes in hex, e.g. 6F1C8407A0000000041010A511500F...
+        #[arg(value_name = "HEX")]
+        hex: String,
     },
 }
 
@@ -228,6 +242,9 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Devices => devices::run(cli.json),
         Command::UdevRules { check } => udev_rules::run(check.as_deref(), cli.json),
+        Command::Card(c) => match c {
+            CardCommand::Tlv { hex } => card::tlv(hex, cli.json),
+        },
         Command::Reader(r) => match r {
             ReaderCommand::List => reader::list(cli.json),
             ReaderCommand::Watch { device, seconds } => reader::watch(device, *seconds, cli.json),

@@ -354,3 +354,19 @@ fn reader_watch_shows_the_slot_and_stops_when_told() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("slot 0"), "{text}");
 }
+
+#[test]
+fn card_tlv_names_tags_and_masks_the_pan() {
+    let out = posctl(&["card", "tlv", "70105A0854133300896000445F2403141231"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Application Expiration Date"), "{text}");
+    assert!(text.contains("541333******0044"), "{text}");
+    assert!(
+        !text.contains("5413330089600044"),
+        "the full PAN must never be shown: {text}"
+    );
+    let out = posctl(&["card", "tlv", "7010"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("offset 0"));
+}
