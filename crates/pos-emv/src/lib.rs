@@ -9,18 +9,29 @@
 //! - [`tlv`]: a strict, zero-copy BER-TLV decoder and an encoder.
 //! - [`tags`]: the EMV tag dictionary (name, format, length) for display.
 //! - [`dol`]: data object lists (PDOL, CDOL1, CDOL2, DDOL): parsing and building.
+//! - [`select`]: application selection (PSE directory, AID list with partial names,
+//!   priorities, confirmation through a chooser, blocked applications skipped).
+//! - [`read`]: GET PROCESSING OPTIONS (formats 1 and 2, 6985 -> reselect) and AFL-driven
+//!   READ RECORD with the offline-authentication input and mandatory-data checks.
+//! - [`terminal`]: the terminal's data objects for building PDOL/CDOL data.
 //! - [`transcript`]: APDU transcripts (`> command` / `< response` lines).
 //! - `script_card` (feature `sim`): a virtual card replaying a transcript.
 #![warn(missing_docs)]
 
 pub mod apdu;
 pub mod dol;
+pub mod read;
 #[cfg(feature = "sim")]
 pub mod script_card;
+pub mod select;
 pub mod sw;
 pub mod tags;
+pub mod terminal;
 pub mod tlv;
 pub mod transcript;
+
+mod error;
+pub use error::{Cause, EmvError, Step};
 
 /// The README's example, compiled and run as a doctest so it cannot rot.
 #[cfg(doctest)]
