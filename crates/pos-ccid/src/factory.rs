@@ -33,11 +33,32 @@ pub fn open(uri: &DeviceUri, config: ReaderConfig) -> Result<AnyReader, CcidErro
 
 #[cfg(feature = "sim")]
 fn open_sim(uri: &DeviceUri, config: ReaderConfig) -> Result<AnyReader, CcidError> {
-    let (cfg, faults, card) = crate::sim::from_uri(uri).map_err(CcidError::BadAddress)?;
+    let (_, _, card) = crate::sim::from_uri(uri).map_err(CcidError::BadAddress)?;
+    let card = card.map(|c| Box::new(c) as Box<dyn pos_hal::VirtualCard>);
+    open_sim_with_card(uri, config, card)
+}
+
+/// Open a `sim:ccid?...` virtual reader with `card` inserted instead of the URI's test card
+/// (e.g. a scripted EMV card from a layer above this crate). The URI's `card` option is
+/// ignored; its other options apply.
+///
+/// Errors: `BadAddress` for a URI that is not `sim:ccid` or has bad options.
+#[cfg(feature = "sim")]
+pub fn open_sim_with_card(
+    uri: &DeviceUri,
+    config: ReaderConfig,
+    card: Option<Box<dyn pos_hal::VirtualCard>>,
+) -> Result<AnyReader, CcidError> {
+    if !matches!(uri.address(), Address::Sim { kind } if kind == "ccid") {
+        return Err(CcidError::BadAddress(format!(
+            "{uri} is not a sim:ccid URI"
+        )));
+    }
+    let (cfg, faults, _) = crate::sim::from_uri(uri).map_err(CcidError::BadAddress)?;
     let (vr, handle) = crate::sim::VirtualReader::new(cfg, &uri.to_string());
     handle.set_faults(faults);
     if let Some(card) = card {
-        handle.insert(Box::new(card));
+        handle.insert(card);
     }
     let t: Box<dyn CcidTransport> = Box::new(vr);
     Ok(CcidReader::new(t, &uri.to_string(), config))

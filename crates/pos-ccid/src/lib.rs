@@ -23,6 +23,8 @@ mod factory;
 mod reader;
 
 pub use error::CcidError;
+#[cfg(feature = "sim")]
+pub use factory::open_sim_with_card;
 pub use factory::{AnyReader, open};
 pub use reader::{CcidReader, ReaderConfig};
 pub use transport::{CcidTransport, InterruptSource, UsbTransport};

@@ -29,3 +29,185 @@ pub fn tlv(hex: &str, json: bool) -> Result<Exit, CliError> {
     }
     Ok(Exit::Ok)
 }
+
+use pos_ccid::ReaderConfig;
+use pos_emv::read::{self, CardData, Processing};
+use pos_emv::script_card::{Matching, ScriptedCard};
+use pos_emv::select::{self, Candidate};
+use pos_emv::terminal::TerminalData;
+use pos_emv::{EmvError, tags};
+use pos_hal::{ChipReader, Fault, FaultKind, SlotChannel};
+use pos_link::{Address, DeviceUri};
+
+fn hex_upper(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02X}")).collect()
+}
+
+/// Open the reader; `sim:ccid?script=FILE` inserts a card replaying that transcript.
+fn open_reader(device: &str) -> Result<pos_ccid::AnyReader, CliError> {
+    let uri = DeviceUri::parse(device).map_err(|e| CliError::new(e.to_string()))?;
+    let script = match uri.address() {
+        Address::Sim { kind } if kind == "ccid" => uri.option("script").map(str::to_string),
+        _ => None,
+    };
+    let Some(path) = script else {
+        return pos_ccid::open(&uri, ReaderConfig::default()).map_err(reader_error);
+    };
+    let transcript = pos_emv::transcript::Transcript::load(&path)
+        .map_err(|e| CliError::new(format!("script {path}: {e}")))?;
+    // A TPDU-level T=1 virtual reader needs a card whose ATR offers T=1.
+    let card = if uri.option("level") == Some("t1") {
+        ScriptedCard::new_t1(transcript, Matching::Lenient)
+    } else {
+        ScriptedCard::new(transcript, Matching::Lenient)
+    };
+    let rest: Vec<(String, String)> = uri
+        .options()
+        .iter()
+        .filter(|(k, _)| k != "script")
+        .cloned()
+        .collect();
+    let plain =
+        DeviceUri::new(uri.address().clone(), rest).map_err(|e| CliError::new(e.to_string()))?;
+    pos_ccid::open_sim_with_card(&plain, ReaderConfig::default(), Some(Box::new(card)))
+        .map_err(reader_error)
+}
+
+fn reader_error(e: pos_ccid::CcidError) -> CliError {
+    let exit = match e.kind() {
+        FaultKind::CardAbsent
+        | FaultKind::CardMute
+        | FaultKind::CardRemoved
+        | FaultKind::CardUnsupported => Exit::DeviceFault,
+        _ => Exit::Error,
+    };
+    CliError {
+        exit,
+        hint: Some(e.kind().advice().to_string()),
+        message: e.to_string(),
+    }
+}
+
+fn emv_error(e: EmvError) -> CliError {
+    CliError {
+        exit: Exit::DeviceFault,
+        hint: Some(e.kind().advice().to_string()),
+        message: e.to_string(),
+    }
+}
+
+/// AIP bits people ask about (EMV Book 3, Annex C1).
+fn aip_features(aip: [u8; 2]) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    for (bit, name) in [
+        (0x40, "sda"),
+        (0x20, "dda"),
+        (0x10, "cardholder_verification"),
+        (0x08, "terminal_risk_management"),
+        (0x04, "issuer_authentication"),
+        (0x01, "cda"),
+    ] {
+        if aip[0] & bit != 0 {
+            v.push(name);
+        }
+    }
+    v
+}
+
+/// `posctl card read`: select the application, initiate processing, read its records, and
+/// show what a technician needs (never the full PAN).
+pub fn read(device: &str, json: bool) -> Result<Exit, CliError> {
+    let mut reader = open_reader(device)?;
+    let atr = reader.power_on(0).map_err(reader_error)?;
+    let mut seen: Vec<Candidate> = Vec::new();
+    let mut chooser = |c: &[Candidate]| {
+        seen = c.to_vec();
+        select::first_without_confirmation(c).or(Some(0))
+    };
+    let mut unpredictable = [0u8; 4];
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    unpredictable.copy_from_slice(&nanos.to_be_bytes());
+    let terminal = TerminalData::new(unpredictable);
+    let (app, processing, data): (_, Processing, CardData) = {
+        let mut ch = SlotChannel::new(&mut reader, 0);
+        let supported = select::default_supported_aids();
+        let (app, processing) =
+            read::select_and_initiate(&mut ch, &supported, &terminal, &mut chooser)
+                .map_err(emv_error)?;
+        let data = read::read_application_data(&mut ch, &processing.afl).map_err(emv_error)?;
+        (app, processing, data)
+    };
+    let _ = reader.power_off(0);
+    let afl: Vec<serde_json::Value> = processing
+        .afl
+        .iter()
+        .map(|e| serde_json::json!({"sfi": e.sfi, "first": e.first, "last": e.last, "oda_records": e.oda_records}))
+        .collect();
+    let body = serde_json::json!({
+        "device": device,
+        "atr": atr.to_hex(),
+        "candidates": seen.iter().map(|c| serde_json::json!({
+            "aid": hex_upper(&c.aid),
+            "label": c.label,
+            "priority": c.priority,
+        })).collect::<Vec<_>>(),
+        "aid": hex_upper(&app.candidate.aid),
+        "label": app.candidate.label,
+        "pan_masked": data.pan_masked(),
+        "expiry": data.expiry(),
+        "aip": hex_upper(&processing.aip),
+        "aip_features": aip_features(processing.aip),
+        "afl": afl,
+        "cvm_list": data.get(tags::CVM_LIST).map(hex_upper),
+        "records": data.records.len(),
+        "oda": "not evaluated (offline data authentication is not in this build yet)",
+    });
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&body).unwrap_or_default()
+        );
+    } else {
+        println!("{device}: ATR {}", body["atr"].as_str().unwrap_or(""));
+        for c in &seen {
+            println!(
+                "  candidate {} {} (priority {})",
+                hex_upper(&c.aid),
+                c.label.as_deref().unwrap_or(""),
+                c.priority.map_or("none".to_string(), |p| p.to_string())
+            );
+        }
+        println!(
+            "  selected: {} {}",
+            body["aid"].as_str().unwrap_or(""),
+            app.candidate.label.as_deref().unwrap_or("")
+        );
+        println!(
+            "  PAN: {}",
+            data.pan_masked().unwrap_or_else(|| "(none)".into())
+        );
+        println!(
+            "  expiry (YYMMDD): {}",
+            data.expiry().unwrap_or_else(|| "(none)".into())
+        );
+        println!(
+            "  AIP: {} {:?}",
+            body["aip"].as_str().unwrap_or(""),
+            aip_features(processing.aip)
+        );
+        for e in &processing.afl {
+            println!(
+                "  AFL: SFI {} records {}-{} ({} for ODA)",
+                e.sfi, e.first, e.last, e.oda_records
+            );
+        }
+        if let Some(c) = body["cvm_list"].as_str() {
+            println!("  CVM list: {c}");
+        }
+        println!("  ODA: {}", body["oda"].as_str().unwrap_or(""));
+    }
+    Ok(Exit::Ok)
+}

@@ -160,6 +160,13 @@ enum PrinterCommand {
 
 #[derive(Debug, Subcommand)]
 enum CardCommand {
+    /// Read the card in the reader: applications, the selected AID and label, masked PAN,
+    /// expiry, AIP/AFL, CVM list. `sim:ccid?script=FILE` replays a transcript.
+    Read {
+        /// The reader URI.
+        #[arg(long, value_name = "URI")]
+        device: String,
+    },
     /// Decode BER-TLV hex with EMV tag names (the PAN and track data are shown masked).
     Tlv {
         /// The bytes in hex, e.g. 6F1C8407A0000000041010A511500F...
@@ -244,6 +251,7 @@ fn main() -> ExitCode {
         Command::UdevRules { check } => udev_rules::run(check.as_deref(), cli.json),
         Command::Card(c) => match c {
             CardCommand::Tlv { hex } => card::tlv(hex, cli.json),
+            CardCommand::Read { device } => card::read(device, cli.json),
         },
         Command::Reader(r) => match r {
             ReaderCommand::List => reader::list(cli.json),

@@ -370,3 +370,69 @@ fn card_tlv_names_tags_and_masks_the_pan() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("offset 0"));
 }
+
+/// The shared transcripts (binaryfoo/emv-bertlv, MIT; see shared/testdata/emv/README.md).
+fn transcript(name: &str) -> String {
+    format!(
+        "{}/../../../shared/testdata/emv/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+fn card_read_replays_the_shared_transcripts_through_the_virtual_reader() {
+    for (level, file, aid, pan, expiry) in [
+        (
+            "t0",
+            "contact-upi.apdu",
+            "A000000333010102",
+            "621094******0011",
+            "301031",
+        ),
+        (
+            "t1",
+            "contact-mastercard.apdu",
+            "A0000000041010",
+            "541333******0044",
+            "141231",
+        ),
+        (
+            "apdu",
+            "contact-mastercard.apdu",
+            "A0000000041010",
+            "541333******0044",
+            "141231",
+        ),
+    ] {
+        let device = format!("sim:ccid?level={level}&script={}", transcript(file));
+        let out = posctl(&["--json", "card", "read", "--device", &device]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{level} {file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !text.contains("5413330089600044") && !text.contains("6210948000000011"),
+            "{text}"
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert_eq!(v["aid"], aid, "{v}");
+        assert_eq!(v["pan_masked"], pan, "{v}");
+        assert_eq!(v["expiry"], expiry, "{v}");
+        assert!(v["label"].is_string(), "{v}");
+    }
+}
+
+#[test]
+fn card_read_with_the_card_pulled_exits_2_naming_the_step() {
+    let device = format!(
+        "sim:ccid?remove_at=3&script={}",
+        transcript("contact-mastercard.apdu")
+    );
+    let out = posctl(&["card", "read", "--device", &device]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("removed"), "{err}");
+}
