@@ -9,6 +9,8 @@
 //! - [`tlv`]: a strict, zero-copy BER-TLV decoder and an encoder.
 //! - [`tags`]: the EMV tag dictionary (name, format, length) for display.
 //! - [`dol`]: data object lists (PDOL, CDOL1, CDOL2, DDOL): parsing and building.
+//! - [`capk`]: the scheme CA public-key table (loaded from a file, checksums verified).
+//! - [`oda`]: offline data authentication: SDA, DDA and CDA (RSA recovery, SHA-1).
 //! - [`select`]: application selection (PSE directory, AID list with partial names,
 //!   priorities, confirmation through a chooser, blocked applications skipped).
 //! - [`read`]: GET PROCESSING OPTIONS (formats 1 and 2, 6985 -> reselect) and AFL-driven
@@ -19,7 +21,9 @@
 #![warn(missing_docs)]
 
 pub mod apdu;
+pub mod capk;
 pub mod dol;
+pub mod oda;
 pub mod read;
 #[cfg(feature = "sim")]
 pub mod script_card;
