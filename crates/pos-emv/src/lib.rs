@@ -9,6 +9,7 @@
 //! - [`tlv`]: a strict, zero-copy BER-TLV decoder and an encoder.
 //! - [`tags`]: the EMV tag dictionary (name, format, length) for display.
 //! - [`dol`]: data object lists (PDOL, CDOL1, CDOL2, DDOL): parsing and building.
+//! - [`tvr`]: Terminal Verification Results and Transaction Status Information, bit-exact.
 //! - [`capk`]: the scheme CA public-key table (loaded from a file, checksums verified).
 //! - [`oda`]: offline data authentication: SDA, DDA and CDA (RSA recovery, SHA-1).
 //! - [`select`]: application selection (PSE directory, AID list with partial names,
@@ -33,6 +34,7 @@ pub mod tags;
 pub mod terminal;
 pub mod tlv;
 pub mod transcript;
+pub mod tvr;
 
 mod error;
 pub use error::{Cause, EmvError, Step};
