@@ -120,6 +120,11 @@ impl Fault for CapkError {
     }
 }
 
+/// The public EMV **test** CA keys shipped with this crate (`data/ca-keys-test.txt`:
+/// Mastercard A000000004/EF, Visa A000000003/92, 94, 95), for test cards and labs. A live
+/// terminal loads the production keys of its schemes with [`CaKeys::load`].
+pub const TEST_CA_KEYS: &str = include_str!("../data/ca-keys-test.txt");
+
 /// The terminal's table of CA public keys.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CaKeys {

@@ -96,6 +96,11 @@ fn emv_error(e: EmvError) -> CliError {
     }
 }
 
+fn bcd(b: u8) -> Option<u8> {
+    let (hi, lo) = (b >> 4, b & 0x0F);
+    (hi < 10 && lo < 10).then_some(hi * 10 + lo)
+}
+
 /// AIP bits people ask about (EMV Book 3, Annex C1).
 fn aip_features(aip: [u8; 2]) -> Vec<&'static str> {
     let mut v = Vec::new();
@@ -116,7 +121,16 @@ fn aip_features(aip: [u8; 2]) -> Vec<&'static str> {
 
 /// `posctl card read`: select the application, initiate processing, read its records, and
 /// show what a technician needs (never the full PAN).
-pub fn read(device: &str, json: bool) -> Result<Exit, CliError> {
+pub fn read(
+    device: &str,
+    ca_keys_file: Option<&std::path::Path>,
+    json: bool,
+) -> Result<Exit, CliError> {
+    let ca_keys = match ca_keys_file {
+        Some(path) => pos_emv::capk::CaKeys::load(path),
+        None => pos_emv::capk::CaKeys::parse(pos_emv::capk::TEST_CA_KEYS),
+    }
+    .map_err(|e| CliError::new(format!("CA public keys: {e}")))?;
     let mut reader = open_reader(device)?;
     let atr = reader.power_on(0).map_err(reader_error)?;
     let mut seen: Vec<Candidate> = Vec::new();
@@ -131,6 +145,11 @@ pub fn read(device: &str, json: bool) -> Result<Exit, CliError> {
         .unwrap_or(0);
     unpredictable.copy_from_slice(&nanos.to_be_bytes());
     let terminal = TerminalData::new(unpredictable);
+    // Today as the terminal dates the transaction (9A, YYMMDD): certificates expire by month.
+    let today = terminal
+        .get(tags::TRANSACTION_DATE)
+        .and_then(|d| Some((bcd(*d.first()?)?, bcd(*d.get(1)?)?)))
+        .unwrap_or((0, 1));
     let (app, processing, data): (_, Processing, CardData) = {
         let mut ch = SlotChannel::new(&mut reader, 0);
         let supported = select::default_supported_aids();
@@ -163,7 +182,7 @@ pub fn read(device: &str, json: bool) -> Result<Exit, CliError> {
         "afl": afl,
         "cvm_list": data.get(tags::CVM_LIST).map(hex_upper),
         "records": data.records.len(),
-        "oda": "not evaluated (offline data authentication is not in this build yet)",
+        "oda": oda_summary(&data, &app.candidate.aid, processing.aip, &ca_keys, today),
     });
     if json {
         println!(
@@ -210,4 +229,83 @@ pub fn read(device: &str, json: bool) -> Result<Exit, CliError> {
         println!("  ODA: {}", body["oda"].as_str().unwrap_or(""));
     }
     Ok(Exit::Ok)
+}
+
+/// Offline data authentication as far as a read-only session can take it: recover the
+/// issuer and ICC public keys through the CA key, and check SDA where the card uses it.
+/// DDA and CDA need a transaction (INTERNAL AUTHENTICATE / GENERATE AC) and are reported
+/// as such. Returns a sentence for people.
+fn oda_summary(
+    data: &CardData,
+    aid: &[u8],
+    aip: [u8; 2],
+    ca_keys: &pos_emv::capk::CaKeys,
+    today: (u8, u8),
+) -> String {
+    use pos_emv::oda;
+    let Some(index) = data.get(tags::CA_PK_INDEX).and_then(|v| v.first().copied()) else {
+        return "not possible: the card has no CA public key index (8F)".into();
+    };
+    let Some(rid) = aid.get(..5).and_then(|r| <[u8; 5]>::try_from(r).ok()) else {
+        return "not possible: AID shorter than a RID".into();
+    };
+    let Some(pan) = data.get(tags::PAN).and_then(|p| oda::pan_digits(p).ok()) else {
+        return "not possible: no PAN".into();
+    };
+    let ca = match oda::find_ca_key(ca_keys, rid, index) {
+        Ok(ca) => ca,
+        Err(e) => return format!("failed: {e}"),
+    };
+    let (Some(cert), Some(exp)) = (
+        data.get(tags::ISSUER_PK_CERT),
+        data.get(tags::ISSUER_PK_EXPONENT),
+    ) else {
+        return "failed: issuer public key certificate (90/9F32) missing".into();
+    };
+    let issuer = match oda::recover_issuer_key(
+        ca,
+        cert,
+        data.get(tags::ISSUER_PK_REMAINDER),
+        exp,
+        &pan,
+        today,
+    ) {
+        Ok(k) => k,
+        Err(e) => return format!("failed: {e}"),
+    };
+    let mut static_data = data.oda_input.clone();
+    if data.get(tags::SDA_TAG_LIST) == Some(&[0x82][..]) {
+        static_data.extend_from_slice(&aip);
+    }
+    let ca_name = format!("CA {}/{index:02X}", hex_upper(&rid));
+    if let (Some(cert), Some(exp)) = (data.get(tags::ICC_PK_CERT), data.get(tags::ICC_PK_EXPONENT))
+    {
+        return match oda::recover_icc_key(
+            &issuer,
+            cert,
+            data.get(tags::ICC_PK_REMAINDER),
+            exp,
+            &static_data,
+            &pan,
+            today,
+        ) {
+            Ok(k) => format!(
+                "issuer and ICC certificates verified with {ca_name} (ICC key {} bits); DDA/CDA are checked in a transaction",
+                k.len() * 8
+            ),
+            Err(e) => format!("failed: {e}"),
+        };
+    }
+    match data.get(tags::SSAD) {
+        Some(ssad) if aip[0] & 0x40 != 0 => match oda::verify_sda(&issuer, ssad, &static_data) {
+            Ok(dac) => format!(
+                "SDA verified with {ca_name} (data authentication code {})",
+                hex_upper(&dac)
+            ),
+            Err(e) => format!("failed: {e}"),
+        },
+        _ => format!(
+            "issuer certificate verified with {ca_name}; no ICC certificate or SDA data to check"
+        ),
+    }
 }

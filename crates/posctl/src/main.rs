@@ -166,6 +166,9 @@ enum CardCommand {
         /// The reader URI.
         #[arg(long, value_name = "URI")]
         device: String,
+        /// CA public keys for offline data authentication (default: the public EMV test keys).
+        #[arg(long, value_name = "FILE")]
+        ca_keys: Option<std::path::PathBuf>,
     },
     /// Decode BER-TLV hex with EMV tag names (the PAN and track data are shown masked).
     Tlv {
@@ -251,7 +254,9 @@ fn main() -> ExitCode {
         Command::UdevRules { check } => udev_rules::run(check.as_deref(), cli.json),
         Command::Card(c) => match c {
             CardCommand::Tlv { hex } => card::tlv(hex, cli.json),
-            CardCommand::Read { device } => card::read(device, cli.json),
+            CardCommand::Read { device, ca_keys } => {
+                card::read(device, ca_keys.as_deref(), cli.json)
+            }
         },
         Command::Reader(r) => match r {
             ReaderCommand::List => reader::list(cli.json),

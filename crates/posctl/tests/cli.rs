@@ -436,3 +436,35 @@ fn card_read_with_the_card_pulled_exits_2_naming_the_step() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("removed"), "{err}");
 }
+
+#[test]
+fn card_read_checks_the_certificates_with_the_test_ca_keys() {
+    let device = format!("sim:ccid?script={}", transcript("contact-mastercard.apdu"));
+    let out = posctl(&["--json", "card", "read", "--device", &device]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    // The Mastercard test card's issuer certificate (CA A000000004/EF) recovers, and has
+    // expired: it says 12/14.
+    assert!(v["oda"].as_str().unwrap().contains("expired 12/14"), "{v}");
+    // UnionPay's CA key is not among the shipped test keys: said so, not guessed.
+    let device = format!(
+        "sim:ccid?level=t0&script={}",
+        transcript("contact-upi.apdu")
+    );
+    let out = posctl(&["--json", "card", "read", "--device", &device]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(
+        v["oda"].as_str().unwrap().contains("no CA public key"),
+        "{v}"
+    );
+    // A CA key file that does not load is an error.
+    let out = posctl(&[
+        "card",
+        "read",
+        "--device",
+        &device,
+        "--ca-keys",
+        "/nonexistent/keys.txt",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+}
