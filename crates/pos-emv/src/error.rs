@@ -38,6 +38,14 @@ pub enum Step {
     },
     /// Checks of the application data once every record is read (mandatory data).
     CheckData,
+    /// The first GENERATE AC.
+    GenerateAc1,
+    /// EXTERNAL AUTHENTICATE (issuer authentication).
+    ExternalAuthenticate,
+    /// An issuer script command (`71` before, `72` after the final GENERATE AC).
+    IssuerScript,
+    /// The second GENERATE AC.
+    GenerateAc2,
 }
 
 impl fmt::Display for Step {
@@ -54,6 +62,10 @@ impl fmt::Display for Step {
                 write!(f, "READ RECORD SFI {sfi} record {record}")
             }
             Step::CheckData => f.write_str("application data check"),
+            Step::GenerateAc1 => f.write_str("first GENERATE AC"),
+            Step::ExternalAuthenticate => f.write_str("EXTERNAL AUTHENTICATE"),
+            Step::IssuerScript => f.write_str("issuer script"),
+            Step::GenerateAc2 => f.write_str("second GENERATE AC"),
         }
     }
 }

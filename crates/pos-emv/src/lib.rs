@@ -9,6 +9,10 @@
 //! - [`tlv`]: a strict, zero-copy BER-TLV decoder and an encoder.
 //! - [`tags`]: the EMV tag dictionary (name, format, length) for display.
 //! - [`dol`]: data object lists (PDOL, CDOL1, CDOL2, DDOL): parsing and building.
+//! - [`gac`]: GENERATE AC (CDOL data, formats 1 and 2, cryptogram types).
+//! - [`online`]: online response processing: issuer authentication, issuer scripts 71/72,
+//!   the second GENERATE AC.
+//! - [`record`]: the transaction record for the host (ICC data field), masked for people.
 //! - [`tvr`]: Terminal Verification Results and Transaction Status Information, bit-exact.
 //! - [`capk`]: the scheme CA public-key table (loaded from a file, checksums verified).
 //! - [`oda`]: offline data authentication: SDA, DDA and CDA (RSA recovery, SHA-1).
@@ -24,8 +28,11 @@
 pub mod apdu;
 pub mod capk;
 pub mod dol;
+pub mod gac;
 pub mod oda;
+pub mod online;
 pub mod read;
+pub mod record;
 #[cfg(feature = "sim")]
 pub mod script_card;
 pub mod select;
