@@ -9,6 +9,10 @@
 //! - [`tlv`]: a strict, zero-copy BER-TLV decoder and an encoder.
 //! - [`tags`]: the EMV tag dictionary (name, format, length) for display.
 //! - [`dol`]: data object lists (PDOL, CDOL1, CDOL2, DDOL): parsing and building.
+//! - [`restrictions`]: processing restrictions (versions, usage control, dates).
+//! - [`cvm`]: the CVM list and its evaluation against the terminal's capabilities.
+//! - [`risk`]: terminal risk management (floor limit, random selection, velocity).
+//! - [`action`]: terminal action analysis (TAC/IAC) and the GENERATE AC reference control.
 //! - [`gac`]: GENERATE AC (CDOL data, formats 1 and 2, cryptogram types).
 //! - [`online`]: online response processing: issuer authentication, issuer scripts 71/72,
 //!   the second GENERATE AC.
@@ -25,14 +29,18 @@
 //! - `script_card` (feature `sim`): a virtual card replaying a transcript.
 #![warn(missing_docs)]
 
+pub mod action;
 pub mod apdu;
 pub mod capk;
+pub mod cvm;
 pub mod dol;
 pub mod gac;
 pub mod oda;
 pub mod online;
 pub mod read;
 pub mod record;
+pub mod restrictions;
+pub mod risk;
 #[cfg(feature = "sim")]
 pub mod script_card;
 pub mod select;
