@@ -96,6 +96,30 @@ fn emv_error(e: EmvError) -> CliError {
     }
 }
 
+/// The CVM list's rules in words, in the card's order.
+fn cvm_rules(value: Option<&[u8]>) -> Vec<String> {
+    let Some(v) = value else { return Vec::new() };
+    match pos_emv::cvm::CvmList::parse(v) {
+        Ok(list) => list
+            .rules
+            .iter()
+            .map(|r| {
+                format!(
+                    "{:?} if {:?}{}",
+                    r.method,
+                    r.condition,
+                    if r.apply_next_if_unsuccessful {
+                        ", else next rule"
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .collect(),
+        Err(e) => vec![format!("(does not parse: {e})")],
+    }
+}
+
 fn bcd(b: u8) -> Option<u8> {
     let (hi, lo) = (b >> 4, b & 0x0F);
     (hi < 10 && lo < 10).then_some(hi * 10 + lo)
@@ -181,6 +205,7 @@ pub fn read(
         "aip_features": aip_features(processing.aip),
         "afl": afl,
         "cvm_list": data.get(tags::CVM_LIST).map(hex_upper),
+        "cvm_rules": cvm_rules(data.get(tags::CVM_LIST)),
         "records": data.records.len(),
         "oda": oda_summary(&data, &app.candidate.aid, processing.aip, &ca_keys, today),
     });
@@ -225,6 +250,9 @@ pub fn read(
         }
         if let Some(c) = body["cvm_list"].as_str() {
             println!("  CVM list: {c}");
+            for r in cvm_rules(data.get(tags::CVM_LIST)) {
+                println!("    {r}");
+            }
         }
         println!("  ODA: {}", body["oda"].as_str().unwrap_or(""));
     }
