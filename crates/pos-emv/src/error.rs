@@ -38,6 +38,10 @@ pub enum Step {
     },
     /// Checks of the application data once every record is read (mandatory data).
     CheckData,
+    /// INTERNAL AUTHENTICATE (dynamic data authentication).
+    InternalAuthenticate,
+    /// GET DATA (e.g. the ATC and last online ATC for velocity checks).
+    GetData,
     /// The first GENERATE AC.
     GenerateAc1,
     /// EXTERNAL AUTHENTICATE (issuer authentication).
@@ -62,6 +66,8 @@ impl fmt::Display for Step {
                 write!(f, "READ RECORD SFI {sfi} record {record}")
             }
             Step::CheckData => f.write_str("application data check"),
+            Step::InternalAuthenticate => f.write_str("INTERNAL AUTHENTICATE"),
+            Step::GetData => f.write_str("GET DATA"),
             Step::GenerateAc1 => f.write_str("first GENERATE AC"),
             Step::ExternalAuthenticate => f.write_str("EXTERNAL AUTHENTICATE"),
             Step::IssuerScript => f.write_str("issuer script"),

@@ -17,6 +17,8 @@
 //! - [`online`]: online response processing: issuer authentication, issuer scripts 71/72,
 //!   the second GENERATE AC.
 //! - [`record`]: the transaction record for the host (ICC data field), masked for people.
+//! - [`transaction`]: the whole contact flow from selection to GENERATE AC 2, with ODA,
+//!   the host's answer through a callback, and the reversal signal for the caller.
 //! - [`tvr`]: Terminal Verification Results and Transaction Status Information, bit-exact.
 //! - [`capk`]: the scheme CA public-key table (loaded from a file, checksums verified).
 //! - [`oda`]: offline data authentication: SDA, DDA and CDA (RSA recovery, SHA-1).
@@ -48,6 +50,7 @@ pub mod sw;
 pub mod tags;
 pub mod terminal;
 pub mod tlv;
+pub mod transaction;
 pub mod transcript;
 pub mod tvr;
 
