@@ -29,6 +29,8 @@
 //! - [`terminal`]: the terminal's data objects for building PDOL/CDOL data.
 //! - [`transcript`]: APDU transcripts (`> command` / `< response` lines).
 //! - `script_card` (feature `sim`): a virtual card replaying a transcript.
+//! - `profile_card` (feature `sim`): virtual cards of fixed profiles (PSE, CDA, blocked,
+//!   expired, AID-list fallback...) whose certificates verify with a simulation CA.
 #![warn(missing_docs)]
 
 pub mod action;
@@ -39,6 +41,8 @@ pub mod dol;
 pub mod gac;
 pub mod oda;
 pub mod online;
+#[cfg(feature = "sim")]
+pub mod profile_card;
 pub mod read;
 pub mod record;
 pub mod restrictions;
