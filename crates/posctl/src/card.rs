@@ -46,9 +46,39 @@ fn hex_upper(b: &[u8]) -> String {
 /// Open the reader; `sim:ccid?script=FILE` inserts a card replaying that transcript.
 fn open_reader(device: &str) -> Result<pos_ccid::AnyReader, CliError> {
     let uri = DeviceUri::parse(device).map_err(|e| CliError::new(e.to_string()))?;
-    let script = match uri.address() {
-        Address::Sim { kind } if kind == "ccid" => uri.option("script").map(str::to_string),
-        _ => None,
+    let is_sim = matches!(uri.address(), Address::Sim { kind } if kind == "ccid");
+    let without = |key: &str| -> Result<DeviceUri, CliError> {
+        let rest: Vec<(String, String)> = uri
+            .options()
+            .iter()
+            .filter(|(k, _)| k != key)
+            .cloned()
+            .collect();
+        DeviceUri::new(uri.address().clone(), rest).map_err(|e| CliError::new(e.to_string()))
+    };
+    // card=PROFILE: one of pos-emv's profile cards (pos-ccid's own test cards otherwise).
+    if let Some(profile) = uri
+        .option("card")
+        .filter(|_| is_sim)
+        .and_then(|name| name.parse::<pos_emv::profile_card::Profile>().ok())
+    {
+        if uri.option("level") == Some("t1") {
+            return Err(CliError::new(
+                "profile cards answer reset with a T=0 ATR: use level=apdu or level=t0".to_string(),
+            ));
+        }
+        let card = pos_emv::profile_card::ProfileCard::new(profile);
+        return pos_ccid::open_sim_with_card(
+            &without("card")?,
+            ReaderConfig::default(),
+            Some(Box::new(card)),
+        )
+        .map_err(reader_error);
+    }
+    let script = if is_sim {
+        uri.option("script").map(str::to_string)
+    } else {
+        None
     };
     let Some(path) = script else {
         return pos_ccid::open(&uri, ReaderConfig::default()).map_err(reader_error);
@@ -152,7 +182,12 @@ pub fn read(
 ) -> Result<Exit, CliError> {
     let ca_keys = match ca_keys_file {
         Some(path) => pos_emv::capk::CaKeys::load(path),
-        None => pos_emv::capk::CaKeys::parse(pos_emv::capk::TEST_CA_KEYS),
+        // The public EMV test keys, and the simulation CA of the profile cards.
+        None => pos_emv::capk::CaKeys::parse(&format!(
+            "{}\n{}",
+            pos_emv::capk::TEST_CA_KEYS,
+            pos_emv::profile_card::SIM_CA_KEYS
+        )),
     }
     .map_err(|e| CliError::new(format!("CA public keys: {e}")))?;
     let mut reader = open_reader(device)?;

@@ -161,12 +161,15 @@ enum PrinterCommand {
 #[derive(Debug, Subcommand)]
 enum CardCommand {
     /// Read the card in the reader: applications, the selected AID and label, masked PAN,
-    /// expiry, AIP/AFL, CVM list. `sim:ccid?script=FILE` replays a transcript.
+    /// expiry, AIP/AFL, CVM list, ODA. `sim:ccid?script=FILE` replays a transcript;
+    /// `sim:ccid?card=visa|mastercard|unionpay|blocked|expired|aid-fallback|cda` inserts a
+    /// profile card.
     Read {
         /// The reader URI.
         #[arg(long, value_name = "URI")]
         device: String,
-        /// CA public keys for offline data authentication (default: the public EMV test keys).
+        /// CA public keys for offline data authentication (default: the public EMV test keys
+        /// and the profile cards' simulation CA).
         #[arg(long, value_name = "FILE")]
         ca_keys: Option<std::path::PathBuf>,
     },

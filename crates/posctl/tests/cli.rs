@@ -468,3 +468,33 @@ fn card_read_checks_the_certificates_with_the_test_ca_keys() {
     ]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn card_read_on_every_profile_card_verifies_its_certificates() {
+    for (profile, aid) in [
+        ("visa", "A0000000031010"),
+        ("mastercard", "A0000000041010"),
+        ("unionpay", "A000000333010102"),
+        ("blocked", "A0000000032010"),
+        ("expired", "A0000000041010"),
+        ("aid-fallback", "A000000003101001"),
+        ("cda", "A0000000041010"),
+    ] {
+        let device = format!("sim:ccid?level=t0&card={profile}");
+        let out = posctl(&["--json", "card", "read", "--device", &device]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{profile}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert_eq!(v["aid"], aid, "{profile}");
+        assert!(
+            v["oda"].as_str().unwrap().contains("verified"),
+            "{profile}: {v}"
+        );
+    }
+    let out = posctl(&["card", "read", "--device", "sim:ccid?level=t1&card=visa"]);
+    assert_eq!(out.status.code(), Some(1), "profile cards speak T=0");
+}
