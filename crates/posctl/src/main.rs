@@ -6,6 +6,7 @@
 
 mod card;
 mod devices;
+mod msr;
 mod printer;
 mod reader;
 mod udev_rules;
@@ -110,6 +111,9 @@ enum Command {
     /// EMV card data.
     #[command(subcommand)]
     Card(CardCommand),
+    /// Magnetic-stripe data.
+    #[command(subcommand)]
+    Msr(MsrCommand),
     /// Print the udev rules that give group `pos` access to POS devices, or check a rules
     /// file's syntax and policy.
     UdevRules {
@@ -155,6 +159,17 @@ enum PrinterCommand {
         /// Stop after this many seconds (default: until interrupted).
         #[arg(long)]
         seconds: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MsrCommand {
+    /// Decode a swipe: track text (`%B...?;...?`) or a raw bit string; the PAN is masked.
+    /// Exit 2 when no track read.
+    Decode {
+        /// Track text or bits.
+        #[arg(value_name = "DATA")]
+        data: String,
     },
 }
 
@@ -255,6 +270,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Devices => devices::run(cli.json),
         Command::UdevRules { check } => udev_rules::run(check.as_deref(), cli.json),
+        Command::Msr(MsrCommand::Decode { data }) => msr::decode(data, cli.json),
         Command::Card(c) => match c {
             CardCommand::Tlv { hex } => card::tlv(hex, cli.json),
             CardCommand::Read { device, ca_keys } => {

@@ -498,3 +498,55 @@ fn card_read_on_every_profile_card_verifies_its_certificates() {
     let out = posctl(&["card", "read", "--device", "sim:ccid?level=t1&card=visa"]);
     assert_eq!(out.status.code(), Some(1), "profile cards speak T=0");
 }
+
+#[test]
+fn msr_decode_text_and_bits_masked_with_chip_cards_flagged() {
+    let out = posctl(&[
+        "--json",
+        "msr",
+        "decode",
+        ";5555555555554444=30121011234500000?",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("5555555555554444"), "masked only: {text}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["pan_masked"], "555555******4444");
+    assert_eq!(v["expiry"], "3012");
+    assert_eq!(v["service_code"], "101");
+    assert_eq!(v["chip_card"], false);
+    assert_eq!(v["tracks"][1]["track"], 2);
+    assert_eq!(v["tracks"][1]["status"], "ok");
+
+    // A chip card's stripe, as raw bits from the head (reversed swipe).
+    let mut bits = [0u8; 512];
+    let n = pos_magstripe::encode_bits(
+        pos_magstripe::Track::Two,
+        "4111111111111111=25122011000",
+        15,
+        &mut bits,
+    )
+    .expect("encode");
+    let reversed: String = bits[..n + 15]
+        .iter()
+        .rev()
+        .map(|b| char::from(b'0' + b))
+        .collect();
+    let out = posctl(&["--json", "msr", "decode", &reversed]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["pan_masked"], "411111******1111");
+    assert_eq!(v["chip_card"], true);
+    assert_eq!(v["verdict"], "insert_chip");
+
+    // A bad read: the reader's error token, and noise bits.
+    let out = posctl(&["--json", "msr", "decode", "%E?;E?"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = posctl(&["msr", "decode", "0101011100101"]);
+    assert_eq!(out.status.code(), Some(2));
+}
