@@ -22,6 +22,10 @@
 mod ascii;
 mod bits;
 mod card;
+#[cfg(feature = "std")]
+pub mod serial;
+#[cfg(feature = "sim")]
+pub mod sim;
 
 pub use ascii::{TrackText, parse_ascii};
 pub use bits::{EncodeError, TrackBuf, decode_bits, encode_bits};
