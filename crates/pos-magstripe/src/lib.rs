@@ -26,6 +26,11 @@ mod card;
 pub mod serial;
 #[cfg(feature = "sim")]
 pub mod sim;
+#[cfg(feature = "sim")]
+pub mod sim_pins;
+pub mod ttl;
+#[cfg(feature = "std")]
+pub mod wedge;
 
 pub use ascii::{TrackText, parse_ascii};
 pub use bits::{EncodeError, TrackBuf, decode_bits, encode_bits};
