@@ -164,6 +164,15 @@ enum PrinterCommand {
 
 #[derive(Debug, Subcommand)]
 enum MsrCommand {
+    /// Live swipes from a reader (serial:... or sim:msr?...), masked, with per-track status.
+    Watch {
+        /// The reader URI.
+        #[arg(long, value_name = "URI")]
+        device: String,
+        /// Stop after this many seconds (default: until interrupted).
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
     /// Decode a swipe: track text (`%B...?;...?`) or a raw bit string; the PAN is masked.
     /// Exit 2 when no track read.
     Decode {
@@ -271,6 +280,9 @@ fn main() -> ExitCode {
         Command::Devices => devices::run(cli.json),
         Command::UdevRules { check } => udev_rules::run(check.as_deref(), cli.json),
         Command::Msr(MsrCommand::Decode { data }) => msr::decode(data, cli.json),
+        Command::Msr(MsrCommand::Watch { device, seconds }) => {
+            msr::watch(device, *seconds, cli.json)
+        }
         Command::Card(c) => match c {
             CardCommand::Tlv { hex } => card::tlv(hex, cli.json),
             CardCommand::Read { device, ca_keys } => {

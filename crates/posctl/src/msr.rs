@@ -142,3 +142,83 @@ pub fn decode(data: &str, json: bool) -> Result<Exit, CliError> {
         Exit::DeviceFault
     })
 }
+
+/// `posctl msr watch`: live swipes, masked, with per-track status, until `seconds` pass.
+pub fn watch(device: &str, seconds: Option<u64>, json: bool) -> Result<Exit, CliError> {
+    use pos_hal::{Fault, FaultKind, MagstripeReader};
+    let uri = pos_link::DeviceUri::parse(device).map_err(|e| CliError::new(e.to_string()))?;
+    let mut reader = pos_magstripe::serial::open(&uri).map_err(|e| CliError {
+        exit: Exit::Error,
+        hint: e.kind().advice().to_string().into(),
+        message: e.to_string(),
+    })?;
+    let started = std::time::Instant::now();
+    let until = seconds.map(|s| started + std::time::Duration::from_secs(s));
+    if !json {
+        println!("waiting for swipes on {device} (masked output)");
+    }
+    loop {
+        let wait = match until {
+            Some(u) => {
+                let left = u.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return Ok(Exit::Ok);
+                }
+                left.min(std::time::Duration::from_millis(500))
+            }
+            None => std::time::Duration::from_millis(500),
+        };
+        let t = started.elapsed().as_secs_f64();
+        match reader.wait_for_swipe(wait) {
+            Ok(swipe) => {
+                let statuses: Vec<&str> = swipe.statuses().iter().map(|s| s.name()).collect();
+                let text = swipe
+                    .tracks
+                    .get(1)
+                    .and_then(|t| t.data.as_ref())
+                    .map(|d| String::from_utf8_lossy(d.expose()).into_owned());
+                let t2 = text.as_deref().and_then(|t| Track2Data::parse(t).ok());
+                let pan = t2.as_ref().map(|t| t.masked_pan().to_string());
+                let chip = t2
+                    .as_ref()
+                    .and_then(|t| t.service_code)
+                    .map(|s| s.chip_card());
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"t_ms": (t * 1000.0) as u64, "tracks": statuses, "pan_masked": pan, "chip_card": chip})
+                    );
+                } else {
+                    println!(
+                        "[{t:>8.3}s] swipe: tracks {:?}  PAN {}{}",
+                        statuses,
+                        pan.as_deref().unwrap_or("-"),
+                        if chip == Some(true) {
+                            "  CHIP CARD: insert it"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+            Err(e) if e.kind() == FaultKind::Timeout => {}
+            Err(e) if e.kind() == FaultKind::BadRead => {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"t_ms": (t * 1000.0) as u64, "error": "bad_read"})
+                    );
+                } else {
+                    println!("[{t:>8.3}s] bad swipe: {e}");
+                }
+            }
+            Err(e) => {
+                return Err(CliError {
+                    exit: Exit::Error,
+                    hint: Some(e.kind().advice().to_string()),
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+}

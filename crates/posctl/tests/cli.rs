@@ -550,3 +550,28 @@ fn msr_decode_text_and_bits_masked_with_chip_cards_flagged() {
     let out = posctl(&["msr", "decode", "0101011100101"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn msr_watch_shows_masked_swipes_from_the_virtual_reader() {
+    let out = posctl(&[
+        "--json",
+        "msr",
+        "watch",
+        "--device",
+        "sim:msr?every_ms=100",
+        "--seconds",
+        "1",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("4111111111111111"), "masked only: {text}");
+    let first: serde_json::Value =
+        serde_json::from_str(text.lines().next().expect("a swipe")).expect("JSON line");
+    assert_eq!(first["pan_masked"], "411111******1111");
+    assert_eq!(first["tracks"][1], "ok");
+}
