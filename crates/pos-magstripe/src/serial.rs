@@ -463,7 +463,7 @@ impl<L: Link> pos_hal::MagstripeReader for SerialMsr<L> {
 }
 
 /// Open a serial ASCII reader: `serial:PATH?baud=..&prefix=..&suffix=..&gap_ms=..`, or
-/// (feature `sim`) a virtual reader `sim:msr?...` (see [`crate::sim`]).
+/// (feature `sim`) a virtual reader `sim:msr?...` (see the `sim` module).
 ///
 /// Errors: [`MsrError::InvalidConfig`] for other schemes or bad options, [`MsrError::Link`]
 /// when the port does not open.
