@@ -23,6 +23,8 @@ mod ascii;
 mod bits;
 mod card;
 #[cfg(feature = "std")]
+pub mod hid;
+#[cfg(feature = "std")]
 pub mod readers;
 #[cfg(feature = "std")]
 pub mod serial;
