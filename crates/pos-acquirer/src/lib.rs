@@ -23,6 +23,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod acquirer;
 mod codec;
 mod dialect;
 mod error;
@@ -30,6 +31,10 @@ mod framing;
 mod message;
 mod mti;
 
+pub use acquirer::{
+    Acquirer, AcquirerError, Approval, CardData, Decline, EntryMode, Operation, OriginalData,
+    Outcome, Request, Reversal, ReversalReason, WireEvent, is_approval_code, response_reason,
+};
 pub use codec::{decode, encode};
 pub use dialect::{Content, Dialect, DialectConfig, Encoding, FieldSpec, LengthKind};
 pub use error::{CodecError, DialectError, Part};
