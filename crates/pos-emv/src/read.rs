@@ -236,7 +236,7 @@ impl fmt::Debug for CardData {
 
 /// Decimal digits of BCD `bytes`, stopping at the first `F` nibble (padding); `None` for
 /// another non-decimal nibble or a digit after the padding.
-fn bcd_digits(bytes: &[u8]) -> Option<String> {
+pub(crate) fn bcd_digits(bytes: &[u8]) -> Option<String> {
     let mut out = String::with_capacity(bytes.len() * 2);
     let mut padded = false;
     for nibble in bytes.iter().flat_map(|b| [b >> 4, b & 0x0F]) {

@@ -11,7 +11,8 @@ use std::fmt;
 
 use crate::error::Step;
 use crate::gac::{self, CryptogramType, GacResponse};
-use crate::read::{CardData, Processing};
+use crate::read::{CardData, Processing, bcd_digits};
+use pos_hal::Sensitive;
 use crate::select::SelectedApp;
 use crate::tags;
 use crate::terminal::{self, TerminalData};
@@ -179,6 +180,11 @@ fn bcd_string(bytes: &[u8]) -> Option<String> {
 pub struct TransactionRecord {
     /// The PAN masked (first 6, last 4 digits).
     pub pan_masked: Option<String>,
+    /// The full PAN (ASCII digits), for the authorisation request only: wiped on drop,
+    /// never shown by `Debug` or `Display`. Do not store or log it.
+    pub pan: Option<Sensitive>,
+    /// `5F34` PAN Sequence Number.
+    pub pan_sequence: Option<u8>,
     /// Expiry date `YYMMDD`.
     pub expiry: Option<String>,
     /// The AID (ADF name) selected.
@@ -225,6 +231,16 @@ impl TransactionRecord {
         let t = s.terminal;
         TransactionRecord {
             pan_masked: s.card.pan_masked(),
+            pan: s
+                .card
+                .get(tags::PAN)
+                .and_then(bcd_digits)
+                .map(|d| Sensitive::new(d.into_bytes())),
+            pan_sequence: s
+                .card
+                .get(tags::PAN_SEQUENCE_NUMBER)
+                .and_then(bcd_value)
+                .and_then(|v| u8::try_from(v).ok()),
             expiry: s.card.expiry(),
             aid: s.app.candidate.aid.clone(),
             label: s
