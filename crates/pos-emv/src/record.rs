@@ -12,12 +12,12 @@ use std::fmt;
 use crate::error::Step;
 use crate::gac::{self, CryptogramType, GacResponse};
 use crate::read::{CardData, Processing, bcd_digits};
-use pos_hal::Sensitive;
 use crate::select::SelectedApp;
 use crate::tags;
 use crate::terminal::{self, TerminalData};
 use crate::tlv::{self, Tag};
 use crate::tvr::{Tsi, Tvr};
+use pos_hal::Sensitive;
 
 /// One step of the flow, for technicians: which step, how many commands, the last status
 /// words, a short note (never card data).

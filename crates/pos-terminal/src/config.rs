@@ -1,0 +1,431 @@
+//! The service configuration (TOML).
+//!
+//! Every key has a default; an empty file (or no file) is the built-in simulated lane:
+//! virtual reader with a profile card, virtual printer, virtual magstripe reader, and a fake
+//! host on 127.0.0.1.
+//!
+//! ```toml
+//! journal = "/var/lib/pos/journal.sqlite"   # key file defaults to journal.key beside it
+//! terminal_id = "TERM0001"
+//! merchant_id = "MERCHANT0000001"
+//! currency = 978                             # ISO 4217 numeric
+//!
+//! [devices]
+//! reader = "usb:072f:90cc"                   # or "sim:ccid"
+//! printer = "serial:/dev/ttyUSB0?baud=19200" # or "sim:printer", or "none"
+//! msr = "serial:/dev/ttyACM0"                # or "sim:msr", or "none"
+//!
+//! [acquirer]
+//! address = "192.0.2.7:5000"                 # or "sim" for the built-in fake host
+//! connect_timeout_ms = 3000
+//! response_timeout_ms = 15000
+//! dialect = "ascii"                          # or "bcd", or a table in [acquirer.dialect_table]
+//!
+//! [reversal]
+//! max_rejections = 3
+//! backoff_initial_ms = 1000
+//! backoff_max_ms = 300000
+//! block_sales_when_stuck = true
+//!
+//! [receipt]
+//! policy = "best_effort"                     # or "required": no receipt -> reverse
+//!
+//! [limits]
+//! min_amount = 1
+//! max_amount = 500000                        # minor units
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the service needs to know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The journal (SQLite) file. Default: `$POS_JOURNAL`, else
+    /// `$XDG_STATE_HOME/pos-terminal/journal.sqlite`, else
+    /// `~/.local/state/pos-terminal/journal.sqlite`.
+    pub journal: Option<PathBuf>,
+    /// The 0600 key file for card data at rest (created on first start). Default:
+    /// `journal.key` beside the journal.
+    pub key_file: Option<PathBuf>,
+    /// Card acceptor terminal id (field 41), 8 characters.
+    pub terminal_id: String,
+    /// Card acceptor id (field 42), 15 characters.
+    pub merchant_id: String,
+    /// Merchant name and address lines printed on the receipt.
+    pub merchant_name: String,
+    /// ISO 4217 numeric currency code.
+    pub currency: u16,
+    /// ISO 3166 numeric terminal country code (`9F1A`).
+    pub country: u16,
+    /// Devices by URI.
+    pub devices: DeviceConfig,
+    /// The host link.
+    pub acquirer: AcquirerConfig,
+    /// Reversal store-and-forward policy.
+    pub reversal: ReversalPolicy,
+    /// Receipt policy.
+    pub receipt: ReceiptPolicy,
+    /// Local limits checked before going online.
+    pub limits: Limits,
+    /// How long to wait for a card (insert or swipe), ms.
+    pub card_timeout_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            journal: None,
+            key_file: None,
+            terminal_id: "TERM0001".into(),
+            merchant_id: "MERCHANT0000001".into(),
+            merchant_name: "DEMO SHOP\n1 Example Street".into(),
+            currency: 978,
+            country: 276,
+            devices: DeviceConfig::default(),
+            acquirer: AcquirerConfig::default(),
+            reversal: ReversalPolicy::default(),
+            receipt: ReceiptPolicy::default(),
+            limits: Limits::default(),
+            card_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// Devices by URI (`none` for a lane without that device).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeviceConfig {
+    /// The chip reader.
+    pub reader: String,
+    /// The receipt printer, or `none`.
+    pub printer: String,
+    /// The magnetic stripe reader, or `none`.
+    pub msr: String,
+}
+
+impl Default for DeviceConfig {
+    fn default() -> Self {
+        DeviceConfig {
+            reader: "sim:ccid".into(),
+            printer: "sim:printer".into(),
+            msr: "sim:msr".into(),
+        }
+    }
+}
+
+impl DeviceConfig {
+    /// True when every configured device is a simulator.
+    pub fn all_simulated(&self) -> bool {
+        [&self.reader, &self.printer, &self.msr]
+            .iter()
+            .all(|u| u.starts_with("sim:") || u.as_str() == "none")
+    }
+}
+
+/// The host link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AcquirerConfig {
+    /// `HOST:PORT`, or `sim` for the built-in fake host on 127.0.0.1 (an ephemeral port).
+    pub address: String,
+    /// Connect timeout, ms.
+    pub connect_timeout_ms: u64,
+    /// Response timeout, ms.
+    pub response_timeout_ms: u64,
+    /// `ascii` ([`pos_acquirer::Dialect::default_pos`]) or `bcd`
+    /// ([`pos_acquirer::Dialect::default_pos_bcd`]).
+    pub dialect: String,
+    /// A full field table instead of a named dialect.
+    pub dialect_table: Option<pos_acquirer::Dialect>,
+}
+
+impl Default for AcquirerConfig {
+    fn default() -> Self {
+        AcquirerConfig {
+            address: "sim".into(),
+            connect_timeout_ms: 3_000,
+            response_timeout_ms: 15_000,
+            dialect: "ascii".into(),
+            dialect_table: None,
+        }
+    }
+}
+
+impl AcquirerConfig {
+    /// The dialect to speak.
+    ///
+    /// # Errors
+    /// A message naming the unknown dialect.
+    pub fn dialect(&self) -> Result<pos_acquirer::Dialect, String> {
+        if let Some(t) = &self.dialect_table {
+            return Ok(t.clone());
+        }
+        match self.dialect.as_str() {
+            "ascii" => Ok(pos_acquirer::Dialect::default_pos()),
+            "bcd" => Ok(pos_acquirer::Dialect::default_pos_bcd()),
+            other => Err(format!(
+                "acquirer.dialect {other:?}: use \"ascii\", \"bcd\" or [acquirer.dialect_table]"
+            )),
+        }
+    }
+
+    /// Connect timeout.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    /// Response timeout.
+    pub fn response_timeout(&self) -> Duration {
+        Duration::from_millis(self.response_timeout_ms)
+    }
+}
+
+/// Reversal store-and-forward policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReversalPolicy {
+    /// Host rejections before a reversal is ReversalStuck (unanswered attempts do not count).
+    pub max_rejections: u32,
+    /// First retry delay, ms; doubles per attempt.
+    pub backoff_initial_ms: u64,
+    /// Retry delay cap, ms.
+    pub backoff_max_ms: u64,
+    /// Refuse new online transactions while a reversal is stuck.
+    pub block_sales_when_stuck: bool,
+}
+
+impl Default for ReversalPolicy {
+    fn default() -> Self {
+        ReversalPolicy {
+            max_rejections: 3,
+            backoff_initial_ms: 1_000,
+            backoff_max_ms: 300_000,
+            block_sales_when_stuck: true,
+        }
+    }
+}
+
+impl ReversalPolicy {
+    /// The delay before attempt `attempt` (1-based; attempt 1 is immediate).
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        if attempt <= 1 {
+            return Duration::ZERO;
+        }
+        let exp = (attempt - 2).min(32);
+        let ms = self
+            .backoff_initial_ms
+            .saturating_mul(1u64 << exp)
+            .min(self.backoff_max_ms);
+        Duration::from_millis(ms)
+    }
+}
+
+/// What to do when the receipt cannot be printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptMode {
+    /// The sale stands; the receipt is owed and reprinted when the printer is ready.
+    #[default]
+    BestEffort,
+    /// No receipt, no sale: the authorization is reversed.
+    Required,
+}
+
+/// Receipt policy.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReceiptPolicy {
+    /// Best effort or required.
+    pub policy: ReceiptMode,
+}
+
+/// Local checks before going online.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Smallest amount, minor units.
+    pub min_amount: u64,
+    /// Largest amount, minor units.
+    pub max_amount: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            min_amount: 1,
+            max_amount: 500_000,
+        }
+    }
+}
+
+/// A config file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML is wrong.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (line and column).
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Parse TOML text; `path` is only used in messages.
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] (with line and column), [`ConfigError::Invalid`].
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Load a config file.
+    ///
+    /// # Errors
+    /// As [`Config::from_toml`], plus [`ConfigError::Read`].
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text, path)
+    }
+
+    /// Check values the types do not.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.terminal_id.len() != 8 || !self.terminal_id.is_ascii() {
+            return bad(format!(
+                "terminal_id {:?} must be 8 ASCII characters",
+                self.terminal_id
+            ));
+        }
+        if self.merchant_id.len() != 15 || !self.merchant_id.is_ascii() {
+            return bad(format!(
+                "merchant_id {:?} must be 15 ASCII characters",
+                self.merchant_id
+            ));
+        }
+        if self.currency == 0 || self.currency > 999 {
+            return bad(format!(
+                "currency {} is not an ISO 4217 numeric code",
+                self.currency
+            ));
+        }
+        if self.limits.min_amount > self.limits.max_amount {
+            return bad("limits.min_amount is above limits.max_amount".into());
+        }
+        if self.reversal.max_rejections == 0 {
+            return bad("reversal.max_rejections must be at least 1".into());
+        }
+        if self.acquirer.connect_timeout_ms == 0 || self.acquirer.response_timeout_ms == 0 {
+            return bad("acquirer timeouts must be above 0 ms".into());
+        }
+        self.acquirer.dialect().map_err(ConfigError::Invalid)?;
+        Ok(())
+    }
+
+    /// The journal path: the configured one, else `$POS_JOURNAL`, else the XDG state
+    /// directory.
+    pub fn journal_path(&self) -> PathBuf {
+        if let Some(p) = &self.journal {
+            return p.clone();
+        }
+        if let Some(p) = std::env::var_os("POS_JOURNAL") {
+            return PathBuf::from(p);
+        }
+        let base = std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        base.join("pos-terminal").join("journal.sqlite")
+    }
+
+    /// The key file path: the configured one, else `journal.key` beside the journal.
+    pub fn key_path(&self) -> PathBuf {
+        if let Some(p) = &self.key_file {
+            return p.clone();
+        }
+        self.journal_path().with_file_name("journal.key")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_simulated_lane() {
+        let c = Config::from_toml("", Path::new("x.toml")).unwrap();
+        assert!(c.devices.all_simulated());
+        assert_eq!(c.acquirer.address, "sim");
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("config.rs");
+        let start = doc.find("//! ```toml").unwrap();
+        let end = doc[start + 10..].find("//! ```").unwrap() + start + 10;
+        let toml: String = doc[start..end]
+            .lines()
+            .skip(1)
+            .map(|l| l.trim_start_matches("//!").trim_start())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = Config::from_toml(&toml, Path::new("doc")).unwrap();
+        assert_eq!(c.devices.reader, "usb:072f:90cc");
+        assert_eq!(c.acquirer.response_timeout(), Duration::from_secs(15));
+        assert!(!c.devices.all_simulated());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::from_toml("terminal_id = \"T1\"", Path::new("a.toml")).unwrap_err();
+        assert!(e.to_string().contains("terminal_id"), "{e}");
+        let e =
+            Config::from_toml("[acquirer]\ndialect = \"ebcdic\"", Path::new("a.toml")).unwrap_err();
+        assert!(e.to_string().contains("ebcdic"), "{e}");
+        let e = Config::from_toml("jurnal = \"x\"", Path::new("a.toml")).unwrap_err();
+        assert!(e.to_string().contains("jurnal"), "{e}");
+        let e =
+            Config::from_toml("[reversal]\nmax_rejections = 0", Path::new("a.toml")).unwrap_err();
+        assert!(e.to_string().contains("max_rejections"), "{e}");
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let p = ReversalPolicy {
+            backoff_initial_ms: 100,
+            backoff_max_ms: 1000,
+            ..ReversalPolicy::default()
+        };
+        let d: Vec<u64> = (1..=7).map(|a| p.backoff(a).as_millis() as u64).collect();
+        assert_eq!(d, vec![0, 100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(p.backoff(u32::MAX), Duration::from_millis(1000));
+    }
+}
