@@ -8,3 +8,5 @@ pub mod inject;
 pub use config::Config;
 pub use devices::Devices;
 pub use inject::{InjectedFault, Injection, NoHook, Step, StepHook};
+pub mod journal;
+pub mod vault;

@@ -1,0 +1,1241 @@
+//! The journal: every transaction's state, timeline, device events and host messages, in
+//! SQLite (WAL, `synchronous=FULL`: a state is on disk when its write returns).
+//!
+//! A state is written **before** the side effect it allows (the reversal record exists
+//! before the request leaves). Each state write is one SQLite transaction, so one fsync.
+//! Transitions are checked: an illegal one is an error, never silently written.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use pos_acquirer::{Operation, WireEvent};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+/// A transaction's state. See the state machine in the crate documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Created; nothing done yet.
+    Created,
+    /// The card was read (masked PAN, keyed hash and sealed data written).
+    CardRead,
+    /// The reversal record is written; the request is about to leave.
+    Armed,
+    /// The request left.
+    Sent,
+    /// The host approved.
+    HostApproved,
+    /// The card accepted (second GENERATE AC) or no card step was needed: the sale stands.
+    Committed,
+    /// The receipt is being printed.
+    Printing,
+    /// Done: approved, receipt printed (or recorded as not wanted).
+    Completed,
+    /// The host or the card declined: nothing to undo.
+    Declined,
+    /// Stopped before anything was authorized: nothing to undo.
+    Aborted,
+    /// The authorization must be (or may have to be) reversed; the worker is on it.
+    ReversalPending,
+    /// The host took the reversal.
+    Reversed,
+    /// The host rejected the reversal too often: an alarm, never deleted.
+    ReversalStuck,
+    /// The sale stands but its receipt was not printed: reprinted when the printer is ready.
+    ReceiptOwed,
+}
+
+impl State {
+    /// Every state.
+    pub const ALL: [State; 14] = [
+        State::Created,
+        State::CardRead,
+        State::Armed,
+        State::Sent,
+        State::HostApproved,
+        State::Committed,
+        State::Printing,
+        State::Completed,
+        State::Declined,
+        State::Aborted,
+        State::ReversalPending,
+        State::Reversed,
+        State::ReversalStuck,
+        State::ReceiptOwed,
+    ];
+
+    /// Stable snake_case name (as stored and shown).
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Created => "created",
+            State::CardRead => "card_read",
+            State::Armed => "armed",
+            State::Sent => "sent",
+            State::HostApproved => "host_approved",
+            State::Committed => "committed",
+            State::Printing => "printing",
+            State::Completed => "completed",
+            State::Declined => "declined",
+            State::Aborted => "aborted",
+            State::ReversalPending => "reversal_pending",
+            State::Reversed => "reversed",
+            State::ReversalStuck => "reversal_stuck",
+            State::ReceiptOwed => "receipt_owed",
+        }
+    }
+
+    /// The state of a stored name.
+    pub fn from_name(name: &str) -> Option<State> {
+        State::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// True for the states a transaction may rest in (everything else is in flight, and
+    /// start-up recovery moves it on).
+    pub fn is_resting(self) -> bool {
+        matches!(
+            self,
+            State::Completed
+                | State::Declined
+                | State::Aborted
+                | State::ReversalPending
+                | State::Reversed
+                | State::ReversalStuck
+                | State::ReceiptOwed
+        )
+    }
+
+    /// The states this one may move to.
+    pub fn next(self) -> &'static [State] {
+        use State::*;
+        match self {
+            Created => &[CardRead, Armed, Aborted, Declined],
+            CardRead => &[Armed, Aborted, Declined],
+            Armed => &[Sent, Aborted, ReversalPending],
+            Sent => &[Declined, HostApproved, ReversalPending],
+            HostApproved => &[Committed, ReversalPending],
+            Committed => &[Printing, Completed, ReceiptOwed],
+            Printing => &[Completed, ReceiptOwed, ReversalPending],
+            ReceiptOwed => &[Completed, ReversalPending],
+            ReversalPending => &[Reversed, ReversalStuck],
+            ReversalStuck => &[Reversed, ReversalPending],
+            Completed | Declined | Aborted | Reversed => &[],
+        }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A journal that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JournalError {
+    /// SQLite failed (disk full, locked beyond the busy timeout, corrupt file).
+    #[error("journal {path}: {source}")]
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// The directory of the journal cannot be created.
+    #[error("journal directory {path}: {source}")]
+    Io {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A transition the state machine does not allow (a bug or a concurrent writer).
+    #[error("transaction {id}: {from} cannot move to {to}")]
+    IllegalTransition {
+        /// The transaction.
+        id: i64,
+        /// Its state.
+        from: State,
+        /// The state asked for.
+        to: State,
+    },
+    /// No such transaction.
+    #[error("no transaction {0} in the journal")]
+    NotFound(i64),
+    /// The file holds something this version does not understand.
+    #[error("journal row {id}: unknown {what} {value:?}")]
+    Corrupt {
+        /// The row.
+        id: i64,
+        /// Which column.
+        what: &'static str,
+        /// The value.
+        value: String,
+    },
+}
+
+impl pos_hal::Fault for JournalError {
+    fn kind(&self) -> pos_hal::FaultKind {
+        match self {
+            JournalError::Sqlite { .. } | JournalError::Io { .. } => pos_hal::FaultKind::Io,
+            JournalError::IllegalTransition { .. } | JournalError::NotFound(_) => {
+                pos_hal::FaultKind::InvalidInput
+            }
+            JournalError::Corrupt { .. } => pos_hal::FaultKind::Protocol,
+        }
+    }
+}
+
+/// One transaction as stored. Card data only masked (the sealed bytes are not here).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Txn {
+    /// Journal id.
+    pub id: i64,
+    /// Sale, preauth, completion, void, refund.
+    #[serde(serialize_with = "ser_op")]
+    pub kind: Operation,
+    /// Current state.
+    pub state: State,
+    /// Amount, minor units.
+    pub amount: u64,
+    /// ISO 4217 numeric currency.
+    pub currency: u16,
+    /// Masked PAN (first 6, last 4).
+    pub pan_masked: Option<String>,
+    /// Keyed hash of the PAN (HMAC-SHA256, hex).
+    pub pan_hash: Option<String>,
+    /// `chip`, `swipe`, `fallback_swipe`, `reference`.
+    pub entry_mode: Option<String>,
+    /// Application id (hex) and label, for chip cards.
+    pub aid: Option<String>,
+    /// Application label.
+    pub label: Option<String>,
+    /// STAN of the request.
+    pub stan: Option<u32>,
+    /// MTI of the request.
+    pub mti: Option<String>,
+    /// Transmission date and time of the request `MMDDhhmmss`.
+    pub transmission_time: Option<String>,
+    /// Retrieval reference number from the host.
+    pub rrn: Option<String>,
+    /// Approval code from the host.
+    pub auth_code: Option<String>,
+    /// Host response code.
+    pub response_code: Option<String>,
+    /// Why it ended as it did (plain words).
+    pub reason: Option<String>,
+    /// The transaction this one refers to (void, completion).
+    pub original_id: Option<i64>,
+    /// The cashier chose "no receipt" (or the lane has no printer).
+    pub no_receipt: bool,
+    /// Voided by a later void.
+    pub voided: bool,
+    /// For a pre-authorization: completed by a later completion.
+    pub completed_by: Option<i64>,
+    /// Why a reversal is needed.
+    pub reversal_reason: Option<String>,
+    /// Reversal attempts made.
+    pub reversal_attempts: u32,
+    /// Reversal attempts the host rejected.
+    pub reversal_rejections: u32,
+    /// When the next reversal attempt is due (ms since the epoch).
+    pub next_attempt_ms: Option<i64>,
+    /// Receipt printed (count, reprints included).
+    pub receipts_printed: u32,
+    /// Created (ms since the epoch).
+    pub created_ms: i64,
+    /// Last change (ms since the epoch).
+    pub updated_ms: i64,
+}
+
+fn ser_op<S: serde::Serializer>(op: &Operation, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(op.name())
+}
+
+/// An entry of a transaction's state timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TimelineEntry {
+    /// When (ms since the epoch).
+    pub at_ms: i64,
+    /// The state entered.
+    pub state: State,
+    /// What happened.
+    pub note: String,
+}
+
+/// A device event, fault, alarm or note.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventEntry {
+    /// When (ms since the epoch).
+    pub at_ms: i64,
+    /// The transaction, if any.
+    pub txn_id: Option<i64>,
+    /// `device`, `fault`, `alarm`, `prompt`, `info`, `receipt`.
+    pub kind: String,
+    /// What (never card data).
+    pub detail: String,
+}
+
+/// A host message sent or received (masked).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostMessage {
+    /// When (ms since the epoch).
+    pub at_ms: i64,
+    /// `request`, `reversal`.
+    pub purpose: String,
+    /// Attempt number (reversals).
+    pub attempt: u32,
+    /// `sent`, `received`, `failed`.
+    pub direction: String,
+    /// MTI.
+    pub mti: Option<String>,
+    /// STAN.
+    pub stan: Option<u32>,
+    /// Response code.
+    pub response_code: Option<String>,
+    /// Round trip (received) in ms.
+    pub elapsed_ms: Option<u64>,
+    /// Masked summary or the error.
+    pub summary: String,
+}
+
+/// Column changes that go with a state write.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    /// Set the masked PAN.
+    pub pan_masked: Option<String>,
+    /// Set the PAN hash.
+    pub pan_hash: Option<String>,
+    /// Set the sealed card data.
+    pub sealed: Option<Vec<u8>>,
+    /// Set the entry mode.
+    pub entry_mode: Option<String>,
+    /// Set the AID.
+    pub aid: Option<String>,
+    /// Set the application label.
+    pub label: Option<String>,
+    /// Set the RRN.
+    pub rrn: Option<String>,
+    /// Set the auth code.
+    pub auth_code: Option<String>,
+    /// Set the response code.
+    pub response_code: Option<String>,
+    /// Set the reason.
+    pub reason: Option<String>,
+    /// Set the reversal reason.
+    pub reversal_reason: Option<String>,
+    /// Set the no-receipt flag.
+    pub no_receipt: Option<bool>,
+}
+
+impl Changes {
+    /// Only a reason.
+    pub fn reason(reason: impl Into<String>) -> Changes {
+        Changes {
+            reason: Some(reason.into()),
+            ..Changes::default()
+        }
+    }
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS txn (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind TEXT NOT NULL,
+  state TEXT NOT NULL,
+  amount INTEGER NOT NULL,
+  currency INTEGER NOT NULL,
+  pan_masked TEXT, pan_hash TEXT, sealed BLOB,
+  entry_mode TEXT, aid TEXT, label TEXT,
+  stan INTEGER, mti TEXT, transmission_time TEXT,
+  rrn TEXT, auth_code TEXT, response_code TEXT,
+  reason TEXT,
+  original_id INTEGER REFERENCES txn(id),
+  no_receipt INTEGER NOT NULL DEFAULT 0,
+  voided INTEGER NOT NULL DEFAULT 0,
+  completed_by INTEGER,
+  reversal_reason TEXT,
+  reversal_attempts INTEGER NOT NULL DEFAULT 0,
+  reversal_rejections INTEGER NOT NULL DEFAULT 0,
+  next_attempt_ms INTEGER,
+  receipts_printed INTEGER NOT NULL DEFAULT 0,
+  created_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS txn_state ON txn(state);
+CREATE TABLE IF NOT EXISTS timeline (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  txn_id INTEGER NOT NULL REFERENCES txn(id),
+  at_ms INTEGER NOT NULL, state TEXT NOT NULL, note TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS timeline_txn ON timeline(txn_id);
+CREATE TABLE IF NOT EXISTS events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  txn_id INTEGER REFERENCES txn(id),
+  at_ms INTEGER NOT NULL, kind TEXT NOT NULL, detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_txn ON events(txn_id);
+CREATE TABLE IF NOT EXISTS host_messages (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  txn_id INTEGER NOT NULL REFERENCES txn(id),
+  at_ms INTEGER NOT NULL, purpose TEXT NOT NULL, attempt INTEGER NOT NULL,
+  direction TEXT NOT NULL, mti TEXT, stan INTEGER, response_code TEXT,
+  elapsed_ms INTEGER, summary TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS host_messages_txn ON host_messages(txn_id);
+";
+
+const TXN_COLUMNS: &str = "id, kind, state, amount, currency, pan_masked, pan_hash, entry_mode, \
+     aid, label, stan, mti, transmission_time, rrn, auth_code, response_code, reason, \
+     original_id, no_receipt, voided, completed_by, reversal_reason, reversal_attempts, \
+     reversal_rejections, next_attempt_ms, receipts_printed, created_ms, updated_ms";
+
+/// The journal.
+pub struct Journal {
+    conn: Connection,
+    path: PathBuf,
+    commits: u64,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal")
+            .field("path", &self.path)
+            .field("commits", &self.commits)
+            .finish()
+    }
+}
+
+fn op_from_name(name: &str) -> Option<Operation> {
+    [
+        Operation::Sale,
+        Operation::PreAuth,
+        Operation::Completion,
+        Operation::Void,
+        Operation::Refund,
+    ]
+    .into_iter()
+    .find(|o| o.name() == name)
+}
+
+impl Journal {
+    /// Open (or create) the journal at `path`: WAL, `synchronous=FULL`, a 5 s busy timeout
+    /// (another process, e.g. `posctl journal`, may be reading).
+    ///
+    /// # Errors
+    /// [`JournalError::Io`] when the directory cannot be created, [`JournalError::Sqlite`]
+    /// for a file SQLite cannot open or that is not a database.
+    pub fn open(path: &Path) -> Result<Journal, JournalError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| JournalError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let sq = |source| JournalError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(sq)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(sq)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sq)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sq)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(sq)?;
+        conn.execute_batch(SCHEMA).map_err(sq)?;
+        conn.execute(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '1'), ('stan', '0')",
+            [],
+        )
+        .map_err(sq)?;
+        Ok(Journal {
+            conn,
+            path: path.to_path_buf(),
+            commits: 0,
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Write transactions committed through this handle (each is one fsync of the WAL).
+    pub fn commits(&self) -> u64 {
+        self.commits
+    }
+
+    fn sq(&self) -> impl Fn(rusqlite::Error) -> JournalError + '_ {
+        move |source| JournalError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Start a transaction in [`State::Created`].
+    ///
+    /// # Errors
+    /// [`JournalError::Sqlite`].
+    pub fn create(
+        &mut self,
+        kind: Operation,
+        amount: u64,
+        currency: u16,
+        original_id: Option<i64>,
+        note: &str,
+    ) -> Result<i64, JournalError> {
+        let now = now_ms();
+        let path = self.path.clone();
+        let sq = move |source| JournalError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(&sq)?;
+        tx.execute(
+            "INSERT INTO txn(kind, state, amount, currency, original_id, created_ms, updated_ms)
+             VALUES (?1, 'created', ?2, ?3, ?4, ?5, ?5)",
+            params![
+                kind.name(),
+                i64::try_from(amount).unwrap_or(i64::MAX),
+                currency,
+                original_id,
+                now
+            ],
+        )
+        .map_err(&sq)?;
+        let id = tx.last_insert_rowid();
+        tx.execute(
+            "INSERT INTO timeline(txn_id, at_ms, state, note) VALUES (?1, ?2, 'created', ?3)",
+            params![id, now, note],
+        )
+        .map_err(&sq)?;
+        tx.commit().map_err(&sq)?;
+        self.commits += 1;
+        Ok(id)
+    }
+
+    /// Move `id` to `to`, with the column changes and a timeline note, in one SQLite
+    /// transaction. Final states without a possible reversal (declined, aborted, reversed)
+    /// wipe the sealed card data.
+    ///
+    /// # Errors
+    /// [`JournalError::IllegalTransition`], [`JournalError::NotFound`],
+    /// [`JournalError::Sqlite`].
+    pub fn transition(
+        &mut self,
+        id: i64,
+        to: State,
+        note: &str,
+        changes: Changes,
+    ) -> Result<(), JournalError> {
+        self.write_state(id, to, note, changes, None)
+    }
+
+    /// [`Journal::transition`] to [`State::Armed`], allocating the next STAN (1..=999999,
+    /// wrapping) and recording the request's MTI and transmission time in the same write.
+    ///
+    /// # Errors
+    /// As [`Journal::transition`].
+    pub fn arm(
+        &mut self,
+        id: i64,
+        mti: &str,
+        transmission_time: &str,
+        note: &str,
+        changes: Changes,
+    ) -> Result<u32, JournalError> {
+        let mut stan = 0;
+        self.write_state(
+            id,
+            State::Armed,
+            note,
+            changes,
+            Some((&mut stan, mti, transmission_time)),
+        )?;
+        Ok(stan)
+    }
+
+    fn write_state(
+        &mut self,
+        id: i64,
+        to: State,
+        note: &str,
+        c: Changes,
+        arm: Option<(&mut u32, &str, &str)>,
+    ) -> Result<(), JournalError> {
+        let now = now_ms();
+        let path = self.path.clone();
+        let sq = move |source| JournalError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(&sq)?;
+        let from: Option<String> = tx
+            .query_row("SELECT state FROM txn WHERE id = ?1", [id], |r| r.get(0))
+            .optional()
+            .map_err(&sq)?;
+        let from = from.ok_or(JournalError::NotFound(id))?;
+        let from = State::from_name(&from).ok_or(JournalError::Corrupt {
+            id,
+            what: "state",
+            value: from,
+        })?;
+        if !from.next().contains(&to) {
+            return Err(JournalError::IllegalTransition { id, from, to });
+        }
+        if let Some((stan_out, mti, tt)) = arm {
+            let last: String = tx
+                .query_row("SELECT value FROM meta WHERE key = 'stan'", [], |r| {
+                    r.get(0)
+                })
+                .map_err(&sq)?;
+            let stan = last.parse::<u32>().unwrap_or(0) % 999_999 + 1;
+            tx.execute(
+                "UPDATE meta SET value = ?1 WHERE key = 'stan'",
+                [stan.to_string()],
+            )
+            .map_err(&sq)?;
+            tx.execute(
+                "UPDATE txn SET stan = ?2, mti = ?3, transmission_time = ?4 WHERE id = ?1",
+                params![id, stan, mti, tt],
+            )
+            .map_err(&sq)?;
+            *stan_out = stan;
+        }
+        let wipe = matches!(to, State::Declined | State::Aborted | State::Reversed);
+        tx.execute(
+            "UPDATE txn SET state = ?2, updated_ms = ?3,
+               pan_masked = COALESCE(?4, pan_masked), pan_hash = COALESCE(?5, pan_hash),
+               sealed = CASE WHEN ?6 THEN NULL ELSE COALESCE(?7, sealed) END,
+               entry_mode = COALESCE(?8, entry_mode), aid = COALESCE(?9, aid),
+               label = COALESCE(?10, label), rrn = COALESCE(?11, rrn),
+               auth_code = COALESCE(?12, auth_code), response_code = COALESCE(?13, response_code),
+               reason = COALESCE(?14, reason), reversal_reason = COALESCE(?15, reversal_reason),
+               no_receipt = COALESCE(?16, no_receipt),
+               next_attempt_ms = CASE WHEN ?2 = 'reversal_pending' THEN ?3 ELSE next_attempt_ms END
+             WHERE id = ?1",
+            params![
+                id,
+                to.name(),
+                now,
+                c.pan_masked,
+                c.pan_hash,
+                wipe,
+                c.sealed,
+                c.entry_mode,
+                c.aid,
+                c.label,
+                c.rrn,
+                c.auth_code,
+                c.response_code,
+                c.reason,
+                c.reversal_reason,
+                c.no_receipt,
+            ],
+        )
+        .map_err(&sq)?;
+        tx.execute(
+            "INSERT INTO timeline(txn_id, at_ms, state, note) VALUES (?1, ?2, ?3, ?4)",
+            params![id, now, to.name(), note],
+        )
+        .map_err(&sq)?;
+        tx.commit().map_err(&sq)?;
+        self.commits += 1;
+        Ok(())
+    }
+
+    /// Record a reversal attempt about to be made (before it is sent): attempts + 1.
+    ///
+    /// # Errors
+    /// [`JournalError::Sqlite`].
+    pub fn reversal_attempt(&mut self, id: i64) -> Result<u32, JournalError> {
+        let sq = self.sq();
+        let n: u32 = self
+            .conn
+            .query_row(
+                "UPDATE txn SET reversal_attempts = reversal_attempts + 1, updated_ms = ?2
+                 WHERE id = ?1 RETURNING reversal_attempts",
+                params![id, now_ms()],
+                |r| r.get(0),
+            )
+            .map_err(sq)?;
+        self.commits += 1;
+        Ok(n)
+    }
+
+    /// After an attempt that did not reverse: count a rejection (when the host rejected)
+    /// and set when the next attempt is due.
+    ///
+    /// # Errors
+    /// [`JournalError::Sqlite`].
+    pub fn reversal_retry(
+        &mut self,
+        id: i64,
+        rejected: bool,
+        next_attempt_ms: i64,
+    ) -> Result<u32, JournalError> {
+        let sq = self.sq();
+        let n: u32 = self
+            .conn
+            .query_row(
+                "UPDATE txn SET reversal_rejections = reversal_rejections + ?2,
+                   next_attempt_ms = ?3, updated_ms = ?4
+                 WHERE id = ?1 RETURNING reversal_rejections",
+                params![id, i64::from(rejected), next_attempt_ms, now_ms()],
+                |r| r.get(0),
+            )
+            .map_err(sq)?;
+        self.commits += 1;
+        Ok(n)
+    }
+
+    /// Mark a transaction voided (by a later void) or a pre-authorization completed.
+    ///
+    /// # Errors
+    /// [`JournalError::Sqlite`].
+    pub fn mark_original(
+        &mut self,
+        original: i64,
+        voided: bool,
+        completed_by: Option<i64>,
+    ) -> Result<(), JournalError> {
+        let sq = self.sq();
+        self.conn
+            .execute(
+                "UPDATE txn SET voided = voided OR ?2, completed_by = COALESCE(?3, completed_by),
+                   updated_ms = ?4 WHERE id = ?1",
+                params![original, voided, completed_by, now_ms()],
+            )
+            .map_err(sq)?;
+        self.commits += 1;
+        Ok(())
+    }
+
+    /// Count a printed receipt.
+    ///
+    /// # Errors
+    /// [`JournalError::Sqlite`].
+    pub fn receipt_printed(&mut self, id: i64) -> Result<(), JournalError> {
+        let sq = self.sq();
+        self.conn
+            .execute(
+                "UPDATE txn SET receipts_printed = receipts_printed + 1 WHERE id = ?1",
+                [id],
+            )
+            .map_err(sq)?;
+        self.commits += 1;
+        Ok(())
+    }
+
+    /// Record a device event, fault, alarm or note (never card data).
+    ///
+    /// # Errors
+    /// [`JournalError::Sqlite`].
+    pub fn event(
+        &mut self,
+        txn: Option<i64>,
+        kind: &str,
+        detail: &str,
+    ) -> Result<(), JournalError> {
+        let sq = self.sq();
+        self.conn
+            .execute(
+                "INSERT INTO events(txn_id, at_ms, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+                params![txn, now_ms(), kind, detail],
+            )
+            .map_err(sq)?;
+        self.commits += 1;
+        Ok(())
+    }
+
+    /// Record a host message (the summaries of [`WireEvent`] are already masked).
+    ///
+    /// # Errors
+    /// [`JournalError::Sqlite`].
+    pub fn host_message(
+        &mut self,
+        txn: i64,
+        purpose: &str,
+        attempt: u32,
+        event: &WireEvent,
+    ) -> Result<(), JournalError> {
+        let (direction, mti, stan, rc, elapsed, summary) = match event {
+            WireEvent::Sent { mti, stan, summary } => (
+                "sent",
+                Some(mti.to_string()),
+                Some(*stan),
+                None,
+                None,
+                summary.clone(),
+            ),
+            WireEvent::Received {
+                mti,
+                response_code,
+                summary,
+                elapsed,
+            } => (
+                "received",
+                Some(mti.to_string()),
+                None,
+                response_code.clone(),
+                Some(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)),
+                summary.clone(),
+            ),
+            WireEvent::Failed { error, after_send } => (
+                "failed",
+                None,
+                None,
+                None,
+                None,
+                format!(
+                    "{error} ({})",
+                    if *after_send {
+                        "after the request left"
+                    } else {
+                        "nothing was sent"
+                    }
+                ),
+            ),
+        };
+        let sq = self.sq();
+        self.conn
+            .execute(
+                "INSERT INTO host_messages(txn_id, at_ms, purpose, attempt, direction, mti, stan,
+                   response_code, elapsed_ms, summary)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    txn,
+                    now_ms(),
+                    purpose,
+                    attempt,
+                    direction,
+                    mti,
+                    stan,
+                    rc,
+                    elapsed.map(|e| i64::try_from(e).unwrap_or(i64::MAX)),
+                    summary
+                ],
+            )
+            .map_err(sq)?;
+        self.commits += 1;
+        Ok(())
+    }
+
+    fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Txn, String, String)> {
+        let kind: String = r.get(1)?;
+        let state: String = r.get(2)?;
+        let amount: i64 = r.get(3)?;
+        Ok((
+            Txn {
+                id: r.get(0)?,
+                kind: Operation::Sale,
+                state: State::Created,
+                amount: u64::try_from(amount).unwrap_or(0),
+                currency: r.get(4)?,
+                pan_masked: r.get(5)?,
+                pan_hash: r.get(6)?,
+                entry_mode: r.get(7)?,
+                aid: r.get(8)?,
+                label: r.get(9)?,
+                stan: r.get(10)?,
+                mti: r.get(11)?,
+                transmission_time: r.get(12)?,
+                rrn: r.get(13)?,
+                auth_code: r.get(14)?,
+                response_code: r.get(15)?,
+                reason: r.get(16)?,
+                original_id: r.get(17)?,
+                no_receipt: r.get(18)?,
+                voided: r.get(19)?,
+                completed_by: r.get(20)?,
+                reversal_reason: r.get(21)?,
+                reversal_attempts: r.get(22)?,
+                reversal_rejections: r.get(23)?,
+                next_attempt_ms: r.get(24)?,
+                receipts_printed: r.get(25)?,
+                created_ms: r.get(26)?,
+                updated_ms: r.get(27)?,
+            },
+            kind,
+            state,
+        ))
+    }
+
+    fn finish(row: (Txn, String, String)) -> Result<Txn, JournalError> {
+        let (mut t, kind, state) = row;
+        t.kind = op_from_name(&kind).ok_or(JournalError::Corrupt {
+            id: t.id,
+            what: "kind",
+            value: kind,
+        })?;
+        t.state = State::from_name(&state).ok_or(JournalError::Corrupt {
+            id: t.id,
+            what: "state",
+            value: state,
+        })?;
+        Ok(t)
+    }
+
+    fn query(&self, where_sql: &str, p: &[&dyn rusqlite::ToSql]) -> Result<Vec<Txn>, JournalError> {
+        let sql = format!("SELECT {TXN_COLUMNS} FROM txn {where_sql}");
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(self.sq())?;
+        let rows = stmt
+            .query_map(p, Journal::row)
+            .map_err(self.sq())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.sq())?;
+        rows.into_iter().map(Journal::finish).collect()
+    }
+
+    /// One transaction.
+    ///
+    /// # Errors
+    /// [`JournalError::NotFound`], [`JournalError::Sqlite`], [`JournalError::Corrupt`].
+    pub fn get(&self, id: i64) -> Result<Txn, JournalError> {
+        self.query("WHERE id = ?1", &[&id])?
+            .pop()
+            .ok_or(JournalError::NotFound(id))
+    }
+
+    /// The sealed card data of a transaction (None once wiped).
+    ///
+    /// # Errors
+    /// [`JournalError::Sqlite`].
+    pub fn sealed(&self, id: i64) -> Result<Option<Vec<u8>>, JournalError> {
+        self.conn
+            .query_row("SELECT sealed FROM txn WHERE id = ?1", [id], |r| r.get(0))
+            .optional()
+            .map(Option::flatten)
+            .map_err(self.sq())
+    }
+
+    /// The latest transactions, newest first.
+    ///
+    /// # Errors
+    /// [`JournalError::Sqlite`], [`JournalError::Corrupt`].
+    pub fn list(&self, limit: u32) -> Result<Vec<Txn>, JournalError> {
+        self.query("ORDER BY id DESC LIMIT ?1", &[&limit])
+    }
+
+    /// Every transaction, oldest first.
+    ///
+    /// # Errors
+    /// [`JournalError::Sqlite`], [`JournalError::Corrupt`].
+    pub fn all(&self) -> Result<Vec<Txn>, JournalError> {
+        self.query("ORDER BY id", &[])
+    }
+
+    /// Transactions in any of `states`, oldest first.
+    ///
+    /// # Errors
+    /// [`JournalError::Sqlite`], [`JournalError::Corrupt`].
+    pub fn in_states(&self, states: &[State]) -> Result<Vec<Txn>, JournalError> {
+        let names: Vec<String> = states.iter().map(|s| format!("'{}'", s.name())).collect();
+        self.query(
+            &format!("WHERE state IN ({}) ORDER BY id", names.join(",")),
+            &[],
+        )
+    }
+
+    /// A transaction's state timeline.
+    ///
+    /// # Errors
+    /// [`JournalError::Sqlite`], [`JournalError::Corrupt`].
+    pub fn timeline(&self, id: i64) -> Result<Vec<TimelineEntry>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT at_ms, state, note FROM timeline WHERE txn_id = ?1 ORDER BY seq",
+            )
+            .map_err(self.sq())?;
+        let rows = stmt
+            .query_map([id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(self.sq())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.sq())?;
+        rows.into_iter()
+            .map(|(at_ms, state, note)| {
+                let s = State::from_name(&state).ok_or(JournalError::Corrupt {
+                    id,
+                    what: "timeline state",
+                    value: state,
+                })?;
+                Ok(TimelineEntry {
+                    at_ms,
+                    state: s,
+                    note,
+                })
+            })
+            .collect()
+    }
+
+    /// Events of a transaction (`Some(id)`) or of the lane (`None`: those without one).
+    ///
+    /// # Errors
+    /// [`JournalError::Sqlite`].
+    pub fn events(&self, txn: Option<i64>) -> Result<Vec<EventEntry>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT at_ms, txn_id, kind, detail FROM events WHERE txn_id IS ?1 ORDER BY seq",
+            )
+            .map_err(self.sq())?;
+        stmt.query_map([txn], |r| {
+            Ok(EventEntry {
+                at_ms: r.get(0)?,
+                txn_id: r.get(1)?,
+                kind: r.get(2)?,
+                detail: r.get(3)?,
+            })
+        })
+        .map_err(self.sq())?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(self.sq())
+    }
+
+    /// Host messages of a transaction.
+    ///
+    /// # Errors
+    /// [`JournalError::Sqlite`].
+    pub fn host_messages(&self, id: i64) -> Result<Vec<HostMessage>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT at_ms, purpose, attempt, direction, mti, stan, response_code, elapsed_ms,
+                   summary FROM host_messages WHERE txn_id = ?1 ORDER BY seq",
+            )
+            .map_err(self.sq())?;
+        stmt.query_map([id], |r| {
+            Ok(HostMessage {
+                at_ms: r.get(0)?,
+                purpose: r.get(1)?,
+                attempt: r.get(2)?,
+                direction: r.get(3)?,
+                mti: r.get(4)?,
+                stan: r.get(5)?,
+                response_code: r.get(6)?,
+                elapsed_ms: r
+                    .get::<_, Option<i64>>(7)?
+                    .map(|v| u64::try_from(v).unwrap_or(0)),
+                summary: r.get(8)?,
+            })
+        })
+        .map_err(self.sq())?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(self.sq())
+    }
+
+    /// Copy the journal to `dest` with SQLite's online backup: consistent, and safe while
+    /// the service writes.
+    ///
+    /// # Errors
+    /// [`JournalError::Sqlite`] (e.g. `dest` not writable).
+    pub fn backup(&self, dest: &Path) -> Result<(), JournalError> {
+        let map = |source| JournalError::Sqlite {
+            path: dest.to_path_buf(),
+            source,
+        };
+        let mut out = Connection::open(dest).map_err(map)?;
+        let b = rusqlite::backup::Backup::new(&self.conn, &mut out).map_err(map)?;
+        b.run_to_completion(256, Duration::from_millis(5), None)
+            .map_err(map)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn journal() -> (tempfile::TempDir, Journal) {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+        (dir, j)
+    }
+
+    #[test]
+    fn a_sale_walks_the_machine_and_survives_reopening() {
+        let (dir, mut j) = journal();
+        let id = j.create(Operation::Sale, 1250, 978, None, "sale").unwrap();
+        j.transition(
+            id,
+            State::CardRead,
+            "card read",
+            Changes {
+                pan_masked: Some("476173******0010".into()),
+                sealed: Some(vec![1, 2, 3]),
+                ..Changes::default()
+            },
+        )
+        .unwrap();
+        let stan = j
+            .arm(id, "0200", "1123101500", "armed", Changes::default())
+            .unwrap();
+        assert_eq!(stan, 1);
+        j.transition(id, State::Sent, "sent", Changes::default())
+            .unwrap();
+        j.transition(
+            id,
+            State::HostApproved,
+            "approved",
+            Changes {
+                auth_code: Some("A00001".into()),
+                ..Changes::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(j.sealed(id).unwrap(), Some(vec![1, 2, 3]));
+        let before = j.commits();
+        j.transition(id, State::Committed, "tc", Changes::default())
+            .unwrap();
+        assert_eq!(j.commits(), before + 1);
+        drop(j);
+        let j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+        let t = j.get(id).unwrap();
+        assert_eq!(t.state, State::Committed);
+        assert_eq!(t.stan, Some(1));
+        assert_eq!(t.auth_code.as_deref(), Some("A00001"));
+        assert_eq!(t.pan_masked.as_deref(), Some("476173******0010"));
+        let states: Vec<State> = j.timeline(id).unwrap().iter().map(|e| e.state).collect();
+        assert_eq!(
+            states,
+            vec![
+                State::Created,
+                State::CardRead,
+                State::Armed,
+                State::Sent,
+                State::HostApproved,
+                State::Committed
+            ]
+        );
+    }
+
+    #[test]
+    fn illegal_transitions_are_refused() {
+        let (_d, mut j) = journal();
+        let id = j.create(Operation::Sale, 1, 978, None, "").unwrap();
+        let e = j
+            .transition(id, State::Completed, "", Changes::default())
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            JournalError::IllegalTransition {
+                from: State::Created,
+                to: State::Completed,
+                ..
+            }
+        ));
+        assert!(matches!(
+            j.transition(99, State::Aborted, "", Changes::default()),
+            Err(JournalError::NotFound(99))
+        ));
+        j.transition(id, State::Aborted, "", Changes::default())
+            .unwrap();
+        assert!(
+            j.transition(id, State::Armed, "", Changes::default())
+                .is_err()
+        );
+        // Every resting state but the reversal ones is final.
+        for s in State::ALL {
+            if s.is_resting()
+                && !matches!(
+                    s,
+                    State::ReversalPending | State::ReversalStuck | State::ReceiptOwed
+                )
+            {
+                assert!(s.next().is_empty(), "{s}");
+            }
+        }
+    }
+
+    #[test]
+    fn final_states_without_reversal_wipe_the_sealed_data() {
+        let (_d, mut j) = journal();
+        let id = j.create(Operation::Sale, 1, 978, None, "").unwrap();
+        let c = Changes {
+            sealed: Some(vec![9; 40]),
+            ..Changes::default()
+        };
+        j.transition(id, State::CardRead, "", c).unwrap();
+        j.arm(id, "0200", "0101000000", "", Changes::default())
+            .unwrap();
+        j.transition(id, State::Sent, "", Changes::default())
+            .unwrap();
+        j.transition(id, State::Declined, "", Changes::reason("51"))
+            .unwrap();
+        assert_eq!(j.sealed(id).unwrap(), None);
+    }
+
+    #[test]
+    fn stans_increase_and_wrap() {
+        let (_d, mut j) = journal();
+        j.conn
+            .execute("UPDATE meta SET value = '999998' WHERE key = 'stan'", [])
+            .unwrap();
+        let mut stans = vec![];
+        for _ in 0..3 {
+            let id = j.create(Operation::Sale, 1, 978, None, "").unwrap();
+            stans.push(
+                j.arm(id, "0200", "0101000000", "", Changes::default())
+                    .unwrap(),
+            );
+        }
+        assert_eq!(stans, vec![999_999, 1, 2]);
+    }
+
+    #[test]
+    fn reversal_bookkeeping_and_backup() {
+        let (dir, mut j) = journal();
+        let id = j.create(Operation::Sale, 5, 978, None, "").unwrap();
+        j.arm(id, "0200", "0101000000", "", Changes::default())
+            .unwrap();
+        j.transition(id, State::ReversalPending, "", Changes::default())
+            .unwrap();
+        assert_eq!(j.reversal_attempt(id).unwrap(), 1);
+        assert_eq!(j.reversal_retry(id, false, 10).unwrap(), 0);
+        assert_eq!(j.reversal_attempt(id).unwrap(), 2);
+        assert_eq!(j.reversal_retry(id, true, 20).unwrap(), 1);
+        let t = j.get(id).unwrap();
+        assert_eq!((t.reversal_attempts, t.reversal_rejections), (2, 1));
+        assert_eq!(t.next_attempt_ms, Some(20));
+        j.event(Some(id), "fault", "card_removed").unwrap();
+        j.event(None, "alarm", "lane alarm").unwrap();
+        assert_eq!(j.events(Some(id)).unwrap().len(), 1);
+        assert_eq!(j.events(None).unwrap()[0].detail, "lane alarm");
+        let dest = dir.path().join("backup.sqlite");
+        j.backup(&dest).unwrap();
+        let b = Journal::open(&dest).unwrap();
+        assert_eq!(b.get(id).unwrap().reversal_rejections, 1);
+        assert_eq!(b.in_states(&[State::ReversalPending]).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x");
+        std::fs::write(
+            &p,
+            b"this is not sqlite, it is a text file of some length....",
+        )
+        .unwrap();
+        let e = Journal::open(&p).unwrap_err();
+        assert!(e.to_string().contains(&p.display().to_string()), "{e}");
+    }
+}
