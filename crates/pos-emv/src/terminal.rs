@@ -51,7 +51,7 @@ fn bcd(mut value: u64, n: usize) -> Vec<u8> {
 
 /// (year, month, day, hours, minutes, seconds) in UTC of a number of seconds since
 /// 1970-01-01 (the civil-from-days algorithm of H. Hinnant).
-fn civil_from_unix(secs: u64) -> (u32, u32, u32, u32, u32, u32) {
+pub fn civil_from_unix(secs: u64) -> (u32, u32, u32, u32, u32, u32) {
     let days = secs / 86_400;
     let rem = secs % 86_400;
     let z = days as i64 + 719_468;

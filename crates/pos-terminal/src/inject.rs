@@ -283,6 +283,10 @@ pub trait StepHook {
     /// The transaction reached `step`. A simulated lane performs the faults injected there;
     /// [`InjectedFault::Crash`] does not return.
     fn at(&mut self, step: Step);
+
+    /// The service asks the cardholder something (insert, swipe, remove). A real lane
+    /// shows it; a simulated lane may act it out. Default: nothing.
+    fn prompt(&mut self, _prompt: crate::service::Prompt) {}
 }
 
 /// The hook of a real lane: does nothing.

@@ -655,6 +655,25 @@ impl Journal {
         Ok(())
     }
 
+    /// Allocate the next STAN (1..=999999, wrapping) on its own (reversals, echoes).
+    ///
+    /// # Errors
+    /// [`JournalError::Sqlite`].
+    pub fn next_stan(&mut self) -> Result<u32, JournalError> {
+        let sq = self.sq();
+        let stan: u32 = self
+            .conn
+            .query_row(
+                "UPDATE meta SET value = CAST(CAST(value AS INTEGER) % 999999 + 1 AS TEXT)
+                 WHERE key = 'stan' RETURNING CAST(value AS INTEGER)",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sq)?;
+        self.commits += 1;
+        Ok(stan)
+    }
+
     /// Record a reversal attempt about to be made (before it is sent): attempts + 1.
     ///
     /// # Errors
