@@ -17,3 +17,4 @@ pub use journal::{Journal, State, Txn};
 pub use service::{
     CardEntry, DrainReport, Prompt, RecoveryReport, Terminal, TerminalError, TxnRequest, TxnResult,
 };
+pub mod report;
