@@ -1,4 +1,5 @@
 //! Start-up recovery and the reversal store-and-forward worker, against a scripted host.
+#![allow(clippy::unwrap_used)]
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
