@@ -9,6 +9,10 @@
 //! - [`Message`], [`encode`], [`decode`]: strict both ways; decoding never panics on
 //!   network bytes and errors name the field and offset.
 //! - [`frame`] and [`Deframer`]: the 2-byte big-endian length framing used over TCP.
+//! - [`TcpAcquirer`]: the [`Acquirer`] over TCP ([`AcquirerSettings`]), one connection per
+//!   exchange; [`check`]: a connectivity check with a plain [`Diagnosis`].
+//! - `sim` (feature `sim`): `FakeHost`, a fake acquirer host with a
+//!   ledger, rules and one-shot faults.
 //!
 //! Card data hygiene: `Debug` of a [`Message`] masks the PAN and track 2 and shows only the
 //! length of track 1, the PIN block and ICC data; [`CodecError`] never carries field values.
@@ -24,17 +28,23 @@
 #![warn(missing_docs)]
 
 pub mod acquirer;
+mod check;
+mod client;
 mod codec;
 mod dialect;
 mod error;
 mod framing;
 mod message;
 mod mti;
+#[cfg(feature = "sim")]
+pub mod sim;
 
 pub use acquirer::{
     Acquirer, AcquirerError, Approval, CardData, Decline, EntryMode, Operation, OriginalData,
     Outcome, Request, Reversal, ReversalReason, WireEvent, is_approval_code, response_reason,
 };
+pub use check::{CheckReport, Diagnosis, check};
+pub use client::{AcquirerSettings, TcpAcquirer, original_data_elements};
 pub use codec::{decode, encode};
 pub use dialect::{Content, Dialect, DialectConfig, Encoding, FieldSpec, LengthKind};
 pub use error::{CodecError, DialectError, Part};
@@ -43,5 +53,5 @@ pub use message::Message;
 pub use mti::{BadMti, Mti};
 
 #[doc = include_str!("../README.md")]
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "sim"))]
 pub struct ReadmeDoctests;
