@@ -49,6 +49,19 @@ pub fn open_sim_with_card(
     config: ReaderConfig,
     card: Option<Box<dyn pos_hal::VirtualCard>>,
 ) -> Result<AnyReader, CcidError> {
+    open_sim_with_handle(uri, config, card).map(|(reader, _)| reader)
+}
+
+/// As [`open_sim_with_card`], and also return the virtual reader's control handle, to
+/// insert and remove cards, unplug the reader or inject faults while the driver runs.
+///
+/// Errors: `BadAddress` for a URI that is not `sim:ccid` or has bad options.
+#[cfg(feature = "sim")]
+pub fn open_sim_with_handle(
+    uri: &DeviceUri,
+    config: ReaderConfig,
+    card: Option<Box<dyn pos_hal::VirtualCard>>,
+) -> Result<(AnyReader, crate::sim::SimReaderHandle), CcidError> {
     if !matches!(uri.address(), Address::Sim { kind } if kind == "ccid") {
         return Err(CcidError::BadAddress(format!(
             "{uri} is not a sim:ccid URI"
@@ -61,7 +74,7 @@ pub fn open_sim_with_card(
         handle.insert(card);
     }
     let t: Box<dyn CcidTransport> = Box::new(vr);
-    Ok(CcidReader::new(t, &uri.to_string(), config))
+    Ok((CcidReader::new(t, &uri.to_string(), config), handle))
 }
 
 #[cfg(not(feature = "sim"))]

@@ -23,9 +23,9 @@ mod factory;
 mod reader;
 
 pub use error::CcidError;
-#[cfg(feature = "sim")]
-pub use factory::open_sim_with_card;
 pub use factory::{AnyReader, open};
+#[cfg(feature = "sim")]
+pub use factory::{open_sim_with_card, open_sim_with_handle};
 pub use reader::{CcidReader, ReaderConfig};
 pub use transport::{CcidTransport, InterruptSource, UsbTransport};
 

@@ -6,9 +6,11 @@
 
 mod card;
 mod devices;
+mod host;
 mod msr;
 mod printer;
 mod reader;
+mod txn;
 mod udev_rules;
 
 use std::io::Write;
@@ -114,6 +116,87 @@ enum Command {
     /// Magnetic-stripe data.
     #[command(subcommand)]
     Msr(MsrCommand),
+    /// Run one sale on the lane: card, host, receipt, each step printed. With no --config,
+    /// the built-in simulated lane (virtual reader and card, printer, stripe reader, fake
+    /// host). Exit 0 when the sale completed, 2 when it ended otherwise (declined, aborted,
+    /// reversed, reversal pending or stuck, receipt owed).
+    Sale {
+        /// Amount, e.g. 12.50.
+        #[arg(value_name = "AMOUNT")]
+        amount: String,
+        #[command(flatten)]
+        lane: LaneOpts,
+        #[command(flatten)]
+        card: CardOpts,
+    },
+    /// Pre-authorize an amount (hotel, car hire); complete it later with `posctl complete`.
+    Preauth {
+        /// Amount, e.g. 100.00.
+        #[arg(value_name = "AMOUNT")]
+        amount: String,
+        #[command(flatten)]
+        lane: LaneOpts,
+        #[command(flatten)]
+        card: CardOpts,
+    },
+    /// Complete a pre-authorization (no card needed) for at most its amount.
+    Complete {
+        /// The pre-authorization's transaction id.
+        #[arg(value_name = "ID")]
+        id: i64,
+        /// Final amount, e.g. 87.20.
+        #[arg(value_name = "AMOUNT")]
+        amount: String,
+        #[command(flatten)]
+        lane: LaneOpts,
+        #[command(flatten)]
+        card: CardOpts,
+    },
+    /// Void an approved sale or completion (no card needed).
+    Void {
+        /// The transaction id.
+        #[arg(value_name = "ID")]
+        id: i64,
+        #[command(flatten)]
+        lane: LaneOpts,
+        #[command(flatten)]
+        card: CardOpts,
+    },
+    /// Refund an amount to the card.
+    Refund {
+        /// Amount, e.g. 12.50.
+        #[arg(value_name = "AMOUNT")]
+        amount: String,
+        #[command(flatten)]
+        lane: LaneOpts,
+        #[command(flatten)]
+        card: CardOpts,
+    },
+    /// The transaction journal: list, show, pending, dispute evidence, online backup.
+    Journal {
+        #[command(subcommand)]
+        action: Option<JournalCommand>,
+        #[command(flatten)]
+        lane: LaneOpts,
+    },
+    /// Start-up recovery: move transactions interrupted by a crash on, send pending
+    /// reversals, print owed receipts. Exit 2 while anything is still outstanding.
+    Recover {
+        #[command(flatten)]
+        lane: LaneOpts,
+    },
+    /// End-of-day totals, with pending and stuck reversals and owed receipts. Exit 2 when a
+    /// reversal is stuck.
+    Report {
+        /// Every transaction in the journal, not only today's (UTC).
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        lane: LaneOpts,
+    },
+    /// The acquirer host link: a fake host to test against, and a connectivity check.
+    #[command(subcommand)]
+    Host(HostCommand),
     /// Print the udev rules that give group `pos` access to POS devices, or check a rules
     /// file's syntax and policy.
     UdevRules {
@@ -121,6 +204,121 @@ enum Command {
         /// printing the shipped rules.
         #[arg(long, value_name = "FILE")]
         check: Option<std::path::PathBuf>,
+    },
+}
+
+/// Which lane: config file and journal.
+#[derive(Debug, Clone, clap::Args)]
+struct LaneOpts {
+    /// The service config (TOML). Without it: the built-in simulated lane.
+    #[arg(long, value_name = "FILE", env = "POS_CONFIG")]
+    config: Option<std::path::PathBuf>,
+    /// The journal file (default: the config's, else $POS_JOURNAL, else
+    /// ~/.local/state/pos-terminal/journal.sqlite).
+    #[arg(long, value_name = "FILE")]
+    journal: Option<std::path::PathBuf>,
+}
+
+/// How the card comes, and faults to inject.
+#[derive(Debug, Clone, clap::Args)]
+struct CardOpts {
+    /// The simulated card: visa, mastercard, unionpay, blocked, expired, aid-fallback, cda.
+    #[arg(long, value_name = "PROFILE")]
+    card: Option<String>,
+    /// Swipe instead of inserting (a chip card is asked for its chip).
+    #[arg(long)]
+    swipe: bool,
+    /// No receipt (cashier override, recorded): the printer is not required.
+    #[arg(long)]
+    no_receipt: bool,
+    /// Inject a fault at a step (simulated lane only), repeatable: STEP:FAULT. Steps:
+    /// card-read, before-send, after-send, after-approve, second-gac, printing, after-print.
+    /// Faults: card-removed, card-mute, reader-unplugged, host-timeout, host-down,
+    /// host-decline:CODE, host-drop-after-approve, reversal-rejected:N, paper-out,
+    /// cover-open, cutter-jam, printer-offline, crash.
+    #[arg(long, value_name = "STEP:FAULT")]
+    inject: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum JournalCommand {
+    /// The latest transactions (the default).
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// One transaction: summary, timeline, events, host messages.
+    Show {
+        /// Transaction id.
+        id: i64,
+    },
+    /// Reversals pending or stuck, receipts owed. Exit 2 when anything is outstanding.
+    Pending,
+    /// The dispute evidence of a transaction as one JSON document for the bank.
+    Evidence {
+        /// Transaction id.
+        id: i64,
+    },
+    /// Copy the journal with SQLite's online backup (safe while the service runs).
+    Backup {
+        /// Destination file.
+        path: std::path::PathBuf,
+    },
+}
+
+fn lane_args(lane: &LaneOpts, card: Option<&CardOpts>) -> txn::LaneArgs {
+    txn::LaneArgs {
+        config: lane.config.clone(),
+        journal: lane.journal.clone(),
+        card: card.and_then(|c| c.card.clone()),
+    }
+}
+
+fn txn_args(
+    operation: pos_acquirer::Operation,
+    amount: Option<&String>,
+    original: Option<i64>,
+    card: &CardOpts,
+) -> txn::TxnArgs {
+    txn::TxnArgs {
+        operation,
+        amount: amount.cloned(),
+        original,
+        swipe: card.swipe,
+        no_receipt: card.no_receipt,
+        inject: card.inject.clone(),
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum HostCommand {
+    /// Run a fake acquirer host (ISO 8583, 2-byte length framing) until interrupted; prints
+    /// `listening on ADDR` then one masked line per message. Amounts ending .51 / .05 / .91
+    /// are declined 51 / 05 / 91, everything else approved.
+    Sim {
+        /// Address to listen on; port 0 picks a free port.
+        #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:8583")]
+        listen: String,
+        /// Keep the ledger in this JSON file (loaded at start, saved after every change).
+        #[arg(long, value_name = "FILE")]
+        ledger: Option<std::path::PathBuf>,
+    },
+    /// Check the link to the acquirer: resolve, connect, echo test (0800/301), with timings
+    /// and a plain diagnosis. Exit 0 when the host answered, 1 otherwise.
+    Check {
+        /// The host, HOST:PORT (default: the acquirer of --config).
+        #[arg(long, value_name = "HOST:PORT")]
+        address: Option<String>,
+        /// The service config whose acquirer settings to use.
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+        /// Connect timeout, milliseconds (default: the config's).
+        #[arg(long, value_name = "MS")]
+        connect_timeout_ms: Option<u64>,
+        /// Response timeout for the echo, milliseconds (default: the config's).
+        #[arg(long, value_name = "MS")]
+        response_timeout_ms: Option<u64>,
     },
 }
 
@@ -299,6 +497,77 @@ fn main() -> ExitCode {
                 apdus,
             } => reader::apdu(device, *slot, apdus, cli.json),
         },
+        Command::Sale { amount, lane, card } => txn::run(
+            &lane_args(lane, Some(card)),
+            &txn_args(pos_acquirer::Operation::Sale, Some(amount), None, card),
+            cli.json,
+        ),
+        Command::Preauth { amount, lane, card } => txn::run(
+            &lane_args(lane, Some(card)),
+            &txn_args(pos_acquirer::Operation::PreAuth, Some(amount), None, card),
+            cli.json,
+        ),
+        Command::Refund { amount, lane, card } => txn::run(
+            &lane_args(lane, Some(card)),
+            &txn_args(pos_acquirer::Operation::Refund, Some(amount), None, card),
+            cli.json,
+        ),
+        Command::Complete {
+            id,
+            amount,
+            lane,
+            card,
+        } => txn::run(
+            &lane_args(lane, Some(card)),
+            &txn_args(
+                pos_acquirer::Operation::Completion,
+                Some(amount),
+                Some(*id),
+                card,
+            ),
+            cli.json,
+        ),
+        Command::Void { id, lane, card } => txn::run(
+            &lane_args(lane, Some(card)),
+            &txn_args(pos_acquirer::Operation::Void, None, Some(*id), card),
+            cli.json,
+        ),
+        Command::Journal { action, lane } => {
+            let action = match action {
+                None => txn::JournalAction::List(20),
+                Some(JournalCommand::List { limit }) => txn::JournalAction::List(*limit),
+                Some(JournalCommand::Show { id }) => txn::JournalAction::Show(*id),
+                Some(JournalCommand::Pending) => txn::JournalAction::Pending,
+                Some(JournalCommand::Evidence { id }) => txn::JournalAction::Evidence(*id),
+                Some(JournalCommand::Backup { path }) => txn::JournalAction::Backup(path.clone()),
+            };
+            txn::journal(&lane_args(lane, None), &action, cli.json)
+        }
+        Command::Recover { lane } => txn::recover(&lane_args(lane, None), cli.json),
+        Command::Report { all, lane } => txn::report(&lane_args(lane, None), *all, cli.json),
+        Command::Host(HostCommand::Sim { listen, ledger }) => {
+            host::host_sim(listen, ledger.as_deref(), cli.json)
+        }
+        Command::Host(HostCommand::Check {
+            address,
+            config,
+            connect_timeout_ms,
+            response_timeout_ms,
+        }) => {
+            let lane = txn::LaneArgs {
+                config: config.clone(),
+                ..txn::LaneArgs::default()
+            };
+            txn::acquirer_settings(&lane, address.as_deref()).and_then(|mut s| {
+                if let Some(ms) = connect_timeout_ms {
+                    s.connect_timeout = std::time::Duration::from_millis(*ms);
+                }
+                if let Some(ms) = response_timeout_ms {
+                    s.response_timeout = std::time::Duration::from_millis(*ms);
+                }
+                host::host_check(s, cli.json)
+            })
+        }
         Command::Printer(p) => match p {
             PrinterCommand::Status { device } => printer::status(device, cli.json),
             PrinterCommand::Print { device, file } => printer::print(device, file, cli.json),

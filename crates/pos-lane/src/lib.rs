@@ -1,0 +1,205 @@
+//! The device factory: a lane's devices from their URIs, or the built-in simulated lane,
+//! with fault injection.
+//!
+//! This is the one place that names concrete drivers (DESIGN.md, Layout): the terminal
+//! service gets its [`Devices`] as HAL trait objects from [`open`], and never knows which
+//! driver is behind them.
+//!
+//! | URI | device |
+//! |---|---|
+//! | `none` | no device of that kind |
+//! | `sim:ccid[?opts]` | the virtual CCID reader (through the real [`pos_ccid::CcidReader`] driver and CCID codec) with a [`ProfileCard`](pos_emv::profile_card::ProfileCard) inserted; options as [`pos_ccid::open`], plus `card=PROFILE` (`visa`, `mastercard`, ...) or `card=none` |
+//! | `sim:printer[?opts]` | the virtual ESC/POS printer on a pseudo-terminal, opened through the real serial driver; options as [`pos_escpos::open`] |
+//! | `sim:msr[?opts]` | the virtual serial magstripe reader on a pseudo-terminal, opened through the real serial path; it swipes when told ([`SimLane::swipe`]). With `track1..3`, `fault` or `every_ms` options it is `pos-magstripe`'s self-swiping `sim:msr` instead |
+//! | anything else | the real drivers: [`pos_ccid::open`], [`pos_escpos::open`], and for stripe readers `serial:` ([`pos_magstripe::serial::open`]), `evdev:` (keyboard wedge) or `usb:` (HID) |
+//!
+//! When at least one device is simulated, [`Lane::sim`] holds a [`SimLane`]: the control of
+//! the virtual devices (insert, remove or mute the card, unplug the reader, printer faults,
+//! swipes, the printed receipts), and [`SimLane::hook`] makes the
+//! [`StepHook`](pos_terminal::StepHook) that performs injected faults at the steps of a sale.
+//!
+//! The simulated printer's ESC/POS driver is shared between [`Devices::printer`] and the
+//! [`SimLane`], so that [`SimLane::clear_printer_faults`] can also recover a jammed cutter
+//! through the driver (DLE ENQ 1), which the HAL trait has no call for.
+//!
+//! Errors name the device (`reader`, `printer`, `msr`), its URI and the driver's message;
+//! [`LaneError::kind`](pos_hal::Fault::kind) is the driver error's
+//! [`FaultKind`](pos_hal::FaultKind).
+#![warn(missing_docs)]
+
+mod error;
+mod hook;
+mod sim;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pos_emv::profile_card::Profile;
+use pos_hal::Erased;
+use pos_link::{Address, DeviceUri};
+use pos_terminal::Devices;
+use pos_terminal::config::DeviceConfig;
+use pos_terminal::devices::{Msr, Printer, Reader};
+
+pub use error::{BadUri, LaneError, LaneFault, Role};
+pub use hook::{HostArm, SimHook};
+pub use sim::{PAPER_OUT_AFTER_LINES, SWIPE_EXPIRY, SimLane};
+
+use sim::{PrinterSim, ReaderSim, Shared, SharedPrinter};
+
+/// A lane's devices, and the control of the simulated ones.
+pub struct Lane {
+    /// The devices, as HAL trait objects.
+    pub devices: Devices,
+    /// The control of the simulated devices; `Some` when at least one device is simulated.
+    pub sim: Option<SimLane>,
+}
+
+impl std::fmt::Debug for Lane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lane")
+            .field("devices", &self.devices)
+            .field("sim", &self.sim)
+            .finish()
+    }
+}
+
+/// The card profile a simulated reader starts with when none is given.
+pub const DEFAULT_PROFILE: Profile = Profile::VisaPse;
+
+/// The reader driver's settings for every reader the factory opens.
+pub fn reader_config() -> pos_ccid::ReaderConfig {
+    pos_ccid::ReaderConfig::default()
+}
+
+/// The printer driver's settings: the defaults for real printers; for the virtual printer
+/// a shorter print-confirmation wait (it confirms at once or never).
+pub fn printer_config(simulated: bool) -> pos_escpos::DriverConfig {
+    let mut c = pos_escpos::DriverConfig::default();
+    if simulated {
+        c.confirm_timeout = Duration::from_secs(3);
+    }
+    c
+}
+
+fn parse(role: Role, text: &str) -> Result<DeviceUri, LaneError> {
+    DeviceUri::parse(text).map_err(|e| LaneError::new(role, text, BadUri(e)))
+}
+
+fn is_sim(uri: &DeviceUri, kind: &str) -> bool {
+    matches!(uri.address(), Address::Sim { kind: k } if k == kind)
+}
+
+/// Open the devices `config` names. `card` is the profile of the card a simulated reader
+/// starts with (default [`DEFAULT_PROFILE`], or the URI's `card=PROFILE`); it is ignored
+/// for a real reader.
+///
+/// # Errors
+/// A [`LaneError`] naming the first device that does not open, its URI and the driver's
+/// error (a URI that does not parse is [`FaultKind::InvalidInput`](pos_hal::FaultKind)).
+/// Devices opened before it are closed again.
+pub fn open(config: &DeviceConfig, card: Option<Profile>) -> Result<Lane, LaneError> {
+    let mut devices = Devices::default();
+    let (reader, reader_sim) = open_reader(&config.reader, card)?;
+    devices.reader = reader;
+    let (printer, printer_sim) = open_printer(&config.printer)?;
+    devices.printer = printer;
+    let (msr, msr_sim) = open_msr(&config.msr)?;
+    devices.msr = msr;
+    let any = reader_sim.is_some() || printer_sim.is_some() || msr_sim.is_some();
+    let profile = reader_sim
+        .as_ref()
+        .map_or(card.unwrap_or(DEFAULT_PROFILE), |r| r.profile);
+    let sim = any.then(|| {
+        SimLane::new(Shared::new(
+            config.clone(),
+            reader_sim,
+            printer_sim,
+            msr_sim,
+            profile,
+        ))
+    });
+    Ok(Lane { devices, sim })
+}
+
+type Opened<D, S> = (Option<D>, Option<S>);
+
+fn open_reader(text: &str, card: Option<Profile>) -> Result<Opened<Reader, ReaderSim>, LaneError> {
+    if text.trim() == "none" {
+        return Ok((None, None));
+    }
+    let uri = parse(Role::Reader, text)?;
+    if is_sim(&uri, "ccid") {
+        let (reader, sim) = ReaderSim::open(&uri, text, card)?;
+        return Ok((Some(reader), Some(sim)));
+    }
+    let reader =
+        pos_ccid::open(&uri, reader_config()).map_err(|e| LaneError::new(Role::Reader, text, e))?;
+    Ok((Some(Box::new(Erased(reader))), None))
+}
+
+fn open_printer(text: &str) -> Result<Opened<Printer, PrinterSim>, LaneError> {
+    if text.trim() == "none" {
+        return Ok((None, None));
+    }
+    let uri = parse(Role::Printer, text)?;
+    let simulated = is_sim(&uri, "printer");
+    let printer = pos_escpos::open(&uri, printer_config(simulated))
+        .map_err(|e| LaneError::new(Role::Printer, text, e))?;
+    let device = match printer.simulator() {
+        Some(device) if simulated => device,
+        _ => return Ok((Some(Box::new(Erased(printer))), None)),
+    };
+    let driver: sim::SimPrinterDriver = Arc::new(std::sync::Mutex::new(printer));
+    let sim = PrinterSim {
+        device,
+        driver: Arc::clone(&driver),
+        text: text.to_string(),
+    };
+    Ok((Some(Box::new(Erased(SharedPrinter(driver)))), Some(sim)))
+}
+
+/// Options of `sim:msr` that make `pos-magstripe`'s self-swiping reader.
+const SELF_SWIPING: [&str; 5] = ["track1", "track2", "track3", "fault", "every_ms"];
+
+fn open_msr(
+    text: &str,
+) -> Result<Opened<Msr, Arc<pos_magstripe::sim::VirtualSerialMsr>>, LaneError> {
+    if text.trim() == "none" {
+        return Ok((None, None));
+    }
+    let uri = parse(Role::Msr, text)?;
+    let err = |e: pos_magstripe::serial::MsrError| LaneError::new(Role::Msr, text, e);
+    match uri.address() {
+        Address::Sim { kind } if kind == "msr" => {
+            let self_swiping = uri
+                .options()
+                .iter()
+                .any(|(k, _)| SELF_SWIPING.contains(&k.as_str()));
+            let msr = if self_swiping {
+                pos_magstripe::sim::open_uri(&uri).map_err(err)?
+            } else {
+                sim::open_quiet_msr(&uri).map_err(err)?
+            };
+            let sim = msr.simulator().cloned();
+            Ok((Some(Box::new(Erased(msr))), sim))
+        }
+        Address::Evdev { .. } => {
+            let msr = pos_magstripe::readers::open_evdev(&uri).map_err(err)?;
+            Ok((Some(Box::new(Erased(msr))), None))
+        }
+        Address::Usb(_) => {
+            let msr = pos_magstripe::hid::open(&uri).map_err(err)?;
+            Ok((Some(Box::new(Erased(msr))), None))
+        }
+        // serial:, and the addresses no stripe reader has: the serial driver says why.
+        _ => {
+            let msr = pos_magstripe::serial::open(&uri).map_err(err)?;
+            Ok((Some(Box::new(Erased(msr))), None))
+        }
+    }
+}
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,0 +1,684 @@
+//! `posctl sale|preauth|complete|void|refund|journal|recover|report`: the terminal service
+//! on one lane, configured by a TOML file or, without one, the built-in simulated lane.
+
+use std::path::PathBuf;
+
+use pos_acquirer::sim::{FakeHost, HostFault, HostRules};
+use pos_acquirer::{AcquirerSettings, Operation, TcpAcquirer};
+use pos_emv::profile_card::Profile;
+use pos_terminal::inject::{InjectedFault, Injection, Step, StepHook};
+use pos_terminal::{CardEntry, Config, Prompt, State, Terminal, TxnRequest, TxnResult};
+
+use crate::{CliError, Exit};
+
+/// Options shared by the transaction commands.
+#[derive(Debug, Clone, Default)]
+pub struct LaneArgs {
+    /// The config file (none: the built-in simulated lane).
+    pub config: Option<PathBuf>,
+    /// The journal file (overrides the config).
+    pub journal: Option<PathBuf>,
+    /// The simulated card profile.
+    pub card: Option<String>,
+}
+
+/// A running lane: the service, and on a simulated lane its controls and fake host.
+pub struct Lane {
+    /// The service.
+    pub terminal: Terminal,
+    /// Controls of the simulated devices.
+    pub sim: Option<pos_lane::SimLane>,
+    /// The built-in fake host.
+    pub host: Option<std::sync::Arc<FakeHost>>,
+    /// The card profile of the simulated lane.
+    pub profile: Profile,
+}
+
+fn err(e: impl std::fmt::Display) -> CliError {
+    CliError::new(e.to_string())
+}
+
+/// Load the config: the file, else the built-in simulated lane.
+pub fn load_config(args: &LaneArgs) -> Result<Config, CliError> {
+    let mut config = match &args.config {
+        Some(p) => Config::load(p).map_err(err)?,
+        None => Config::default(),
+    };
+    if let Some(j) = &args.journal {
+        config.journal = Some(j.clone());
+    }
+    Ok(config)
+}
+
+/// Open the lane: devices from the config's URIs, the acquirer (the built-in fake host for
+/// `address = "sim"`, with its ledger kept beside the journal), the journal and the key.
+pub fn open(args: &LaneArgs, quiet_progress: bool) -> Result<Lane, CliError> {
+    let mut config = load_config(args)?;
+    let profile: Profile = match &args.card {
+        Some(c) => c.parse().map_err(err)?,
+        None => Profile::VisaPse,
+    };
+    let lane = pos_lane::open(&config.devices, Some(profile)).map_err(|e| CliError {
+        message: e.to_string(),
+        hint: Some(
+            "check the [devices] URIs in the config (posctl devices lists what is attached)".into(),
+        ),
+        exit: Exit::Error,
+    })?;
+    let mut host = None;
+    let address = if config.acquirer.address == "sim" {
+        let ledger = config.journal_path().with_file_name("sim-host-ledger.json");
+        let h = FakeHost::start_with_ledger("127.0.0.1:0", HostRules::default(), &ledger)
+            .map_err(|e| CliError::new(format!("cannot start the built-in fake host: {e}")))?;
+        let addr = h.addr().to_string();
+        host = Some(std::sync::Arc::new(h));
+        // The simulated host answers at once: a short timeout keeps `host-timeout` demos short.
+        config.acquirer.response_timeout_ms = config.acquirer.response_timeout_ms.min(2_000);
+        addr
+    } else {
+        config.acquirer.address.clone()
+    };
+    let settings = AcquirerSettings {
+        address,
+        connect_timeout: config.acquirer.connect_timeout(),
+        response_timeout: config.acquirer.response_timeout(),
+        dialect: config.acquirer.dialect().map_err(CliError::new)?,
+        terminal_id: config.terminal_id.clone(),
+        merchant_id: config.merchant_id.clone(),
+    };
+    let acquirer = TcpAcquirer::new(settings);
+    let mut terminal =
+        Terminal::open(config, lane.devices, Box::new(acquirer)).map_err(|e| CliError {
+            hint: Some("the journal's directory must be writable by this user".into()),
+            message: e.to_string(),
+            exit: Exit::Error,
+        })?;
+    if lane.sim.is_some() {
+        // The public EMV test keys, and the simulation CA of the profile cards.
+        let keys = pos_emv::capk::CaKeys::parse(&format!(
+            "{}\n{}",
+            pos_emv::capk::TEST_CA_KEYS,
+            pos_emv::profile_card::SIM_CA_KEYS
+        ))
+        .map_err(|e| CliError::new(format!("CA public keys: {e}")))?;
+        terminal.set_ca_keys(keys);
+    }
+    if !quiet_progress {
+        terminal.set_progress(Box::new(|id, msg| match id {
+            Some(id) => eprintln!("[txn {id}] {msg}"),
+            None => eprintln!("{msg}"),
+        }));
+    }
+    Ok(Lane {
+        terminal,
+        sim: lane.sim,
+        host,
+        profile,
+    })
+}
+
+/// The hook of a simulated lane: device faults at their steps (pos-lane's SimHook), host
+/// faults armed in the fake host, and the cardholder acting out prompts (swiping when asked
+/// for a fallback).
+struct CliHook {
+    inner: Option<pos_lane::SimHook>,
+    sim: Option<pos_lane::SimLane>,
+    profile: Profile,
+    json: bool,
+}
+
+impl StepHook for CliHook {
+    fn at(&mut self, step: Step) {
+        if let Some(h) = self.inner.as_mut() {
+            h.at(step);
+        }
+    }
+    fn prompt(&mut self, prompt: Prompt) {
+        if !self.json {
+            eprintln!("  >> {}", prompt.text());
+        }
+        if prompt == Prompt::SwipeFallback {
+            if let Some(sim) = &self.sim {
+                if let Err(e) = sim.swipe(self.profile) {
+                    log::warn!("simulated fallback swipe failed: {e}");
+                }
+            }
+        }
+    }
+}
+
+fn arm_host(host: &FakeHost, injections: &[Injection], fault: &InjectedFault) {
+    match fault {
+        InjectedFault::HostTimeout => host.arm(HostFault::Timeout),
+        InjectedFault::HostDown => {
+            let at_before = injections
+                .iter()
+                .any(|i| i.fault == InjectedFault::HostDown && i.step == Step::BeforeSend);
+            if at_before {
+                if let Err(e) = host.set_down(true) {
+                    log::warn!("fake host: cannot go down: {e}");
+                }
+            } else {
+                host.arm(HostFault::CloseOnRequest);
+            }
+        }
+        InjectedFault::HostDecline(code) => host.arm(HostFault::Decline(code.clone())),
+        InjectedFault::HostDropAfterApprove => host.arm(HostFault::DropAfterApprove),
+        InjectedFault::ReversalRejected(n) => host.arm(HostFault::RejectReversals(*n)),
+        _ => {}
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct TxnArgs {
+    /// The operation.
+    pub operation: Operation,
+    /// Amount text (e.g. `12.50`), if the operation takes one.
+    pub amount: Option<String>,
+    /// The original transaction (complete, void).
+    pub original: Option<i64>,
+    /// Swipe instead of insert.
+    pub swipe: bool,
+    /// No receipt (cashier override).
+    pub no_receipt: bool,
+    /// Faults to inject (simulated lane only).
+    pub inject: Vec<String>,
+}
+
+/// Parse `12.50`, `12`, `0.05` into minor units.
+pub fn parse_amount(text: &str) -> Result<u64, CliError> {
+    let bad = || {
+        CliError::new(format!(
+            "amount {text:?}: write it like 12.50 (at most two decimals, no sign)"
+        ))
+    };
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    if whole.is_empty() && frac.is_empty() {
+        return Err(bad());
+    }
+    if !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    if frac.len() > 2 || whole.len() > 10 {
+        return Err(bad());
+    }
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| bad())?
+    };
+    let frac: u64 = match frac.len() {
+        0 => 0,
+        1 => frac.parse::<u64>().map_err(|_| bad())? * 10,
+        _ => frac.parse().map_err(|_| bad())?,
+    };
+    Ok(whole * 100 + frac)
+}
+
+fn print_result(r: &TxnResult, receipt: Option<String>, json: bool) {
+    let amount = pos_terminal::receipt::money(r.amount);
+    if json {
+        let mut v = serde_json::to_value(r).unwrap_or_default();
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("amount_text".into(), serde_json::Value::String(amount));
+            if let Some(text) = &receipt {
+                obj.insert("receipt".into(), serde_json::Value::String(text.clone()));
+            }
+        }
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return;
+    }
+    println!(
+        "transaction {}: {} {} {} -> {}",
+        r.id,
+        r.operation,
+        pos_terminal::receipt::currency_name(r.currency),
+        amount,
+        r.state
+    );
+    if let Some(p) = &r.pan_masked {
+        println!(
+            "  card     {p} ({})",
+            r.entry_mode.as_deref().unwrap_or("-")
+        );
+    }
+    if let Some(a) = &r.auth_code {
+        println!("  auth     {a}  rrn {}", r.rrn.as_deref().unwrap_or("-"));
+    }
+    if let Some(reason) = &r.reason {
+        println!("  reason   {reason}");
+    }
+    println!("  meaning  {}", meaning(r.state));
+    if let Some(text) = receipt {
+        println!("\n--- receipt (as printed) ---\n{text}\n----------------------------");
+    }
+}
+
+fn meaning(state: State) -> &'static str {
+    match state {
+        State::Completed => "approved; the customer was charged",
+        State::Declined => "declined; nothing was charged",
+        State::Aborted => "stopped before any authorization; nothing was charged",
+        State::Reversed => "did not complete; the authorization was reversed (not charged)",
+        State::ReversalPending => {
+            "did not complete; a reversal is queued (posctl recover retries it)"
+        }
+        State::ReversalStuck => {
+            "did not complete; the host rejects the reversal: call the acquirer (posctl journal evidence ID)"
+        }
+        State::ReceiptOwed => {
+            "approved and charged; the receipt is owed (printed when the printer is ready)"
+        }
+        _ => "in flight",
+    }
+}
+
+/// Run one transaction.
+pub fn run(lane_args: &LaneArgs, t: &TxnArgs, json: bool) -> Result<Exit, CliError> {
+    let injections: Vec<Injection> = t
+        .inject
+        .iter()
+        .map(|s| s.parse::<Injection>().map_err(CliError::new))
+        .collect::<Result<_, _>>()?;
+    let amount = match &t.amount {
+        Some(a) => parse_amount(a)?,
+        None => 0,
+    };
+    let mut lane = open(lane_args, json)?;
+    if !injections.is_empty() {
+        let host_needed = injections.iter().any(|i| i.fault.is_host_fault());
+        let device_needed = injections
+            .iter()
+            .any(|i| !i.fault.is_host_fault() && i.fault != InjectedFault::Crash);
+        if (host_needed && lane.host.is_none()) || (device_needed && lane.sim.is_none()) {
+            return Err(CliError::new(
+                "--inject works on the simulated lane only (sim: devices and acquirer address \"sim\")",
+            ));
+        }
+    }
+    let recovered = lane.terminal.recover().map_err(err)?;
+    if !recovered.moved.is_empty() && !json {
+        eprintln!(
+            "start-up recovery: {} transaction(s) from an earlier run moved on",
+            recovered.moved.len()
+        );
+    }
+    let host_for_hook = lane.host.clone();
+    let inner = lane.sim.as_ref().map(|sim| {
+        let inj = injections.clone();
+        let host_cb: Option<pos_lane::HostArm> = host_for_hook.map(|h| {
+            let b: pos_lane::HostArm = Box::new(move |f: &InjectedFault| arm_host(&h, &inj, f));
+            b
+        });
+        sim.hook(injections.clone(), host_cb)
+    });
+    if t.swipe {
+        if let Some(sim) = &lane.sim {
+            sim.swipe(lane.profile).map_err(err)?;
+        }
+    }
+    let mut hook = CliHook {
+        inner,
+        sim: lane.sim.clone(),
+        profile: lane.profile,
+        json,
+    };
+    let req = TxnRequest {
+        operation: t.operation,
+        amount,
+        entry: if t.swipe {
+            CardEntry::Swipe
+        } else {
+            CardEntry::Chip
+        },
+        original: t.original,
+        no_receipt: t.no_receipt,
+    };
+    let result = lane.terminal.run(&req, &mut hook);
+    if let Some(h) = &lane.host {
+        if let Err(e) = h.set_down(false) {
+            log::warn!("fake host: cannot come back up: {e}");
+        }
+        h.clear_faults();
+    }
+    let result = result.map_err(|e| CliError {
+        message: e.to_string(),
+        hint: None,
+        exit: Exit::Error,
+    })?;
+    let receipt = match &lane.sim {
+        Some(sim) if result.receipt.is_some() => sim.last_receipt().or(result.receipt.clone()),
+        _ => result.receipt.clone(),
+    };
+    print_result(&result, receipt, json);
+    Ok(if result.state == State::Completed {
+        Exit::Ok
+    } else {
+        Exit::DeviceFault
+    })
+}
+
+/// `posctl recover`: start-up recovery and a forced reversal drain.
+pub fn recover(lane_args: &LaneArgs, json: bool) -> Result<Exit, CliError> {
+    let mut lane = open(lane_args, json)?;
+    let r = lane.terminal.recover().map_err(err)?;
+    let pending = lane
+        .terminal
+        .journal()
+        .in_states(&[
+            State::ReversalPending,
+            State::ReversalStuck,
+            State::ReceiptOwed,
+        ])
+        .map_err(err)?;
+    if json {
+        let body = serde_json::json!({
+            "moved": r.moved.iter().map(|(id, from, to)| serde_json::json!({"id": id, "from": from, "to": to})).collect::<Vec<_>>(),
+            "drain": r.drain,
+            "reprinted": r.reprinted,
+            "outstanding": pending.iter().map(pos_terminal::report::Brief::from).collect::<Vec<_>>(),
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&body).unwrap_or_default()
+        );
+    } else {
+        println!("recovered {} in-flight transaction(s)", r.moved.len());
+        for (id, from, to) in &r.moved {
+            println!("  {id}: {from} -> {to}");
+        }
+        println!(
+            "reversals: {} reversed, {} rejected, {} unanswered, {} now stuck",
+            r.drain.reversed.len(),
+            r.drain.rejected.len(),
+            r.drain.unanswered.len(),
+            r.drain.stuck.len()
+        );
+        println!("owed receipts printed: {}", r.reprinted.len());
+        for t in &pending {
+            println!("  outstanding {} {} {}", t.id, t.state, meaning(t.state));
+        }
+    }
+    Ok(if pending.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::DeviceFault
+    })
+}
+
+fn open_journal(lane_args: &LaneArgs) -> Result<(Config, pos_terminal::Journal), CliError> {
+    let config = load_config(lane_args)?;
+    let path = config.journal_path();
+    if !path.exists() {
+        return Err(CliError {
+            message: format!("no journal at {}", path.display()),
+            hint: Some("run a sale first, or pass --journal / --config".into()),
+            exit: Exit::Error,
+        });
+    }
+    let j = pos_terminal::Journal::open(&path).map_err(err)?;
+    Ok((config, j))
+}
+
+/// What `posctl journal` does.
+#[derive(Debug, Clone)]
+pub enum JournalAction {
+    /// Latest transactions.
+    List(u32),
+    /// One transaction with its timeline, events and host messages.
+    Show(i64),
+    /// Pending and stuck reversals, owed receipts.
+    Pending,
+    /// Dispute evidence JSON.
+    Evidence(i64),
+    /// Online backup to a file.
+    Backup(PathBuf),
+}
+
+/// `posctl journal ...`.
+pub fn journal(lane_args: &LaneArgs, action: &JournalAction, json: bool) -> Result<Exit, CliError> {
+    let (config, j) = open_journal(lane_args)?;
+    match action {
+        JournalAction::List(n) => {
+            let rows = j.list(*n).map_err(err)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).unwrap_or_default()
+                );
+            } else {
+                for t in rows {
+                    println!(
+                        "{:>6}  {}  {:<10} {:>10}  {:<16} {:<16} {}",
+                        t.id,
+                        pos_terminal::time::human(t.created_ms),
+                        t.kind.name(),
+                        pos_terminal::receipt::money(t.amount),
+                        t.state.name(),
+                        t.pan_masked.as_deref().unwrap_or("-"),
+                        t.reason.as_deref().unwrap_or("")
+                    );
+                }
+            }
+        }
+        JournalAction::Show(id) | JournalAction::Evidence(id) => {
+            let doc = pos_terminal::report::evidence(&j, &config, *id).map_err(err)?;
+            if json || matches!(action, JournalAction::Evidence(_)) {
+                println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            } else {
+                println!("{}", doc["summary"].as_str().unwrap_or(""));
+                let t = j.get(*id).map_err(err)?;
+                println!(
+                    "transaction {}: {} {} {} ({})",
+                    t.id,
+                    t.kind.name(),
+                    pos_terminal::receipt::money(t.amount),
+                    t.state,
+                    t.pan_masked.as_deref().unwrap_or("no card")
+                );
+                println!("timeline:");
+                for e in j.timeline(*id).map_err(err)? {
+                    println!(
+                        "  {}  {:<16} {}",
+                        pos_terminal::time::human(e.at_ms),
+                        e.state.name(),
+                        e.note
+                    );
+                }
+                let events = j.events(Some(*id)).map_err(err)?;
+                if !events.is_empty() {
+                    println!("events:");
+                    for e in events {
+                        println!(
+                            "  {}  {:<8} {}",
+                            pos_terminal::time::human(e.at_ms),
+                            e.kind,
+                            e.detail
+                        );
+                    }
+                }
+                println!("host messages:");
+                for m in j.host_messages(*id).map_err(err)? {
+                    println!(
+                        "  {}  {:<8} {:<8} #{} {} {} {}",
+                        pos_terminal::time::human(m.at_ms),
+                        m.purpose,
+                        m.direction,
+                        m.attempt,
+                        m.mti.as_deref().unwrap_or(""),
+                        m.response_code
+                            .as_deref()
+                            .map(|c| format!("rc {c}"))
+                            .unwrap_or_default(),
+                        m.elapsed_ms.map(|e| format!("{e} ms")).unwrap_or_default()
+                    );
+                }
+            }
+        }
+        JournalAction::Pending => {
+            let rows = j
+                .in_states(&[
+                    State::ReversalPending,
+                    State::ReversalStuck,
+                    State::ReceiptOwed,
+                ])
+                .map_err(err)?;
+            let briefs: Vec<pos_terminal::report::Brief> =
+                rows.iter().map(pos_terminal::report::Brief::from).collect();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&briefs).unwrap_or_default()
+                );
+            } else if briefs.is_empty() {
+                println!("nothing pending: no reversals to send, no receipts owed");
+            } else {
+                for b in &briefs {
+                    println!(
+                        "{:>6}  {:<16} {:>10}  attempts {} rejections {}  {}",
+                        b.id,
+                        b.state.name(),
+                        pos_terminal::receipt::money(b.amount),
+                        b.reversal_attempts,
+                        b.reversal_rejections,
+                        b.reason.as_deref().unwrap_or("")
+                    );
+                }
+            }
+            return Ok(if briefs.is_empty() {
+                Exit::Ok
+            } else {
+                Exit::DeviceFault
+            });
+        }
+        JournalAction::Backup(dest) => {
+            j.backup(dest).map_err(err)?;
+            if json {
+                println!("{}", serde_json::json!({"backup": dest}));
+            } else {
+                println!("journal backed up to {}", dest.display());
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+/// `posctl report`.
+pub fn report(lane_args: &LaneArgs, all: bool, json: bool) -> Result<Exit, CliError> {
+    let (config, j) = open_journal(lane_args)?;
+    let since = if all {
+        0
+    } else {
+        let now = pos_terminal::journal::now_ms();
+        now - now.rem_euclid(86_400_000)
+    };
+    let r = pos_terminal::report::report(&j, since).map_err(err)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+    } else {
+        let cur = pos_terminal::receipt::currency_name(config.currency);
+        let m = pos_terminal::receipt::money;
+        println!(
+            "report for terminal {} since {}",
+            config.terminal_id,
+            pos_terminal::time::human(since)
+        );
+        println!(
+            "  sales           {:>5}  {cur} {:>12}",
+            r.sales.count,
+            m(r.sales.amount)
+        );
+        println!(
+            "  refunds         {:>5}  {cur} {:>12}",
+            r.refunds.count,
+            m(r.refunds.amount)
+        );
+        println!(
+            "  voids           {:>5}  {cur} {:>12}",
+            r.voids.count,
+            m(r.voids.amount)
+        );
+        println!(
+            "  open pre-auths  {:>5}  {cur} {:>12}",
+            r.open_preauths.count,
+            m(r.open_preauths.amount)
+        );
+        println!(
+            "  net                    {cur} {:>12}",
+            format!(
+                "{}{}",
+                if r.net < 0 { "-" } else { "" },
+                m(r.net.unsigned_abs())
+            )
+        );
+        println!(
+            "  declined {}, aborted {}, reversed {}",
+            r.declined.count, r.aborted.count, r.reversed.count
+        );
+        for (title, list) in [
+            ("reversals pending", &r.reversal_pending),
+            ("REVERSALS STUCK (call the acquirer)", &r.reversal_stuck),
+            ("receipts owed", &r.receipts_owed),
+        ] {
+            println!("  {title}: {}", list.len());
+            for b in list {
+                println!(
+                    "    {} {} {} {}",
+                    b.id,
+                    b.operation,
+                    m(b.amount),
+                    b.reason.as_deref().unwrap_or("")
+                );
+            }
+        }
+    }
+    Ok(if r.reversal_stuck.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::DeviceFault
+    })
+}
+
+/// For `posctl host check` without a config: the configured acquirer settings.
+pub fn acquirer_settings(
+    lane_args: &LaneArgs,
+    address: Option<&str>,
+) -> Result<AcquirerSettings, CliError> {
+    let config = load_config(lane_args)?;
+    let address = match address {
+        Some(a) => a.to_string(),
+        None if config.acquirer.address == "sim" => {
+            return Err(CliError {
+                message: "the acquirer is the built-in simulator (address \"sim\")".into(),
+                hint: Some("pass --address HOST:PORT, or a --config naming the real host".into()),
+                exit: Exit::Error,
+            });
+        }
+        None => config.acquirer.address.clone(),
+    };
+    Ok(AcquirerSettings {
+        address,
+        connect_timeout: config.acquirer.connect_timeout(),
+        response_timeout: config.acquirer.response_timeout(),
+        dialect: config.acquirer.dialect().map_err(CliError::new)?,
+        terminal_id: config.terminal_id.clone(),
+        merchant_id: config.merchant_id.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts() {
+        assert_eq!(parse_amount("12.50").unwrap(), 1250);
+        assert_eq!(parse_amount("12").unwrap(), 1200);
+        assert_eq!(parse_amount("0.5").unwrap(), 50);
+        assert_eq!(parse_amount(".05").unwrap(), 5);
+        for bad in ["", ".", "-1", "1.234", "1,50", "12.5x", "99999999999"] {
+            assert!(parse_amount(bad).is_err(), "{bad}");
+        }
+    }
+}
