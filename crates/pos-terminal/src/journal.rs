@@ -405,6 +405,7 @@ pub struct Journal {
     conn: Connection,
     path: PathBuf,
     commits: u64,
+    crash_after: Option<u64>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -463,12 +464,26 @@ impl Journal {
             conn,
             path: path.to_path_buf(),
             commits: 0,
+            crash_after: None,
         })
     }
 
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Fault injection for crash tests: kill the process (SIGKILL) right after the `n`th
+    /// write committed through this handle, so every journal edge can be tested.
+    pub fn set_crash_after_commits(&mut self, n: Option<u64>) {
+        self.crash_after = n;
+    }
+
+    fn committed(&mut self) {
+        self.commits += 1;
+        if self.crash_after == Some(self.commits) {
+            crate::inject::crash_now();
+        }
     }
 
     /// Write transactions committed through this handle (each is one fsync of the WAL).
@@ -521,7 +536,7 @@ impl Journal {
         )
         .map_err(&sq)?;
         tx.commit().map_err(&sq)?;
-        self.commits += 1;
+        self.committed();
         Ok(id)
     }
 
@@ -651,7 +666,7 @@ impl Journal {
         )
         .map_err(&sq)?;
         tx.commit().map_err(&sq)?;
-        self.commits += 1;
+        self.committed();
         Ok(())
     }
 
@@ -670,7 +685,7 @@ impl Journal {
                 |r| r.get(0),
             )
             .map_err(sq)?;
-        self.commits += 1;
+        self.committed();
         Ok(stan)
     }
 
@@ -689,7 +704,7 @@ impl Journal {
                 |r| r.get(0),
             )
             .map_err(sq)?;
-        self.commits += 1;
+        self.committed();
         Ok(n)
     }
 
@@ -715,7 +730,7 @@ impl Journal {
                 |r| r.get(0),
             )
             .map_err(sq)?;
-        self.commits += 1;
+        self.committed();
         Ok(n)
     }
 
@@ -737,7 +752,7 @@ impl Journal {
                 params![original, voided, completed_by, now_ms()],
             )
             .map_err(sq)?;
-        self.commits += 1;
+        self.committed();
         Ok(())
     }
 
@@ -753,7 +768,7 @@ impl Journal {
                 [id],
             )
             .map_err(sq)?;
-        self.commits += 1;
+        self.committed();
         Ok(())
     }
 
@@ -774,7 +789,7 @@ impl Journal {
                 params![txn, now_ms(), kind, detail],
             )
             .map_err(sq)?;
-        self.commits += 1;
+        self.committed();
         Ok(())
     }
 
@@ -847,7 +862,7 @@ impl Journal {
                 ],
             )
             .map_err(sq)?;
-        self.commits += 1;
+        self.committed();
         Ok(())
     }
 

@@ -319,6 +319,11 @@ impl Terminal {
         &self.journal
     }
 
+    /// The journal, for fault injection ([`Journal::set_crash_after_commits`]).
+    pub fn journal_mut(&mut self) -> &mut Journal {
+        &mut self.journal
+    }
+
     /// The devices (e.g. to replace one after a replug).
     pub fn devices_mut(&mut self) -> &mut Devices {
         &mut self.devices

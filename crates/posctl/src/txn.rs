@@ -103,6 +103,13 @@ pub fn open(args: &LaneArgs, quiet_progress: bool) -> Result<Lane, CliError> {
         .map_err(|e| CliError::new(format!("CA public keys: {e}")))?;
         terminal.set_ca_keys(keys);
     }
+    // Crash tests: die right after the Nth journal write of this process.
+    if let Some(n) = std::env::var("POS_TEST_CRASH_AFTER_COMMITS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        terminal.journal_mut().set_crash_after_commits(Some(n));
+    }
     if !quiet_progress {
         terminal.set_progress(Box::new(|id, msg| match id {
             Some(id) => eprintln!("[txn {id}] {msg}"),
