@@ -96,6 +96,16 @@ impl SimHook {
 }
 
 impl StepHook for SimHook {
+    /// The simulated cardholder: when the service asks for a fallback swipe, the lane's card
+    /// is swiped.
+    fn prompt(&mut self, prompt: pos_terminal::Prompt) {
+        if prompt == pos_terminal::Prompt::SwipeFallback {
+            if let Err(e) = self.lane.swipe(self.lane.card_profile()) {
+                log::warn!("simulated fallback swipe not performed: {e}");
+            }
+        }
+    }
+
     fn at(&mut self, step: Step) {
         if !self.armed {
             self.arm_host();

@@ -29,6 +29,7 @@
 
 mod error;
 mod hook;
+mod host;
 mod sim;
 
 use std::sync::Arc;
@@ -43,6 +44,7 @@ use pos_terminal::devices::{Msr, Printer, Reader};
 
 pub use error::{BadUri, LaneError, LaneFault, Role};
 pub use hook::{HostArm, SimHook};
+pub use host::arm_fake_host;
 pub use sim::{PAPER_OUT_AFTER_LINES, SWIPE_EXPIRY, SimLane};
 
 use sim::{PrinterSim, ReaderSim, Shared, SharedPrinter};

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use pos_acquirer::sim::{FakeHost, HostFault, HostRules};
+use pos_acquirer::sim::{FakeHost, HostRules};
 use pos_acquirer::{AcquirerSettings, Operation, TcpAcquirer};
 use pos_emv::profile_card::Profile;
 use pos_terminal::inject::{InjectedFault, Injection, Step, StepHook};
@@ -124,13 +124,10 @@ pub fn open(args: &LaneArgs, quiet_progress: bool) -> Result<Lane, CliError> {
     })
 }
 
-/// The hook of a simulated lane: device faults at their steps (pos-lane's SimHook), host
-/// faults armed in the fake host, and the cardholder acting out prompts (swiping when asked
-/// for a fallback).
+/// Shows prompts; on a simulated lane, pos-lane's SimHook performs the injected faults and
+/// acts out the cardholder (swiping when asked for a fallback).
 struct CliHook {
     inner: Option<pos_lane::SimHook>,
-    sim: Option<pos_lane::SimLane>,
-    profile: Profile,
     json: bool,
 }
 
@@ -144,35 +141,9 @@ impl StepHook for CliHook {
         if !self.json {
             eprintln!("  >> {}", prompt.text());
         }
-        if prompt == Prompt::SwipeFallback {
-            if let Some(sim) = &self.sim {
-                if let Err(e) = sim.swipe(self.profile) {
-                    log::warn!("simulated fallback swipe failed: {e}");
-                }
-            }
+        if let Some(h) = self.inner.as_mut() {
+            h.prompt(prompt);
         }
-    }
-}
-
-fn arm_host(host: &FakeHost, injections: &[Injection], fault: &InjectedFault) {
-    match fault {
-        InjectedFault::HostTimeout => host.arm(HostFault::Timeout),
-        InjectedFault::HostDown => {
-            let at_before = injections
-                .iter()
-                .any(|i| i.fault == InjectedFault::HostDown && i.step == Step::BeforeSend);
-            if at_before {
-                if let Err(e) = host.set_down(true) {
-                    log::warn!("fake host: cannot go down: {e}");
-                }
-            } else {
-                host.arm(HostFault::CloseOnRequest);
-            }
-        }
-        InjectedFault::HostDecline(code) => host.arm(HostFault::Decline(code.clone())),
-        InjectedFault::HostDropAfterApprove => host.arm(HostFault::DropAfterApprove),
-        InjectedFault::ReversalRejected(n) => host.arm(HostFault::RejectReversals(*n)),
-        _ => {}
     }
 }
 
@@ -313,11 +284,7 @@ pub fn run(lane_args: &LaneArgs, t: &TxnArgs, json: bool) -> Result<Exit, CliErr
     }
     let host_for_hook = lane.host.clone();
     let inner = lane.sim.as_ref().map(|sim| {
-        let inj = injections.clone();
-        let host_cb: Option<pos_lane::HostArm> = host_for_hook.map(|h| {
-            let b: pos_lane::HostArm = Box::new(move |f: &InjectedFault| arm_host(&h, &inj, f));
-            b
-        });
+        let host_cb = host_for_hook.map(|h| pos_lane::arm_fake_host(h, &injections));
         sim.hook(injections.clone(), host_cb)
     });
     if t.swipe {
@@ -325,12 +292,7 @@ pub fn run(lane_args: &LaneArgs, t: &TxnArgs, json: bool) -> Result<Exit, CliErr
             sim.swipe(lane.profile).map_err(err)?;
         }
     }
-    let mut hook = CliHook {
-        inner,
-        sim: lane.sim.clone(),
-        profile: lane.profile,
-        json,
-    };
+    let mut hook = CliHook { inner, json };
     let req = TxnRequest {
         operation: t.operation,
         amount,
