@@ -1,4 +1,6 @@
 //! The terminal service: every sale ends in a journaled, visible state.
+//!
+//! See the README (state machine, rules) and [`Terminal`].
 #![warn(missing_docs)]
 
 pub mod config;
@@ -18,3 +20,8 @@ pub use service::{
     CardEntry, DrainReport, Prompt, RecoveryReport, Terminal, TerminalError, TxnRequest, TxnResult,
 };
 pub mod report;
+
+/// The README's example, compiled and run as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
