@@ -95,6 +95,9 @@ struct Cli {
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
 
+    #[command(flatten)]
+    lane: LaneOpts,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -125,8 +128,6 @@ enum Command {
         #[arg(value_name = "AMOUNT")]
         amount: String,
         #[command(flatten)]
-        lane: LaneOpts,
-        #[command(flatten)]
         card: CardOpts,
     },
     /// Pre-authorize an amount (hotel, car hire); complete it later with `posctl complete`.
@@ -134,8 +135,6 @@ enum Command {
         /// Amount, e.g. 100.00.
         #[arg(value_name = "AMOUNT")]
         amount: String,
-        #[command(flatten)]
-        lane: LaneOpts,
         #[command(flatten)]
         card: CardOpts,
     },
@@ -148,8 +147,6 @@ enum Command {
         #[arg(value_name = "AMOUNT")]
         amount: String,
         #[command(flatten)]
-        lane: LaneOpts,
-        #[command(flatten)]
         card: CardOpts,
     },
     /// Void an approved sale or completion (no card needed).
@@ -157,8 +154,6 @@ enum Command {
         /// The transaction id.
         #[arg(value_name = "ID")]
         id: i64,
-        #[command(flatten)]
-        lane: LaneOpts,
         #[command(flatten)]
         card: CardOpts,
     },
@@ -168,31 +163,22 @@ enum Command {
         #[arg(value_name = "AMOUNT")]
         amount: String,
         #[command(flatten)]
-        lane: LaneOpts,
-        #[command(flatten)]
         card: CardOpts,
     },
     /// The transaction journal: list, show, pending, dispute evidence, online backup.
     Journal {
         #[command(subcommand)]
         action: Option<JournalCommand>,
-        #[command(flatten)]
-        lane: LaneOpts,
     },
     /// Start-up recovery: move transactions interrupted by a crash on, send pending
     /// reversals, print owed receipts. Exit 2 while anything is still outstanding.
-    Recover {
-        #[command(flatten)]
-        lane: LaneOpts,
-    },
+    Recover,
     /// End-of-day totals, with pending and stuck reversals and owed receipts. Exit 2 when a
     /// reversal is stuck.
     Report {
         /// Every transaction in the journal, not only today's (UTC).
         #[arg(long)]
         all: bool,
-        #[command(flatten)]
-        lane: LaneOpts,
     },
     /// The acquirer host link: a fake host to test against, and a connectivity check.
     #[command(subcommand)]
@@ -211,11 +197,11 @@ enum Command {
 #[derive(Debug, Clone, clap::Args)]
 struct LaneOpts {
     /// The service config (TOML). Without it: the built-in simulated lane.
-    #[arg(long, value_name = "FILE", env = "POS_CONFIG")]
+    #[arg(long, global = true, value_name = "FILE", env = "POS_CONFIG")]
     config: Option<std::path::PathBuf>,
     /// The journal file (default: the config's, else $POS_JOURNAL, else
     /// ~/.local/state/pos-terminal/journal.sqlite).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     journal: Option<std::path::PathBuf>,
 }
 
@@ -307,12 +293,9 @@ enum HostCommand {
     /// Check the link to the acquirer: resolve, connect, echo test (0800/301), with timings
     /// and a plain diagnosis. Exit 0 when the host answered, 1 otherwise.
     Check {
-        /// The host, HOST:PORT (default: the acquirer of --config).
+        /// The host, HOST:PORT (default: the acquirer of the --config file).
         #[arg(long, value_name = "HOST:PORT")]
         address: Option<String>,
-        /// The service config whose acquirer settings to use.
-        #[arg(long, value_name = "FILE")]
-        config: Option<std::path::PathBuf>,
         /// Connect timeout, milliseconds (default: the config's).
         #[arg(long, value_name = "MS")]
         connect_timeout_ms: Option<u64>,
@@ -497,28 +480,23 @@ fn main() -> ExitCode {
                 apdus,
             } => reader::apdu(device, *slot, apdus, cli.json),
         },
-        Command::Sale { amount, lane, card } => txn::run(
-            &lane_args(lane, Some(card)),
+        Command::Sale { amount, card } => txn::run(
+            &lane_args(&cli.lane, Some(card)),
             &txn_args(pos_acquirer::Operation::Sale, Some(amount), None, card),
             cli.json,
         ),
-        Command::Preauth { amount, lane, card } => txn::run(
-            &lane_args(lane, Some(card)),
+        Command::Preauth { amount, card } => txn::run(
+            &lane_args(&cli.lane, Some(card)),
             &txn_args(pos_acquirer::Operation::PreAuth, Some(amount), None, card),
             cli.json,
         ),
-        Command::Refund { amount, lane, card } => txn::run(
-            &lane_args(lane, Some(card)),
+        Command::Refund { amount, card } => txn::run(
+            &lane_args(&cli.lane, Some(card)),
             &txn_args(pos_acquirer::Operation::Refund, Some(amount), None, card),
             cli.json,
         ),
-        Command::Complete {
-            id,
-            amount,
-            lane,
-            card,
-        } => txn::run(
-            &lane_args(lane, Some(card)),
+        Command::Complete { id, amount, card } => txn::run(
+            &lane_args(&cli.lane, Some(card)),
             &txn_args(
                 pos_acquirer::Operation::Completion,
                 Some(amount),
@@ -527,12 +505,12 @@ fn main() -> ExitCode {
             ),
             cli.json,
         ),
-        Command::Void { id, lane, card } => txn::run(
-            &lane_args(lane, Some(card)),
+        Command::Void { id, card } => txn::run(
+            &lane_args(&cli.lane, Some(card)),
             &txn_args(pos_acquirer::Operation::Void, None, Some(*id), card),
             cli.json,
         ),
-        Command::Journal { action, lane } => {
+        Command::Journal { action } => {
             let action = match action {
                 None => txn::JournalAction::List(20),
                 Some(JournalCommand::List { limit }) => txn::JournalAction::List(*limit),
@@ -541,24 +519,19 @@ fn main() -> ExitCode {
                 Some(JournalCommand::Evidence { id }) => txn::JournalAction::Evidence(*id),
                 Some(JournalCommand::Backup { path }) => txn::JournalAction::Backup(path.clone()),
             };
-            txn::journal(&lane_args(lane, None), &action, cli.json)
+            txn::journal(&lane_args(&cli.lane, None), &action, cli.json)
         }
-        Command::Recover { lane } => txn::recover(&lane_args(lane, None), cli.json),
-        Command::Report { all, lane } => txn::report(&lane_args(lane, None), *all, cli.json),
+        Command::Recover => txn::recover(&lane_args(&cli.lane, None), cli.json),
+        Command::Report { all } => txn::report(&lane_args(&cli.lane, None), *all, cli.json),
         Command::Host(HostCommand::Sim { listen, ledger }) => {
             host::host_sim(listen, ledger.as_deref(), cli.json)
         }
         Command::Host(HostCommand::Check {
             address,
-            config,
             connect_timeout_ms,
             response_timeout_ms,
-        }) => {
-            let lane = txn::LaneArgs {
-                config: config.clone(),
-                ..txn::LaneArgs::default()
-            };
-            txn::acquirer_settings(&lane, address.as_deref()).and_then(|mut s| {
+        }) => txn::acquirer_settings(&lane_args(&cli.lane, None), address.as_deref()).and_then(
+            |mut s| {
                 if let Some(ms) = connect_timeout_ms {
                     s.connect_timeout = std::time::Duration::from_millis(*ms);
                 }
@@ -566,8 +539,8 @@ fn main() -> ExitCode {
                     s.response_timeout = std::time::Duration::from_millis(*ms);
                 }
                 host::host_check(s, cli.json)
-            })
-        }
+            },
+        ),
         Command::Printer(p) => match p {
             PrinterCommand::Status { device } => printer::status(device, cli.json),
             PrinterCommand::Print { device, file } => printer::print(device, file, cli.json),

@@ -1,0 +1,163 @@
+//! `posctl sale` and friends as a user runs them, on the built-in simulated lane.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn posctl(journal: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_posctl"))
+        .args(args)
+        .arg("--journal")
+        .arg(journal)
+        .env_remove("RUST_LOG")
+        .env_remove("POS_CONFIG")
+        .output()
+        .expect("run posctl")
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[test]
+fn a_sale_with_no_config_runs_on_the_simulated_lane_and_prints_the_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = dir.path().join("journal.sqlite");
+    let out = posctl(&j, &["sale", "12.50"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("-> completed"), "{stdout}");
+    assert!(
+        stdout.contains("AMOUNT EUR 12.50"),
+        "the virtual printer's receipt: {stdout}"
+    );
+    assert!(
+        stderr.contains("host approved"),
+        "steps are printed: {stderr}"
+    );
+    assert!(!stdout.contains("4761739001010010") && !stderr.contains("4761739001010010"));
+}
+
+#[test]
+fn json_output_and_a_fault_walk_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = dir.path().join("journal.sqlite");
+    let out = posctl(
+        &j,
+        &[
+            "sale",
+            "12.50",
+            "--json",
+            "--inject",
+            "after-approve:card-removed",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let v = json(&out);
+    assert_eq!(v["state"], "reversed");
+    assert_eq!(v["amount"], 1250);
+    assert_eq!(v["pan_masked"], "476173******0010");
+    assert!(v["reason"].as_str().unwrap().contains("card removed"));
+    let id = v["id"].as_i64().unwrap().to_string();
+
+    let ev = posctl(&j, &["journal", "evidence", &id]);
+    assert_eq!(ev.status.code(), Some(0));
+    let ev = json(&ev);
+    assert_eq!(ev["reversal"]["outcome"], "reversed");
+    let states: Vec<&str> = ev["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states,
+        [
+            "created",
+            "card_read",
+            "armed",
+            "sent",
+            "host_approved",
+            "reversal_pending",
+            "reversed"
+        ]
+    );
+    assert!(ev["host_messages"].as_array().unwrap().len() >= 4);
+
+    // A crash after approval: the next run's recovery reverses it.
+    let out = posctl(&j, &["sale", "5.00", "--inject", "after-approve:crash"]);
+    assert_eq!(out.status.code(), None, "killed by a signal");
+    let rec = posctl(&j, &["recover", "--json"]);
+    let v = json(&rec);
+    assert_eq!(v["moved"][0]["from"], "host_approved");
+    assert_eq!(v["moved"][0]["to"], "reversal_pending");
+    assert_eq!(v["drain"]["reversed"].as_array().unwrap().len(), 1);
+    assert_eq!(rec.status.code(), Some(0));
+
+    let report = json(&posctl(&j, &["report", "--json"]));
+    assert_eq!(report["reversed"]["count"], 2);
+    assert_eq!(report["sales"]["count"], 0);
+
+    let backup = dir.path().join("backup.sqlite");
+    let out = posctl(&j, &["journal", "backup", backup.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let list = posctl(&j, &["journal", "list", "--json"]);
+    let b = posctl(&backup, &["journal", "list", "--json"]);
+    assert_eq!(json(&list), json(&b));
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = dir.path().join("journal.sqlite");
+    for (args, needle) in [
+        (&["sale", "12,50"][..], "12.50"),
+        (
+            &["sale", "1", "--inject", "printing:host-down"][..],
+            "cannot happen",
+        ),
+        (
+            &["sale", "1", "--inject", "later:crash"][..],
+            "unknown step",
+        ),
+        (&["sale", "1", "--card", "amex"][..], "unknown card profile"),
+        (&["void", "999"][..], "no transaction 999"),
+    ] {
+        let out = posctl(&j, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    let missing = posctl(&dir.path().join("none/j.sqlite"), &["journal", "list"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no journal"));
+}
+
+#[test]
+fn host_check_diagnoses_a_dead_port() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_posctl"))
+        .args([
+            "host",
+            "check",
+            "--address",
+            &format!("127.0.0.1:{port}"),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    assert_eq!(v["diagnosis"], "refused", "{v}");
+}
