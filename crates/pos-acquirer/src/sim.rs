@@ -175,6 +175,12 @@ pub struct Ledger {
     pub entries: Vec<LedgerEntry>,
     /// Counter behind the generated approval codes and RRNs.
     pub sequence: u64,
+    /// Reversals that arrived before their original (terminal id, STAN, transmission time):
+    /// answered `25`, and kept, so that an original arriving late (a terminal killed after
+    /// sending, whose recovery's reversal overtook the request) is reversed on arrival, as
+    /// acquirer hosts do.
+    #[serde(default)]
+    pub early_reversals: Vec<(String, u32, String)>,
 }
 
 impl Ledger {
@@ -765,6 +771,19 @@ fn financial(st: &mut State, msg: &Message, fault: Option<&HostFault>) -> Messag
             };
         }
     }
+    // A reversal overtook this request: it is undone on arrival.
+    let early = st
+        .ledger
+        .early_reversals
+        .iter()
+        .position(|(t, s, tt)| *t == tid && *s == stan && *tt == time);
+    let reversed_early = match early {
+        Some(i) => {
+            st.ledger.early_reversals.remove(i);
+            true
+        }
+        None => false,
+    };
     if let Some(op) = operation {
         st.ledger.entries.push(LedgerEntry {
             terminal_id: tid,
@@ -775,10 +794,10 @@ fn financial(st: &mut State, msg: &Message, fault: Option<&HostFault>) -> Messag
             response_code: code.clone(),
             auth_code: auth.clone(),
             rrn: rrn.clone(),
-            state: if approved {
-                EntryState::Approved
-            } else {
-                EntryState::Declined
+            state: match (approved, reversed_early) {
+                (true, true) => EntryState::Reversed,
+                (true, false) => EntryState::Approved,
+                (false, _) => EntryState::Declined,
             },
             original: if matches!(op, Operation::Void | Operation::Completion) {
                 original
@@ -811,6 +830,12 @@ fn reversal(st: &mut State, msg: &Message, fault: Option<&HostFault>) -> Message
     let tid = msg.terminal_id().unwrap_or_default().to_string();
     let found = original_of(msg).and_then(|(s, t)| st.ledger.position(&tid, s, &t));
     let Some(i) = found else {
+        if let Some((s, t)) = original_of(msg) {
+            let key = (tid, s, t);
+            if !st.ledger.early_reversals.contains(&key) {
+                st.ledger.early_reversals.push(key);
+            }
+        }
         a.set_response_code("25");
         return a;
     };

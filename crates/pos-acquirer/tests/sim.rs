@@ -169,3 +169,43 @@ fn drop_stops_listening() {
     drop(host);
     assert!(TcpStream::connect(addr).is_err());
 }
+
+#[test]
+fn a_reversal_that_overtakes_its_request_undoes_it_on_arrival() {
+    let host = FakeHost::start("127.0.0.1:0", HostRules::default()).unwrap();
+    let mut c = client(host.addr());
+    let original = sale(77, 1250);
+    let rev = Reversal {
+        operation: Operation::Sale,
+        amount: 1250,
+        currency: 840,
+        stan: 78,
+        transmission_time: "0101120005".into(),
+        card: original.card.clone(),
+        original: OriginalData {
+            mti: Mti::FINANCIAL_REQUEST,
+            stan: 77,
+            transmission_time: "0101120000".into(),
+            rrn: None,
+            auth_code: None,
+        },
+        reason: ReversalReason::NoValidResponse,
+        repeat: false,
+    };
+    // The reversal first: nothing to reverse yet (25, taken as done by the terminal).
+    assert!(
+        matches!(c.reverse(&rev, &mut |_| {}), Outcome::Approved(ref a) if a.response_code == "25")
+    );
+    // Then the late original: approved on the wire, but undone in the ledger at once.
+    assert!(matches!(
+        c.authorize(&original, &mut |_| {}),
+        Outcome::Approved(_)
+    ));
+    let ledger = host.ledger();
+    assert_eq!(
+        ledger.find("TERM0002", 77).unwrap().state,
+        EntryState::Reversed
+    );
+    assert_eq!(ledger.net_charged(), 0);
+    assert!(ledger.early_reversals.is_empty());
+}
