@@ -470,7 +470,22 @@ fn accept_loop(shared: &Arc<Shared>) {
         let accepted = {
             let l = shared.listener();
             match l.as_ref() {
-                Some(l) => l.accept().ok(),
+                Some(l) => match l.accept() {
+                    Ok(c) => Some(c),
+                    Err(_) => {
+                        // Wait for the next connection without spinning: poll(2) wakes at
+                        // once when one arrives, and at least every POLL to see `stop`.
+                        let mut fds = libc::pollfd {
+                            fd: std::os::fd::AsRawFd::as_raw_fd(l),
+                            events: libc::POLLIN,
+                            revents: 0,
+                        };
+                        let ms = libc::c_int::try_from(POLL.as_millis()).unwrap_or(20);
+                        // SAFETY: one valid pollfd for a socket this guard keeps open.
+                        unsafe { libc::poll(&mut fds, 1, ms) };
+                        continue;
+                    }
+                },
                 None => None,
             }
         };

@@ -67,12 +67,13 @@ fn rig(base: Option<&Path>) -> Rig {
 }
 
 /// One sale, then the lane reset for the next; returns the times of the two.
-fn sale(rig: &mut Rig) -> (Duration, Duration) {
+fn sale(rig: &mut Rig, no_receipt: bool) -> (Duration, Duration) {
     let start = Instant::now();
-    let r = rig
-        .terminal
-        .run(&TxnRequest::sale(1250), &mut NoHook)
-        .unwrap();
+    let req = TxnRequest {
+        no_receipt,
+        ..TxnRequest::sale(1250)
+    };
+    let r = rig.terminal.run(&req, &mut NoHook).unwrap();
     let ran = start.elapsed();
     assert_eq!(r.state, State::Completed, "{:?}", r.reason);
     black_box(r);
@@ -82,11 +83,11 @@ fn sale(rig: &mut Rig) -> (Duration, Duration) {
     (ran, start.elapsed())
 }
 
-fn bench_sale(c: &mut Criterion, name: &str, base: Option<&Path>, label: &str) {
+fn bench_sale(c: &mut Criterion, name: &str, base: Option<&Path>, label: &str, no_receipt: bool) {
     let mut rig = rig(base);
     // Outside the timing: journal commits (each one an fsync) and wall time of one sale.
     let before = rig.terminal.journal().commits();
-    let (ran, reset) = sale(&mut rig);
+    let (ran, reset) = sale(&mut rig, no_receipt);
     let commits = rig.terminal.journal().commits() - before;
     eprintln!(
         "{name}: {commits} journal commits (fsyncs) per sale, journal on {label}; \
@@ -96,7 +97,7 @@ fn bench_sale(c: &mut Criterion, name: &str, base: Option<&Path>, label: &str) {
     );
     // Only the sale is timed, not the reset between sales.
     c.bench_function(name, |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| sale(&mut rig).0).sum())
+        b.iter_custom(|iters| (0..iters).map(|_| sale(&mut rig, no_receipt).0).sum())
     });
 }
 
@@ -130,10 +131,25 @@ fn bench_emv_only(c: &mut Criterion) {
 }
 
 fn benches(c: &mut Criterion) {
-    bench_sale(c, "terminal/sale/sim", None, "the temp dir");
+    bench_sale(c, "terminal/sale/sim", None, "the temp dir", false);
     let shm = Path::new("/dev/shm");
     if shm.is_dir() {
-        bench_sale(c, "terminal/sale/sim_tmpfs", Some(shm), "/dev/shm (tmpfs)");
+        bench_sale(
+            c,
+            "terminal/sale/sim_tmpfs",
+            Some(shm),
+            "/dev/shm (tmpfs)",
+            false,
+        );
+        // Without the receipt (the virtual printer's print-and-confirm round trips over the
+        // pty): what is left is the service itself plus the host's loopback round trip.
+        bench_sale(
+            c,
+            "terminal/sale/sim_tmpfs_no_receipt",
+            Some(shm),
+            "/dev/shm (tmpfs), no receipt",
+            true,
+        );
     } else {
         eprintln!("terminal/sale/sim_tmpfs: skipped, no /dev/shm");
     }
