@@ -86,6 +86,17 @@ pub fn sim_ca_keys() -> CaKeys {
     CaKeys::parse(SIM_CA_KEYS).unwrap_or_default()
 }
 
+/// The public EMV test CA keys ([`crate::capk::TEST_CA_KEYS`]) together with the simulation
+/// CA: the table a terminal needs on the simulated lane (transcripts of real test cards and
+/// the profile cards). **Test only**, like [`sim_ca_keys`].
+///
+/// # Errors
+/// [`CapkError`](crate::capk::CapkError) if the bundled tables do not parse (a test checks
+/// that they do).
+pub fn test_and_sim_ca_keys() -> Result<CaKeys, crate::capk::CapkError> {
+    CaKeys::parse(&format!("{}\n{}", crate::capk::TEST_CA_KEYS, SIM_CA_KEYS))
+}
+
 /// One of the virtual card profiles. See the [module](self) documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Profile {

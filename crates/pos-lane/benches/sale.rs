@@ -11,10 +11,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use pos_acquirer::TcpAcquirer;
 use pos_acquirer::sim::{FakeHost, HostRules};
-use pos_acquirer::{AcquirerSettings, TcpAcquirer};
-use pos_emv::capk::{CaKeys, TEST_CA_KEYS};
-use pos_emv::profile_card::SIM_CA_KEYS;
+use pos_emv::capk::CaKeys;
 use pos_emv::terminal::TerminalData;
 use pos_emv::transaction::{self, OnlineDecision, TransactionConfig, TransactionDecision};
 use pos_hal::SlotChannel;
@@ -22,7 +21,7 @@ use pos_terminal::config::DeviceConfig;
 use pos_terminal::{Config, NoHook, State, Terminal, TxnRequest};
 
 fn ca_keys() -> CaKeys {
-    CaKeys::parse(&format!("{TEST_CA_KEYS}\n{SIM_CA_KEYS}")).unwrap()
+    pos_emv::profile_card::test_and_sim_ca_keys().unwrap()
 }
 
 /// A service on the default simulated lane, its journal in a new directory under `base`.
@@ -46,14 +45,7 @@ fn rig(base: Option<&Path>) -> Rig {
     config.acquirer.address = host.addr().to_string();
     config.acquirer.response_timeout_ms = 2_000;
     let lane = pos_lane::open(&config.devices, None).unwrap();
-    let settings = AcquirerSettings {
-        address: config.acquirer.address.clone(),
-        connect_timeout: config.acquirer.connect_timeout(),
-        response_timeout: config.acquirer.response_timeout(),
-        dialect: config.acquirer.dialect().unwrap(),
-        terminal_id: config.terminal_id.clone(),
-        merchant_id: config.merchant_id.clone(),
-    };
+    let settings = config.acquirer_settings(&config.acquirer.address).unwrap();
     let mut terminal =
         Terminal::open(config, lane.devices, Box::new(TcpAcquirer::new(settings))).unwrap();
     terminal.set_ca_keys(ca_keys());

@@ -271,6 +271,32 @@ fn preauth_completion_void_and_refund() {
     assert_eq!(void.state, State::Completed, "{void:?}");
     assert_eq!(void.amount, 2_500);
     assert!(r.terminal.journal().get(sale.id).unwrap().voided);
+    // A void whose answer is lost is reversed on its own (it carries the original's card
+    // data, sealed at Armed), and the sale it tried to void stands again.
+    let sale2 = r.sale(1_500, &[]);
+    let lost = r.run(
+        &TxnRequest {
+            operation: pos_acquirer::Operation::Void,
+            original: Some(sale2.id),
+            ..TxnRequest::sale(0)
+        },
+        &["after-send:host-drop-after-approve"],
+    );
+    assert_eq!(lost.state, State::Reversed, "{lost:?}");
+    assert_eq!(lost.pan_masked, sale2.pan_masked);
+    assert!(!r.terminal.journal().get(sale2.id).unwrap().voided);
+    let reversal = r
+        .host
+        .log()
+        .into_iter()
+        .rev()
+        .find(|l| l.mti == "0400")
+        .unwrap();
+    assert!(
+        reversal.summary.contains("476173******0010"),
+        "{}",
+        reversal.summary
+    );
     let refund = r.run(
         &TxnRequest {
             operation: pos_acquirer::Operation::Refund,
@@ -280,11 +306,11 @@ fn preauth_completion_void_and_refund() {
     );
     assert_eq!(refund.state, State::Completed, "{refund:?}");
     let rep = pos_terminal::report::report(r.terminal.journal(), 0).unwrap();
-    assert_eq!(rep.sales.amount, 8_720);
+    assert_eq!(rep.sales.amount, 8_720 + 1_500);
     assert_eq!(rep.refunds.amount, 1_000);
     assert_eq!(rep.voids.count, 1);
-    assert_eq!(rep.net, 7_720);
-    assert_eq!(r.host.ledger().net_charged(), 7_720);
+    assert_eq!(rep.net, 9_220);
+    assert_eq!(r.host.ledger().net_charged(), 9_220);
     r.check_invariant(true);
 }
 

@@ -349,6 +349,25 @@ impl Config {
         Ok(())
     }
 
+    /// The acquirer client settings: the configured timeouts, dialect, terminal and merchant
+    /// ids, and `address` (the configured one, or the built-in host's for `"sim"`).
+    ///
+    /// # Errors
+    /// A message naming an unknown dialect.
+    pub fn acquirer_settings(
+        &self,
+        address: &str,
+    ) -> Result<pos_acquirer::AcquirerSettings, String> {
+        Ok(pos_acquirer::AcquirerSettings {
+            address: address.to_string(),
+            connect_timeout: self.acquirer.connect_timeout(),
+            response_timeout: self.acquirer.response_timeout(),
+            dialect: self.acquirer.dialect()?,
+            terminal_id: self.terminal_id.clone(),
+            merchant_id: self.merchant_id.clone(),
+        })
+    }
+
     /// The journal path: the configured one, else `$POS_JOURNAL`, else the XDG state
     /// directory.
     pub fn journal_path(&self) -> PathBuf {

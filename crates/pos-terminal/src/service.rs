@@ -705,20 +705,17 @@ impl Terminal {
         if end {
             // The transaction is committed: the receipt.
             self.finish(id, no_receipt, hook)?;
-            if let Some(o) = &original {
-                if self.journal.get(id)?.state != State::ReversalPending {
-                    match req.operation {
-                        Operation::Void => self.journal.mark_original(o.id, true, None)?,
-                        _ => self.journal.mark_original(o.id, false, Some(id))?,
-                    }
-                }
+        }
+        let t = self.journal.get(id)?;
+        let stands = matches!(t.state, State::Completed | State::ReceiptOwed);
+        if let (Some(o), true) = (&original, stands) {
+            match req.operation {
+                Operation::Void => self.journal.mark_original(o.id, true, None)?,
+                _ => self.journal.mark_original(o.id, false, Some(id))?,
             }
         }
-        let mut receipt_text = None;
-        let t = self.journal.get(id)?;
-        if t.state == State::Completed && t.receipts_printed > 0 {
-            receipt_text = Some(receipt::text(&self.config, &t, false));
-        }
+        let receipt_text = (t.state == State::Completed && t.receipts_printed > 0)
+            .then(|| receipt::text(&self.config, &t, false));
         if t.state == State::ReversalPending {
             self.drain_reversals(true)?;
         }
@@ -886,18 +883,20 @@ impl Terminal {
         let hook = RefCell::new(hook);
         if req.entry == CardEntry::Swipe {
             hook.borrow_mut().prompt(Prompt::InsertOrSwipe);
-            match self.read_swipe(id)? {
-                SwipeRead::Stripe(t2) => {
+            match self.read_swipe()? {
+                Ok(t2) if !t2.is_chip_card() => {
                     hook.borrow_mut().at(Step::CardRead);
                     return self.stripe(id, req.operation, amount, t2, EntryMode::Swipe, &hook);
                 }
-                SwipeRead::Chip | SwipeRead::ChipStripe(_) => {
+                Ok(_) => {
+                    // Chip first: the stripe of a chip card is used only after a failed
+                    // chip read.
                     self.journal
                         .event(Some(id), "prompt", "chip card swiped: insert chip")?;
                     self.say(Some(id), Prompt::InsertChip.text());
                     hook.borrow_mut().prompt(Prompt::InsertChip);
                 }
-                SwipeRead::Failed(reason) => {
+                Err(reason) => {
                     self.journal.event(Some(id), "fault", &reason)?;
                     self.abort(id, &reason)?;
                     return Ok(false);
@@ -938,8 +937,8 @@ impl Terminal {
                 hook.borrow_mut().prompt(Prompt::SwipeFallback);
             }
         }
-        match self.read_swipe(id)? {
-            SwipeRead::Stripe(t2) | SwipeRead::ChipStripe(t2) => self.stripe(
+        match self.read_swipe()? {
+            Ok(t2) => self.stripe(
                 id,
                 req.operation,
                 amount,
@@ -947,33 +946,23 @@ impl Terminal {
                 EntryMode::FallbackSwipe,
                 &hook,
             ),
-            SwipeRead::Chip => unreachable_chip(),
-            SwipeRead::Failed(reason) => {
+            Err(reason) => {
                 self.abort(id, &format!("fallback swipe failed: {reason}"))?;
                 Ok(false)
             }
         }
     }
 
-    fn read_swipe(&mut self, id: i64) -> Result<SwipeRead, TerminalError> {
+    /// Wait for a swipe: its track 2, or why there is none (never card data).
+    fn read_swipe(&mut self) -> Result<Result<Track2, String>, TerminalError> {
         let timeout = Duration::from_millis(self.config.card_timeout_ms);
-        let fallback_pending = self
-            .journal
-            .events(Some(id))?
-            .iter()
-            .any(|e| e.kind == "fallback");
         let Some(msr) = self.devices.msr.as_mut() else {
-            return Ok(SwipeRead::Failed(
-                "the lane has no magnetic stripe reader".into(),
-            ));
+            return Ok(Err("the lane has no magnetic stripe reader".into()));
         };
         let swipe = match msr.wait_for_swipe(timeout) {
             Ok(s) => s,
             Err(e) => {
-                return Ok(SwipeRead::Failed(format!(
-                    "no card swiped ({}: {e})",
-                    e.kind().name()
-                )));
+                return Ok(Err(format!("no card swiped ({}: {e})", e.kind().name())));
             }
         };
         let Some(data) = swipe.tracks[1]
@@ -981,24 +970,15 @@ impl Terminal {
             .as_ref()
             .filter(|_| swipe.tracks[1].status == pos_hal::TrackStatus::Ok)
         else {
-            return Ok(SwipeRead::Failed(format!(
+            return Ok(Err(format!(
                 "track 2 did not read ({}): swipe again",
                 swipe.tracks[1].status.name()
             )));
         };
         let Some(t2) = Track2::parse(data.expose()) else {
-            return Ok(SwipeRead::Failed(
-                "track 2 is not valid: swipe again".into(),
-            ));
+            return Ok(Err("track 2 is not valid: swipe again".into()));
         };
-        if t2.is_chip_card() {
-            return Ok(if fallback_pending {
-                SwipeRead::ChipStripe(t2)
-            } else {
-                SwipeRead::Chip
-            });
-        }
-        Ok(SwipeRead::Stripe(t2))
+        Ok(Ok(t2))
     }
 
     /// Magnetic stripe online transaction. Returns true when committed.
@@ -1300,7 +1280,10 @@ impl Terminal {
             ..Changes::default()
         };
         let now = self.clock.now_secs();
-        if original.is_none() {
+        // With a card, its data is written at CardRead; by reference (completion, void) there
+        // is no card step and the original's card data goes with Armed, so this transaction
+        // can be reversed on its own too.
+        let arm_changes = if original.is_none() {
             self.journal
                 .transition(id, State::CardRead, "card read", card_changes)?;
             self.say(
@@ -1321,7 +1304,10 @@ impl Terminal {
                     return Ok(HostEnd::Stopped);
                 }
             }
-        }
+            Changes::default()
+        } else {
+            card_changes
+        };
         let request = Request {
             operation: op,
             amount,
@@ -1331,11 +1317,6 @@ impl Terminal {
             local_time: time::local_time(now),
             card: has_card.then(|| facts.card.clone()),
             original: original.clone(),
-        };
-        let arm_changes = if original.is_some() {
-            card_changes_for_reference(&facts, self)?
-        } else {
-            Changes::default()
         };
         let stan = self.journal.arm(
             id,
@@ -1360,7 +1341,6 @@ impl Terminal {
         }
         self.say(Some(id), &format!("sending {} STAN {stan}", op.mti()));
         let mut journal_err: Option<JournalError> = None;
-        let mut sent = false;
         let outcome = {
             let journal = &mut self.journal;
             let acquirer = &mut self.acquirer;
@@ -1370,7 +1350,6 @@ impl Terminal {
                     journal_err.get_or_insert(e);
                 }
                 if let WireEvent::Sent { .. } = ev {
-                    sent = true;
                     if let Err(e) =
                         journal.transition(id, State::Sent, "request sent", Changes::default())
                     {
@@ -1440,7 +1419,6 @@ impl Terminal {
                 HostEnd::Stopped
             }
             Outcome::Unknown(e) | Outcome::BadResponse(e) => {
-                let _ = sent;
                 self.begin_reversal(
                     id,
                     ReversalReason::NoValidResponse,
@@ -1533,35 +1511,10 @@ impl Terminal {
     }
 }
 
-fn unreachable_chip() -> Result<bool, TerminalError> {
-    Err(TerminalError::Invalid(
-        "internal: a chip card swipe during fallback".into(),
-    ))
-}
-
-fn card_changes_for_reference(facts: &CardFacts, t: &Terminal) -> Result<Changes, TerminalError> {
-    if facts.card.pan.is_empty() {
-        return Ok(Changes::default());
-    }
-    Ok(Changes {
-        pan_masked: facts.pan_masked.clone(),
-        pan_hash: Some(t.vault.pan_hash(facts.card.pan.expose())),
-        entry_mode: Some(EntryMode::Reference.name().into()),
-        ..Changes::default()
-    })
-}
-
 enum ChipEnd {
     Committed,
     Ended,
     ChipFailed(FaultKind, String),
-}
-
-enum SwipeRead {
-    Stripe(Track2),
-    ChipStripe(Track2),
-    Chip,
-    Failed(String),
 }
 
 /// Track 2: PAN, expiry, service code. Never logged.

@@ -183,11 +183,7 @@ pub fn read(
     let ca_keys = match ca_keys_file {
         Some(path) => pos_emv::capk::CaKeys::load(path),
         // The public EMV test keys, and the simulation CA of the profile cards.
-        None => pos_emv::capk::CaKeys::parse(&format!(
-            "{}\n{}",
-            pos_emv::capk::TEST_CA_KEYS,
-            pos_emv::profile_card::SIM_CA_KEYS
-        )),
+        None => pos_emv::profile_card::test_and_sim_ca_keys(),
     }
     .map_err(|e| CliError::new(format!("CA public keys: {e}")))?;
     let mut reader = open_reader(device)?;

@@ -78,14 +78,7 @@ pub fn open(args: &LaneArgs, quiet_progress: bool) -> Result<Lane, CliError> {
     } else {
         config.acquirer.address.clone()
     };
-    let settings = AcquirerSettings {
-        address,
-        connect_timeout: config.acquirer.connect_timeout(),
-        response_timeout: config.acquirer.response_timeout(),
-        dialect: config.acquirer.dialect().map_err(CliError::new)?,
-        terminal_id: config.terminal_id.clone(),
-        merchant_id: config.merchant_id.clone(),
-    };
+    let settings = config.acquirer_settings(&address).map_err(CliError::new)?;
     let acquirer = TcpAcquirer::new(settings);
     let mut terminal =
         Terminal::open(config, lane.devices, Box::new(acquirer)).map_err(|e| CliError {
@@ -95,12 +88,8 @@ pub fn open(args: &LaneArgs, quiet_progress: bool) -> Result<Lane, CliError> {
         })?;
     if lane.sim.is_some() {
         // The public EMV test keys, and the simulation CA of the profile cards.
-        let keys = pos_emv::capk::CaKeys::parse(&format!(
-            "{}\n{}",
-            pos_emv::capk::TEST_CA_KEYS,
-            pos_emv::profile_card::SIM_CA_KEYS
-        ))
-        .map_err(|e| CliError::new(format!("CA public keys: {e}")))?;
+        let keys = pos_emv::profile_card::test_and_sim_ca_keys()
+            .map_err(|e| CliError::new(format!("CA public keys: {e}")))?;
         terminal.set_ca_keys(keys);
     }
     // Crash tests: die right after the Nth journal write of this process.
@@ -626,14 +615,7 @@ pub fn acquirer_settings(
         }
         None => config.acquirer.address.clone(),
     };
-    Ok(AcquirerSettings {
-        address,
-        connect_timeout: config.acquirer.connect_timeout(),
-        response_timeout: config.acquirer.response_timeout(),
-        dialect: config.acquirer.dialect().map_err(CliError::new)?,
-        terminal_id: config.terminal_id.clone(),
-        merchant_id: config.merchant_id.clone(),
-    })
+    config.acquirer_settings(&address).map_err(CliError::new)
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use pos_acquirer::TcpAcquirer;
 use pos_acquirer::sim::{EntryState, FakeHost, HostRules};
-use pos_acquirer::{AcquirerSettings, TcpAcquirer};
 use pos_emv::profile_card::Profile;
 use pos_terminal::inject::Injection;
 use pos_terminal::{CardEntry, Config, State, Terminal, TxnRequest, TxnResult};
@@ -33,23 +33,9 @@ pub fn rig_with(tweak: impl FnOnce(&mut Config)) -> Rig {
     config.acquirer.connect_timeout_ms = 700;
     tweak(&mut config);
     let lane = pos_lane::open(&config.devices, Some(Profile::VisaPse)).unwrap();
-    let acquirer = TcpAcquirer::new(AcquirerSettings {
-        address: config.acquirer.address.clone(),
-        connect_timeout: config.acquirer.connect_timeout(),
-        response_timeout: config.acquirer.response_timeout(),
-        dialect: config.acquirer.dialect().unwrap(),
-        terminal_id: config.terminal_id.clone(),
-        merchant_id: config.merchant_id.clone(),
-    });
+    let acquirer = TcpAcquirer::new(config.acquirer_settings(&config.acquirer.address).unwrap());
     let mut terminal = Terminal::open(config, lane.devices, Box::new(acquirer)).unwrap();
-    terminal.set_ca_keys(
-        pos_emv::capk::CaKeys::parse(&format!(
-            "{}\n{}",
-            pos_emv::capk::TEST_CA_KEYS,
-            pos_emv::profile_card::SIM_CA_KEYS
-        ))
-        .unwrap(),
-    );
+    terminal.set_ca_keys(pos_emv::profile_card::test_and_sim_ca_keys().unwrap());
     Rig {
         dir,
         host,
