@@ -818,4 +818,10 @@ impl<L: Link + 'static> ReceiptPrinter for EscPosPrinter<L> {
     fn cut(&mut self, kind: CutKind) -> Result<(), EscPosError> {
         self.lock().cut(kind)
     }
+
+    /// As the inherent [`recover`](EscPosPrinter::recover): DLE ENQ 1, clear the buffer
+    /// where the profile supports it, re-initialise, then DLE EOT 1-4.
+    fn recover(&mut self) -> Result<PrinterConditions, EscPosError> {
+        self.lock().recover()
+    }
 }

@@ -458,7 +458,7 @@ fn barcode_name(m: u8) -> String {
 pub struct VirtualPrinter {
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for VirtualPrinter {
@@ -532,7 +532,7 @@ impl VirtualPrinter {
         VirtualPrinter {
             state,
             stop,
-            threads: vec![t],
+            threads: Mutex::new(vec![t]),
         }
     }
 
@@ -583,7 +583,7 @@ impl VirtualPrinter {
             VirtualPrinter {
                 state,
                 stop,
-                threads: vec![t],
+                threads: Mutex::new(vec![t]),
             },
             addr,
         ))
@@ -654,13 +654,33 @@ impl VirtualPrinter {
     pub fn bytes_received(&self) -> usize {
         lock(&self.state).bytes_received
     }
+
+    /// Unplug the printer: stop serving and close its end of the link (the pseudo-terminal's
+    /// master side, or the TCP listener and connection), and wait until it is closed. The
+    /// driver's next exchange fails with `Disconnected` (on a pty the slave side then reads
+    /// and writes `EIO`, a hang-up). What was printed stays readable; there is no plugging
+    /// the same printer back in: make a new one.
+    pub fn unplug(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let threads: Vec<JoinHandle<()>> = self
+            .threads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+            .collect();
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+
+    /// Whether [`unplug`](Self::unplug) was called.
+    pub fn is_unplugged(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for VirtualPrinter {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        self.unplug();
     }
 }

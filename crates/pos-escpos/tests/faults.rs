@@ -412,3 +412,38 @@ fn sim_uris_open_a_virtual_printer_through_the_serial_path() {
     let e = pos_escpos::open(&bad, config()).unwrap_err();
     assert!(e.to_string().contains("on-fire"), "{e}");
 }
+
+#[test]
+fn an_unplugged_virtual_printer_is_disconnected_and_recover_says_so() {
+    let uri: pos_link::DeviceUri = "sim:printer".parse().unwrap();
+    let mut p = pos_escpos::open(&uri, config()).unwrap();
+    assert!(p.status().unwrap().is_ready());
+    let sim = p.simulator().unwrap();
+    sim.unplug();
+    assert!(sim.is_unplugged());
+    assert_eq!(p.status().unwrap_err().kind(), FaultKind::Disconnected);
+    assert_eq!(
+        ReceiptPrinter::recover(&mut p).unwrap_err().kind(),
+        FaultKind::Disconnected
+    );
+    let mut d = Document::new();
+    d.text("GONE");
+    assert_eq!(p.print(&d).unwrap_err().kind(), FaultKind::Disconnected);
+}
+
+#[test]
+fn recover_through_the_trait_clears_a_freed_jam() {
+    let uri: pos_link::DeviceUri = "sim:printer".parse().unwrap();
+    let mut p = pos_escpos::open(&uri, config()).unwrap();
+    let sim = p.simulator().unwrap();
+    sim.set_fault(SimFault::CutterJam, true);
+    assert!(p.cut(CutKind::Full).is_err());
+    sim.set_fault(SimFault::CutterJam, false);
+    assert_eq!(
+        p.status().unwrap().blocking_fault(),
+        Some(FaultKind::CutterJam)
+    );
+    let mut hal: Box<dyn ReceiptPrinter<Error = pos_hal::DeviceError>> =
+        Box::new(pos_hal::Erased(p));
+    assert!(hal.recover().unwrap().is_ready());
+}

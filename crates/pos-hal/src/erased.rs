@@ -126,6 +126,9 @@ impl<D: ReceiptPrinter> ReceiptPrinter for Erased<D> {
     fn cut(&mut self, kind: CutKind) -> Result<(), DeviceError> {
         self.0.cut(kind).map_err(DeviceError::new)
     }
+    fn recover(&mut self) -> Result<PrinterConditions, DeviceError> {
+        self.0.recover().map_err(DeviceError::new)
+    }
 }
 
 #[cfg(test)]
@@ -177,6 +180,10 @@ mod tests {
         fn cut(&mut self, _: CutKind) -> Result<(), JamError> {
             Err(JamError { lines_printed: 0 })
         }
+        fn recover(&mut self) -> Result<PrinterConditions, JamError> {
+            // Still jammed: nobody freed the cutter.
+            self.status()
+        }
     }
 
     #[test]
@@ -196,6 +203,10 @@ mod tests {
             .expect("driver error kept");
         assert_eq!(inner.lines_printed, 7);
         assert!(std::error::Error::source(&err).is_some());
+        assert_eq!(
+            p.recover().unwrap().blocking_fault(),
+            Some(FaultKind::CutterJam)
+        );
         assert!(!p.check_health(HealthLevel::External).unwrap().healthy());
         assert_eq!(p.state(), DeviceState::Error);
     }

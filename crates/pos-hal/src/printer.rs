@@ -161,7 +161,8 @@ impl PrintOutcome {
 /// A receipt printer.
 ///
 /// Timeouts: `status` and `cut` are single exchanges bounded by the driver's status timeout
-/// (seconds). `print` is bounded by the job's size at the link's speed plus the driver's
+/// (seconds); `recover` is its recovery sequence (bounded by the driver's write timeout and
+/// settle time) and then a `status`. `print` is bounded by the job's size at the link's speed plus the driver's
 /// confirmation timeout; a printer that stops answering mid-job ends in `PrinterOffline`,
 /// never a hang.
 pub trait ReceiptPrinter: Device {
@@ -185,6 +186,18 @@ pub trait ReceiptPrinter: Device {
     /// Errors: `CutterJam`, `InvalidInput` when the printer has no
     /// cutter, `PrinterOffline`, `Disconnected`, `Timeout`.
     fn cut(&mut self, kind: CutKind) -> Result<(), Self::Error>;
+
+    /// Recover from a recoverable error (e.g. after a cutter jam was cleared or the cover
+    /// closed): the driver's recovery sequence (ESC/POS: DLE ENQ 1, clear the buffer where
+    /// supported, re-initialise), then the live status after it, as [`status`](Self::status).
+    ///
+    /// The returned conditions say whether it worked: a fault that is still there (paper
+    /// still out, cutter still jammed) is in them, not an error. Bounded by the driver's write
+    /// timeout plus its settle time, then the status timeout.
+    ///
+    /// Errors: `Disconnected` (the printer is gone: re-open it), `Timeout`/`PrinterOffline`
+    /// when it does not answer the status after, `Protocol`.
+    fn recover(&mut self) -> Result<PrinterConditions, Self::Error>;
 }
 
 impl<P: ReceiptPrinter + ?Sized> ReceiptPrinter for Box<P> {
@@ -196,6 +209,9 @@ impl<P: ReceiptPrinter + ?Sized> ReceiptPrinter for Box<P> {
     }
     fn cut(&mut self, kind: CutKind) -> Result<(), Self::Error> {
         (**self).cut(kind)
+    }
+    fn recover(&mut self) -> Result<PrinterConditions, Self::Error> {
+        (**self).recover()
     }
 }
 

@@ -20,7 +20,14 @@
 //!
 //! The simulated printer's ESC/POS driver is shared between [`Devices::printer`] and the
 //! [`SimLane`], so that [`SimLane::clear_printer_faults`] can also recover a jammed cutter
-//! through the driver (DLE ENQ 1), which the HAL trait has no call for.
+//! through the driver (DLE ENQ 1, [`ReceiptPrinter::recover`](pos_hal::ReceiptPrinter::recover))
+//! without being handed the lane's devices.
+//!
+//! A long-running service re-opens one device after it was unplugged (or its serial line
+//! hung up) with a [`Reopener`] ([`Lane::reopener`]): real devices are opened from their URI
+//! exactly as [`open`] does; simulated ones go through the [`SimLane`]
+//! ([`SimLane::unplug_reader`] / [`SimLane::replug_reader`], and likewise for the printer and
+//! the stripe reader).
 //!
 //! Errors name the device (`reader`, `printer`, `msr`), its URI and the driver's message;
 //! [`LaneError::kind`](pos_hal::Fault::kind) is the driver error's
@@ -30,6 +37,7 @@
 mod error;
 mod hook;
 mod host;
+mod reopen;
 mod sim;
 
 use std::sync::Arc;
@@ -45,9 +53,10 @@ use pos_terminal::devices::{Msr, Printer, Reader};
 pub use error::{BadUri, LaneError, LaneFault, Role};
 pub use hook::{HostArm, SimHook};
 pub use host::arm_fake_host;
+pub use reopen::Reopener;
 pub use sim::{PAPER_OUT_AFTER_LINES, SWIPE_EXPIRY, SimLane};
 
-use sim::{PrinterSim, ReaderSim, Shared, SharedPrinter};
+use sim::{MsrSim, PrinterSim, ReaderSim, Shared, SharedPrinter};
 
 /// A lane's devices, and the control of the simulated ones.
 pub struct Lane {
@@ -55,6 +64,17 @@ pub struct Lane {
     pub devices: Devices,
     /// The control of the simulated devices; `Some` when at least one device is simulated.
     pub sim: Option<SimLane>,
+    /// The configured URIs, for [`Lane::reopener`].
+    uris: DeviceConfig,
+}
+
+impl Lane {
+    /// A [`Reopener`] of this lane's devices, one at a time, from their configured URIs
+    /// (for a service that re-opens a device after it was unplugged; backoff is the
+    /// caller's). It may be moved to another thread and outlive the lane.
+    pub fn reopener(&self) -> Reopener {
+        Reopener::new(self.uris.clone(), self.sim.clone())
+    }
 }
 
 impl std::fmt::Debug for Lane {
@@ -108,6 +128,7 @@ pub fn open(config: &DeviceConfig, card: Option<Profile>) -> Result<Lane, LaneEr
     devices.printer = printer;
     let (msr, msr_sim) = open_msr(&config.msr)?;
     devices.msr = msr;
+    let msr_sim = msr_sim.map(|m| MsrSim::new(m, &config.msr));
     let any = reader_sim.is_some() || printer_sim.is_some() || msr_sim.is_some();
     let profile = reader_sim
         .as_ref()
@@ -121,12 +142,22 @@ pub fn open(config: &DeviceConfig, card: Option<Profile>) -> Result<Lane, LaneEr
             profile,
         ))
     });
-    Ok(Lane { devices, sim })
+    Ok(Lane {
+        devices,
+        sim,
+        uris: config.clone(),
+    })
 }
 
-type Opened<D, S> = (Option<D>, Option<S>);
+/// A device of one role, opened from its URI (`None` for `none`), and the control of its
+/// simulator when it is simulated.
+pub(crate) type Opened<D, S> = (Option<D>, Option<S>);
 
-fn open_reader(text: &str, card: Option<Profile>) -> Result<Opened<Reader, ReaderSim>, LaneError> {
+/// Open the reader at `text`, as [`open`] does (also for a [`Reopener`]).
+pub(crate) fn open_reader(
+    text: &str,
+    card: Option<Profile>,
+) -> Result<Opened<Reader, ReaderSim>, LaneError> {
     if text.trim() == "none" {
         return Ok((None, None));
     }
@@ -140,7 +171,8 @@ fn open_reader(text: &str, card: Option<Profile>) -> Result<Opened<Reader, Reade
     Ok((Some(Box::new(Erased(reader))), None))
 }
 
-fn open_printer(text: &str) -> Result<Opened<Printer, PrinterSim>, LaneError> {
+/// Open the printer at `text`, as [`open`] does (also for a [`Reopener`] and a replug).
+pub(crate) fn open_printer(text: &str) -> Result<Opened<Printer, PrinterSim>, LaneError> {
     if text.trim() == "none" {
         return Ok((None, None));
     }
@@ -157,6 +189,7 @@ fn open_printer(text: &str) -> Result<Opened<Printer, PrinterSim>, LaneError> {
         device,
         driver: Arc::clone(&driver),
         text: text.to_string(),
+        opened: true,
     };
     Ok((Some(Box::new(Erased(SharedPrinter(driver)))), Some(sim)))
 }
@@ -164,7 +197,9 @@ fn open_printer(text: &str) -> Result<Opened<Printer, PrinterSim>, LaneError> {
 /// Options of `sim:msr` that make `pos-magstripe`'s self-swiping reader.
 const SELF_SWIPING: [&str; 5] = ["track1", "track2", "track3", "fault", "every_ms"];
 
-fn open_msr(
+/// Open the stripe reader at `text`, as [`open`] does (also for a [`Reopener`] and a
+/// replug).
+pub(crate) fn open_msr(
     text: &str,
 ) -> Result<Opened<Msr, Arc<pos_magstripe::sim::VirtualSerialMsr>>, LaneError> {
     if text.trim() == "none" {

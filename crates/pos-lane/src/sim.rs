@@ -17,7 +17,7 @@ use pos_magstripe::serial::{Framing, MsrError, SerialMsr};
 use pos_magstripe::sim::{SwipeSpec, VirtualSerialMsr};
 use pos_terminal::Devices;
 use pos_terminal::config::DeviceConfig;
-use pos_terminal::devices::Reader;
+use pos_terminal::devices::{Msr, Reader};
 use pos_terminal::inject::{InjectedFault, Injection};
 
 use crate::error::{LaneError, LaneFault, Role};
@@ -37,6 +37,9 @@ pub(crate) struct ReaderSim {
     handle: SimReaderHandle,
     pub(crate) profile: Profile,
     unplugged: bool,
+    /// The driver of a reader plugged in by [`SimLane::replug_reader`], not opened (handed
+    /// out) yet.
+    pending: Option<Reader>,
 }
 
 impl ReaderSim {
@@ -88,9 +91,35 @@ impl ReaderSim {
                 handle,
                 profile,
                 unplugged: false,
+                pending: None,
             },
         ))
     }
+
+    /// Plug a new virtual reader in (same URI), a fresh card of `profile` inserted, and
+    /// return its driver. The old virtual reader is unplugged: its driver stays dead.
+    fn plug_new(&mut self, profile: Profile) -> Result<Reader, LaneError> {
+        let (reader, new) = ReaderSim::open(&self.uri, &self.text, Some(profile))?;
+        self.handle.unplug();
+        self.handle = new.handle;
+        self.profile = profile;
+        self.unplugged = false;
+        self.pending = None;
+        Ok(reader)
+    }
+}
+
+/// A role's device is not plugged in ([`FaultKind::NotFound`], as opening a real device
+/// that is not there).
+fn not_plugged_in(role: Role, text: &str) -> LaneError {
+    LaneError::new(
+        role,
+        text,
+        LaneFault {
+            kind: FaultKind::NotFound,
+            message: format!("{role} not plugged in"),
+        },
+    )
 }
 
 /// Open `sim:msr` as a virtual serial reader on a pty that swipes only when told.
@@ -105,9 +134,9 @@ pub(crate) fn open_quiet_msr(uri: &DeviceUri) -> Result<SerialMsr<Box<dyn Link>>
 }
 
 /// The ESC/POS driver of a simulated printer, shared between the lane's
-/// [`Devices`](pos_terminal::Devices) and its [`SimLane`], so that clearing a fault can also
-/// do what a technician's reset does (DLE ENQ 1 after a cutter jam: the HAL has no recovery
-/// call).
+/// [`Devices`](pos_terminal::Devices) (or a [`Reopener`](crate::Reopener)'s printer) and its
+/// [`SimLane`], so that clearing a fault can also do what a technician's reset does (DLE
+/// ENQ 1 after a cutter jam) without being handed the driver.
 pub(crate) type SimPrinterDriver = Arc<Mutex<EscPosPrinter<Box<dyn Link>>>>;
 
 /// The HAL printer over a [`SimPrinterDriver`]; every call is the ESC/POS driver's.
@@ -145,6 +174,9 @@ impl ReceiptPrinter for SharedPrinter {
     fn cut(&mut self, kind: CutKind) -> Result<(), Self::Error> {
         self.driver().cut(kind)
     }
+    fn recover(&mut self) -> Result<PrinterConditions, Self::Error> {
+        ReceiptPrinter::recover(&mut *self.driver())
+    }
 }
 
 /// The simulated printer: the virtual device and the driver talking to it.
@@ -152,6 +184,44 @@ pub(crate) struct PrinterSim {
     pub(crate) device: Arc<VirtualPrinter>,
     pub(crate) driver: SimPrinterDriver,
     pub(crate) text: String,
+    /// Whether `driver` was handed out (to the lane's devices or by a reopener); false
+    /// after [`SimLane::replug_printer`] until it is.
+    pub(crate) opened: bool,
+}
+
+/// The simulated stripe reader: the virtual device behind its pty.
+pub(crate) struct MsrSim {
+    device: Arc<VirtualSerialMsr>,
+    /// The configured URI (to open a new one after an unplug).
+    text: String,
+    unplugged: bool,
+    /// The driver of a reader plugged in by [`SimLane::replug_msr`], not handed out yet.
+    pending: Option<Msr>,
+}
+
+impl MsrSim {
+    pub(crate) fn new(device: Arc<VirtualSerialMsr>, text: &str) -> Self {
+        MsrSim {
+            device,
+            text: text.to_string(),
+            unplugged: false,
+            pending: None,
+        }
+    }
+
+    /// Plug a new virtual stripe reader in (same URI) and return its driver; the old one is
+    /// unplugged.
+    fn plug_new(&mut self) -> Result<Msr, LaneError> {
+        let (msr, device) = crate::open_msr(&self.text)?;
+        let (Some(msr), Some(device)) = (msr, device) else {
+            return Err(LaneError::not_simulated(Role::Msr, &self.text, "replug"));
+        };
+        self.device.unplug();
+        self.device = device;
+        self.unplugged = false;
+        self.pending = None;
+        Ok(msr)
+    }
 }
 
 /// How long [`SimLane::reset`] waits for the reader's driver to see a new card.
@@ -183,8 +253,8 @@ fn wait_inserted(events: &Subscription) {
 
 pub(crate) struct Shared {
     reader: Mutex<Option<ReaderSim>>,
-    printer: Option<PrinterSim>,
-    msr: Option<Arc<VirtualSerialMsr>>,
+    printer: Option<Mutex<PrinterSim>>,
+    msr: Option<Mutex<MsrSim>>,
     profile: Mutex<Profile>,
     /// The configured URIs, for messages.
     uris: DeviceConfig,
@@ -195,13 +265,13 @@ impl Shared {
         uris: DeviceConfig,
         reader: Option<ReaderSim>,
         printer: Option<PrinterSim>,
-        msr: Option<Arc<VirtualSerialMsr>>,
+        msr: Option<MsrSim>,
         profile: Profile,
     ) -> Self {
         Shared {
             reader: Mutex::new(reader),
-            printer,
-            msr,
+            printer: printer.map(Mutex::new),
+            msr: msr.map(Mutex::new),
             profile: Mutex::new(profile),
             uris,
         }
@@ -286,11 +356,20 @@ impl SimLane {
         }
     }
 
-    fn printer(&self, what: &str) -> Result<&PrinterSim, LaneError> {
+    fn printer(&self, what: &str) -> Result<MutexGuard<'_, PrinterSim>, LaneError> {
         self.shared
             .printer
             .as_ref()
+            .map(lock)
             .ok_or_else(|| LaneError::not_simulated(Role::Printer, &self.shared.uris.printer, what))
+    }
+
+    fn msr(&self, what: &str) -> Result<MutexGuard<'_, MsrSim>, LaneError> {
+        self.shared
+            .msr
+            .as_ref()
+            .map(lock)
+            .ok_or_else(|| LaneError::not_simulated(Role::Msr, &self.shared.uris.msr, what))
     }
 
     /// The virtual reader's control handle (for faults this type has no method for).
@@ -301,15 +380,22 @@ impl SimLane {
         self.with_reader("control", |r| r.handle.clone())
     }
 
-    /// The virtual printer (to read what it printed, or for faults this type has no method
-    /// for); `None` when the printer is not simulated.
+    /// The virtual printer plugged in now (to read what it printed, or for faults this type
+    /// has no method for); `None` when the printer is not simulated. After
+    /// [`replug_printer`](Self::replug_printer) this is the new printer.
     pub fn virtual_printer(&self) -> Option<Arc<VirtualPrinter>> {
-        self.shared.printer.as_ref().map(|p| Arc::clone(&p.device))
+        self.shared
+            .printer
+            .as_ref()
+            .map(|p| Arc::clone(&lock(p).device))
     }
 
-    /// The virtual stripe reader; `None` when it is not simulated.
+    /// The virtual stripe reader plugged in now; `None` when it is not simulated.
     pub fn virtual_msr(&self) -> Option<Arc<VirtualSerialMsr>> {
-        self.shared.msr.clone()
+        self.shared
+            .msr
+            .as_ref()
+            .map(|m| Arc::clone(&lock(m).device))
     }
 
     /// Insert a fresh card of `profile` (its transaction counter at 0), replacing the card
@@ -352,7 +438,9 @@ impl SimLane {
     }
 
     /// Unplug the reader: every transfer of its driver fails with `Disconnected` from now
-    /// on. [`reset`](Self::reset) plugs a new one in.
+    /// on, and [`Reopener::reader`](crate::Reopener::reader) fails with
+    /// [`FaultKind::NotFound`] ("reader not plugged in") until
+    /// [`replug_reader`](Self::replug_reader) or [`reset`](Self::reset) plugs a new one in.
     ///
     /// # Errors
     /// [`FaultKind::NotFound`] when the reader is not simulated.
@@ -360,14 +448,175 @@ impl SimLane {
         self.with_reader("unplug", |r| {
             r.handle.unplug();
             r.unplugged = true;
+            r.pending = None;
         })
     }
 
-    /// Whether the reader was unplugged (and not replaced by [`reset`](Self::reset) since).
+    /// Plug a new virtual reader in (same URI), with a fresh card of the lane's profile
+    /// inserted. The driver the service holds stays dead (it talked to the old reader): a
+    /// working driver comes only from [`Reopener::reader`](crate::Reopener::reader) (or
+    /// [`reset`](Self::reset), which puts it in the lane's devices). Called while the reader
+    /// is plugged in, it unplugs it first.
+    ///
+    /// # Errors
+    /// [`FaultKind::NotFound`] when the reader is not simulated; the reader's error when the
+    /// new virtual reader does not open.
+    pub fn replug_reader(&self) -> Result<(), LaneError> {
+        let profile = self.card_profile();
+        self.with_reader("replug", |r| {
+            let reader = r.plug_new(profile)?;
+            r.pending = Some(reader);
+            Ok(())
+        })?
+    }
+
+    /// Whether the reader was unplugged (and not replaced by
+    /// [`replug_reader`](Self::replug_reader) or [`reset`](Self::reset) since).
     pub fn reader_unplugged(&self) -> bool {
         lock(&self.shared.reader)
             .as_ref()
             .is_some_and(|r| r.unplugged)
+    }
+
+    /// The driver of the plugged-in virtual reader, for a reopener: the one
+    /// [`replug_reader`](Self::replug_reader) plugged in, else (the reader was already
+    /// opened) a new virtual reader with a fresh card, the old one unplugged. `None` when the
+    /// reader is not simulated.
+    pub(crate) fn reopen_reader(&self) -> Option<Result<Reader, LaneError>> {
+        let profile = self.card_profile();
+        let mut guard = lock(&self.shared.reader);
+        let r = guard.as_mut()?;
+        Some(if r.unplugged {
+            Err(not_plugged_in(Role::Reader, &r.text))
+        } else if let Some(reader) = r.pending.take() {
+            Ok(reader)
+        } else {
+            r.plug_new(profile)
+        })
+    }
+
+    /// Unplug the printer: the virtual printer hangs up its pseudo-terminal (closes the
+    /// master side), so the driver's next `status`, `print`, `cut` or `recover` fails with
+    /// [`FaultKind::Disconnected`] (the serial link reads and writes `EIO`, a hang-up; a
+    /// print job reports `JobFailed` of kind `Disconnected`). Its receipts stay readable
+    /// until [`replug_printer`](Self::replug_printer). [`Reopener::printer`](crate::Reopener::printer)
+    /// fails with [`FaultKind::NotFound`] ("printer not plugged in") until then.
+    ///
+    /// # Errors
+    /// [`FaultKind::NotFound`] when the printer is not simulated.
+    pub fn unplug_printer(&self) -> Result<(), LaneError> {
+        let device = Arc::clone(&self.printer("unplug")?.device);
+        device.unplug();
+        Ok(())
+    }
+
+    /// Plug a new virtual printer in on a new pseudo-terminal (same URI, so with the URI's
+    /// faults; paper and receipts start empty). The driver the service holds stays dead: a
+    /// working one comes only from [`Reopener::printer`](crate::Reopener::printer) (or
+    /// [`reset`](Self::reset)). [`receipts`](Self::receipts), the faults and
+    /// [`virtual_printer`](Self::virtual_printer) are the new printer's from now on. Called
+    /// while the printer is plugged in, it unplugs it first.
+    ///
+    /// # Errors
+    /// [`FaultKind::NotFound`] when the printer is not simulated; the printer's error when
+    /// the new virtual printer does not open.
+    pub fn replug_printer(&self) -> Result<(), LaneError> {
+        let mut p = self.printer("replug")?;
+        let (_, new) = crate::open_printer(&p.text)?;
+        let Some(new) = new else {
+            return Err(LaneError::not_simulated(Role::Printer, &p.text, "replug"));
+        };
+        p.device.unplug();
+        *p = PrinterSim {
+            opened: false,
+            ..new
+        };
+        Ok(())
+    }
+
+    /// Whether the printer was unplugged (and not replaced by
+    /// [`replug_printer`](Self::replug_printer) or [`reset`](Self::reset) since).
+    pub fn printer_unplugged(&self) -> bool {
+        self.shared
+            .printer
+            .as_ref()
+            .is_some_and(|p| lock(p).device.is_unplugged())
+    }
+
+    /// The plugged-in virtual printer's driver, for a reopener. A printer already opened
+    /// gives another handle on the same driver (the virtual printer has one serial line).
+    /// `None` when the printer is not simulated.
+    pub(crate) fn reopen_printer(&self) -> Option<Result<SharedPrinter, LaneError>> {
+        let mut p = lock(self.shared.printer.as_ref()?);
+        Some(if p.device.is_unplugged() {
+            Err(not_plugged_in(Role::Printer, &p.text))
+        } else {
+            p.opened = true;
+            Ok(SharedPrinter(Arc::clone(&p.driver)))
+        })
+    }
+
+    /// Turn the paper-near-end sensor on or off: the status shows
+    /// [`PrinterConditions::PAPER_NEAR_END`] (a warning,
+    /// [`FaultKind::PaperNearEnd`]), and printing goes on
+    /// ([`is_ready`](PrinterConditions::is_ready) stays true).
+    ///
+    /// # Errors
+    /// [`FaultKind::NotFound`] when the printer is not simulated.
+    pub fn set_printer_near_end(&self, on: bool) -> Result<(), LaneError> {
+        self.printer("set the paper-near-end sensor of")?
+            .device
+            .set_fault(SimFault::NearEnd, on);
+        Ok(())
+    }
+
+    /// Unplug the stripe reader: its pseudo-terminal's master side closes, so the driver's
+    /// next read fails with [`FaultKind::Disconnected`], and so does [`swipe`](Self::swipe).
+    /// [`Reopener::msr`](crate::Reopener::msr) fails with [`FaultKind::NotFound`] ("msr not
+    /// plugged in") until [`replug_msr`](Self::replug_msr).
+    ///
+    /// # Errors
+    /// [`FaultKind::NotFound`] when the stripe reader is not simulated.
+    pub fn unplug_msr(&self) -> Result<(), LaneError> {
+        let mut m = self.msr("unplug")?;
+        m.device.unplug();
+        m.unplugged = true;
+        m.pending = None;
+        Ok(())
+    }
+
+    /// Plug a new virtual stripe reader in on a new pseudo-terminal (same URI). The driver
+    /// the service holds stays dead: a working one comes only from
+    /// [`Reopener::msr`](crate::Reopener::msr) (or [`reset`](Self::reset)). Called while the
+    /// reader is plugged in, it unplugs it first.
+    ///
+    /// # Errors
+    /// [`FaultKind::NotFound`] when the stripe reader is not simulated; its error when the
+    /// new one does not open.
+    pub fn replug_msr(&self) -> Result<(), LaneError> {
+        let mut m = self.msr("replug")?;
+        let msr = m.plug_new()?;
+        m.pending = Some(msr);
+        Ok(())
+    }
+
+    /// Whether the stripe reader was unplugged (and not replaced since).
+    pub fn msr_unplugged(&self) -> bool {
+        self.shared.msr.as_ref().is_some_and(|m| lock(m).unplugged)
+    }
+
+    /// The plugged-in virtual stripe reader's driver, for a reopener: the one
+    /// [`replug_msr`](Self::replug_msr) plugged in, else a new one (the old one unplugged).
+    /// `None` when the stripe reader is not simulated.
+    pub(crate) fn reopen_msr(&self) -> Option<Result<Msr, LaneError>> {
+        let mut m = lock(self.shared.msr.as_ref()?);
+        Some(if m.unplugged {
+            Err(not_plugged_in(Role::Msr, &m.text))
+        } else if let Some(msr) = m.pending.take() {
+            Ok(msr)
+        } else {
+            m.plug_new()
+        })
     }
 
     /// Give the printer a fault: paper-out, cover-open, cutter-jam or printer-offline.
@@ -389,7 +638,7 @@ impl SimLane {
                 },
             ));
         };
-        let p = &self.printer("inject a fault in")?.device;
+        let p = Arc::clone(&self.printer("inject a fault in")?.device);
         if f == SimFault::PaperOut && mid_job {
             p.paper_out_after(PAPER_OUT_AFTER_LINES);
         } else {
@@ -398,15 +647,37 @@ impl SimLane {
         Ok(())
     }
 
-    /// Clear every printer fault (a new paper roll, cover closed, cutter freed, online).
-    /// A printer still stopped after that (a jammed cutter stays jammed until told) is
-    /// recovered through its driver (DLE ENQ 1, re-initialise), as a technician would.
+    /// Clear every printer fault (a new paper roll, cover closed, cutter freed, online,
+    /// paper-near-end sensor off). A printer still stopped after that (a jammed cutter stays
+    /// jammed until told) is recovered through its driver
+    /// ([`ReceiptPrinter::recover`]: DLE ENQ 1, re-initialise), as a technician would. Use
+    /// [`clear_printer_faults_only`](Self::clear_printer_faults_only) to leave the recovery
+    /// to the service.
     ///
     /// # Errors
     /// [`FaultKind::NotFound`] when the printer is not simulated; the driver's error when
-    /// the recovery fails.
+    /// the recovery fails (`Disconnected` when the printer is unplugged).
     pub fn clear_printer_faults(&self) -> Result<(), LaneError> {
-        let p = self.printer("clear the faults of")?;
+        let (device, driver, text) = {
+            let p = self.printer("clear the faults of")?;
+            (Arc::clone(&p.device), Arc::clone(&p.driver), p.text.clone())
+        };
+        self.clear_printer_faults_only()?;
+        if !device.conditions().is_ready() {
+            ReceiptPrinter::recover(&mut *lock(&driver))
+                .map_err(|e| LaneError::new(Role::Printer, &text, e))?;
+        }
+        Ok(())
+    }
+
+    /// Clear every printer fault as [`clear_printer_faults`](Self::clear_printer_faults)
+    /// does, without recovering through the driver: a jammed cutter then stays stopped until
+    /// the service calls [`ReceiptPrinter::recover`].
+    ///
+    /// # Errors
+    /// [`FaultKind::NotFound`] when the printer is not simulated.
+    pub fn clear_printer_faults_only(&self) -> Result<(), LaneError> {
+        let p = Arc::clone(&self.printer("clear the faults of")?.device);
         for f in [
             SimFault::PaperOut,
             SimFault::NearEnd,
@@ -415,24 +686,13 @@ impl SimLane {
             SimFault::Offline,
             SimFault::Silent,
         ] {
-            p.device.set_fault(f, false);
-        }
-        if !p.device.conditions().is_ready() {
-            lock(&p.driver)
-                .recover()
-                .map_err(|e| LaneError::new(Role::Printer, &p.text, e))?;
+            p.set_fault(f, false);
         }
         Ok(())
     }
 
     fn swipe_tracks(&self, pan: &str, name: &str, service_code: &str) -> Result<(), LaneError> {
-        let Some(msr) = self.shared.msr.as_deref() else {
-            return Err(LaneError::not_simulated(
-                Role::Msr,
-                &self.shared.uris.msr,
-                "swipe a card on",
-            ));
-        };
+        let msr = Arc::clone(&self.msr("swipe a card on")?.device);
         let track1 = format!("B{pan}^{name}^{SWIPE_EXPIRY}{service_code}0000000000");
         let track2 = format!("{pan}={SWIPE_EXPIRY}{service_code}00000000");
         msr.swipe(&SwipeSpec::tracks12(&track1, &track2))
@@ -463,46 +723,42 @@ impl SimLane {
     /// The text of each receipt the virtual printer completed (ended by a cut), oldest
     /// first; empty without a simulated printer.
     pub fn receipts(&self) -> Vec<String> {
-        self.shared
-            .printer
-            .as_ref()
-            .map(|p| p.device.receipts().iter().map(|r| r.text()).collect())
+        self.virtual_printer()
+            .map(|p| p.receipts().iter().map(|r| r.text()).collect())
             .unwrap_or_default()
     }
 
     /// The text of the last completed receipt.
     pub fn last_receipt(&self) -> Option<String> {
-        self.shared
-            .printer
-            .as_ref()
-            .and_then(|p| p.device.receipts().last().map(|r| r.text()))
+        self.virtual_printer()
+            .and_then(|p| p.receipts().last().map(|r| r.text()))
     }
 
     /// Back to a healthy lane for the next sale: a fresh card of the lane's profile in the
-    /// reader, card and printer faults cleared, and when the reader was unplugged, a new
-    /// virtual reader opened (same URI) and put in `devices.reader`.
+    /// reader, card and printer faults cleared; a device that was unplugged (or replugged
+    /// but not re-opened) is plugged in again (same URI) and its new driver put in
+    /// `devices`.
     ///
     /// # Errors
-    /// The reader's error when the new virtual reader does not open.
+    /// The device's error when a new virtual device does not open, or the printer's when
+    /// its recovery fails.
     pub fn reset(&self, devices: &mut Devices) -> Result<(), LaneError> {
         let profile = self.card_profile();
         {
             let mut guard = lock(&self.shared.reader);
             if let Some(r) = guard.as_mut() {
-                let card = Box::new(ProfileCard::new(profile));
-                if r.unplugged {
-                    let (reader, handle) =
-                        pos_ccid::open_sim_with_handle(&r.uri, crate::reader_config(), Some(card))
-                            .map_err(|e| LaneError::new(Role::Reader, &r.text, e))?;
-                    devices.reader = Some(Box::new(Erased(reader)));
-                    r.handle = handle;
-                    r.unplugged = false;
+                if r.unplugged || r.pending.is_some() {
+                    let reader = match r.pending.take() {
+                        Some(reader) => reader,
+                        None => r.plug_new(profile)?,
+                    };
+                    devices.reader = Some(reader);
                 } else {
                     // Wait for the driver to see the swap, so that the next power-on is
                     // not told of the old card's removal.
                     let events = devices.reader.as_mut().and_then(|d| d.subscribe().ok());
                     r.handle.set_faults(SimFaults::default());
-                    r.handle.insert(card);
+                    r.handle.insert(Box::new(ProfileCard::new(profile)));
                     if let Some(events) = events {
                         wait_inserted(&events);
                     }
@@ -510,8 +766,30 @@ impl SimLane {
                 r.profile = profile;
             }
         }
-        if self.shared.printer.is_some() {
+        if let Some(printer) = &self.shared.printer {
+            let stale = {
+                let p = lock(printer);
+                p.device.is_unplugged() || !p.opened
+            };
+            if stale {
+                if self.printer_unplugged() {
+                    self.replug_printer()?;
+                }
+                if let Some(p) = self.reopen_printer().transpose()? {
+                    devices.printer = Some(Box::new(Erased(p)));
+                }
+            }
             self.clear_printer_faults()?;
+        }
+        if let Some(msr) = &self.shared.msr {
+            let mut m = lock(msr);
+            if m.unplugged || m.pending.is_some() {
+                let new = match m.pending.take() {
+                    Some(new) => new,
+                    None => m.plug_new()?,
+                };
+                devices.msr = Some(new);
+            }
         }
         Ok(())
     }

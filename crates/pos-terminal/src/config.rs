@@ -33,6 +33,18 @@
 //! [limits]
 //! min_amount = 1
 //! max_amount = 500000                        # minor units
+//!
+//! [api]                                      # posctl serve
+//! listen = "unix:/run/pos/api.sock"          # or "127.0.0.1:8780"
+//! socket_mode = 0o660                        # the socket: owner and group pos only
+//! token_file = "/var/lib/pos/api.token"      # default: api.token beside the journal
+//! metrics_listen = "0.0.0.0:9464"            # /metrics only, for the fleet's Prometheus
+//!
+//! [supervision]
+//! poll_ms = 500                              # card, printer status, re-open checks
+//! health_check_s = 60                        # scheduled device health checks
+//! reopen_initial_ms = 500                    # re-open backoff after an unplug
+//! reopen_max_ms = 30000
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -73,6 +85,10 @@ pub struct Config {
     pub limits: Limits,
     /// How long to wait for a card (insert or swipe), ms.
     pub card_timeout_ms: u64,
+    /// The local API of `posctl serve`.
+    pub api: ApiConfig,
+    /// Device supervision of `posctl serve`.
+    pub supervision: SupervisionConfig,
 }
 
 impl Default for Config {
@@ -90,6 +106,8 @@ impl Default for Config {
             reversal: ReversalPolicy::default(),
             receipt: ReceiptPolicy::default(),
             limits: Limits::default(),
+            api: ApiConfig::default(),
+            supervision: SupervisionConfig::default(),
             card_timeout_ms: 30_000,
         }
     }
@@ -262,6 +280,66 @@ impl Default for Limits {
     }
 }
 
+/// The local API (`posctl serve`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// `unix:/PATH` (a Unix socket: access by file permissions) or `HOST:PORT` (loopback
+    /// only; every request needs the bearer token from `token_file`).
+    pub listen: String,
+    /// Mode of the Unix socket file.
+    pub socket_mode: u32,
+    /// The bearer token file (created, mode 0640, when missing). Default: `api.token`
+    /// beside the journal.
+    pub token_file: Option<PathBuf>,
+    /// Require the token on the Unix socket too (it is always required over TCP).
+    pub token_on_socket: bool,
+    /// A second listener serving only `GET /metrics` and `GET /healthz`, e.g.
+    /// `0.0.0.0:9464` for the fleet's Prometheus. Empty: none (`/metrics` is still on the
+    /// API listener).
+    pub metrics_listen: String,
+    /// At most this many requests handled at once (event streams included).
+    pub max_connections: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: "127.0.0.1:8780".into(),
+            socket_mode: 0o660,
+            token_file: None,
+            token_on_socket: false,
+            metrics_listen: String::new(),
+            max_connections: 64,
+        }
+    }
+}
+
+/// Device supervision (`posctl serve`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SupervisionConfig {
+    /// How often an idle lane looks at its devices (card present, printer status, re-open).
+    pub poll_ms: u64,
+    /// How often the devices' health checks run.
+    pub health_check_s: u64,
+    /// First wait before re-opening a device that went away; doubled after each failure.
+    pub reopen_initial_ms: u64,
+    /// Longest wait between re-open attempts.
+    pub reopen_max_ms: u64,
+}
+
+impl Default for SupervisionConfig {
+    fn default() -> Self {
+        SupervisionConfig {
+            poll_ms: 500,
+            health_check_s: 60,
+            reopen_initial_ms: 500,
+            reopen_max_ms: 30_000,
+        }
+    }
+}
+
 /// A config file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -346,6 +424,22 @@ impl Config {
             return bad("acquirer timeouts must be above 0 ms".into());
         }
         self.acquirer.dialect().map_err(ConfigError::Invalid)?;
+        let sup = &self.supervision;
+        if sup.poll_ms == 0 || sup.health_check_s == 0 || sup.reopen_initial_ms == 0 {
+            return bad("supervision intervals must be above 0".into());
+        }
+        if sup.reopen_initial_ms > sup.reopen_max_ms {
+            return bad("supervision.reopen_initial_ms is above supervision.reopen_max_ms".into());
+        }
+        if self.api.max_connections == 0 {
+            return bad("api.max_connections must be at least 1".into());
+        }
+        if self.api.socket_mode > 0o777 {
+            return bad(format!(
+                "api.socket_mode {:o} is not a file mode",
+                self.api.socket_mode
+            ));
+        }
         Ok(())
     }
 
@@ -382,6 +476,14 @@ impl Config {
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
             .unwrap_or_else(|| PathBuf::from("."));
         base.join("pos-terminal").join("journal.sqlite")
+    }
+
+    /// The API token file: the configured one, else `api.token` beside the journal.
+    pub fn token_path(&self) -> PathBuf {
+        if let Some(p) = &self.api.token_file {
+            return p.clone();
+        }
+        self.journal_path().with_file_name("api.token")
     }
 
     /// The key file path: the configured one, else `journal.key` beside the journal.

@@ -400,12 +400,44 @@ const TXN_COLUMNS: &str = "id, kind, state, amount, currency, pan_masked, pan_ha
      original_id, no_receipt, voided, completed_by, reversal_reason, reversal_attempts, \
      reversal_rejections, next_attempt_ms, receipts_printed, created_ms, updated_ms";
 
+/// What was just committed to the journal, for a watcher (live events, metrics). Carries no
+/// card data: states, ids, and the same plain notes the journal stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A transaction was created or moved to a new state.
+    State {
+        /// Transaction id.
+        id: i64,
+        /// The operation.
+        operation: Operation,
+        /// The state before (`None` when created).
+        from: Option<State>,
+        /// The state now.
+        to: State,
+        /// The timeline note.
+        note: String,
+    },
+    /// A device event, fault, alarm or note was recorded.
+    Event {
+        /// The transaction it belongs to, if any.
+        txn: Option<i64>,
+        /// `fault`, `alarm`, `prompt`, `info`, `fallback`, ...
+        kind: String,
+        /// What happened.
+        detail: String,
+    },
+}
+
+/// Called after each commit (see [`Journal::set_observer`]).
+pub type Observer = Box<dyn FnMut(&Change) + Send>;
+
 /// The journal.
 pub struct Journal {
     conn: Connection,
     path: PathBuf,
     commits: u64,
     crash_after: Option<u64>,
+    observer: Option<Observer>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -465,6 +497,7 @@ impl Journal {
             path: path.to_path_buf(),
             commits: 0,
             crash_after: None,
+            observer: None,
         })
     }
 
@@ -479,10 +512,22 @@ impl Journal {
         self.crash_after = n;
     }
 
+    /// Tell `observer` of every state change and event after it is committed (never
+    /// before: a watcher never sees what a crash could undo).
+    pub fn set_observer(&mut self, observer: Observer) {
+        self.observer = Some(observer);
+    }
+
     fn committed(&mut self) {
         self.commits += 1;
         if self.crash_after == Some(self.commits) {
             crate::inject::crash_now();
+        }
+    }
+
+    fn notify(&mut self, change: Change) {
+        if let Some(o) = self.observer.as_mut() {
+            o(&change);
         }
     }
 
@@ -537,6 +582,13 @@ impl Journal {
         .map_err(&sq)?;
         tx.commit().map_err(&sq)?;
         self.committed();
+        self.notify(Change::State {
+            id,
+            operation: kind,
+            from: None,
+            to: State::Created,
+            note: note.to_string(),
+        });
         Ok(id)
     }
 
@@ -596,11 +648,18 @@ impl Journal {
             source,
         };
         let tx = self.conn.transaction().map_err(&sq)?;
-        let from: Option<String> = tx
-            .query_row("SELECT state FROM txn WHERE id = ?1", [id], |r| r.get(0))
+        let row: Option<(String, String)> = tx
+            .query_row("SELECT state, kind FROM txn WHERE id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()
             .map_err(&sq)?;
-        let from = from.ok_or(JournalError::NotFound(id))?;
+        let (from, kind) = row.ok_or(JournalError::NotFound(id))?;
+        let operation = op_from_name(&kind).ok_or(JournalError::Corrupt {
+            id,
+            what: "kind",
+            value: kind,
+        })?;
         let from = State::from_name(&from).ok_or(JournalError::Corrupt {
             id,
             what: "state",
@@ -667,6 +726,13 @@ impl Journal {
         .map_err(&sq)?;
         tx.commit().map_err(&sq)?;
         self.committed();
+        self.notify(Change::State {
+            id,
+            operation,
+            from: Some(from),
+            to,
+            note: note.to_string(),
+        });
         Ok(())
     }
 
@@ -790,6 +856,11 @@ impl Journal {
             )
             .map_err(sq)?;
         self.committed();
+        self.notify(Change::Event {
+            txn,
+            kind: kind.to_string(),
+            detail: detail.to_string(),
+        });
         Ok(())
     }
 

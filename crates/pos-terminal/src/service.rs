@@ -2,6 +2,8 @@
 //! its side effect, and keeps reversals and owed receipts moving.
 
 use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use pos_acquirer::{
@@ -172,6 +174,9 @@ pub struct RecoveryReport {
     pub reprinted: Vec<i64>,
 }
 
+/// How long one wait for a swipe lasts before the cancel flag is looked at again.
+const SWIPE_SLICE: Duration = Duration::from_millis(250);
+
 /// The progress callback: one line per step.
 pub type Progress = Box<dyn FnMut(Option<i64>, &str)>;
 
@@ -185,7 +190,11 @@ pub struct Terminal {
     ca_keys: CaKeys,
     clock: Clock,
     progress: Option<Progress>,
+    cancel: Arc<AtomicBool>,
 }
+
+/// What the service says when the POS application cancelled a transaction.
+pub const CANCELLED: &str = "cancelled by the POS application; nothing was charged";
 
 impl std::fmt::Debug for Terminal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -295,7 +304,22 @@ impl Terminal {
             ca_keys,
             clock: Clock::system(),
             progress: None,
+            cancel: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// The cancel flag of the transaction in progress: set it (from any thread) and the
+    /// transaction stops at the next point where nothing has been sent yet (waiting for the
+    /// card or the swipe, or just before the request is armed), ending Aborted with
+    /// [`CANCELLED`]. Once the request is armed, cancelling has no effect: the transaction
+    /// runs to its end (void it afterwards). [`Terminal::run`] clears the flag when it
+    /// returns.
+    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.cancel)
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
     }
 
     /// The scheme CA public keys for offline data authentication (default: the public test
@@ -616,6 +640,16 @@ impl Terminal {
         req: &TxnRequest,
         hook: &mut dyn StepHook,
     ) -> Result<TxnResult, TerminalError> {
+        let r = self.run_inner(req, hook);
+        self.cancel.store(false, Ordering::SeqCst);
+        r
+    }
+
+    fn run_inner(
+        &mut self,
+        req: &TxnRequest,
+        hook: &mut dyn StepHook,
+    ) -> Result<TxnResult, TerminalError> {
         // Resolve and check the original before anything is written.
         let original = match (req.operation, req.original) {
             (Operation::Completion | Operation::Void, None) => {
@@ -897,7 +931,9 @@ impl Terminal {
                     hook.borrow_mut().prompt(Prompt::InsertChip);
                 }
                 Err(reason) => {
-                    self.journal.event(Some(id), "fault", &reason)?;
+                    if reason != CANCELLED {
+                        self.journal.event(Some(id), "fault", &reason)?;
+                    }
                     self.abort(id, &reason)?;
                     return Ok(false);
                 }
@@ -946,6 +982,10 @@ impl Terminal {
                 EntryMode::FallbackSwipe,
                 &hook,
             ),
+            Err(reason) if reason == CANCELLED => {
+                self.abort(id, CANCELLED)?;
+                Ok(false)
+            }
             Err(reason) => {
                 self.abort(id, &format!("fallback swipe failed: {reason}"))?;
                 Ok(false)
@@ -959,10 +999,20 @@ impl Terminal {
         let Some(msr) = self.devices.msr.as_mut() else {
             return Ok(Err("the lane has no magnetic stripe reader".into()));
         };
-        let swipe = match msr.wait_for_swipe(timeout) {
-            Ok(s) => s,
-            Err(e) => {
-                return Ok(Err(format!("no card swiped ({}: {e})", e.kind().name())));
+        // Waited for in slices, so that a cancel is seen within one.
+        let deadline = std::time::Instant::now() + timeout;
+        let swipe = loop {
+            if self.cancel.load(Ordering::SeqCst) {
+                return Ok(Err(CANCELLED.into()));
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match msr.wait_for_swipe(left.min(SWIPE_SLICE)) {
+                Ok(s) => break s,
+                Err(e)
+                    if e.kind() == FaultKind::Timeout && !left.is_zero() && left > SWIPE_SLICE => {}
+                Err(e) => {
+                    return Ok(Err(format!("no card swiped ({}: {e})", e.kind().name())));
+                }
             }
         };
         let Some(data) = swipe.tracks[1]
@@ -1050,6 +1100,10 @@ impl Terminal {
         let deadline =
             std::time::Instant::now() + Duration::from_millis(self.config.card_timeout_ms);
         loop {
+            if self.cancelled() {
+                self.abort(id, CANCELLED)?;
+                return Ok(ChipEnd::Ended);
+            }
             match reader.slot_status(0) {
                 Ok(s) if s.contains(SlotState::CARD_PRESENT) => break,
                 Ok(_) if std::time::Instant::now() < deadline => {
@@ -1318,6 +1372,12 @@ impl Terminal {
             card: has_card.then(|| facts.card.clone()),
             original: original.clone(),
         };
+        if self.cancelled() {
+            self.journal
+                .transition(id, State::Aborted, CANCELLED, Changes::reason(CANCELLED))?;
+            self.say(Some(id), CANCELLED);
+            return Ok(HostEnd::Stopped);
+        }
         let stan = self.journal.arm(
             id,
             &op.mti().to_string(),

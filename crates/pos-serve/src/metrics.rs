@@ -1,0 +1,252 @@
+//! Prometheus metrics of one lane, served at `/metrics` in the OpenMetrics text format.
+//!
+//! A fleet's Prometheus scrapes every lane and aggregates there; nothing is summed here.
+//! Labels are small closed sets (device role, fault kind name, operation, final state), so
+//! the series count stays bounded.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// The content type of [`Metrics::encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The printer conditions exported as `pos_printer_condition{condition=...}`.
+pub const PRINTER_CONDITIONS: [&str; 5] = [
+    "paper_near_end",
+    "paper_out",
+    "cover_open",
+    "cutter_jam",
+    "offline",
+];
+
+/// Every metric of the lane.
+pub struct Metrics {
+    registry: Registry,
+    /// 1 when the device is open and answering, 0 when missing or faulted.
+    pub device_up: Family<Labels, Gauge>,
+    /// Faults seen, by device and kind.
+    pub device_faults: Family<Labels, Counter>,
+    /// Times the supervisor re-opened a device after it went away.
+    pub device_reconnects: Family<Labels, Counter>,
+    /// 1 while the printer reports the condition.
+    pub printer_condition: Family<Labels, Gauge>,
+    /// 1 while a card is in the chip reader.
+    pub card_present: Gauge,
+    /// Transactions ended, by operation and final state.
+    pub transactions: Family<Labels, Counter>,
+    /// 1 while a transaction runs.
+    pub busy: Gauge,
+    /// Reversals waiting to be sent again.
+    pub reversals_pending: Gauge,
+    /// Reversals the host keeps rejecting (an alarm).
+    pub reversals_stuck: Gauge,
+    /// Receipts owed to customers.
+    pub receipts_owed: Gauge,
+    /// Time of one APDU exchange with the card, through the reader.
+    pub apdu_seconds: Histogram,
+    /// Time of one receipt print, until the printer confirmed it.
+    pub print_seconds: Histogram,
+    /// Time of one transaction, from the request to its resting state.
+    pub transaction_seconds: Histogram,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// One label.
+pub fn label(key: &'static str, value: impl Into<String>) -> Labels {
+    vec![(key, value.into())]
+}
+
+impl Metrics {
+    /// Every metric registered, at zero.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("pos");
+        let device_up = Family::<Labels, Gauge>::default();
+        registry.register(
+            "device_up",
+            "1 when the device is open and answering, 0 when missing or faulted",
+            device_up.clone(),
+        );
+        let device_faults = Family::<Labels, Counter>::default();
+        registry.register(
+            "device_faults",
+            "Device faults seen, by device and fault kind",
+            device_faults.clone(),
+        );
+        let device_reconnects = Family::<Labels, Counter>::default();
+        registry.register(
+            "device_reconnects",
+            "Times a device was re-opened after it went away",
+            device_reconnects.clone(),
+        );
+        let printer_condition = Family::<Labels, Gauge>::default();
+        registry.register(
+            "printer_condition",
+            "1 while the printer reports the condition",
+            printer_condition.clone(),
+        );
+        let card_present = Gauge::default();
+        registry.register(
+            "card_present",
+            "1 while a card is in the chip reader",
+            card_present.clone(),
+        );
+        let transactions = Family::<Labels, Counter>::default();
+        registry.register(
+            "transactions",
+            "Transactions ended, by operation and final state",
+            transactions.clone(),
+        );
+        let busy = Gauge::default();
+        registry.register("busy", "1 while a transaction runs", busy.clone());
+        let reversals_pending = Gauge::default();
+        registry.register(
+            "reversals_pending",
+            "Reversals waiting to be sent again",
+            reversals_pending.clone(),
+        );
+        let reversals_stuck = Gauge::default();
+        registry.register(
+            "reversals_stuck",
+            "Reversals the host keeps rejecting: call the acquirer",
+            reversals_stuck.clone(),
+        );
+        let receipts_owed = Gauge::default();
+        registry.register(
+            "receipts_owed",
+            "Receipts owed to customers (printed when the printer is ready)",
+            receipts_owed.clone(),
+        );
+        // 0.25 ms .. ~4 s.
+        let apdu_seconds = Histogram::new(exponential_buckets(0.000_25, 2.0, 15));
+        registry.register(
+            "apdu_duration_seconds",
+            "Time of one APDU exchange through the chip reader",
+            apdu_seconds.clone(),
+        );
+        // 5 ms .. ~40 s.
+        let print_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        registry.register(
+            "print_duration_seconds",
+            "Time of one receipt print until the printer confirmed it",
+            print_seconds.clone(),
+        );
+        // 10 ms .. ~80 s.
+        let transaction_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 14));
+        registry.register(
+            "transaction_duration_seconds",
+            "Time of one transaction from the request to its resting state",
+            transaction_seconds.clone(),
+        );
+        let m = Metrics {
+            registry,
+            device_up,
+            device_faults,
+            device_reconnects,
+            printer_condition,
+            card_present,
+            transactions,
+            busy,
+            reversals_pending,
+            reversals_stuck,
+            receipts_owed,
+            apdu_seconds,
+            print_seconds,
+            transaction_seconds,
+        };
+        for c in PRINTER_CONDITIONS {
+            m.printer_condition
+                .get_or_create(&label("condition", c))
+                .set(0);
+        }
+        m
+    }
+
+    /// Count a fault of `kind` on `device`.
+    pub fn fault(&self, device: &'static str, kind: pos_hal::FaultKind) {
+        self.device_faults
+            .get_or_create(&vec![
+                ("device", device.to_string()),
+                ("kind", kind.name().to_string()),
+            ])
+            .inc();
+    }
+
+    /// Set whether `device` is up.
+    pub fn set_up(&self, device: &'static str, up: bool) {
+        self.device_up
+            .get_or_create(&label("device", device))
+            .set(i64::from(up));
+    }
+
+    /// Count a transaction that ended.
+    pub fn ended(&self, operation: &str, state: &str) {
+        self.transactions
+            .get_or_create(&vec![
+                ("operation", operation.to_string()),
+                ("state", state.to_string()),
+            ])
+            .inc();
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_every_family_and_parses() {
+        let m = Metrics::new();
+        m.set_up("reader", true);
+        m.fault("printer", pos_hal::FaultKind::PaperOut);
+        m.ended("sale", "completed");
+        m.apdu_seconds.observe(0.002);
+        let text = m.encode();
+        for name in [
+            "pos_device_up",
+            "pos_device_faults_total",
+            "pos_transactions_total",
+            "pos_reversals_pending",
+            "pos_reversals_stuck",
+            "pos_receipts_owed",
+            "pos_apdu_duration_seconds_bucket",
+            "pos_print_duration_seconds_count",
+            "pos_printer_condition",
+        ] {
+            assert!(text.contains(name), "{name} missing from\n{text}");
+        }
+        let lines = text.lines().map(|l| Ok(l.to_string()));
+        let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
+        let faults = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == "pos_device_faults_total")
+            .unwrap();
+        assert_eq!(faults.labels.get("kind"), Some("paper_out"));
+    }
+}
