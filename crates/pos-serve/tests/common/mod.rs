@@ -258,8 +258,10 @@ pub struct Rig {
 }
 
 pub fn config(dir: &std::path::Path) -> Config {
-    let mut c = Config::default();
-    c.journal = Some(dir.join("journal.sqlite"));
+    let mut c = Config {
+        journal: Some(dir.join("journal.sqlite")),
+        ..Config::default()
+    };
     c.api.listen = "127.0.0.1:0".into();
     c.supervision.poll_ms = 100;
     c.supervision.reopen_initial_ms = 100;
