@@ -466,10 +466,17 @@ impl Service {
 
     /// Block until [`STOP_REQUESTED`] is set (by a signal handler), then shut down.
     pub fn wait_for_signal_or_stop(self) {
+        self.wait_for_signal_or_stop_with(|| {});
+    }
+
+    /// As [`Service::wait_for_signal_or_stop`], calling `stopping` when the stop begins
+    /// (e.g. to tell systemd `STOPPING=1`).
+    pub fn wait_for_signal_or_stop_with(self, stopping: impl FnOnce()) {
         while !STOP_REQUESTED.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(100));
         }
         log::info!("stop requested");
+        stopping();
         self.shutdown();
     }
 

@@ -10,6 +10,7 @@ mod host;
 mod msr;
 mod printer;
 mod reader;
+mod serve;
 mod txn;
 mod udev_rules;
 
@@ -169,6 +170,23 @@ enum Command {
     Journal {
         #[command(subcommand)]
         action: Option<JournalCommand>,
+    },
+    /// Run the terminal service with its local API (HTTP+JSON on 127.0.0.1 or a Unix
+    /// socket), live events, /metrics and device supervision, until SIGTERM or Ctrl-C.
+    /// Without a config: the simulated lane. See docs/integrator.md.
+    Serve {
+        /// Listen here instead of the config's api.listen (127.0.0.1:PORT or unix:/PATH).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Serve /metrics (and /healthz) on this address too (e.g. 0.0.0.0:9464).
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<String>,
+        /// Check the config (API address, device URIs) and exit without serving.
+        #[arg(long)]
+        check: bool,
+        /// The simulated card: visa, mastercard, unionpay, blocked, expired, aid-fallback, cda.
+        #[arg(long, value_name = "PROFILE")]
+        card: Option<String>,
     },
     /// Start-up recovery: move transactions interrupted by a crash on, send pending
     /// reversals, print owed receipts. Exit 2 while anything is still outstanding.
@@ -522,6 +540,23 @@ fn main() -> ExitCode {
             txn::journal(&lane_args(&cli.lane, None), &action, cli.json)
         }
         Command::Recover => txn::recover(&lane_args(&cli.lane, None), cli.json),
+        Command::Serve {
+            listen,
+            metrics_listen,
+            check,
+            card,
+        } => serve::serve(
+            &txn::LaneArgs {
+                card: card.clone(),
+                ..lane_args(&cli.lane, None)
+            },
+            &serve::ServeArgs {
+                listen: listen.clone(),
+                metrics_listen: metrics_listen.clone(),
+                check: *check,
+            },
+            cli.json,
+        ),
         Command::Report { all } => txn::report(&lane_args(&cli.lane, None), *all, cli.json),
         Command::Host(HostCommand::Sim { listen, ledger }) => {
             host::host_sim(listen, ledger.as_deref(), cli.json)
