@@ -3,7 +3,7 @@
 //! presence, printer conditions, re-opening what went away, scheduled health checks), sends
 //! pending reversals when due and prints owed receipts when the printer is ready.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
@@ -338,6 +338,58 @@ pub(crate) struct Worker {
     next_gauges: Instant,
     profile: Profile,
     card_dirty: bool,
+    /// The reader's driver reports insertions and removals itself (its monitor thread):
+    /// polling then only updates the status, the events come from the driver.
+    reader_events: Arc<AtomicU64>,
+}
+
+/// Forward the chip reader's own card events (from its driver's monitor thread) to the bus,
+/// live, during transactions too. Returns false when the driver has no monitor.
+fn forward_reader_events(reader: &mut Reader, shared: &Arc<Shared>, flag: &Arc<AtomicU64>) -> bool {
+    let Ok(sub) = reader.subscribe() else {
+        return false;
+    };
+    static GENERATION: AtomicU64 = AtomicU64::new(1);
+    let generation = GENERATION.fetch_add(1, Ordering::SeqCst);
+    let shared = Arc::clone(shared);
+    let flag_t = Arc::clone(flag);
+    let spawned = std::thread::Builder::new()
+        .name("reader-events".into())
+        .spawn(move || {
+            loop {
+                match sub.recv_timeout(Duration::from_secs(1)) {
+                    Ok(e) => {
+                        let (kind, what) = match e.event {
+                            pos_hal::DeviceEvent::CardInserted { slot: 0 } => {
+                                (EventKind::CardInserted, "card inserted")
+                            }
+                            pos_hal::DeviceEvent::CardRemoved { slot: 0 } => {
+                                (EventKind::CardRemoved, "card removed")
+                            }
+                            _ => continue,
+                        };
+                        let mut ev = NewEvent::new(kind, what).device("reader");
+                        ev.txn = shared.lock().current.as_ref().and_then(|c| c.id);
+                        shared.bus.publish(ev);
+                    }
+                    Err(pos_hal::RecvError::Timeout) => {}
+                    Err(pos_hal::RecvError::Closed) => break,
+                }
+            }
+            // The driver is gone: polling takes over until the next one is opened (unless a
+            // newer forwarder already took over).
+            let _ = flag_t.compare_exchange(generation, 0, Ordering::SeqCst, Ordering::SeqCst);
+        });
+    match spawned {
+        Ok(_) => {
+            flag.store(generation, Ordering::SeqCst);
+            true
+        }
+        Err(e) => {
+            log::warn!("cannot watch the reader's events: {e}");
+            false
+        }
+    }
 }
 
 impl Worker {
@@ -376,6 +428,10 @@ impl Worker {
                 )));
             }
         }
+        let reader_events = Arc::new(AtomicU64::new(0));
+        if let Some(r) = terminal.devices_mut().reader.as_mut() {
+            forward_reader_events(r, &shared, &reader_events);
+        }
         let watcher = Arc::clone(&shared);
         terminal
             .journal_mut()
@@ -391,6 +447,7 @@ impl Worker {
             next_gauges: now,
             profile,
             card_dirty: false,
+            reader_events,
         }
     }
 
@@ -773,6 +830,14 @@ impl Worker {
             Role::Reader => self.look_at_reader(&mut status),
             Role::Printer => self.look_at_printer(&mut status),
             Role::Msr => {
+                if status.info.is_none() {
+                    status.info = self
+                        .terminal
+                        .devices_mut()
+                        .msr
+                        .as_ref()
+                        .map(|m| m.info().to_string());
+                }
                 if status.state != "ready" && status.state != "fault" {
                     status.set("ready", None, "open");
                 }
@@ -836,8 +901,9 @@ impl Worker {
             Role::Reader => {
                 let r = self.reopen.reader()?;
                 let info = r.info().to_string();
-                self.terminal.devices_mut().reader =
-                    Some(Box::new(TimedReader::new(r, Arc::clone(metrics), lost)));
+                let mut r: Reader = Box::new(TimedReader::new(r, Arc::clone(metrics), lost));
+                forward_reader_events(&mut r, &self.shared, &self.reader_events);
+                self.terminal.devices_mut().reader = Some(r);
                 Ok(info)
             }
             Role::Printer => {
@@ -866,7 +932,8 @@ impl Worker {
         match reader.slot_status(0) {
             Ok(s) => {
                 let present = s.contains(SlotState::CARD_PRESENT);
-                if status.card_present.is_some_and(|p| p != present) {
+                let from_driver = self.reader_events.load(Ordering::SeqCst) != 0;
+                if !from_driver && status.card_present.is_some_and(|p| p != present) {
                     let (kind, what) = if present {
                         (EventKind::CardInserted, "card inserted")
                     } else {

@@ -311,3 +311,26 @@ fn health_checks_run_on_schedule_and_report_in_status() {
     assert_eq!(d["reader"]["state"], "ready");
     assert_eq!(d["reader"]["card_present"], true);
 }
+
+#[test]
+fn card_insertion_and_removal_are_seen_live_even_during_a_sale() {
+    let rig = Rig::start();
+    let c = &rig.client;
+    let events = c.events(None);
+    c.post("/v1/sim/cardholder", json!({ "mode": "manual" }));
+    c.post("/v1/sim/remove-card", json!({}));
+    let e = wait_event(&events, T, "card_removed", |e| is_type(e, "card_removed"));
+    assert_eq!(e["device"], "reader");
+    let r = c.post("/v1/transactions", json!({ "amount": 640 }));
+    let id = r.json()["id"].as_i64().unwrap();
+    wait_event(&events, T, "insert prompt", |e| {
+        is_type(e, "prompt") && e["txn"] == id && e["detail"] == "insert card"
+    });
+    c.post("/v1/sim/insert-card", json!({}));
+    let e = wait_event(&events, T, "card_inserted during the sale", |e| {
+        is_type(e, "card_inserted")
+    });
+    assert_eq!(e["txn"], id, "the event names the sale it happened in");
+    let done = c.get(&format!("/v1/transactions/{id}?wait=30")).json();
+    assert_eq!(done["state"], "completed");
+}
