@@ -520,3 +520,8 @@ impl Drop for Service {
         self.stop_inner();
     }
 }
+
+/// The README's example, compiled as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

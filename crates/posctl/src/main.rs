@@ -7,6 +7,7 @@
 mod card;
 mod devices;
 mod host;
+mod logging;
 mod msr;
 mod printer;
 mod reader;
@@ -440,25 +441,6 @@ enum ReaderCommand {
     },
 }
 
-fn init_logging(verbose: u8, quiet: bool) {
-    let default = if quiet {
-        "error"
-    } else {
-        match verbose {
-            0 => "warn",
-            1 => "info",
-            2 => "debug",
-            _ => "trace",
-        }
-    };
-    // RUST_LOG, when set, wins over -v/-q.
-    let env = env_logger::Env::default().default_filter_or(default);
-    // Ignore a second initialisation (cannot happen in the binary; harmless anyway).
-    let _ = env_logger::Builder::from_env(env)
-        .format_timestamp_millis()
-        .try_init();
-}
-
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -474,7 +456,7 @@ fn main() -> ExitCode {
             return code.into();
         }
     };
-    init_logging(cli.verbose, cli.quiet);
+    logging::init(logging::level_from_flags(cli.verbose, cli.quiet));
     let result = match &cli.command {
         Command::Devices => devices::run(cli.json),
         Command::UdevRules { check } => udev_rules::run(check.as_deref(), cli.json),
