@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tiny_http::{Header, Request, Response, Server};
 
-use crate::worker::{Command, Current, Shared, is_cancellable};
+use crate::worker::{Command, Current, Shared};
 use crate::{ApiError, ServeError};
 
 /// Every route: method and path template. The router serves exactly these; the OpenAPI
@@ -128,12 +128,17 @@ fn load_token(path: &Path) -> Result<String, ServeError> {
         path: path.to_path_buf(),
         message,
     };
-    match std::fs::metadata(path) {
+    match std::fs::symlink_metadata(path) {
         Ok(meta) => {
+            if !meta.file_type().is_file() {
+                return Err(bad(
+                    "not a regular file (a symbolic link or a directory): use a plain file".into(),
+                ));
+            }
             let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o007 != 0 {
+            if mode & 0o027 != 0 {
                 return Err(bad(format!(
-                    "other users can read it (mode {mode:o}): chmod 640 it (owner and group pos only)"
+                    "mode {mode:o} lets the group write it or other users read it: chmod 640 it (owner writes, group pos reads)"
                 )));
             }
             let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
@@ -204,13 +209,10 @@ fn listen_unix(path: &Path, mode: u32) -> Result<Arc<Server>, ServeError> {
         // A stale socket from a previous run.
         std::fs::remove_file(path).map_err(err)?;
     }
-    // No moment with a socket others could connect to: create it with no access for
-    // others, then set the configured mode.
-    // SAFETY: umask(2) only changes this process's file mode mask.
-    let old = unsafe { libc::umask(0o077) };
+    // Connecting needs write permission on the socket file: created under the process
+    // umask (systemd's UMask=0027 gives 0750: nobody else can connect), then set to the
+    // configured mode at once.
     let server = Server::http_unix(path);
-    // SAFETY: as above, restoring the previous mask.
-    unsafe { libc::umask(old) };
     let server = server.map_err(|e| err(std::io::Error::other(e.to_string())))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(err)?;
     Ok(Arc::new(server))
@@ -344,8 +346,15 @@ fn accept_loop(server: &Server, ctx: &Arc<Ctx>, metrics_only: bool, needs_token:
         let spawned = std::thread::Builder::new()
             .name("api-request".into())
             .spawn(move || {
+                // Given back even if the handler panics.
+                struct Slot<'a>(&'a AtomicUsize);
+                impl Drop for Slot<'_> {
+                    fn drop(&mut self) {
+                        self.0.fetch_sub(1, Ordering::SeqCst);
+                    }
+                }
+                let _slot = Slot(&c.active);
                 handle(req, &c, metrics_only, needs_token);
-                c.active.fetch_sub(1, Ordering::SeqCst);
             });
         if let Err(e) = spawned {
             ctx.active.fetch_sub(1, Ordering::SeqCst);
@@ -464,9 +473,13 @@ fn authorized(req: &Request, token: &str) -> bool {
     else {
         return false;
     };
-    let Some(given) = h.value.as_str().strip_prefix("Bearer ") else {
+    let value = h.value.as_str();
+    let Some((scheme, given)) = value.split_once(' ') else {
         return false;
     };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return false;
+    }
     // Constant-time comparison: the time does not tell how much of a guess was right.
     let (a, b) = (given.trim().as_bytes(), token.as_bytes());
     let mut diff = a.len() ^ b.len();
@@ -512,8 +525,9 @@ fn handle(mut req: Request, ctx: &Ctx, metrics_only: bool, needs_token: bool) {
     match (method.as_str(), path) {
         ("GET", "/healthz") => {
             let st = ctx.shared.lock();
+            let alive = ctx.shared.worker_alive.load(Ordering::SeqCst);
             let body = json!({
-                "ok": !st.shutting_down,
+                "ok": !st.shutting_down && alive,
                 "shutting_down": st.shutting_down,
             });
             drop(st);
@@ -602,7 +616,12 @@ fn route(ctx: &Ctx, method: &str, seg: &[&str], q: &Query, body: Value) -> Resul
         }
         ("GET", ["v1", "transactions", id]) => {
             let id = parse_id(id)?;
-            let wait = q.number::<u64>("wait")?.unwrap_or(0).min(MAX_WAIT_S);
+            let wait = q.number::<u64>("wait")?.unwrap_or(0);
+            if wait > MAX_WAIT_S {
+                return Err(ApiError::bad_request(format!(
+                    "wait={wait}: at most {MAX_WAIT_S} seconds; ask again after that"
+                )));
+            }
             ok(await_txn(ctx, id, Duration::from_secs(wait))?)
         }
         ("GET", ["v1", "transactions", id, "evidence"]) => {
@@ -811,6 +830,11 @@ fn operation(name: &str) -> Result<Operation, ApiError> {
 fn start(ctx: &Ctx, body: Value) -> Result<Reply, ApiError> {
     let b: StartBody = body_as(body)?;
     let op = operation(&b.operation)?;
+    if b.wait.is_some_and(|w| w > MAX_WAIT_S) {
+        return Err(ApiError::bad_request(format!(
+            "wait: at most {MAX_WAIT_S} seconds"
+        )));
+    }
     let amount = match (op, b.amount) {
         (Operation::Void, a) => a.unwrap_or(0),
         (_, Some(a)) => a,
@@ -852,12 +876,13 @@ fn start(ctx: &Ctx, body: Value) -> Result<Reply, ApiError> {
     let (tx, rx) = channel();
     {
         let mut st = ctx.shared.lock();
-        if st.shutting_down {
+        if st.shutting_down || !ctx.shared.worker_alive.load(Ordering::SeqCst) {
             return Err(ApiError::shutting_down());
         }
         if let Some(c) = &st.current {
             return Err(ApiError::busy(c.id));
         }
+        st.abandoned = false;
         st.current = Some(Current {
             id: None,
             operation: op.name(),
@@ -874,15 +899,30 @@ fn start(ctx: &Ctx, body: Value) -> Result<Reply, ApiError> {
     let id = match rx.recv_timeout(ctx.info.start_timeout) {
         Ok(r) => r?,
         Err(_) => {
-            return Err(ApiError::timeout(
-                "the lane did not start the transaction in time; see GET /v1/status",
-            ));
+            let mut st = ctx.shared.lock();
+            match st.pending_start.take() {
+                // The id came just now: the transaction did start.
+                None => match rx.try_recv() {
+                    Ok(r) => r?,
+                    Err(_) => return Err(ApiError::internal("the transaction's start was lost")),
+                },
+                // Not started: make sure it never does, now that this client gave up.
+                Some(_) => {
+                    st.abandoned = true;
+                    if let Some(h) = ctx.shared.cancel.get() {
+                        h.request();
+                    }
+                    return Err(ApiError::timeout(
+                        "the lane did not start the transaction in time, so it will not be started; see GET /v1/status",
+                    ));
+                }
+            }
         }
     };
     match b.wait.filter(|w| *w > 0) {
         Some(w) => Ok(Reply::Json(
             200,
-            await_txn(ctx, id, Duration::from_secs(w.min(MAX_WAIT_S)))?,
+            await_txn(ctx, id, Duration::from_secs(w))?,
         )),
         None => {
             let t = ctx.journal().get(id)?;
@@ -928,14 +968,12 @@ fn cancel(ctx: &Ctx, id: i64) -> Result<Reply, ApiError> {
     {
         let st = ctx.shared.lock();
         if let Some(c) = st.current.as_ref().filter(|c| c.id == Some(id)) {
-            if !is_cancellable(c.state) {
+            let accepted = ctx.shared.cancel.get().is_some_and(|h| h.request());
+            if !accepted {
                 return Err(ApiError::too_late(format!(
-                    "transaction {id} is {}: the request may already be with the host, so it runs to its end; void or refund it afterwards",
+                    "transaction {id} is {}: its request is armed and may be with the host, so it runs to its end; void or refund it afterwards",
                     c.state.map(State::name).unwrap_or("starting")
                 )));
-            }
-            if let Some(flag) = ctx.shared.cancel.get() {
-                flag.store(true, Ordering::SeqCst);
             }
             return Ok(Reply::Json(
                 202,

@@ -72,9 +72,9 @@ pub struct ApiError {
     /// HTTP status.
     #[serde(skip)]
     pub status: u16,
-    /// Stable snake_case kind: `invalid_input`, `unauthorized`, `not_found`, `busy`,
-    /// `too_late`, `not_simulated`, `shutting_down`, `device`, `journal`, `internal`,
-    /// `timeout`.
+    /// Stable snake_case kind: `invalid_input`, `unauthorized`, `not_found`, `no_route`,
+    /// `method_not_allowed`, `busy`, `too_late`, `not_simulated`, `shutting_down`,
+    /// `overloaded`, `device`, `journal`, `internal`, `timeout`.
     pub kind: &'static str,
     /// What went wrong and what to do.
     pub message: String,
@@ -310,6 +310,35 @@ pub fn open_lane(mut config: Config, profile: Option<Profile>) -> Result<LanePar
     })
 }
 
+/// Ends the worker's life visibly: if it panicked, the transaction it ran is released (its
+/// journal state stays as written: the next start recovers it), the waiting client is
+/// answered, an event says so, and `/healthz` turns false so the supervisor restarts us.
+struct WorkerGuard(Arc<Shared>);
+
+impl Drop for WorkerGuard {
+    fn drop(&mut self) {
+        self.0.worker_alive.store(false, Ordering::SeqCst);
+        if !std::thread::panicking() {
+            return;
+        }
+        log::error!("the lane worker panicked: the service must be restarted");
+        {
+            let mut st = self.0.lock();
+            st.current = None;
+            if let Some(tx) = st.pending_start.take() {
+                let _ = tx.send(Err(ApiError::internal(
+                    "the lane worker failed; the service is restarting",
+                )));
+            }
+        }
+        self.0.changed.notify_all();
+        self.0.bus.publish(events::NewEvent::new(
+            events::EventKind::ShuttingDown,
+            "the lane worker failed: the service stops so that it is restarted and recovers",
+        ));
+    }
+}
+
 /// A running service: the lane worker and the API listeners.
 pub struct Service {
     shared: Arc<Shared>,
@@ -361,10 +390,12 @@ impl Service {
                 shutting_down: false,
                 devices: status,
                 pending_start: None,
+                abandoned: false,
                 cardholder_auto: true,
             }),
             changed: Condvar::new(),
             cancel: OnceLock::new(),
+            worker_alive: AtomicBool::new(true),
             sim,
             host,
         });
@@ -399,6 +430,7 @@ impl Service {
                         Err(e) => log::error!("CA public keys: {e}"),
                     }
                 }
+                let _guard = WorkerGuard(Arc::clone(&w_shared));
                 let worker = Worker::new(terminal, w_shared, reopen, profile);
                 let _ = ready_tx.send(Ok(()));
                 worker.run(rx);
@@ -464,20 +496,27 @@ impl Service {
         self.shared.host.as_ref()
     }
 
-    /// Block until [`STOP_REQUESTED`] is set (by a signal handler), then shut down.
-    pub fn wait_for_signal_or_stop(self) {
-        self.wait_for_signal_or_stop_with(|| {});
+    /// Block until [`STOP_REQUESTED`] is set (by a signal handler) or the lane worker died,
+    /// then shut down. False when the worker died (exit non-zero: let systemd restart us).
+    pub fn wait_for_signal_or_stop(self) -> bool {
+        self.wait_for_signal_or_stop_with(|| {})
     }
 
     /// As [`Service::wait_for_signal_or_stop`], calling `stopping` when the stop begins
     /// (e.g. to tell systemd `STOPPING=1`).
-    pub fn wait_for_signal_or_stop_with(self, stopping: impl FnOnce()) {
+    pub fn wait_for_signal_or_stop_with(self, stopping: impl FnOnce()) -> bool {
+        let mut alive = true;
         while !STOP_REQUESTED.load(Ordering::SeqCst) {
+            if !self.shared.worker_alive.load(Ordering::SeqCst) {
+                alive = false;
+                break;
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
-        log::info!("stop requested");
+        log::info!("stopping");
         stopping();
         self.shutdown();
+        alive
     }
 
     /// Stop gracefully: refuse new requests, cancel a transaction that has not sent
@@ -494,11 +533,10 @@ impl Service {
                 return;
             }
             st.shutting_down = true;
-            if let Some(cur) = &st.current {
-                if worker::is_cancellable(cur.state) {
-                    if let Some(flag) = self.shared.cancel.get() {
-                        flag.store(true, Ordering::SeqCst);
-                    }
+            if st.current.is_some() {
+                // Stops it only if its request is not armed yet; otherwise it runs to its end.
+                if let Some(handle) = self.shared.cancel.get() {
+                    handle.request();
                 }
             }
         }

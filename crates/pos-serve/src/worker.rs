@@ -192,6 +192,8 @@ pub(crate) struct LaneState {
     pub shutting_down: bool,
     pub devices: DevicesStatus,
     pub pending_start: Option<Sender<Result<i64, ApiError>>>,
+    /// The client of the queued start gave up (timeout): the worker must not start it.
+    pub abandoned: bool,
     pub cardholder_auto: bool,
 }
 
@@ -201,7 +203,9 @@ pub(crate) struct Shared {
     pub metrics: Arc<Metrics>,
     pub state: Mutex<LaneState>,
     pub changed: Condvar,
-    pub cancel: OnceLock<Arc<AtomicBool>>,
+    pub cancel: OnceLock<pos_terminal::CancelHandle>,
+    /// False once the worker thread ended (it panicked, or stopped).
+    pub worker_alive: AtomicBool,
     pub sim: Option<SimLane>,
     pub host: Option<Arc<pos_acquirer::sim::FakeHost>>,
 }
@@ -237,6 +241,10 @@ fn now_ms() -> i64 {
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
+
+/// After a reprint that left receipts owed, how long before trying again (unless the
+/// printer's conditions change first).
+const REPRINT_BACKOFF: Duration = Duration::from_secs(30);
 
 /// The printer conditions that raise an event when they appear.
 const WATCHED: [&str; 5] = [
@@ -341,6 +349,11 @@ pub(crate) struct Worker {
     /// The reader's driver reports insertions and removals itself (its monitor thread):
     /// polling then only updates the status, the events come from the driver.
     reader_events: Arc<AtomicU64>,
+    /// Events waiting for the status they describe to be stored (a client reacting to an
+    /// event and reading /v1/devices sees the new state).
+    deferred: std::cell::RefCell<Vec<NewEvent>>,
+    /// Owed receipts are not tried again before this (after a reprint that left some owed).
+    next_reprint: Instant,
 }
 
 /// Forward the chip reader's own card events (from its driver's monitor thread) to the bus,
@@ -410,7 +423,7 @@ impl Worker {
             backoff: initial,
         };
         let slots = [slot(Role::Reader), slot(Role::Printer), slot(Role::Msr)];
-        let _ = shared.cancel.set(terminal.cancel_flag());
+        let _ = shared.cancel.set(terminal.cancel_handle());
         {
             let devices = terminal.devices_mut();
             if let Some(r) = devices.reader.take() {
@@ -448,11 +461,17 @@ impl Worker {
             profile,
             card_dirty: false,
             reader_events,
+            deferred: std::cell::RefCell::new(Vec::new()),
+            next_reprint: now,
         }
     }
 
     /// Start-up recovery, then serve commands until told to stop.
     pub(crate) fn run(mut self, commands: Receiver<Command>) {
+        // The devices as opened, before recovery talks to the host.
+        for i in 0..3 {
+            self.supervise(i, false, true);
+        }
         match self.terminal.recover() {
             Ok(r) => {
                 for (id, from, to) in &r.moved {
@@ -595,6 +614,18 @@ impl Worker {
     }
 
     fn start(&mut self, req: TxnRequest, inject: Vec<Injection>) {
+        {
+            let mut st = self.shared.lock();
+            if st.abandoned {
+                // Its client gave up waiting (and was told it will not start).
+                st.abandoned = false;
+                st.current = None;
+                st.pending_start = None;
+                drop(st);
+                self.shared.changed.notify_all();
+                return;
+            }
+        }
         let started = Instant::now();
         self.shared.metrics.busy.set(1);
         self.act_cardholder(&req);
@@ -636,14 +667,24 @@ impl Worker {
                         let _ = tx.send(Err(ApiError::from(e)));
                     }
                     None => {
+                        let id = st.current.as_ref().and_then(|c| c.id);
                         drop(st);
-                        log::error!("transaction failed to record: {e}");
+                        log::error!("transaction {id:?} failed to record: {e}");
                         let mut ev = NewEvent::new(
                             EventKind::TransactionFault,
-                            format!("the journal failed: {e}"),
+                            format!(
+                                "the journal failed: {e}; moving the transaction to a resting state"
+                            ),
                         );
                         ev.fault = Some(e.kind().name().to_string());
+                        ev.txn = id;
                         self.shared.bus.publish(ev);
+                        // As after a crash: whatever is in flight goes to a resting state
+                        // (reversal pending when the request may have left).
+                        match self.terminal.recover() {
+                            Ok(r) => log::warn!("recovered after the journal error: {:?}", r.moved),
+                            Err(e) => log::error!("recovery after the journal error failed: {e}"),
+                        }
                         st = self.shared.lock();
                     }
                 }
@@ -690,10 +731,15 @@ impl Worker {
         }
         // Owed receipts, when the printer is ready.
         let printer_ready = self.shared.lock().devices.printer.state == "ready";
-        if printer_ready && self.owed() > 0 {
+        if printer_ready && now >= self.next_reprint && self.owed() > 0 {
             match self.terminal.reprint_owed() {
                 Ok(ids) => self.printed(&ids),
                 Err(e) => log::error!("reprint failed: {e}"),
+            }
+            if self.owed() > 0 {
+                // The printer said ready but the receipt did not come out: not again at
+                // every poll (half-printed duplicates); a new roll resets this (below).
+                self.next_reprint = now + REPRINT_BACKOFF;
             }
             self.next_gauges = now;
         }
@@ -701,6 +747,7 @@ impl Worker {
             self.gauges();
             self.next_gauges = now + Duration::from_secs(2);
         }
+        self.flush_events();
     }
 
     fn owed(&self) -> usize {
@@ -735,12 +782,15 @@ impl Worker {
     }
 
     fn store(&self, role: Role, status: DeviceStatus) {
-        let mut st = self.shared.lock();
-        match role {
-            Role::Reader => st.devices.reader = status,
-            Role::Printer => st.devices.printer = status,
-            Role::Msr => st.devices.msr = status,
+        {
+            let mut st = self.shared.lock();
+            match role {
+                Role::Reader => st.devices.reader = status,
+                Role::Printer => st.devices.printer = status,
+                Role::Msr => st.devices.msr = status,
+            }
         }
+        self.flush_events();
     }
 
     fn is_open(&mut self, role: Role) -> bool {
@@ -762,7 +812,13 @@ impl Worker {
     }
 
     fn publish(&self, e: NewEvent) {
-        self.shared.bus.publish(e);
+        self.deferred.borrow_mut().push(e);
+    }
+
+    fn flush_events(&self) {
+        for e in self.deferred.borrow_mut().drain(..) {
+            self.shared.bus.publish(e);
+        }
     }
 
     /// One device: gone → re-open with backoff; open → look at it.
@@ -848,7 +904,7 @@ impl Worker {
         }
         let ready = status.state == "ready";
         self.shared.metrics.set_up(name, ready);
-        if was_ready && status.state == "fault" {
+        if was_ready && status.state == "fault" && role != Role::Printer {
             if let Some(f) = status.fault.clone() {
                 let mut e =
                     NewEvent::new(EventKind::DeviceFault, status.detail.clone()).device(name);
@@ -975,9 +1031,19 @@ impl Worker {
             Ok(c) => {
                 let names = c.names();
                 let was_ready = status.state == "ready";
+                if names != old {
+                    self.next_reprint = Instant::now();
+                }
                 for e in printer_events(&old, &names, was_ready, c.is_ready()) {
-                    if let Some(kind) = c.blocking_fault().filter(|_| e.kind != EventKind::PaperLow)
-                    {
+                    let kind = match e.kind {
+                        EventKind::PaperLow => Some(FaultKind::PaperNearEnd),
+                        EventKind::PaperOut => Some(FaultKind::PaperOut),
+                        EventKind::CoverOpen => Some(FaultKind::CoverOpen),
+                        EventKind::CutterJam => Some(FaultKind::CutterJam),
+                        EventKind::PrinterOffline => Some(FaultKind::PrinterOffline),
+                        _ => None,
+                    };
+                    if let Some(kind) = kind {
                         self.shared.metrics.fault("printer", kind);
                     }
                     self.publish(e);
@@ -1127,11 +1193,6 @@ fn observe(shared: &Shared, change: &Change) {
             }
         }
     }
-}
-
-/// Whether a transaction in `state` can still be cancelled (nothing armed yet).
-pub(crate) fn is_cancellable(state: Option<State>) -> bool {
-    matches!(state, None | Some(State::Created) | Some(State::CardRead))
 }
 
 #[cfg(test)]

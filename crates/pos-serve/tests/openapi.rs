@@ -108,8 +108,14 @@ fn validate(doc: &Value, schema: &Value, v: &Value, path: &str, errs: &mut Vec<S
 /// The documented JSON schema of `method path`'s `status` answer.
 fn response_schema(doc: &Value, method: &str, template: &str, status: u16) -> Value {
     let op = &doc["paths"][template][method.to_lowercase()];
+    // An error status not listed falls under "default" (which is an error body).
     let resp = op["responses"]
         .get(status.to_string())
+        .or_else(|| {
+            (status >= 400)
+                .then(|| op["responses"].get("default"))
+                .flatten()
+        })
         .unwrap_or_else(|| panic!("{method} {template}: status {status} is not documented"));
     resp["content"]["application/json"]["schema"].clone()
 }

@@ -440,6 +440,12 @@ impl Config {
                 self.api.socket_mode
             ));
         }
+        if self.api.socket_mode & 0o007 != 0 && !self.api.token_on_socket {
+            return bad(format!(
+                "api.socket_mode {:o} lets every local user connect: use 0o660 (group pos), or set api.token_on_socket = true",
+                self.api.socket_mode
+            ));
+        }
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use pos_acquirer::{
@@ -190,7 +190,49 @@ pub struct Terminal {
     ca_keys: CaKeys,
     clock: Clock,
     progress: Option<Progress>,
-    cancel: Arc<AtomicBool>,
+    cancel: CancelHandle,
+}
+
+/// Cancelling the transaction in progress from another thread, race-free: a cancel either
+/// wins before the request is armed (the transaction ends Aborted, nothing sent) or is
+/// refused because the request was armed first. Never both, never neither.
+#[derive(Debug, Clone, Default)]
+pub struct CancelHandle(Arc<AtomicU8>);
+
+const OPEN: u8 = 0;
+const CANCEL_REQUESTED: u8 = 1;
+const ARMED: u8 = 2;
+
+impl CancelHandle {
+    /// Ask the transaction in progress to stop. True: it will end Aborted with
+    /// [`CANCELLED`] before anything is sent. False: its request was already armed (it runs
+    /// to its end; void or refund it afterwards).
+    pub fn request(&self) -> bool {
+        match self
+            .0
+            .compare_exchange(OPEN, CANCEL_REQUESTED, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => true,
+            Err(now) => now == CANCEL_REQUESTED,
+        }
+    }
+
+    /// Whether a cancel was requested.
+    pub fn is_requested(&self) -> bool {
+        self.0.load(Ordering::SeqCst) == CANCEL_REQUESTED
+    }
+
+    /// The request is about to be armed: from now on a cancel is refused. False when a
+    /// cancel came first (then do not arm).
+    fn arm(&self) -> bool {
+        self.0
+            .compare_exchange(OPEN, ARMED, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+
+    fn reset(&self) {
+        self.0.store(OPEN, Ordering::SeqCst);
+    }
 }
 
 /// What the service says when the POS application cancelled a transaction.
@@ -304,22 +346,21 @@ impl Terminal {
             ca_keys,
             clock: Clock::system(),
             progress: None,
-            cancel: Arc::new(AtomicBool::new(false)),
+            cancel: CancelHandle::default(),
         }
     }
 
-    /// The cancel flag of the transaction in progress: set it (from any thread) and the
-    /// transaction stops at the next point where nothing has been sent yet (waiting for the
-    /// card or the swipe, or just before the request is armed), ending Aborted with
-    /// [`CANCELLED`]. Once the request is armed, cancelling has no effect: the transaction
-    /// runs to its end (void it afterwards). [`Terminal::run`] clears the flag when it
-    /// returns.
-    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
-        Arc::clone(&self.cancel)
+    /// The cancel handle of the transaction in progress: a [`CancelHandle::request`] (from
+    /// any thread) stops it at the next point where nothing has been sent yet (waiting for
+    /// the card or the swipe, or just before the request is armed), ending Aborted with
+    /// [`CANCELLED`]. Once the request is armed, the request is refused. [`Terminal::run`]
+    /// resets the handle when it starts and when it returns.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        self.cancel.clone()
     }
 
     fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::SeqCst)
+        self.cancel.is_requested()
     }
 
     /// The scheme CA public keys for offline data authentication (default: the public test
@@ -640,8 +681,9 @@ impl Terminal {
         req: &TxnRequest,
         hook: &mut dyn StepHook,
     ) -> Result<TxnResult, TerminalError> {
+        self.cancel.reset();
         let r = self.run_inner(req, hook);
-        self.cancel.store(false, Ordering::SeqCst);
+        self.cancel.reset();
         r
     }
 
@@ -1002,7 +1044,7 @@ impl Terminal {
         // Waited for in slices, so that a cancel is seen within one.
         let deadline = std::time::Instant::now() + timeout;
         let swipe = loop {
-            if self.cancel.load(Ordering::SeqCst) {
+            if self.cancel.is_requested() {
                 return Ok(Err(CANCELLED.into()));
             }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -1372,7 +1414,7 @@ impl Terminal {
             card: has_card.then(|| facts.card.clone()),
             original: original.clone(),
         };
-        if self.cancelled() {
+        if !self.cancel.arm() {
             self.journal
                 .transition(id, State::Aborted, CANCELLED, Changes::reason(CANCELLED))?;
             self.say(Some(id), CANCELLED);
@@ -1732,6 +1774,28 @@ fn split_issuer_data(data: &[u8]) -> (Option<Vec<u8>>, Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_cancel_and_arming_never_both_win() {
+        let h = CancelHandle::default();
+        assert!(h.request(), "nothing armed: the cancel wins");
+        assert!(h.request(), "asking twice is still yes");
+        assert!(!h.arm(), "a cancelled transaction is not armed");
+        h.reset();
+        assert!(h.arm());
+        assert!(!h.request(), "armed first: the cancel is refused");
+        assert!(!h.is_requested());
+        // From two threads at once: exactly one of them wins, every time.
+        for _ in 0..200 {
+            h.reset();
+            let h2 = h.clone();
+            let t = std::thread::spawn(move || h2.request());
+            let armed = h.arm();
+            let cancelled = t.join().unwrap_or(false);
+            assert!(armed != cancelled, "armed {armed}, cancelled {cancelled}");
+        }
+    }
+
     use super::*;
 
     #[test]

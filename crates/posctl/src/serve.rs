@@ -122,8 +122,13 @@ pub fn serve(lane_args: &LaneArgs, args: &ServeArgs, json: bool) -> Result<Exit,
     use std::io::Write;
     let _ = std::io::stdout().flush();
     sd_notify(&format!("READY=1\nSTATUS=serving on {address}"));
-    service.wait_for_signal_or_stop_with(|| sd_notify("STOPPING=1"));
-    Ok(Exit::Ok)
+    if service.wait_for_signal_or_stop_with(|| sd_notify("STOPPING=1")) {
+        Ok(Exit::Ok)
+    } else {
+        Err(CliError::new(
+            "the lane worker failed (see the log); exiting so that the service is restarted and recovers",
+        ))
+    }
 }
 
 fn check(config: &pos_terminal::Config, json: bool) -> Result<Exit, CliError> {

@@ -1,0 +1,125 @@
+# Writes openapi.json (the checked-in API contract): python3 gen_openapi.py > openapi.json
+# Edit here, regenerate, and run `cargo test -p pos-serve --test openapi` (it checks the routes
+# and real answers against the JSON).
+import json
+def ref(n): return {"$ref": f"#/components/schemas/{n}"}
+def nul(t): return {"type":[t,"null"]}
+def err_resp(desc): return {"description": desc, "content": {"application/json": {"schema": ref("ErrorBody")}}}
+def ok(desc, schema, code="200"):
+    return {code: {"description": desc, "content": {"application/json": {"schema": schema}}}}
+auth_errors = {"401": err_resp("No or wrong bearer token (TCP listener, or the socket with token_on_socket).")}
+id_param = {"name":"id","in":"path","required":True,"schema":{"type":"integer","minimum":1},"description":"Journal id of the transaction."}
+TXN_PROPS = {
+ "id":{"type":"integer"},
+ "operation":{"type":"string","enum":["sale","preauth","completion","void","refund"]},
+ "state":ref("State"),
+ "done":{"type":"boolean","description":"Resting state and no longer running: the outcome is final for the POS (a reversal or owed receipt may still move on in the background)."},
+ "amount":{"type":"integer","description":"Minor units."},
+ "currency":{"type":"integer","description":"ISO 4217 numeric."},
+ "pan_masked":nul("string"),
+ "entry_mode":nul("string"),
+ "aid":nul("string"),"label":nul("string"),
+ "stan":nul("integer"),"rrn":nul("string"),"auth_code":nul("string"),"response_code":nul("string"),
+ "reason":nul("string"),"original_id":nul("integer"),"no_receipt":{"type":"boolean"},"voided":{"type":"boolean"},
+ "completed_by":nul("integer"),"reversal_reason":nul("string"),"reversal_attempts":{"type":"integer"},
+ "next_attempt_ms":nul("integer"),"receipts_printed":{"type":"integer"},"created_ms":{"type":"integer"},"updated_ms":{"type":"integer"},
+ "summary":{"type":"string","description":"One sentence for a person: what happened and what it means for the customer."},
+ "links":{"type":"object","additionalProperties":{"type":"string"},"description":"Only in the 202 answer of POST /v1/transactions."},
+}
+TXN_REQ = [k for k in TXN_PROPS if k!="links"]
+DEV_PROPS = {
+ "uri":{"type":"string"},
+ "state":{"type":"string","enum":["ready","fault","missing","not_configured"]},
+ "fault":nul("string"),
+ "detail":{"type":"string"},
+ "info":nul("string"),
+ "card_present":{"type":"boolean","description":"Chip reader only."},
+ "conditions":{"type":"array","items":{"type":"string"},"description":"Printer only: paper_near_end, paper_out, cover_open, cutter_jam, offline, ..."},
+ "since_ms":{"type":"integer"},"checked_ms":{"type":"integer"},
+ "health":{"oneOf":[{"type":"null"},ref("HealthSummary")]},
+ "reopen_attempts":{"type":"integer"},
+}
+doc = {
+ "openapi":"3.1.0",
+ "info":{"title":"POS lane service (posctl serve)","version":"0.1.0",
+   "description":"The local API of one lane's terminal service. Listens on a Unix socket (access by file permissions: owner and group pos) or on 127.0.0.1 with a bearer token read from the service's token file (mode 0640, group pos). One transaction at a time per lane: a second one is refused with 409 busy. Amounts are in minor units. No full PAN, track data, CVV or PIN ever appears here: card numbers are masked (first 6, last 4)."},
+ "servers":[{"url":"http://127.0.0.1:8780"}],
+ "security":[{"bearer":[]}],
+ "paths":{},
+ "components":{"securitySchemes":{"bearer":{"type":"http","scheme":"bearer","description":"The contents of the token file (api.token_file)."}},"schemas":{}},
+}
+S = doc["components"]["schemas"]
+S["State"]={"type":"string","enum":["created","card_read","armed","sent","host_approved","committed","printing","completed","declined","aborted","reversal_pending","reversed","reversal_stuck","receipt_owed"]}
+S["ApiError"]={"type":"object","required":["kind","message"],"additionalProperties":False,"properties":{
+  "kind":{"type":"string","enum":["invalid_input","unauthorized","not_found","no_route","method_not_allowed","busy","too_late","not_simulated","shutting_down","overloaded","device","journal","internal","timeout"]},
+  "message":{"type":"string"},"current":{"type":"integer","description":"For busy: the transaction in progress."}}}
+S["ErrorBody"]={"type":"object","required":["error"],"additionalProperties":False,"properties":{"error":ref("ApiError")}}
+S["Transaction"]={"type":"object","required":TXN_REQ,"additionalProperties":False,"properties":TXN_PROPS}
+S["TransactionList"]={"type":"object","required":["transactions"],"additionalProperties":False,"properties":{"transactions":{"type":"array","items":ref("Transaction")}}}
+S["StartRequest"]={"type":"object","additionalProperties":False,"properties":{
+  "operation":{"type":"string","enum":["sale","preauth","completion","void","refund"],"default":"sale"},
+  "amount":{"type":"integer","minimum":0,"description":"Minor units (1250 = 12.50). Required except for a void (the original's amount is used)."},
+  "entry":{"type":"string","enum":["chip","swipe"],"default":"chip"},
+  "original":{"type":"integer","description":"The original transaction: the pre-auth a completion completes, the sale a void voids."},
+  "no_receipt":{"type":"boolean","default":False,"description":"The cashier chose no receipt: the printer is not required."},
+  "inject":{"type":"array","items":{"type":"string"},"description":"Simulated lane only: faults as STEP:FAULT (e.g. after-approve:card-removed), as posctl --inject."},
+  "wait":{"type":"integer","minimum":0,"maximum":300,"description":"Seconds to wait for the outcome before answering (0: answer 202 at once). More than 300 is refused (400)."}}}
+S["HealthSummary"]={"type":"object","required":["outcome","problems","checked_ms"],"additionalProperties":False,"properties":{"outcome":{"type":"string","enum":["skipped","pass","warn","fail"]},"problems":{"type":"array","items":{"type":"string"}},"checked_ms":{"type":"integer"}}}
+S["DeviceStatus"]={"type":"object","required":["uri","state","fault","detail","info","since_ms","checked_ms","health","reopen_attempts"],"additionalProperties":False,"properties":DEV_PROPS}
+S["Devices"]={"type":"object","required":["reader","printer","msr"],"additionalProperties":False,"properties":{"reader":ref("DeviceStatus"),"printer":ref("DeviceStatus"),"msr":ref("DeviceStatus")}}
+S["Status"]={"type":"object","additionalProperties":False,"required":["terminal_id","simulated","version","busy","current","shutting_down","devices","reversals_pending","reversals_stuck","receipts_owed","cardholder","last_event"],"properties":{
+  "terminal_id":{"type":"string"},"simulated":{"type":"boolean"},"version":{"type":"string"},"busy":{"type":"boolean"},
+  "current":{"oneOf":[{"type":"null"},{"type":"object","required":["id","operation","state"],"additionalProperties":False,"properties":{"id":nul("integer"),"operation":{"type":"string"},"state":nul("string")}}]},
+  "shutting_down":{"type":"boolean"},"devices":ref("Devices"),"reversals_pending":{"type":"integer"},"reversals_stuck":{"type":"integer"},"receipts_owed":{"type":"integer"},
+  "cardholder":{"type":"string","enum":["auto","manual"],"description":"Simulated lane: whether the simulated cardholder inserts/swipes when asked."},
+  "last_event":{"type":"integer","description":"Sequence number of the latest event (for GET /v1/events?since=)."}}}
+S["Health"]={"type":"object","required":["ok","shutting_down"],"additionalProperties":False,"properties":{"ok":{"type":"boolean"},"shutting_down":{"type":"boolean"}}}
+S["Cancel"]={"type":"object","required":["id","cancel","message"],"additionalProperties":False,"properties":{"id":{"type":"integer"},"cancel":{"type":"string","enum":["requested"]},"message":{"type":"string"}}}
+S["Reversals"]={"type":"object","required":["pending","stuck"],"additionalProperties":False,"properties":{"pending":{"type":"array","items":ref("Transaction")},"stuck":{"type":"array","items":ref("Transaction")}}}
+S["DrainReport"]={"type":"object","required":["reversed","rejected","unanswered","stuck","waiting"],"additionalProperties":False,"properties":{k:{"type":"array","items":{"type":"integer"}} for k in ["reversed","rejected","unanswered","stuck","waiting"]}}
+S["Owed"]={"type":"object","required":["owed"],"additionalProperties":False,"properties":{"owed":{"type":"array","items":ref("Transaction")}}}
+S["Printed"]={"type":"object","required":["printed"],"additionalProperties":False,"properties":{"printed":{"type":"array","items":{"type":"integer"}}}}
+S["PrinterConditions"]={"type":"object","required":["conditions"],"additionalProperties":False,"properties":{"conditions":{"type":"array","items":{"type":"string"}}}}
+S["Report"]={"type":"object","description":"End-of-day totals (posctl report --json has the same shape).","required":["since_ms"],"properties":{"since_ms":{"type":"integer"}}}
+S["Evidence"]={"type":"object","description":"One document for a dispute or the acquirer: the transaction (masked), its timeline, events, host messages with timings and reversal attempts.","required":["summary","transaction","timeline","events","host_messages"]}
+S["Event"]={"type":"object","required":["seq","time_ms","type","detail"],"additionalProperties":False,"properties":{
+  "seq":{"type":"integer"},"time_ms":{"type":"integer"},
+  "type":{"type":"string","enum":["transaction_state","prompt","transaction_fault","card_inserted","card_removed","paper_low","paper_out","cover_open","cutter_jam","printer_offline","printer_ready","device_unplugged","device_reconnected","device_fault","health_check","reversal_stuck","receipt_printed","shutting_down"]},
+  "device":{"type":"string","enum":["reader","printer","msr"]},"txn":{"type":"integer"},"state":ref("State"),"fault":{"type":"string","description":"pos_hal FaultKind name."},"detail":{"type":"string"}}}
+S["SimRequest"]={"type":"object","additionalProperties":False,"properties":{
+  "profile":{"type":"string","description":"insert-card, swipe: the card profile (default: the lane's)."},
+  "fault":{"type":"string","enum":["paper-out","cover-open","cutter-jam","printer-offline"],"description":"printer-fault."},
+  "on":{"type":"boolean","description":"paper-near-end, host-down (default true)."},
+  "mode":{"type":"string","enum":["auto","manual"],"description":"cardholder."}}}
+S["SimDone"]={"type":"object","required":["done"],"additionalProperties":False,"properties":{"done":{"type":"string"}}}
+P = doc["paths"]
+def op(path, method, d):
+    P.setdefault(path, {})[method] = d
+op("/healthz","get",{"operationId":"health","summary":"Liveness (no token; also on the metrics listener).","security":[],"responses":ok("Alive.",ref("Health"))})
+op("/metrics","get",{"operationId":"metrics","summary":"Prometheus metrics, OpenMetrics text (no token; also on the metrics listener).","security":[],"responses":{"200":{"description":"pos_device_up, pos_device_faults_total, pos_transactions_total, pos_reversals_pending, pos_reversals_stuck, pos_receipts_owed, pos_printer_condition, pos_card_present, pos_busy, pos_device_reconnects_total, pos_apdu_duration_seconds, pos_print_duration_seconds, pos_transaction_duration_seconds.","content":{"application/openmetrics-text":{"schema":{"type":"string"}}}}}})
+op("/openapi.json","get",{"operationId":"openapi","summary":"This document.","security":[],"responses":{"200":{"description":"OpenAPI 3.1","content":{"application/json":{"schema":{"type":"object"}}}}}})
+op("/v1/status","get",{"operationId":"status","summary":"The lane at a glance: busy, devices, reversals, receipts owed.","responses":{**ok("Status.",ref("Status")),**auth_errors}})
+op("/v1/devices","get",{"operationId":"devices","summary":"Device status as last seen by the supervisor (polled every supervision.poll_ms while idle).","responses":{**ok("Devices.",ref("Devices")),**auth_errors}})
+op("/v1/devices/check","post",{"operationId":"checkDevices","summary":"Look at every device and run the health checks now (queued behind a running transaction).","responses":{**ok("Devices after the check.",ref("Devices")),**auth_errors,"504":err_resp("Did not finish in time.")}})
+op("/v1/devices/printer/recover","post",{"operationId":"recoverPrinter","summary":"Run the printer's recovery sequence (after a jam was cleared or the cover closed).","responses":{**ok("Conditions after recovery.",ref("PrinterConditions")),**auth_errors,"404":err_resp("No printer open."),"409":err_resp("A transaction is running."),"502":err_resp("The printer failed.")}})
+op("/v1/transactions","post",{"operationId":"startTransaction","summary":"Start a sale, pre-auth, completion, void or refund.","requestBody":{"required":True,"content":{"application/json":{"schema":ref("StartRequest")}}},
+  "responses":{**ok("With wait: the transaction when done (or when the wait ran out; see done).",ref("Transaction")),**ok("Started: the transaction as created. Follow it with GET /v1/transactions/{id}?wait=N or the event stream.",ref("Transaction"),"202"),
+   "400":err_resp("The request cannot be run (amount, operation, original, injection)."),**auth_errors,"404":err_resp("inject on a lane with real devices (not_simulated)."),"409":err_resp("busy: another transaction is in progress (error.current is its id)."),"503":err_resp("The service is stopping."),"504":err_resp("The lane did not start it in time.")}})
+op("/v1/transactions","get",{"operationId":"listTransactions","summary":"Recent transactions, newest first.","parameters":[{"name":"limit","in":"query","schema":{"type":"integer","default":50,"maximum":1000}},{"name":"state","in":"query","schema":ref("State")}],"responses":{**ok("Transactions.",ref("TransactionList")),"400":err_resp("Bad parameter."),**auth_errors}})
+op("/v1/transactions/{id}","get",{"operationId":"getTransaction","summary":"One transaction; with wait, long-poll until it is done.","parameters":[id_param,{"name":"wait","in":"query","schema":{"type":"integer","minimum":0,"maximum":300},"description":"Seconds to wait for done."}],"responses":{**ok("The transaction.",ref("Transaction")),"400":err_resp("Bad id."),**auth_errors,"404":err_resp("No such transaction.")}})
+op("/v1/transactions/{id}/evidence","get",{"operationId":"evidence","summary":"Everything recorded about one transaction, for a dispute or the acquirer.","parameters":[id_param],"responses":{**ok("Evidence.",ref("Evidence")),**auth_errors,"404":err_resp("No such transaction.")}})
+op("/v1/transactions/{id}/cancel","post",{"operationId":"cancelTransaction","summary":"Cancel the running transaction while nothing has been sent to the host (waiting for the card, reading it). It then ends aborted.","parameters":[id_param],"responses":{**ok("Cancel requested; await the transaction for its outcome.",ref("Cancel"),"202"),**auth_errors,"404":err_resp("No such transaction."),"409":err_resp("too_late: the request may be with the host (it runs to its end: void or refund it), or the transaction already ended.")}})
+op("/v1/reversals","get",{"operationId":"reversals","summary":"Reversals pending (retried with backoff) and stuck (the host keeps rejecting: call the acquirer).","responses":{**ok("Reversals.",ref("Reversals")),**auth_errors}})
+op("/v1/reversals/retry","post",{"operationId":"retryReversals","summary":"Send pending reversals now, whatever their backoff.","responses":{**ok("What the retry did.",ref("DrainReport")),**auth_errors,"409":err_resp("A transaction is running."),"504":err_resp("Did not finish in time.")}})
+op("/v1/receipts/owed","get",{"operationId":"owedReceipts","summary":"Approved transactions whose receipt was not printed.","responses":{**ok("Owed receipts.",ref("Owed")),**auth_errors}})
+op("/v1/receipts/reprint","post",{"operationId":"reprintOwed","summary":"Print owed receipts now (marked DUPLICATE). The service also does this by itself when the printer is ready.","responses":{**ok("Printed ids.",ref("Printed")),**auth_errors,"409":err_resp("A transaction is running.")}})
+op("/v1/report","get",{"operationId":"report","summary":"End-of-day report: totals by operation and outcome since since_ms (default: midnight UTC today).","parameters":[{"name":"since_ms","in":"query","schema":{"type":"integer"}}],"responses":{**ok("Report.",ref("Report")),**auth_errors}})
+op("/v1/events","get",{"operationId":"events","summary":"Live events as server-sent events (text/event-stream; event: TYPE, id: SEQ, data: an Event as JSON). Reconnect with Last-Event-ID or ?since=SEQ to get what was missed (the last 1024 are kept).","parameters":[{"name":"since","in":"query","schema":{"type":"integer"}},{"name":"Last-Event-ID","in":"header","schema":{"type":"integer"}}],"responses":{"200":{"description":"The stream; each data line is an Event.","content":{"text/event-stream":{"schema":ref("Event")}}},**auth_errors}})
+op("/v1/sim/{action}","post",{"operationId":"simulator","summary":"Simulated lane only: act on the virtual devices (for demos, tests and integrators without hardware).","parameters":[{"name":"action","in":"path","required":True,"schema":{"type":"string","enum":["insert-card","remove-card","mute-card","swipe","unplug-reader","replug-reader","unplug-printer","replug-printer","printer-fault","paper-near-end","clear-printer","cardholder","host-down"]}}],
+  "requestBody":{"required":False,"content":{"application/json":{"schema":ref("SimRequest")}}},"responses":{**ok("Done.",ref("SimDone")),"400":err_resp("Bad body."),**auth_errors,"404":err_resp("not_simulated, or no such action."),"409":err_resp("The virtual device refused (e.g. not unplugged).")}})
+for path, ops in P.items():
+    for m, o in ops.items():
+        if path not in ("/healthz", "/metrics", "/openapi.json"):
+            o["responses"].setdefault("400", err_resp("A parameter or the body cannot be used."))
+        o["responses"]["default"] = err_resp("Any other error, with its kind: 500 journal or internal, 503 shutting_down (stopping, or the lane worker failed) or overloaded (too many requests at once), 405 method_not_allowed, 404 no_route.")
+print(json.dumps(doc, indent=2))
