@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use pos_acquirer::sim::{FakeHost, HostRules};
-use pos_acquirer::{AcquirerSettings, Operation, TcpAcquirer};
+use pos_acquirer::sim::FakeHost;
+use pos_acquirer::{AcquirerSettings, Operation};
 use pos_emv::profile_card::Profile;
 use pos_terminal::inject::{InjectedFault, Injection, Step, StepHook};
 use pos_terminal::{CardEntry, Config, Prompt, State, Terminal, TxnRequest, TxnResult};
@@ -53,40 +53,28 @@ pub fn load_config(args: &LaneArgs) -> Result<Config, CliError> {
 /// Open the lane: devices from the config's URIs, the acquirer (the built-in fake host for
 /// `address = "sim"`, with its ledger kept beside the journal), the journal and the key.
 pub fn open(args: &LaneArgs, quiet_progress: bool) -> Result<Lane, CliError> {
-    let mut config = load_config(args)?;
+    let config = load_config(args)?;
     let profile: Profile = match &args.card {
         Some(c) => c.parse().map_err(err)?,
         None => Profile::VisaPse,
     };
-    let lane = pos_lane::open(&config.devices, Some(profile)).map_err(|e| CliError {
+    // The same lane as `posctl serve`: devices by URI, the host link (the built-in fake
+    // host for `address = "sim"`, its ledger kept beside the journal).
+    let parts = pos_serve::open_lane(config, Some(profile)).map_err(|e| CliError {
         message: e.to_string(),
         hint: Some(
             "check the [devices] URIs in the config (posctl devices lists what is attached)".into(),
         ),
         exit: Exit::Error,
     })?;
-    let mut host = None;
-    let address = if config.acquirer.address == "sim" {
-        let ledger = config.journal_path().with_file_name("sim-host-ledger.json");
-        let h = FakeHost::start_with_ledger("127.0.0.1:0", HostRules::default(), &ledger)
-            .map_err(|e| CliError::new(format!("cannot start the built-in fake host: {e}")))?;
-        let addr = h.addr().to_string();
-        host = Some(std::sync::Arc::new(h));
-        // The simulated host answers at once: a short timeout keeps `host-timeout` demos short.
-        config.acquirer.response_timeout_ms = config.acquirer.response_timeout_ms.min(2_000);
-        addr
-    } else {
-        config.acquirer.address.clone()
-    };
-    let settings = config.acquirer_settings(&address).map_err(CliError::new)?;
-    let acquirer = TcpAcquirer::new(settings);
+    let acquirer: Box<dyn pos_acquirer::Acquirer> = parts.acquirer;
     let mut terminal =
-        Terminal::open(config, lane.devices, Box::new(acquirer)).map_err(|e| CliError {
+        Terminal::open(parts.config, parts.devices, acquirer).map_err(|e| CliError {
             hint: Some("the journal's directory must be writable by this user".into()),
             message: e.to_string(),
             exit: Exit::Error,
         })?;
-    if lane.sim.is_some() {
+    if parts.sim.is_some() {
         // The public EMV test keys, and the simulation CA of the profile cards.
         let keys = pos_emv::profile_card::test_and_sim_ca_keys()
             .map_err(|e| CliError::new(format!("CA public keys: {e}")))?;
@@ -107,8 +95,8 @@ pub fn open(args: &LaneArgs, quiet_progress: bool) -> Result<Lane, CliError> {
     }
     Ok(Lane {
         terminal,
-        sim: lane.sim,
-        host,
+        sim: parts.sim,
+        host: parts.host,
         profile,
     })
 }
