@@ -811,16 +811,7 @@ fn default_operation() -> String {
 }
 
 fn operation(name: &str) -> Result<Operation, ApiError> {
-    [
-        Operation::Sale,
-        Operation::PreAuth,
-        Operation::Completion,
-        Operation::Void,
-        Operation::Refund,
-    ]
-    .into_iter()
-    .find(|o| o.name() == name)
-    .ok_or_else(|| {
+    pos_terminal::journal::op_from_name(name).ok_or_else(|| {
         ApiError::bad_request(format!(
             "operation {name:?}: one of sale, preauth, completion, void, refund"
         ))

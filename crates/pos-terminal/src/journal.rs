@@ -90,6 +90,17 @@ impl State {
         State::ALL.into_iter().find(|s| s.name() == name)
     }
 
+    /// The states a transaction is in while it runs (start-up recovery moves them on).
+    pub const IN_FLIGHT: [State; 7] = [
+        State::Created,
+        State::CardRead,
+        State::Armed,
+        State::Sent,
+        State::HostApproved,
+        State::Committed,
+        State::Printing,
+    ];
+
     /// True for the states a transaction may rest in (everything else is in flight, and
     /// start-up recovery moves it on).
     pub fn is_resting(self) -> bool {
@@ -449,7 +460,8 @@ impl std::fmt::Debug for Journal {
     }
 }
 
-fn op_from_name(name: &str) -> Option<Operation> {
+/// The operation named `name` (`sale`, `preauth`, `completion`, `void`, `refund`).
+pub fn op_from_name(name: &str) -> Option<Operation> {
     [
         Operation::Sale,
         Operation::PreAuth,

@@ -436,15 +436,7 @@ impl Terminal {
     /// [`TerminalError::Journal`].
     pub fn recover(&mut self) -> Result<RecoveryReport, TerminalError> {
         let mut report = RecoveryReport::default();
-        let in_flight = self.journal.in_states(&[
-            State::Created,
-            State::CardRead,
-            State::Armed,
-            State::Sent,
-            State::HostApproved,
-            State::Committed,
-            State::Printing,
-        ])?;
+        let in_flight = self.journal.in_states(&State::IN_FLIGHT)?;
         for t in in_flight {
             let (to, changes, note) = match t.state {
                 State::Created | State::CardRead => (
