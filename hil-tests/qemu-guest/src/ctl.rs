@@ -1,0 +1,450 @@
+//! The rig's control protocol between the guest's scenarios and the host that plays the
+//! card, the printer and the typist.
+//!
+//! It runs over the guest's second serial port (`/dev/ttyS1`, a Unix socket on the host),
+//! one ASCII line per message, so it needs nothing but a UART in the guest kernel. The
+//! guest drives: it asks the host to insert or pull a card, connect or unplug the printer,
+//! inject a printer fault or type on the USB keyboard, waits for `OK`/`ERR`, and reports
+//! each case and benchmark. The same [`Line`] codec is used on both sides.
+//!
+//! No card data crosses this channel: cards are named by profile, results carry masked
+//! PANs only.
+
+use std::fmt;
+
+/// One message of the control protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    /// Guest to host: do something (`verb` and its arguments), answer with the same `seq`.
+    Cmd {
+        /// Request number, echoed in the answer.
+        seq: u32,
+        /// What to do (see [`Verb`]).
+        verb: Verb,
+    },
+    /// Host to guest: the command `seq` was done; `text` is its answer (may be empty).
+    Ok {
+        /// The command's number.
+        seq: u32,
+        /// The answer.
+        text: String,
+    },
+    /// Host to guest: the command `seq` failed.
+    Err {
+        /// The command's number.
+        seq: u32,
+        /// Why.
+        text: String,
+    },
+    /// Guest to host: a step of the running case (progress, shown on the host).
+    Step {
+        /// The case's name.
+        case: String,
+        /// What happened.
+        text: String,
+    },
+    /// Guest to host: a case ended.
+    Case {
+        /// The case's name (`group.case`).
+        case: String,
+        /// How it ended.
+        outcome: Outcome,
+        /// How long it took, in milliseconds.
+        millis: u64,
+        /// Why it failed or was skipped, or a summary when it passed.
+        text: String,
+    },
+    /// Guest to host: one benchmark's samples, in nanoseconds per operation.
+    Bench {
+        /// What was measured (`apdu.direct`, `apdu.pcsc`).
+        name: String,
+        /// Number of operations.
+        count: u32,
+        /// Median, nanoseconds.
+        p50_ns: u64,
+        /// 99th percentile, nanoseconds.
+        p99_ns: u64,
+        /// Mean, nanoseconds.
+        mean_ns: u64,
+    },
+    /// Guest to host: the run is over.
+    End,
+}
+
+/// How a case ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every expectation held.
+    Pass,
+    /// An expectation did not hold.
+    Fail,
+    /// The case could not run here (with the reason).
+    Skip,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "PASS",
+            Outcome::Fail => "FAIL",
+            Outcome::Skip => "SKIP",
+        }
+    }
+}
+
+/// What the guest asks the host to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verb {
+    /// Insert the named virtual card in QEMU's reader (a `pos_emv` profile such as
+    /// `mastercard`, or `transcript:NAME` for a recorded session, or `mute`).
+    CardInsert(String),
+    /// Pull the card now.
+    CardRemove,
+    /// Pull the card instead of answering the `n`-th APDU from now (removal mid-exchange).
+    CardRemoveOnApdu(u32),
+    /// The card side's counters: answered with `apdus=N removals=N`.
+    CardStats,
+    /// Unplug QEMU's CCID reader (the monitor's `device_del`): the guest sees it go.
+    ReaderUnplug,
+    /// Plug it back in (`device_add`), with the card that was in it.
+    ReaderPlug,
+    /// Connect the virtual printer to QEMU's FTDI adapter (the guest sees it plugged in).
+    PrinterConnect,
+    /// Disconnect it (the guest sees the adapter unplugged).
+    PrinterUnplug,
+    /// Set or clear a fault on the virtual printer (`paper_out`, `cover_open`, ...).
+    PrinterFault {
+        /// The fault's name as `pos_escpos::sim::SimFault::parse` knows it.
+        fault: String,
+        /// Set (true) or clear (false).
+        on: bool,
+    },
+    /// How many receipts the printer has printed and whether the last one contains the
+    /// text: answered with `receipts=N contains=yes|no`.
+    PrinterCheck(String),
+    /// Type the text on QEMU's USB keyboard (through the monitor's `sendkey`).
+    KeyboardType(String),
+}
+
+/// A line that is not a control message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a control line: {0}")]
+pub struct ParseError(pub String);
+
+/// Replace what would break the line framing (newlines, other control characters).
+pub fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+impl fmt::Display for Verb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verb::CardInsert(card) => write!(f, "card-insert {}", clean(card)),
+            Verb::CardRemove => f.write_str("card-remove"),
+            Verb::CardRemoveOnApdu(n) => write!(f, "card-remove-on-apdu {n}"),
+            Verb::CardStats => f.write_str("card-stats"),
+            Verb::ReaderUnplug => f.write_str("reader-unplug"),
+            Verb::ReaderPlug => f.write_str("reader-plug"),
+            Verb::PrinterConnect => f.write_str("printer-connect"),
+            Verb::PrinterUnplug => f.write_str("printer-unplug"),
+            Verb::PrinterFault { fault, on } => {
+                write!(
+                    f,
+                    "printer-fault {} {}",
+                    clean(fault),
+                    if *on { "on" } else { "off" }
+                )
+            }
+            Verb::PrinterCheck(text) => write!(f, "printer-check {}", clean(text)),
+            Verb::KeyboardType(text) => write!(f, "keyboard-type {}", clean(text)),
+        }
+    }
+}
+
+impl fmt::Display for Line {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Line::Cmd { seq, verb } => write!(f, "CMD {seq} {verb}"),
+            Line::Ok { seq, text } => write!(f, "OK {seq} {}", clean(text)),
+            Line::Err { seq, text } => write!(f, "ERR {seq} {}", clean(text)),
+            Line::Step { case, text } => write!(f, "STEP {} {}", clean(case), clean(text)),
+            Line::Case {
+                case,
+                outcome,
+                millis,
+                text,
+            } => write!(
+                f,
+                "CASE {} {} {millis} {}",
+                clean(case),
+                outcome.as_str(),
+                clean(text)
+            ),
+            Line::Bench {
+                name,
+                count,
+                p50_ns,
+                p99_ns,
+                mean_ns,
+            } => write!(
+                f,
+                "BENCH {} {count} {p50_ns} {p99_ns} {mean_ns}",
+                clean(name)
+            ),
+            Line::End => f.write_str("END"),
+        }
+    }
+}
+
+/// Split off the first space-separated word.
+fn word(s: &str) -> (&str, &str) {
+    match s.split_once(' ') {
+        Some((w, rest)) => (w, rest),
+        None => (s, ""),
+    }
+}
+
+fn number<T: std::str::FromStr>(s: &str, line: &str) -> Result<T, ParseError> {
+    s.parse().map_err(|_| ParseError(line.to_string()))
+}
+
+impl Verb {
+    fn parse(s: &str, line: &str) -> Result<Verb, ParseError> {
+        let (verb, rest) = word(s);
+        let bad = || ParseError(line.to_string());
+        Ok(match verb {
+            "card-insert" if !rest.is_empty() => Verb::CardInsert(rest.to_string()),
+            "card-remove" => Verb::CardRemove,
+            "card-remove-on-apdu" => Verb::CardRemoveOnApdu(number(rest, line)?),
+            "card-stats" => Verb::CardStats,
+            "reader-unplug" => Verb::ReaderUnplug,
+            "reader-plug" => Verb::ReaderPlug,
+            "printer-connect" => Verb::PrinterConnect,
+            "printer-unplug" => Verb::PrinterUnplug,
+            "printer-fault" => {
+                let (fault, on) = word(rest);
+                let on = match on {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(bad()),
+                };
+                Verb::PrinterFault {
+                    fault: fault.to_string(),
+                    on,
+                }
+            }
+            "printer-check" => Verb::PrinterCheck(rest.to_string()),
+            "keyboard-type" => Verb::KeyboardType(rest.to_string()),
+            _ => return Err(bad()),
+        })
+    }
+}
+
+impl Line {
+    /// Parse one line (without its newline). Never panics; anything else (kernel messages
+    /// on a shared console, noise) is a [`ParseError`].
+    pub fn parse(line: &str) -> Result<Line, ParseError> {
+        let line = line.trim_end_matches(['\r', '\n']);
+        let bad = || ParseError(line.to_string());
+        let (kind, rest) = word(line);
+        match kind {
+            "CMD" => {
+                let (seq, verb) = word(rest);
+                Ok(Line::Cmd {
+                    seq: number(seq, line)?,
+                    verb: Verb::parse(verb, line)?,
+                })
+            }
+            "OK" | "ERR" => {
+                let (seq, text) = word(rest);
+                let seq = number(seq, line)?;
+                let text = text.to_string();
+                Ok(if kind == "OK" {
+                    Line::Ok { seq, text }
+                } else {
+                    Line::Err { seq, text }
+                })
+            }
+            "STEP" => {
+                let (case, text) = word(rest);
+                if case.is_empty() {
+                    return Err(bad());
+                }
+                Ok(Line::Step {
+                    case: case.to_string(),
+                    text: text.to_string(),
+                })
+            }
+            "CASE" => {
+                let (case, rest) = word(rest);
+                let (outcome, rest) = word(rest);
+                let (millis, text) = word(rest);
+                let outcome = match outcome {
+                    "PASS" => Outcome::Pass,
+                    "FAIL" => Outcome::Fail,
+                    "SKIP" => Outcome::Skip,
+                    _ => return Err(bad()),
+                };
+                if case.is_empty() {
+                    return Err(bad());
+                }
+                Ok(Line::Case {
+                    case: case.to_string(),
+                    outcome,
+                    millis: number(millis, line)?,
+                    text: text.to_string(),
+                })
+            }
+            "BENCH" => {
+                let mut parts = rest.split(' ');
+                let mut next = || parts.next().ok_or_else(bad);
+                let name = next()?.to_string();
+                let count = number(next()?, line)?;
+                let p50_ns = number(next()?, line)?;
+                let p99_ns = number(next()?, line)?;
+                let mean_ns = number(next()?, line)?;
+                if name.is_empty() {
+                    return Err(bad());
+                }
+                Ok(Line::Bench {
+                    name,
+                    count,
+                    p50_ns,
+                    p99_ns,
+                    mean_ns,
+                })
+            }
+            "END" if rest.is_empty() => Ok(Line::End),
+            _ => Err(bad()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    fn samples() -> Vec<Line> {
+        vec![
+            Line::Cmd {
+                seq: 1,
+                verb: Verb::CardInsert("mastercard".into()),
+            },
+            Line::Cmd {
+                seq: 2,
+                verb: Verb::CardRemoveOnApdu(3),
+            },
+            Line::Cmd {
+                seq: 3,
+                verb: Verb::PrinterFault {
+                    fault: "paper_out".into(),
+                    on: true,
+                },
+            },
+            Line::Cmd {
+                seq: 4,
+                verb: Verb::KeyboardType("%B5413^X?".into()),
+            },
+            Line::Cmd {
+                seq: 5,
+                verb: Verb::PrinterCheck("TOTAL 12.50".into()),
+            },
+            Line::Cmd {
+                seq: 6,
+                verb: Verb::ReaderUnplug,
+            },
+            Line::Cmd {
+                seq: 7,
+                verb: Verb::ReaderPlug,
+            },
+            Line::Ok {
+                seq: 1,
+                text: "apdus=3 removals=1".into(),
+            },
+            Line::Err {
+                seq: 9,
+                text: "no such card".into(),
+            },
+            Line::Ok {
+                seq: 7,
+                text: String::new(),
+            },
+            Line::Step {
+                case: "reader.atr".into(),
+                text: "ATR 3B 02 14 50".into(),
+            },
+            Line::Case {
+                case: "emv.read".into(),
+                outcome: Outcome::Fail,
+                millis: 1234,
+                text: "card removed".into(),
+            },
+            Line::Bench {
+                name: "apdu.direct".into(),
+                count: 500,
+                p50_ns: 176_000,
+                p99_ns: 400_000,
+                mean_ns: 180_000,
+            },
+            Line::End,
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        for line in samples() {
+            let text = line.to_string();
+            assert_eq!(Line::parse(&text), Ok(line.clone()), "{text}");
+            assert_eq!(Line::parse(&format!("{text}\r\n")), Ok(line));
+        }
+    }
+
+    #[test]
+    fn newlines_in_text_cannot_break_framing() {
+        let line = Line::Step {
+            case: "a".into(),
+            text: "one\ntwo\rthree".into(),
+        };
+        let text = line.to_string();
+        assert!(!text.contains('\n') && !text.contains('\r'));
+        assert_eq!(
+            Line::parse(&text),
+            Ok(Line::Step {
+                case: "a".into(),
+                text: "one two three".into()
+            })
+        );
+    }
+
+    #[test]
+    fn console_noise_is_not_a_message() {
+        for noise in [
+            "[    4.116180] reboot: Power down",
+            "CMD x card-remove",
+            "CMD 1 fly",
+            "CASE a MAYBE 1 x",
+            "BENCH a 1 2",
+            "END now",
+            "",
+        ] {
+            assert!(Line::parse(noise).is_err(), "{noise}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(s in "\\PC{0,80}") {
+            let _ = Line::parse(&s);
+        }
+
+        #[test]
+        fn typed_text_round_trips(s in "[ -~]{1,40}") {
+            let line = Line::Cmd { seq: 1, verb: Verb::KeyboardType(s.clone()) };
+            prop_assert_eq!(Line::parse(&line.to_string()), Ok(line));
+        }
+    }
+}

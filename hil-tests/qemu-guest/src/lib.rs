@@ -1,0 +1,10 @@
+//! The scenarios that run inside the QEMU rig's guest.
+//!
+//! The guest is a small Linux (Debian's kernel, busybox) booted by `qemu-rig` with QEMU's
+//! USB CCID reader (`usb-ccid` + `ccid-card-passthru`), FTDI adapter (`usb-serial`) and USB
+//! keyboard (`usb-kbd`). The binary `rig-guest` drives our real code paths against them:
+//! rusb for the reader, serialport over `ftdi_sio` for the printer, evdev for the keyboard
+//! wedge. It asks the host (over [`ctl`]) to insert and pull cards, plug and unplug devices,
+//! inject printer faults and type swipes, and reports each case back.
+
+pub mod ctl;

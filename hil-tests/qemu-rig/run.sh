@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The QEMU virtual hardware rig in one command: prepare it (cached), build the guest's
+# binaries, boot the guest and run its scenarios against QEMU's USB CCID reader, FTDI
+# adapter and USB keyboard, with the pcsc-lite comparison.
+#
+#   hil-tests/qemu-rig/run.sh [qemu-rig options]     e.g. --only reader --verbose
+#
+# Exit 0: passed. 1: a case failed. 3: SKIP, the rig cannot run on this machine (the
+# message says why). POS_RIG_CACHE overrides the cache directory (target/qemu-rig).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cache=${POS_RIG_CACHE:-target/qemu-rig}
+
+bash hil-tests/qemu-rig/prepare.sh "$cache"
+
+target=x86_64-unknown-linux-gnu
+echo "rig: building the static guest binary"
+RUSTFLAGS="-C target-feature=+crt-static" LIBUDEV_NO_PKG_CONFIG=1 \
+    cargo build --quiet --release -p qemu-rig-guest --bin rig-guest --target "$target"
+
+# The pcsc-lite client links Debian's libpcsclite (unpacked in the cache), dynamically.
+echo "rig: building the pcsc-lite benchmark client"
+if POS_PCSC_LIB_DIR="$PWD/$cache/root/usr/lib/x86_64-linux-gnu" \
+    cargo build --quiet --release -p pcsc-bench --features pcsc; then
+    cp target/release/pcsc-bench "$cache/pcsc-bench"
+else
+    echo "rig: pcsc-bench did not build; the pcsc-lite comparison will be skipped" >&2
+    rm -f "$cache/pcsc-bench"
+fi
+
+cargo build --quiet --release -p qemu-rig
+exec target/release/qemu-rig --cache "$cache" \
+    --guest "target/$target/release/rig-guest" "$@"
