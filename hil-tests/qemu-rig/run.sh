@@ -21,7 +21,7 @@ RUSTFLAGS="-C target-feature=+crt-static" LIBUDEV_NO_PKG_CONFIG=1 \
 # The pcsc-lite client links Debian's libpcsclite (unpacked in the cache), dynamically.
 echo "rig: building the pcsc-lite benchmark client"
 if POS_PCSC_LIB_DIR="$PWD/$cache/root/usr/lib/x86_64-linux-gnu" \
-    cargo build --quiet --release -p pcsc-bench --features pcsc; then
+    cargo build --quiet --release -p qemu-rig-guest --features pcsc --bin pcsc-bench; then
     cp target/release/pcsc-bench "$cache/pcsc-bench"
 else
     echo "rig: pcsc-bench did not build; the pcsc-lite comparison will be skipped" >&2

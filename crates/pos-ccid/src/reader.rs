@@ -846,7 +846,9 @@ fn note_change(
 ) {
     let i = usize::from(slot);
     let before = was_present.get(i).copied().unwrap_or(false);
-    if before && (!present || changed) {
+    // "Changed, now absent" is a removal even when this monitor never saw the card arrive
+    // (it was in the reader before the driver opened it; found on QEMU's usb-ccid).
+    if (before && (!present || changed)) || (changed && !present) {
         if let Some(flag) = presence.removed_since.get(i) {
             flag.store(true, Ordering::SeqCst);
         }

@@ -213,6 +213,13 @@ impl SimReaderHandle {
         }
     }
 
+    /// Drop the slot-change notifications not yet read, as when an earlier driver instance
+    /// read them before this one opened the reader (QEMU's usb-ccid and real readers send a
+    /// change once, not again to the next process).
+    pub fn clear_notifications(&self) {
+        lock(&self.shared).notifications.clear();
+    }
+
     /// Insert a card in slot 0 (replacing one that is there: a removal, then an insertion).
     pub fn insert(&self, card: Box<dyn VirtualCard>) {
         self.insert_in(0, card);

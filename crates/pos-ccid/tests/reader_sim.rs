@@ -134,6 +134,29 @@ fn insertion_and_removal_events_from_the_interrupt_endpoint() {
     assert_eq!(e.kind(), FaultKind::CardRemoved, "{e}");
 }
 
+/// A card already in the reader when the driver opens it, then pulled: the interrupt's
+/// "changed, now absent" is a removal although the monitor never saw the card arrive.
+/// (Found on the QEMU rig: QEMU's usb-ccid with a card inserted before the open.)
+#[test]
+fn a_card_inserted_before_the_open_then_pulled_is_reported_removed() {
+    let cfg = SimReaderConfig {
+        level: SimLevel::Apdu,
+        interrupt: true,
+        ..SimReaderConfig::default()
+    };
+    let (vr, h) = VirtualReader::new(cfg, "sim:ccid");
+    h.insert(Box::new(TestCard::t0()));
+    // Someone else read the insertion notification before this driver opened the reader.
+    h.clear_notifications();
+    let mut r = CcidReader::new(vr, "sim:ccid", config());
+    let sub = pos_hal::Device::subscribe(&mut r).unwrap();
+    r.power_on(0).unwrap();
+    h.remove();
+    wait_event(&sub, |e| matches!(e, DeviceEvent::CardRemoved { slot: 0 }));
+    let e = r.transmit(0, SELECT_PSE).unwrap_err();
+    assert_eq!(e.kind(), FaultKind::CardRemoved, "{e}");
+}
+
 #[test]
 fn polling_readers_report_insertion_removal_and_a_quick_swap() {
     let (mut r, h) = rig(SimLevel::Apdu, false);

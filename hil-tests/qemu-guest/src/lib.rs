@@ -6,5 +6,17 @@
 //! rusb for the reader, serialport over `ftdi_sio` for the printer, evdev for the keyboard
 //! wedge. It asks the host (over [`ctl`]) to insert and pull cards, plug and unplug devices,
 //! inject printer faults and type swipes, and reports each case back.
+//!
+//! - [`ctl`]: the protocol's lines; [`control`]: the guest's client of it.
+//! - [`operator`]: the suite's technician steps done by the host ([`operator::QemuOperator`]).
+//! - [`scenarios`]: the rig's own cases and benchmarks; [`mod@bench`]: their statistics.
+//! - [`options`]: `rig.only` / `rig.bench` from the kernel command line, devices in `/sys`.
+//! - [`logtap`]: the logger (the CCID driver's negotiation lines become steps).
 
+pub mod bench;
+pub mod control;
 pub mod ctl;
+pub mod logtap;
+pub mod operator;
+pub mod options;
+pub mod scenarios;

@@ -91,6 +91,12 @@ impl RigFiles {
     /// Errors: `Missing` naming the first thing not there.
     pub fn discover(cache: &Path) -> Result<Self, FilesError> {
         let root = must("the unpacked packages", cache.join("root"))?;
+        // Absolute: the library path and ldd's answers must not depend on the directory
+        // QEMU and ldd run in.
+        let root = root.canonicalize().map_err(|source| FilesError::Io {
+            path: root.clone(),
+            source,
+        })?;
         let qemu = must(
             "qemu-system-x86_64",
             root.join("usr/bin/qemu-system-x86_64"),

@@ -34,6 +34,13 @@ for m in {modules}; do
     insmod /lib/rig-modules/$m.ko || echo "rig: insmod $m failed"
 done
 ip link set lo up || ifconfig lo 127.0.0.1 up
+# xHCI enumerates asynchronously: wait (at most 20 s) for QEMU's CCID reader to show.
+i=0
+while [ $i -lt 200 ] && ! grep -qs 08e6 /sys/bus/usb/devices/*/idVendor; do
+    usleep 100000
+    i=$((i+1))
+done
+echo "rig: USB enumerated after $((i / 10)).$((i % 10)) s"
 echo "rig: guest up, running {GUEST_BIN}"
 {GUEST_BIN}
 echo "rig: {GUEST_BIN} exited with $?"
