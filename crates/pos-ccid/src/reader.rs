@@ -577,6 +577,14 @@ impl<T: CcidTransport + 'static> Inner<T> {
                 });
             }
             Err(e) => return Err(e),
+            // "Success, and no card in the slot": the card went during the exchange and the
+            // reader flushed the command with an empty answer (QEMU's usb-ccid does this).
+            Ok(()) if resp.status().icc() == IccStatus::Absent => {
+                return Err(CcidError::CardRemoved {
+                    slot,
+                    detail: "the reader answered the exchange with no card in the slot".into(),
+                });
+            }
             Ok(()) => {}
         }
         match resp {

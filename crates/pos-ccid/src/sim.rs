@@ -71,6 +71,10 @@ impl Default for SimReaderConfig {
 pub struct SimFaults {
     /// Remove the card when the Nth XfrBlock after power-on arrives (1 = the first).
     pub remove_at_exchange: Option<u32>,
+    /// At `remove_at_exchange`, answer as QEMU's usb-ccid does when the card is pulled with
+    /// a command pending: an empty DataBlock with command status *success* and ICC status
+    /// "not present", instead of a failed block.
+    pub removal_answers_empty: bool,
     /// Report a parity (transfer) error for the Nth XfrBlock after power-on.
     pub parity_error_at_exchange: Option<u32>,
     /// The card sends this many WTX requests before each T=1 response.
@@ -449,6 +453,9 @@ impl State {
         let n = self.slots[self.cur].exchanges;
         if self.faults.remove_at_exchange == Some(n) {
             SimReaderHandle::remove_locked(self, self.cur);
+            if self.faults.removal_answers_empty {
+                return self.data_block(slot, seq, Vec::new(), 0);
+            }
             return self.failed_block(slot, seq, SlotError::IccMute);
         }
         if self.faults.parity_error_at_exchange == Some(n) {

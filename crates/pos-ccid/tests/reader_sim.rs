@@ -157,6 +157,28 @@ fn a_card_inserted_before_the_open_then_pulled_is_reported_removed() {
     assert_eq!(e.kind(), FaultKind::CardRemoved, "{e}");
 }
 
+/// A reader that flushes the pending exchange with an empty, "successful" DataBlock whose
+/// ICC status says no card (QEMU's usb-ccid when the card is pulled mid-exchange): that is
+/// a removal, not a malformed answer. (Found on the QEMU rig.)
+#[test]
+fn an_empty_successful_answer_with_no_card_is_a_removal() {
+    for level in [SimLevel::Apdu, SimLevel::TpduT0, SimLevel::TpduT1] {
+        let (mut r, h) = rig(level, false);
+        h.insert(Box::new(card_for(level)));
+        r.power_on(0).unwrap_or_else(|e| panic!("{level:?}: {e}"));
+        // The next exchange (T=1 has already had its IFS exchange at power-on).
+        h.set_faults(SimFaults {
+            remove_at_exchange: Some(h.exchanges() + 1),
+            removal_answers_empty: true,
+            ..SimFaults::default()
+        });
+        let e = r
+            .transmit(0, SELECT_PSE)
+            .expect_err(&format!("{level:?}: the exchange must fail"));
+        assert_eq!(e.kind(), FaultKind::CardRemoved, "{level:?}: {e}");
+    }
+}
+
 #[test]
 fn polling_readers_report_insertion_removal_and_a_quick_swap() {
     let (mut r, h) = rig(SimLevel::Apdu, false);
