@@ -34,12 +34,14 @@ fi
 
 # QEMU and the libraries it needs that this machine lacks (what `apt-get install` would
 # fetch), the kernel that linux-image-amd64 points at, busybox, pcsc-lite and libccid.
-qemu_pkgs=$(apt-get install -s --no-install-recommends qemu-system-x86 2>/dev/null | awk '/^Inst/{print $2}')
+qemu_pkgs=$(apt-get install -s --no-install-recommends qemu-system-x86 2>/dev/null | awk '/^Inst/{print $2}' || true)
 [ -n "$qemu_pkgs" ] || qemu_pkgs=qemu-system-x86
-kernel_pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+kernel_pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{k=$2} END{print k}' || true)
 [ -n "$kernel_pkg" ] || skip "cannot resolve linux-image-amd64 to a kernel package"
 pkgs="$qemu_pkgs $kernel_pkg busybox-static pcscd libccid libpcsclite1 libpcsclite-dev"
 
+# Only this run's packages are unpacked (no second kernel from an older download).
+rm -rf "$cache/debs"
 mkdir -p "$cache/debs"
 echo "rig: downloading $(wc -w <<<"$pkgs") packages into $cache/debs (about 90 MB, once)"
 (cd "$cache/debs" && apt-get download $pkgs >/dev/null 2>apt-download.err) \

@@ -24,8 +24,9 @@ if POS_PCSC_LIB_DIR="$PWD/$cache/root/usr/lib/x86_64-linux-gnu" \
     cargo build --quiet --release -p qemu-rig-guest --features pcsc --bin pcsc-bench; then
     cp target/release/pcsc-bench "$cache/pcsc-bench"
 else
-    echo "rig: pcsc-bench did not build; the pcsc-lite comparison will be skipped" >&2
-    rm -f "$cache/pcsc-bench"
+    # The cache has libpcsclite: a build failure is a real error, not a reason to skip.
+    echo "rig: pcsc-bench did not build" >&2
+    exit 1
 fi
 
 cargo build --quiet --release -p qemu-rig

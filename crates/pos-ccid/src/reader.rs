@@ -74,6 +74,9 @@ struct Slot {
 struct Presence {
     /// Per slot: the card left (or came and went) since the flag was last cleared.
     removed_since: Vec<AtomicBool>,
+    /// Per slot: this driver holds a powered card there (mirrors `Slot::powered` for the
+    /// monitor thread).
+    powered: Vec<AtomicBool>,
     /// The reader is gone.
     gone: AtomicBool,
 }
@@ -280,6 +283,7 @@ impl<T: CcidTransport + 'static> Inner<T> {
             let s = &mut self.slots[usize::from(slot)];
             s.powered = false;
             s.t1 = None;
+            self.presence.powered[usize::from(slot)].store(false, Ordering::SeqCst);
         }
         self.slots[usize::from(slot)].present = !absent;
         Ok(st)
@@ -299,6 +303,7 @@ impl<T: CcidTransport + 'static> Inner<T> {
                     || removed_flag =>
             {
                 self.slots[usize::from(slot)].powered = false;
+                self.presence.powered[usize::from(slot)].store(false, Ordering::SeqCst);
                 CcidError::CardRemoved {
                     slot,
                     detail: cause.to_string(),
@@ -428,6 +433,7 @@ impl<T: CcidTransport + 'static> Inner<T> {
         s.present = true;
         s.card_wait = card_wait;
         s.t1 = None;
+        self.presence.powered[usize::from(slot)].store(true, Ordering::SeqCst);
         log::info!(
             "{}: slot {slot}: T={protocol}, Fi/Di {fi_di:?}, card wait {:?}",
             self.uri,
@@ -529,6 +535,7 @@ impl<T: CcidTransport + 'static> Inner<T> {
         s.powered = false;
         s.t1 = None;
         s.atr = None;
+        self.presence.powered[usize::from(slot)].store(false, Ordering::SeqCst);
         match Self::check_response(slot, &resp) {
             Ok(()) | Err(CcidError::CardAbsent { .. }) => Ok(()),
             Err(e) => Err(e),
@@ -742,6 +749,7 @@ impl<T: CcidTransport + 'static> CcidReader<T> {
         let capabilities = descriptor.to_capabilities(has_interrupt);
         let presence = Arc::new(Presence {
             removed_since: (0..slot_count).map(|_| AtomicBool::new(false)).collect(),
+            powered: (0..slot_count).map(|_| AtomicBool::new(false)).collect(),
             gone: AtomicBool::new(false),
         });
         let hub = EventHub::new(uri);
@@ -854,9 +862,15 @@ fn note_change(
 ) {
     let i = usize::from(slot);
     let before = was_present.get(i).copied().unwrap_or(false);
-    // "Changed, now absent" is a removal even when this monitor never saw the card arrive
-    // (it was in the reader before the driver opened it; found on QEMU's usb-ccid).
-    if (before && (!present || changed)) || (changed && !present) {
+    // "Changed, now absent" while we hold a powered card there is a removal even when this
+    // monitor never saw the card arrive (it was in the reader before the driver opened it;
+    // found on QEMU's usb-ccid). Without a powered card it may be a stale notification from
+    // before the open: not an event.
+    let held = presence
+        .powered
+        .get(i)
+        .is_some_and(|p| p.load(Ordering::SeqCst));
+    if (before && (!present || changed)) || (changed && !present && held) {
         if let Some(flag) = presence.removed_since.get(i) {
             flag.store(true, Ordering::SeqCst);
         }

@@ -96,21 +96,22 @@ impl Control {
             seq,
             verb: verb.clone(),
         };
+        let shown = verb.redacted();
         write_line(&mut inner, &line)
-            .map_err(|e| format!("cannot send `{verb}` to the host: {e} [{}]", e.kind()))?;
+            .map_err(|e| format!("cannot send `{shown}` to the host: {e} [{}]", e.kind()))?;
         let deadline = Deadline::after(timeout);
         loop {
             let text = match read_line(&mut inner, deadline) {
                 Ok(Some(text)) => text,
                 Ok(None) => {
                     return Err(format!(
-                        "the host did not answer `{verb}` within {:.1} s",
+                        "the host did not answer `{shown}` within {:.1} s",
                         timeout.as_secs_f64()
                     ));
                 }
                 Err(e) => {
                     return Err(format!(
-                        "the control channel failed waiting for the answer to `{verb}`: {e} [{}]",
+                        "the control channel failed waiting for the answer to `{shown}`: {e} [{}]",
                         e.kind()
                     ));
                 }
@@ -118,7 +119,7 @@ impl Control {
             match Line::parse(&text) {
                 Ok(Line::Ok { seq: s, text }) if s == seq => return Ok(text),
                 Ok(Line::Err { seq: s, text }) if s == seq => {
-                    return Err(format!("the host refused `{verb}`: {text}"));
+                    return Err(format!("the host refused `{shown}`: {text}"));
                 }
                 Ok(other) => log::debug!("control: ignored while waiting for {seq}: {other}"),
                 Err(e) => log::debug!("control: {e}"),

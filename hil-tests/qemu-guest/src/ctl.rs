@@ -7,8 +7,9 @@
 //! inject a printer fault or type on the USB keyboard, waits for `OK`/`ERR`, and reports
 //! each case and benchmark. The same [`Line`] codec is used on both sides.
 //!
-//! No card data crosses this channel: cards are named by profile, results carry masked
-//! PANs only.
+//! Cards are named by profile and results carry masked PANs only. The one exception is
+//! `keyboard-type`, which carries a *test* card's track text to be typed; it is never
+//! printed or logged: messages use [`Verb::redacted`].
 
 use std::fmt;
 
@@ -211,6 +212,17 @@ fn number<T: std::str::FromStr>(s: &str, line: &str) -> Result<T, ParseError> {
 }
 
 impl Verb {
+    /// The verb for messages a person sees: as on the wire, except that typed text (a test
+    /// card's track data) is left out.
+    pub fn redacted(&self) -> String {
+        match self {
+            Verb::KeyboardType(text) => {
+                format!("keyboard-type ({} characters)", text.chars().count())
+            }
+            other => other.to_string(),
+        }
+    }
+
     fn parse(s: &str, line: &str) -> Result<Verb, ParseError> {
         let (verb, rest) = word(s);
         let bad = || ParseError(line.to_string());
@@ -401,6 +413,13 @@ mod tests {
             assert_eq!(Line::parse(&text), Ok(line.clone()), "{text}");
             assert_eq!(Line::parse(&format!("{text}\r\n")), Ok(line));
         }
+    }
+
+    #[test]
+    fn typed_track_data_is_left_out_of_messages() {
+        let v = Verb::KeyboardType("%B5413330089600044^X^2512?".into());
+        assert_eq!(v.redacted(), "keyboard-type (26 characters)");
+        assert_eq!(Verb::CardRemove.redacted(), "card-remove");
     }
 
     #[test]

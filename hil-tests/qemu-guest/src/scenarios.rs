@@ -150,10 +150,7 @@ impl<'a> Ctx<'a> {
 
 /// The verb without its argument when that is card data (the typed swipe).
 fn short(verb: &Verb) -> String {
-    match verb {
-        Verb::KeyboardType(_) => "keyboard-type (test swipe)".into(),
-        other => other.to_string(),
-    }
+    verb.redacted()
 }
 
 /// A rig case.

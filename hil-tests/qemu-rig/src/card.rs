@@ -93,6 +93,11 @@ impl CardSide {
     /// Errors: unknown card, reader unplugged, the client has stopped.
     pub fn insert(&mut self, name: &str) -> Result<(), String> {
         let card = make_card(name, &self.transcripts)?;
+        // A new card starts unarmed: a pull armed for an earlier card that never fired must
+        // not pull this one.
+        self.client()?
+            .remove_on_apdu(0)
+            .map_err(|e| format!("disarm: {e}"))?;
         self.client()?
             .insert(card)
             .map_err(|e| format!("insert: {e}"))?;
@@ -118,7 +123,6 @@ impl CardSide {
         self.client()?
             .remove_on_apdu(n)
             .map_err(|e| format!("remove_on_apdu: {e}"))?;
-        self.inserted = None;
         Ok(())
     }
 

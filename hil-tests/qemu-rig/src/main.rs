@@ -196,13 +196,13 @@ fn main() -> ExitCode {
             println!("{tag} {case} ({millis} ms) {text}");
         }
         Line::Step { case, text } if verbose => println!("     | {case}: {text}"),
-        Line::Cmd { verb, .. } if verbose => println!("     > host: {verb}"),
+        Line::Cmd { verb, .. } if verbose => println!("     > host: {}", verb.redacted()),
         Line::Err { text, .. } => println!("     ! host could not: {text}"),
         _ => {}
     });
     let report = match result {
         Ok(r) => r,
-        Err(RunError::Files(e)) => {
+        Err(RunError::Files(e)) if !args.cache.join("root/.prepared-v1").exists() => {
             println!("SKIP qemu-rig: the rig is not prepared: {e}");
             return ExitCode::from(3);
         }

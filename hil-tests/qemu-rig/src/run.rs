@@ -373,56 +373,74 @@ pub fn run(options: &RunOptions, progress: &mut dyn FnMut(&Line)) -> Result<RunR
     let cmdline = kernel_cmdline(&options.only, options.bench);
 
     let started = Instant::now();
-    let mut child = qemu_command(&files, dir.path(), &initrd, &cmdline)
-        .spawn()
-        .map_err(io(format!("starting {}", files.qemu.display())))?;
+    let mut qemu = Qemu(
+        qemu_command(&files, dir.path(), &initrd, &cmdline)
+            .spawn()
+            .map_err(io(format!("starting {}", files.qemu.display())))?,
+    );
     let console = Console::default();
+    // QEMU's stderr is read as it comes (a full pipe would stall the guest).
+    let errors = Console::default();
+    if let Some(stderr) = qemu.0.stderr.take() {
+        let errors = errors.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).split(b'\n') {
+                let Ok(line) = line else { break };
+                errors.push(String::from_utf8_lossy(&line).into_owned());
+            }
+        });
+    }
     spawn_console(
-        &mut child,
+        &mut qemu.0,
         console.clone(),
         options.console_log.clone(),
         options.echo_console,
     )?;
-    let result = serve(options, &mut child, dir.path(), &console, started, progress);
-    // Whatever happened, QEMU does not outlive the run.
+    let result = serve(
+        options,
+        &mut qemu.0,
+        dir.path(),
+        (&console, &errors),
+        started,
+        progress,
+    );
+    // The guest powers off by itself after END; give it a moment before the guard kills.
     let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break;
-            }
-        }
+    while Instant::now() < deadline && matches!(qemu.0.try_wait(), Ok(None)) {
+        std::thread::sleep(Duration::from_millis(50));
     }
+    drop(qemu);
     let mut report = result?;
     report.duration = started.elapsed();
     report.console_tail = console.tail();
     Ok(report)
 }
 
-fn stderr_of(child: &mut Child) -> String {
-    let mut s = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = std::io::Read::read_to_string(&mut e, &mut s);
+/// QEMU, killed and reaped when dropped: it never outlives the run, whatever path (error,
+/// panic) leaves it.
+struct Qemu(Child);
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
     }
-    s
 }
 
 fn serve(
     options: &RunOptions,
     child: &mut Child,
     dir: &Path,
-    console: &Console,
+    (console, errors): (&Console, &Console),
     started: Instant,
     progress: &mut dyn FnMut(&Line),
 ) -> Result<RunReport, RunError> {
     let early_exit = |child: &mut Child| -> Option<RunError> {
         match child.try_wait() {
             Ok(Some(status)) => Some(RunError::QemuExited {
-                status: format!("{status}; stderr: {}", stderr_of(child).trim()),
+                status: format!("{status}; stderr: {}", errors.tail().join(" | ").trim()),
                 tail: console.tail().join("\n"),
             }),
             _ => None,
