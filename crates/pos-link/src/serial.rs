@@ -222,6 +222,23 @@ fn serial_err(e: serialport::Error, target: &str, op: Operation) -> LinkError {
     }
 }
 
+/// Classify an `io::Error` from a read or write on the port.
+///
+/// serialport's `Read`/`Write` turn most errnos into `ErrorKind::Other` carrying only nix's
+/// description (a USB adapter unplugged mid-write answers `ENODEV`, which arrives as
+/// "No such device"): recover the errno so that it is classified as what it is
+/// (`Disconnected`), not as a generic I/O error.
+fn port_io_error(e: std::io::Error, target: &str, op: Operation, waited: Duration) -> LinkError {
+    let recovered = match (e.raw_os_error(), e.kind()) {
+        (None, std::io::ErrorKind::Other) => errno_from_description(&e.to_string()),
+        _ => None,
+    };
+    match recovered {
+        Some(code) => classify_io(std::io::Error::from_raw_os_error(code), target, op, waited),
+        None => classify_io(e, target, op, waited),
+    }
+}
+
 /// The errno behind one of nix's error descriptions, for the errors that matter here.
 fn errno_from_description(msg: &str) -> Option<i32> {
     Some(match msg {
@@ -364,7 +381,7 @@ impl Link for SerialLink {
             self.set_timeout(remaining)?;
             self.port
                 .write(chunk)
-                .map_err(|e| classify_io(e, &target, Operation::Write, deadline.waited()))
+                .map_err(|e| port_io_error(e, &target, Operation::Write, deadline.waited()))
         })
     }
 
@@ -373,7 +390,15 @@ impl Link for SerialLink {
             return Ok(0);
         }
         self.set_timeout(deadline.remaining())?;
-        read_outcome(self.port.read(buf), &self.target, deadline.waited())
+        match self.port.read(buf) {
+            Err(e) => Err(port_io_error(
+                e,
+                &self.target,
+                Operation::Read,
+                deadline.waited(),
+            )),
+            ok => read_outcome(ok, &self.target, deadline.waited()),
+        }
     }
 
     fn flush(&mut self, deadline: Deadline) -> Result<(), LinkError> {
@@ -454,6 +479,32 @@ mod tests {
         let e =
             SerialSettings::from_options(&opts(&[("flow", "rtscts"), ("rts", "off")])).unwrap_err();
         assert_eq!(e.0, "rts");
+    }
+
+    /// What serialport's `Write` hands back when ftdi_sio's device is gone mid-write
+    /// (seen on the QEMU rig: "write failed: No such device" was classified `io`).
+    #[test]
+    fn flattened_errnos_from_reads_and_writes_are_recovered() {
+        use pos_hal::{Fault, FaultKind};
+        let kind = |e: std::io::Error, op| {
+            port_io_error(e, "serial:/dev/ttyUSB0", op, Duration::ZERO).kind()
+        };
+        // serialport: nix ENODEV -> ErrorKind::Unknown -> io::ErrorKind::Other + description.
+        let enodev = std::io::Error::other("No such device");
+        assert_eq!(kind(enodev, Operation::Write), FaultKind::Disconnected);
+        // Its poll on an errored fd: Other + EIO's description.
+        let eio = std::io::Error::other("I/O error");
+        assert_eq!(kind(eio, Operation::Read), FaultKind::Disconnected);
+        // A hang-up seen by poll is already BrokenPipe; a real errno passes through.
+        let hup = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "Broken pipe");
+        assert_eq!(kind(hup, Operation::Write), FaultKind::Disconnected);
+        let raw = std::io::Error::from_raw_os_error(libc::ENXIO);
+        assert_eq!(kind(raw, Operation::Read), FaultKind::Disconnected);
+        // Unknown descriptions stay generic I/O errors, timeouts stay timeouts.
+        let odd = std::io::Error::other("something else");
+        assert_eq!(kind(odd, Operation::Write), FaultKind::Io);
+        let slow = std::io::Error::new(std::io::ErrorKind::TimedOut, "Operation timed out");
+        assert_eq!(kind(slow, Operation::Read), FaultKind::Timeout);
     }
 
     #[test]

@@ -155,14 +155,20 @@ impl PrinterSide {
             .ok_or_else(|| "the printer is not plugged in".to_string())
     }
 
-    /// Set or clear a fault by name (`paper_out`, `cover_open`, ...).
+    /// Set or clear a fault by name (`paper_out`, `cover_open`, ...). Clearing a fault
+    /// while unplugged is done already: the next printer plugged in starts without faults.
     ///
-    /// Errors: unknown fault, or not plugged in.
+    /// Errors: unknown fault, or setting one while not plugged in.
     pub fn fault(&self, name: &str, on: bool) -> Result<(), String> {
         let fault =
             SimFault::parse(name).ok_or_else(|| format!("unknown printer fault {name:?}"))?;
-        self.current()?.set_fault(fault, on);
-        Ok(())
+        match (&self.printer, on) {
+            (None, false) => Ok(()),
+            _ => {
+                self.current()?.set_fault(fault, on);
+                Ok(())
+            }
+        }
     }
 
     /// `receipts=N contains=yes|no`: how many receipts came out, and whether the last one
@@ -216,6 +222,9 @@ mod tests {
         assert!(side.fault("no_such_fault", true).is_err());
         assert_eq!(side.check("x").unwrap(), "receipts=0 contains=no");
         side.unplug().unwrap();
+        assert!(side.fault("paper_out", false).is_ok(), "nothing to clear");
+        assert!(side.fault("paper_out", true).is_err(), "no printer to fault");
+        assert!(side.fault("no_such_fault", false).is_err());
         // The socket is closed: the guest side reads end-of-file.
         let mut rest = Vec::new();
         guest.read_to_end(&mut rest).unwrap();
