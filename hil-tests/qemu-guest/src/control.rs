@@ -177,6 +177,15 @@ impl Control {
         })
     }
 
+    /// Announce the cases about to run (see [`Line::Plan`]).
+    ///
+    /// Errors: as [`Control::send`].
+    pub fn plan(&self, cases: &[String]) -> Result<(), String> {
+        self.send(&Line::Plan {
+            cases: cases.to_vec(),
+        })
+    }
+
     /// Report the end of the run.
     ///
     /// Errors: as [`Control::send`].
@@ -345,10 +354,12 @@ pub(crate) mod tests {
             mean_ns: 20,
         };
         control.bench("apdu.direct", &stats).unwrap();
+        control.plan(&["x.y".into()]).unwrap();
         control.end().unwrap();
         assert_eq!(host.read_line(), "STEP ccid.atr ATR 3B 02 14 50");
         assert_eq!(host.read_line(), "CASE ccid.atr PASS 12 T=1");
         assert_eq!(host.read_line(), "BENCH apdu.direct 3 10 30 20");
+        assert_eq!(host.read_line(), "PLAN 1 x.y");
         assert_eq!(host.read_line(), "END");
     }
 }

@@ -68,6 +68,13 @@ pub enum Line {
         /// Mean, nanoseconds.
         mean_ns: u64,
     },
+    /// Guest to host, before the first case: every case it is about to run, so that the
+    /// host can tell a case whose `CASE` line never arrived from one that was not run.
+    /// On the wire: `PLAN <count> <name> <name> ...` (the count guards against a cut line).
+    Plan {
+        /// The cases' names (`group.case`), in the order they will run.
+        cases: Vec<String>,
+    },
     /// Guest to host: the run is over.
     End,
 }
@@ -194,6 +201,18 @@ impl fmt::Display for Line {
                 "BENCH {} {count} {p50_ns} {p99_ns} {mean_ns}",
                 clean(name)
             ),
+            Line::Plan { cases } => {
+                write!(f, "PLAN {}", cases.len())?;
+                for c in cases {
+                    // A name is one word: whitespace inside one would shift the others.
+                    let word: String = clean(c)
+                        .chars()
+                        .map(|c| if c == ' ' { '_' } else { c })
+                        .collect();
+                    write!(f, " {word}")?;
+                }
+                Ok(())
+            }
             Line::End => f.write_str("END"),
         }
     }
@@ -328,6 +347,20 @@ impl Line {
                     mean_ns,
                 })
             }
+            "PLAN" => {
+                let (count, names) = word(rest);
+                let count: usize = number(count, line)?;
+                let cases: Vec<String> = names
+                    .split(' ')
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                // A line cut short (or run together with another) is not a plan.
+                if cases.len() != count {
+                    return Err(bad());
+                }
+                Ok(Line::Plan { cases })
+            }
             "END" if rest.is_empty() => Ok(Line::End),
             _ => Err(bad()),
         }
@@ -402,6 +435,10 @@ mod tests {
                 p99_ns: 400_000,
                 mean_ns: 180_000,
             },
+            Line::Plan {
+                cases: vec!["usb.discovery".into(), "suite.reader.atr".into()],
+            },
+            Line::Plan { cases: Vec::new() },
             Line::End,
         ]
     }
@@ -440,6 +477,20 @@ mod tests {
     }
 
     #[test]
+    fn a_plan_name_cannot_shift_the_others() {
+        let line = Line::Plan {
+            cases: vec!["a b".into(), "c".into()],
+        };
+        assert_eq!(line.to_string(), "PLAN 2 a_b c");
+        assert_eq!(
+            Line::parse(&line.to_string()),
+            Ok(Line::Plan {
+                cases: vec!["a_b".into(), "c".into()]
+            })
+        );
+    }
+
+    #[test]
     fn console_noise_is_not_a_message() {
         for noise in [
             "[    4.116180] reboot: Power down",
@@ -448,6 +499,9 @@ mod tests {
             "CASE a MAYBE 1 x",
             "BENCH a 1 2",
             "END now",
+            "PLAN 3 a b",
+            "PLAN 1 a b",
+            "PLAN x a",
             "",
         ] {
             assert!(Line::parse(noise).is_err(), "{noise}");

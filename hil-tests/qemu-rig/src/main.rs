@@ -56,6 +56,14 @@ struct Args {
     junit: Option<PathBuf>,
 }
 
+fn tag(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Pass => "PASS",
+        Outcome::Fail => "FAIL",
+        Outcome::Skip => "SKIP",
+    }
+}
+
 fn ms(ns: u64) -> String {
     format!("{:.1} us", ns as f64 / 1000.0)
 }
@@ -181,6 +189,7 @@ fn main() -> ExitCode {
         }
     );
     let verbose = args.verbose;
+    let mut shown: Vec<String> = Vec::new();
     let result = qemu_rig::run::run(&options, &mut |line| match line {
         Line::Case {
             case,
@@ -188,12 +197,8 @@ fn main() -> ExitCode {
             millis,
             text,
         } => {
-            let tag = match outcome {
-                Outcome::Pass => "PASS",
-                Outcome::Fail => "FAIL",
-                Outcome::Skip => "SKIP",
-            };
-            println!("{tag} {case} ({millis} ms) {text}");
+            println!("{} {case} ({millis} ms) {text}", tag(*outcome));
+            shown.push(case.clone());
         }
         Line::Step { case, text } if verbose => println!("     | {case}: {text}"),
         Line::Cmd { verb, .. } if verbose => println!("     > host: {}", verb.redacted()),
@@ -217,6 +222,10 @@ fn main() -> ExitCode {
             );
         }
     };
+    // Cases the host added (a planned case that never reported, no plan at all).
+    for c in report.cases.iter().filter(|c| !shown.contains(&c.name)) {
+        println!("{} {} (host) {}", tag(c.outcome), c.name, c.text);
+    }
     print_report(&report);
     if let Some(path) = &args.junit {
         if let Err(e) = hil_tests::junit::write(&to_suite(&report), path) {

@@ -223,7 +223,10 @@ mod tests {
         assert_eq!(side.check("x").unwrap(), "receipts=0 contains=no");
         side.unplug().unwrap();
         assert!(side.fault("paper_out", false).is_ok(), "nothing to clear");
-        assert!(side.fault("paper_out", true).is_err(), "no printer to fault");
+        assert!(
+            side.fault("paper_out", true).is_err(),
+            "no printer to fault"
+        );
         assert!(side.fault("no_such_fault", false).is_err());
         // The socket is closed: the guest side reads end-of-file.
         let mut rest = Vec::new();

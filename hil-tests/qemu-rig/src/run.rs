@@ -19,6 +19,8 @@ use crate::printer::PrinterSide;
 
 /// How long each key of a typed swipe is held (QEMU's `sendkey` hold time).
 const KEY_HOLD: Duration = Duration::from_millis(10);
+/// How long answering the guest on the control port may take.
+const CONTROL_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Console lines kept for the report when something goes wrong.
 const CONSOLE_TAIL: usize = 60;
 
@@ -90,6 +92,8 @@ pub struct RunReport {
     pub console_tail: Vec<String>,
     /// Boot time: QEMU start to the guest's first control message.
     pub boot: Option<Duration>,
+    /// The cases the guest announced (its `PLAN` line), if it did.
+    pub plan: Option<Vec<String>>,
 }
 
 impl RunReport {
@@ -104,6 +108,47 @@ impl RunReport {
     /// The benchmark named `name`.
     pub fn bench(&self, name: &str) -> Option<&BenchResult> {
         self.benches.iter().find(|b| b.name == name)
+    }
+
+    /// Hold the cases reported against the plan: a planned case that never reported, a
+    /// case reported twice, or no plan at all each becomes a failed case of its own. A lost
+    /// `CASE` line on the control port thus fails the run instead of vanishing from it.
+    /// Cases reported without being planned (the guest's own `rig.options`, `suite.rig`
+    /// failures) are kept as they are.
+    pub fn reconcile(&mut self) {
+        let failed = |name: String, text: String| CaseResult {
+            name,
+            outcome: Outcome::Fail,
+            duration: Duration::ZERO,
+            text,
+            steps: Vec::new(),
+        };
+        let Some(plan) = &self.plan else {
+            self.cases.push(failed(
+                "rig.plan".into(),
+                "the guest announced no plan (PLAN line missing or garbled): whether every \
+                 case reported cannot be told"
+                    .into(),
+            ));
+            return;
+        };
+        let mut extra = Vec::new();
+        for name in plan {
+            match self.cases.iter().filter(|c| c.name == *name).count() {
+                1 => {}
+                0 => extra.push(failed(
+                    name.clone(),
+                    "planned by the guest but never reported: its CASE line was lost on the \
+                     control port, or the guest stopped before it"
+                        .into(),
+                )),
+                n => extra.push(failed(
+                    format!("{name}.reported"),
+                    format!("reported {n} times; each case reports once"),
+                )),
+            }
+        }
+        self.cases.extend(extra);
     }
 }
 
@@ -468,6 +513,10 @@ fn serve(
 
     let lines = read_lines(ctl.try_clone().map_err(io("control port"))?);
     let mut writer = ctl;
+    // A guest that stops reading must not wedge the host past the run's time limit.
+    writer
+        .set_write_timeout(Some(CONTROL_WRITE_TIMEOUT))
+        .map_err(io("control port"))?;
     let mut report = RunReport {
         cases: Vec::new(),
         benches: Vec::new(),
@@ -475,6 +524,7 @@ fn serve(
         duration: Duration::ZERO,
         console_tail: Vec::new(),
         boot: None,
+        plan: None,
     };
     let mut steps: Vec<(String, String)> = Vec::new();
     let deadline = started + options.timeout;
@@ -556,8 +606,16 @@ fn serve(
                 p99_ns,
                 mean_ns,
             }),
+            Line::Plan { cases } => {
+                if report.plan.is_some() {
+                    log::warn!("the guest sent a second PLAN line; keeping the first");
+                } else {
+                    report.plan = Some(cases);
+                }
+            }
             Line::End => {
                 report.ended = true;
+                report.reconcile();
                 return Ok(report);
             }
             Line::Ok { .. } | Line::Err { .. } => {
@@ -586,6 +644,7 @@ fn read_lines(stream: UnixStream) -> Receiver<String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -595,6 +654,56 @@ mod tests {
             "SeaBIOS (version 1.16)"
         );
         assert_eq!(plain("rig: guest up"), "rig: guest up");
+    }
+
+    fn report(plan: Option<&[&str]>, reported: &[&str]) -> RunReport {
+        RunReport {
+            cases: reported
+                .iter()
+                .map(|n| CaseResult {
+                    name: n.to_string(),
+                    outcome: Outcome::Pass,
+                    duration: Duration::ZERO,
+                    text: String::new(),
+                    steps: Vec::new(),
+                })
+                .collect(),
+            benches: Vec::new(),
+            ended: true,
+            duration: Duration::ZERO,
+            console_tail: Vec::new(),
+            boot: None,
+            plan: plan.map(|p| p.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn every_planned_case_must_report_once() {
+        let mut all_there = report(Some(&["a.x", "b.y"]), &["b.y", "a.x", "rig.options"]);
+        all_there.reconcile();
+        assert_eq!(all_there.failed(), 0);
+        assert_eq!(all_there.cases.len(), 3);
+
+        let mut lost = report(Some(&["a.x", "b.y", "c.z"]), &["a.x", "c.z"]);
+        lost.reconcile();
+        assert_eq!(lost.failed(), 1);
+        let f = lost
+            .cases
+            .iter()
+            .find(|c| c.outcome == Outcome::Fail)
+            .unwrap();
+        assert_eq!(f.name, "b.y");
+        assert!(f.text.contains("never reported"), "{}", f.text);
+
+        let mut twice = report(Some(&["a.x"]), &["a.x", "a.x"]);
+        twice.reconcile();
+        assert_eq!(twice.failed(), 1);
+        assert!(twice.cases.iter().any(|c| c.name == "a.x.reported"));
+
+        let mut no_plan = report(None, &["a.x"]);
+        no_plan.reconcile();
+        assert_eq!(no_plan.failed(), 1);
+        assert!(no_plan.cases.iter().any(|c| c.name == "rig.plan"));
     }
 
     #[test]

@@ -76,12 +76,35 @@ fn main() {
     let (benches, cases): (Vec<_>, Vec<_>) = rig_cases
         .into_iter()
         .partition(|c| c.name.starts_with("apdu."));
+    let suite = match suite_selection(&options.suite_pick()) {
+        Ok(s) => s,
+        Err(e) => {
+            report_plain(&control, "suite.options", Outcome::Fail, &e);
+            results.push(("suite.options".into(), Outcome::Fail));
+            None
+        }
+    };
+    // Every case about to run, in order: the host checks that each one reports.
+    let plan: Vec<String> = cases
+        .iter()
+        .map(|c| c.name.to_string())
+        .chain(
+            suite
+                .iter()
+                .flat_map(|s| s.names.iter().map(|n| format!("suite.{n}"))),
+        )
+        .chain(benches.iter().map(|c| c.name.to_string()))
+        .collect();
+    if let Err(e) = control.plan(&plan) {
+        eprintln!("rig-guest: {e}");
+    }
     for case in &cases {
         results.push(note(scenarios::run_case(&control, case, options.bench)));
     }
 
-    let suite = run_suite(&control, &options.suite_pick());
-    results.extend(suite);
+    if let Some(s) = suite {
+        results.extend(run_suite(&control, s.only));
+    }
 
     for case in &benches {
         results.push(note(scenarios::run_case(&control, case, options.bench)));
@@ -201,14 +224,35 @@ fn prepare_devices(control: &Control) -> String {
     rig_toml(&tty, keyboard.as_deref())
 }
 
-/// Prepare the devices as the suite expects them (printer connected, card in), run it with
-/// the host as its operator and forward each case.
-fn run_suite(control: &Control, pick: &Pick) -> Vec<(String, Outcome)> {
+/// The suite's selection for `pick`: its `only` list and the names of the scenarios it
+/// runs; `None` when the suite does not run.
+///
+/// Errors: a name the suite does not know, in words.
+fn suite_selection(pick: &Pick) -> Result<Option<SuiteSelection>, String> {
     let only = match pick {
-        Pick::Nothing => return Vec::new(),
+        Pick::Nothing => return Ok(None),
         Pick::All => Vec::new(),
         Pick::Some(names) => names.clone(),
     };
+    let names = hil_tests::select(&only)?
+        .iter()
+        .map(|s| s.name.to_string())
+        .collect();
+    Ok(Some(SuiteSelection { only, names }))
+}
+
+/// What of the suite runs.
+#[derive(Debug, PartialEq, Eq)]
+struct SuiteSelection {
+    /// The suite's `only` list (empty: everything).
+    only: Vec<String>,
+    /// The scenarios it selects, in order.
+    names: Vec<String>,
+}
+
+/// Prepare the devices as the suite expects them (printer connected, card in), run the
+/// scenarios `only` selects with the host as its operator and forward each case.
+fn run_suite(control: &Control, only: Vec<String>) -> Vec<(String, Outcome)> {
     let selected = match hil_tests::select(&only) {
         Ok(s) => s,
         Err(e) => {
@@ -297,6 +341,21 @@ mod tests {
         assert!(rig.links.loopback.is_empty());
         let without = Rig::parse(&rig_toml("/dev/ttyUSB1", None), "t").unwrap();
         assert_eq!(without.device_config().msr, "none");
+    }
+
+    #[test]
+    fn the_suite_selection_names_what_will_run() {
+        assert_eq!(suite_selection(&Pick::Nothing), Ok(None));
+        let printer = suite_selection(&Pick::Some(vec!["printer".into()]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(printer.only, vec!["printer".to_string()]);
+        let names = &printer.names;
+        assert!(names.iter().all(|n| n.starts_with("printer.")), "{names:?}");
+        assert!(names.contains(&"printer.paper_out".to_string()));
+        let all = suite_selection(&Pick::All).unwrap().unwrap();
+        assert_eq!(all.names.len(), hil_tests::scenarios().len());
+        assert!(suite_selection(&Pick::Some(vec!["nonsense".into()])).is_err());
     }
 
     #[test]
