@@ -1081,6 +1081,14 @@ fn escpos_ftdi_inner(ctx: &mut Ctx<'_>) -> Outcome {
     let t = Instant::now();
     let error = loop {
         match printer.status() {
+            // A status request in flight when the adapter went may time out; the next one
+            // meets the unplugged port.
+            Err(e) if e.kind() == FaultKind::Timeout && t.elapsed() < PRINTER_LIMIT => {
+                ctx.step(format!(
+                    "status {} ms after the unplug timed out: {e}",
+                    t.elapsed().as_millis()
+                ));
+            }
             Err(e) => break e,
             Ok(s) if t.elapsed() >= PRINTER_LIMIT => {
                 return Err(fail(format!(
