@@ -13,6 +13,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
@@ -59,6 +60,12 @@ pub struct ClientConfig {
     pub max_payload: u32,
     /// Pause between connection attempts while the socket does not exist yet.
     pub retry_interval: Duration,
+    /// Longest a single write to QEMU may block (the socket's send timeout). A QEMU that
+    /// stops reading (wedged, paused) would otherwise block the client's thread forever; when
+    /// a write times out the link closes with [`CloseReason::Failed`] saying so (the stream
+    /// may hold half a message, so it cannot be resumed). Default 5 s. [`Duration::ZERO`]
+    /// means no timeout (block as long as QEMU does).
+    pub write_timeout: Duration,
 }
 
 impl Default for ClientConfig {
@@ -68,6 +75,7 @@ impl Default for ClientConfig {
             silent: SilentPolicy::default(),
             max_payload: DEFAULT_MAX_PAYLOAD,
             retry_interval: Duration::from_millis(50),
+            write_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -141,6 +149,15 @@ pub struct Stats {
     pub unexpected: u64,
     /// The last problem seen, as text (never contains APDU data).
     pub last_error: Option<String>,
+    /// The id of the last [`CardClient::sync`] marker the client's thread has reached (0:
+    /// none yet). Ids grow with each `sync` call on any handle of this client; reaching one
+    /// means every command queued before it has been carried out.
+    pub marks_done: u64,
+    /// Messages we sent that QEMU answers and has not answered yet: our Init (until QEMU's
+    /// Init arrives), ReaderRemove and ReaderAdd during the handshake, each ATR and each
+    /// CardRemove. Updated after each command or message the client handles; 0 when QEMU has
+    /// acknowledged everything. Left as it was when the link closes.
+    pub awaiting_answers: usize,
 }
 
 impl Stats {
@@ -160,6 +177,8 @@ impl Stats {
             host_errors: 0,
             unexpected: 0,
             last_error: None,
+            marks_done: 0,
+            awaiting_answers: 0,
         }
     }
 }
@@ -168,6 +187,8 @@ enum Command {
     Insert(Box<dyn VirtualCard>),
     Remove,
     RemoveOnApdu(u32),
+    /// A [`CardClient::sync`] marker: everything queued before it is done.
+    Mark(u64),
     Shutdown,
 }
 
@@ -201,6 +222,8 @@ struct Inner {
     tx: Mutex<Sender<Event>>,
     shared: Arc<Shared>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// The last [`Command::Mark`] id handed out.
+    last_mark: AtomicU64,
 }
 
 impl Drop for Inner {
@@ -215,8 +238,10 @@ impl Drop for Inner {
 /// Handle to a running card client. Cheap to clone; all clones drive the same client.
 ///
 /// Commands (`insert`, `remove`, `remove_on_apdu`) are queued to the client's thread and
-/// return at once; they are carried out in order with QEMU's messages. Watch their effect
-/// with [`stats`](CardClient::stats) / [`wait_until`](CardClient::wait_until).
+/// return at once; they are carried out in order with QEMU's messages. To know that they
+/// have been carried out *and* acknowledged by QEMU (ATR and CardRemove answered), call
+/// [`sync`](CardClient::sync). Watch their effect with [`stats`](CardClient::stats) /
+/// [`wait_until`](CardClient::wait_until).
 ///
 /// Dropping the last handle shuts the client down (without waiting for its threads).
 #[derive(Clone)]
@@ -293,6 +318,8 @@ impl CardClient {
     ) -> Result<CardClient, Error> {
         let path: PathBuf = path.as_ref().to_path_buf();
         let stream = connect_socket(&path, timeout, config.retry_interval)?;
+        // SO_SNDTIMEO; `None` (no timeout) for zero, which `set_write_timeout` refuses.
+        stream.set_write_timeout(Some(config.write_timeout).filter(|d| !d.is_zero()))?;
         info!("VSCard: connected to {}", path.display());
         let read_half = stream.try_clone()?;
         let (tx, rx) = mpsc::channel();
@@ -314,6 +341,7 @@ impl CardClient {
             card: None,
             expect: VecDeque::new(),
             countdown: None,
+            published_awaiting: 0,
         };
         let spawned = thread::Builder::new()
             .name("vscard-card".into())
@@ -330,6 +358,7 @@ impl CardClient {
                 tx: Mutex::new(tx),
                 shared,
                 threads: Mutex::new(vec![worker, reader]),
+                last_mark: AtomicU64::new(0),
             }),
         })
     }
@@ -387,6 +416,37 @@ impl CardClient {
     /// stopped.
     pub fn remove_on_apdu(&self, n: u32) -> Result<(), Error> {
         self.command(Command::RemoveOnApdu(n))
+    }
+
+    /// Wait until every command queued on this client (from any handle) before this call has
+    /// been carried out by the client's thread, and QEMU has answered every message of ours
+    /// that it answers ([`Stats::awaiting_answers`] is 0): the handshake's Init, ReaderRemove
+    /// and ReaderAdd, each ATR and each CardRemove. Returns the stats at that point.
+    ///
+    /// So `insert` then `sync` returns once QEMU accepted (or refused: see
+    /// [`Stats::atr_rejected`]) the ATR, and `remove` then `sync` once QEMU answered the
+    /// CardRemove. Called before the handshake has finished, it also waits for the handshake
+    /// (and for the ATR of a card inserted meanwhile). A mute card sends nothing, so it syncs
+    /// as soon as the command has been carried out. APDU answers are not acknowledged by
+    /// QEMU; `sync` only says they were written to the socket.
+    ///
+    /// Blocks for at most `timeout`. Errors: [`Error::Timeout`] when the commands were not
+    /// carried out or QEMU did not acknowledge them within `timeout` (the client keeps
+    /// running; a later `sync` may succeed); [`Error::Closed`] when the link is closed or
+    /// closes before (a closed client never syncs); [`Error::Stopped`] when the client's
+    /// thread has stopped.
+    pub fn sync(&self, timeout: Duration) -> Result<Stats, Error> {
+        let id = self.inner.last_mark.fetch_add(1, Ordering::Relaxed) + 1;
+        self.command(Command::Mark(id))?;
+        self.wait_until(
+            timeout,
+            "the client to carry out its queued commands and QEMU to acknowledge them",
+            |s| {
+                s.marks_done >= id
+                    && s.awaiting_answers == 0
+                    && !matches!(s.state, LinkState::Closed(_))
+            },
+        )
     }
 
     /// A snapshot of the counters and link state. Does no I/O, never blocks for long.
@@ -558,6 +618,8 @@ struct Worker {
     card: Option<Slot>,
     expect: VecDeque<Expect>,
     countdown: Option<u32>,
+    /// [`Stats::awaiting_answers`] as last published.
+    published_awaiting: usize,
 }
 
 type Flow = Result<(), CloseReason>;
@@ -588,33 +650,65 @@ impl Worker {
 
     fn main_loop(&mut self, rx: &Receiver<Event>) -> Flow {
         self.send(Message::init())?;
+        self.publish_awaiting();
         loop {
             let Ok(ev) = rx.recv() else {
                 return Ok(());
             };
-            match ev {
-                Event::Cmd(Command::Shutdown) => return Ok(()),
-                Event::Cmd(Command::Insert(card)) => self.insert(card)?,
-                Event::Cmd(Command::Remove) => self.remove()?,
-                Event::Cmd(Command::RemoveOnApdu(n)) => {
-                    self.countdown = (n > 0).then_some(n);
-                    debug!("VSCard: remove_on_apdu({n})");
-                }
-                Event::Msg(m) => self.on_message(m)?,
-                Event::Bad(e) => {
-                    if e.is_fatal() {
-                        return Err(CloseReason::Failed(e.to_string()));
-                    }
-                    warn!("VSCard: skipped a message from QEMU: {e}");
-                    let text = e.to_string();
-                    self.shared.update(|s| {
-                        s.unexpected += 1;
-                        s.last_error = Some(text);
-                    });
-                }
-                Event::Eof => return Err(CloseReason::Eof),
-                Event::ReadFailed(e) => return Err(io_close(&e)),
+            if matches!(ev, Event::Cmd(Command::Shutdown)) {
+                return Ok(());
             }
+            self.handle(ev)?;
+            // Published once per event, after it is fully handled, so a waiter never sees a
+            // transient 0 (e.g. between the ReaderAdd answer and the ATR it triggers).
+            self.publish_awaiting();
+        }
+    }
+
+    /// Messages QEMU still has to answer: the `expect` queue, plus our Init until QEMU's.
+    fn awaiting(&self) -> usize {
+        self.expect.len() + usize::from(self.phase == Phase::AwaitInit)
+    }
+
+    fn publish_awaiting(&mut self) {
+        let n = self.awaiting();
+        if n != self.published_awaiting {
+            self.published_awaiting = n;
+            self.shared.update(|s| s.awaiting_answers = n);
+        }
+    }
+
+    /// Handle one event (a [`Command::Shutdown`] is handled by `main_loop`).
+    fn handle(&mut self, ev: Event) -> Flow {
+        match ev {
+            Event::Cmd(Command::Shutdown) => Ok(()),
+            Event::Cmd(Command::Insert(card)) => self.insert(card),
+            Event::Cmd(Command::Remove) => self.remove(),
+            Event::Cmd(Command::RemoveOnApdu(n)) => {
+                self.countdown = (n > 0).then_some(n);
+                debug!("VSCard: remove_on_apdu({n})");
+                Ok(())
+            }
+            Event::Cmd(Command::Mark(id)) => {
+                debug!("VSCard: sync mark {id}");
+                self.shared.update(|s| s.marks_done = s.marks_done.max(id));
+                Ok(())
+            }
+            Event::Msg(m) => self.on_message(m),
+            Event::Bad(e) => {
+                if e.is_fatal() {
+                    return Err(CloseReason::Failed(e.to_string()));
+                }
+                warn!("VSCard: skipped a message from QEMU: {e}");
+                let text = e.to_string();
+                self.shared.update(|s| {
+                    s.unexpected += 1;
+                    s.last_error = Some(text);
+                });
+                Ok(())
+            }
+            Event::Eof => Err(CloseReason::Eof),
+            Event::ReadFailed(e) => Err(io_close(&e)),
         }
     }
 
@@ -644,9 +738,21 @@ impl Worker {
             )));
         }
         let bytes = Sensitive::new(encode(&m));
-        self.stream
-            .write_all(bytes.expose())
-            .map_err(|e| io_close(&e))
+        self.stream.write_all(bytes.expose()).map_err(|e| {
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) {
+                // SO_SNDTIMEO expired (EAGAIN). Part of the message may have gone out, so
+                // the stream cannot be resumed.
+                CloseReason::Failed(format!(
+                    "write to QEMU timed out after {:?} (QEMU is not reading the socket)",
+                    self.config.write_timeout
+                ))
+            } else {
+                io_close(&e)
+            }
+        })
     }
 
     fn insert(&mut self, mut card: Box<dyn VirtualCard>) -> Flow {

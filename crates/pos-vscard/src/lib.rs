@@ -8,7 +8,8 @@
 //!
 //! - [`codec`]: message model, [`encode`], streaming [`Decoder`] (length cap, never panics).
 //! - [`CardClient`]: connect (with retry), handshake, and the protocol on its own threads;
-//!   insert / remove / "removed mid-exchange" / stats.
+//!   insert / remove / "removed mid-exchange" / stats; [`CardClient::sync`] to wait until
+//!   queued commands are carried out and acknowledged by QEMU.
 //!
 //! # The protocol as QEMU implements it
 //!
@@ -91,6 +92,7 @@
 //! let client = CardClient::connect("/tmp/rig/CARD.sock", Duration::from_secs(10))?;
 //! client.wait_connected(Duration::from_secs(5))?;
 //! client.insert(Box::new(Echo))?;
+//! client.sync(Duration::from_secs(5))?; // QEMU has accepted the ATR
 //! // ... the guest talks to the card ...
 //! client.remove()?;
 //! client.shutdown()?;

@@ -401,3 +401,189 @@ fn connect_retries_until_the_socket_appears() {
     client.wait_connected(WAIT).unwrap();
     client.shutdown().unwrap();
 }
+
+/// A short timeout for `sync` calls that are expected to time out (QEMU has not answered).
+const SHORT: Duration = Duration::from_millis(100);
+
+#[test]
+fn sync_after_insert_waits_for_the_atr_answer() {
+    let mut r = ready_rig(ClientConfig::default());
+    let (card, _) = TestCard::new();
+    r.client.insert(Box::new(card)).unwrap();
+    assert_eq!(r.qemu.recv().body, Body::Atr(ATR.to_vec()));
+    // The ATR is on the wire but QEMU has not answered it: not synced.
+    let e = r.client.sync(SHORT).unwrap_err();
+    match &e {
+        Error::Timeout { what, .. } => assert!(what.contains("QEMU to acknowledge"), "{e}"),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(e.kind(), FaultKind::Timeout);
+    assert_eq!(r.client.stats().awaiting_answers, 1);
+    r.qemu.error(0, error_code::SUCCESS);
+    let s = r.client.sync(WAIT).unwrap();
+    assert_eq!(s.awaiting_answers, 0);
+    assert!(s.card_visible);
+    assert_eq!(s.insertions, 1);
+    assert_eq!(s.atr_rejected, 0);
+    r.client.shutdown().unwrap();
+}
+
+#[test]
+fn sync_after_remove_waits_for_the_card_remove_answer() {
+    let mut r = ready_rig(ClientConfig::default());
+    let (card, _) = TestCard::new();
+    r.client.insert(Box::new(card)).unwrap();
+    assert!(matches!(r.qemu.recv().body, Body::Atr(_)));
+    r.qemu.error(0, error_code::SUCCESS);
+    r.client.sync(WAIT).unwrap();
+
+    r.client.remove().unwrap();
+    assert_eq!(r.qemu.recv().body, Body::CardRemove);
+    assert!(matches!(
+        r.client.sync(SHORT).unwrap_err(),
+        Error::Timeout { .. }
+    ));
+    r.qemu.error(0, error_code::SUCCESS);
+    let s = r.client.sync(WAIT).unwrap();
+    assert_eq!(s.awaiting_answers, 0);
+    assert_eq!(s.removals, 1);
+    assert!(!s.card_visible);
+    r.client.shutdown().unwrap();
+}
+
+#[test]
+fn sync_before_the_handshake_waits_for_it_and_the_atr() {
+    let mut r = rig_with(ClientConfig::default());
+    let (card, _) = TestCard::new();
+    r.client.insert(Box::new(card)).unwrap();
+    // Our Init is unanswered: not synced.
+    assert!(matches!(
+        r.client.sync(SHORT).unwrap_err(),
+        Error::Timeout { .. }
+    ));
+    r.qemu.handshake();
+    assert_eq!(r.qemu.recv().body, Body::Atr(ATR.to_vec()));
+    // Handshake done, ATR sent but not answered: still not synced.
+    assert!(matches!(
+        r.client.sync(SHORT).unwrap_err(),
+        Error::Timeout { .. }
+    ));
+    r.qemu.error(0, error_code::SUCCESS);
+    let s = r.client.sync(WAIT).unwrap();
+    assert_eq!(s.state, LinkState::Ready);
+    assert!(s.card_visible);
+    assert_eq!(s.awaiting_answers, 0);
+    r.client.shutdown().unwrap();
+}
+
+#[test]
+fn sync_with_a_mute_card_returns_at_once() {
+    let r = ready_rig(ClientConfig::default());
+    let (mut mute, _) = TestCard::new();
+    mute.atr = None;
+    r.client.insert(Box::new(mute)).unwrap();
+    // Nothing was sent, so nothing is awaited: the fake QEMU does not act at all.
+    let s = r.client.sync(WAIT).unwrap();
+    assert_eq!(s.mute_insertions, 1);
+    assert_eq!(s.awaiting_answers, 0);
+    r.client.remove().unwrap();
+    let s = r.client.sync(WAIT).unwrap();
+    assert_eq!(s.removals, 1);
+    assert!(s.marks_done >= 2);
+    r.client.shutdown().unwrap();
+}
+
+#[test]
+fn sync_counts_marks_from_every_handle() {
+    let r = ready_rig(ClientConfig::default());
+    let other = r.client.clone();
+    let a = r.client.sync(WAIT).unwrap();
+    let b = other.sync(WAIT).unwrap();
+    assert!(b.marks_done > a.marks_done, "{a:?} {b:?}");
+    r.client.shutdown().unwrap();
+}
+
+#[test]
+fn sync_on_a_closed_link_is_an_error() {
+    let r = ready_rig(ClientConfig::default());
+    drop(r.qemu);
+    assert_eq!(r.client.wait_closed(WAIT).unwrap(), CloseReason::Eof);
+    let e = r.client.sync(WAIT).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Closed {
+                reason: CloseReason::Eof
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(e.kind(), FaultKind::Disconnected);
+
+    // And after shutdown.
+    let r = ready_rig(ClientConfig::default());
+    r.client.shutdown().unwrap();
+    let e = r.client.sync(WAIT).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Closed {
+                reason: CloseReason::Shutdown
+            }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn default_write_timeout_is_five_seconds() {
+    assert_eq!(
+        ClientConfig::default().write_timeout,
+        Duration::from_secs(5)
+    );
+}
+
+/// A QEMU that stops reading: the client's answers pile up in the socket until a write
+/// blocks; the write timeout then closes the link instead of blocking the worker forever.
+///
+/// The fake sends many large APDUs (and keeps reading nothing); the client's reader thread
+/// drains them, and the worker answers each with an APDU of about the same size. A Unix
+/// stream socket's send buffer (`net.core.wmem_default`, about 208 KiB on Linux) holds only a
+/// few such answers, so a write soon blocks. 200 answers of 60 000 bytes is 12 MB, far more
+/// than any plausible buffer.
+#[test]
+fn write_timeout_closes_the_link_when_qemu_stops_reading() {
+    let mut r = ready_rig(ClientConfig {
+        write_timeout: Duration::from_millis(200),
+        ..ClientConfig::default()
+    });
+    let (card, _) = TestCard::new();
+    r.client.insert(Box::new(card)).unwrap();
+    assert!(matches!(r.qemu.recv().body, Body::Atr(_)));
+    r.qemu.error(0, error_code::SUCCESS);
+    r.client.sync(WAIT).unwrap();
+
+    // From here on the fake never reads.
+    r.qemu.stream.set_write_timeout(Some(WAIT)).unwrap();
+    let big = encode(&apdu(&vec![0x00; 60_000]));
+    for _ in 0..200 {
+        // Once the client has given up, its socket is shut down and writes fail.
+        if r.qemu.stream.write_all(&big).is_err() {
+            break;
+        }
+        if matches!(r.client.stats().state, LinkState::Closed(_)) {
+            break;
+        }
+    }
+    match r.client.wait_closed(WAIT).unwrap() {
+        CloseReason::Failed(m) => assert!(m.contains("timed out"), "{m}"),
+        other => panic!("unexpected {other:?}"),
+    }
+    let s = r.client.stats();
+    assert!(s.last_error.unwrap().contains("write to QEMU timed out"));
+    assert!(
+        s.apdus_received > s.apdus_answered,
+        "{:?}",
+        s.apdus_answered
+    );
+}

@@ -11,6 +11,8 @@ use pos_vscard::CardClient;
 
 /// How long to wait for QEMU's card socket and the handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long QEMU may take to acknowledge an inserted or pulled card.
+const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A card that never answers its reset (no ATR).
 struct MuteCard;
@@ -98,11 +100,27 @@ impl CardSide {
         self.client()?
             .remove_on_apdu(0)
             .map_err(|e| format!("disarm: {e}"))?;
+        let rejected = self.client()?.stats().atr_rejected;
         self.client()?
             .insert(card)
             .map_err(|e| format!("insert: {e}"))?;
         self.inserted = Some(name.to_string());
+        let stats = self.acknowledged("insert")?;
+        if stats.atr_rejected > rejected {
+            return Err(format!(
+                "insert: QEMU refused the card's ATR ({})",
+                stats.last_error.unwrap_or_default()
+            ));
+        }
         Ok(())
+    }
+
+    /// Wait until the client carried out what was asked and QEMU acknowledged it: the
+    /// guest is answered only once QEMU's reader has the card (or has lost it).
+    fn acknowledged(&self, what: &str) -> Result<pos_vscard::Stats, String> {
+        self.client()?
+            .sync(ACK_TIMEOUT)
+            .map_err(|e| format!("{what}: {e}"))
     }
 
     /// Pull the card.
@@ -113,7 +131,7 @@ impl CardSide {
             .remove()
             .map_err(|e| format!("remove: {e}"))?;
         self.inserted = None;
-        Ok(())
+        self.acknowledged("remove").map(drop)
     }
 
     /// Pull the card instead of answering the `n`-th APDU from now.
@@ -123,7 +141,7 @@ impl CardSide {
         self.client()?
             .remove_on_apdu(n)
             .map_err(|e| format!("remove_on_apdu: {e}"))?;
-        Ok(())
+        self.acknowledged("remove_on_apdu").map(drop)
     }
 
     /// `apdus=N removals=N`, or `unplugged`.
