@@ -10,6 +10,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cache=${POS_RIG_CACHE:-target/qemu-rig}
+# An absolute path as it is; a relative one from the workspace root.
+case "$cache" in
+    /*) ;;
+    *) cache="$PWD/$cache" ;;
+esac
 
 bash hil-tests/qemu-rig/prepare.sh "$cache"
 
@@ -20,7 +25,7 @@ RUSTFLAGS="-C target-feature=+crt-static" LIBUDEV_NO_PKG_CONFIG=1 \
 
 # The pcsc-lite client links Debian's libpcsclite (unpacked in the cache), dynamically.
 echo "rig: building the pcsc-lite benchmark client"
-if POS_PCSC_LIB_DIR="$PWD/$cache/root/usr/lib/x86_64-linux-gnu" \
+if POS_PCSC_LIB_DIR="$cache/root/usr/lib/x86_64-linux-gnu" \
     cargo build --quiet --release -p qemu-rig-guest --features pcsc --bin pcsc-bench; then
     cp target/release/pcsc-bench "$cache/pcsc-bench"
 else
