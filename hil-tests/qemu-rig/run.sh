@@ -19,6 +19,8 @@ esac
 bash hil-tests/qemu-rig/prepare.sh "$cache"
 
 target=x86_64-unknown-linux-gnu
+# Where cargo puts what it builds (CARGO_TARGET_DIR moves it).
+out=${CARGO_TARGET_DIR:-target}
 echo "rig: building the static guest binary"
 RUSTFLAGS="-C target-feature=+crt-static" LIBUDEV_NO_PKG_CONFIG=1 \
     cargo build --quiet --release -p qemu-rig-guest --bin rig-guest --target "$target"
@@ -27,7 +29,7 @@ RUSTFLAGS="-C target-feature=+crt-static" LIBUDEV_NO_PKG_CONFIG=1 \
 echo "rig: building the pcsc-lite benchmark client"
 if POS_PCSC_LIB_DIR="$cache/root/usr/lib/x86_64-linux-gnu" \
     cargo build --quiet --release -p qemu-rig-guest --features pcsc --bin pcsc-bench; then
-    cp target/release/pcsc-bench "$cache/pcsc-bench"
+    cp "$out/release/pcsc-bench" "$cache/pcsc-bench"
 else
     # The cache has libpcsclite: a build failure is a real error, not a reason to skip.
     echo "rig: pcsc-bench did not build" >&2
@@ -35,5 +37,5 @@ else
 fi
 
 cargo build --quiet --release -p qemu-rig
-exec target/release/qemu-rig --cache "$cache" \
-    --guest "target/$target/release/rig-guest" "$@"
+exec "$out/release/qemu-rig" --cache "$cache" \
+    --guest "$out/$target/release/rig-guest" "$@"
