@@ -74,9 +74,12 @@ struct Slot {
 struct Presence {
     /// Per slot: the card left (or came and went) since the flag was last cleared.
     removed_since: Vec<AtomicBool>,
-    /// Per slot: this driver holds a powered card there (mirrors `Slot::powered` for the
-    /// monitor thread).
-    powered: Vec<AtomicBool>,
+    /// Per slot: this driver has seen a card there (powered it, read its presence, or was
+    /// notified of it) and has not published its removal yet. Only a removal *event*
+    /// clears it: an exchange that finds the card gone first must not swallow the
+    /// notification that follows (on QEMU's usb-ccid the bulk answer and the interrupt
+    /// notification come in either order).
+    known: Vec<AtomicBool>,
     /// The reader is gone.
     gone: AtomicBool,
 }
@@ -283,7 +286,9 @@ impl<T: CcidTransport + 'static> Inner<T> {
             let s = &mut self.slots[usize::from(slot)];
             s.powered = false;
             s.t1 = None;
-            self.presence.powered[usize::from(slot)].store(false, Ordering::SeqCst);
+        }
+        if !absent {
+            self.presence.known[usize::from(slot)].store(true, Ordering::SeqCst);
         }
         self.slots[usize::from(slot)].present = !absent;
         Ok(st)
@@ -303,7 +308,6 @@ impl<T: CcidTransport + 'static> Inner<T> {
                     || removed_flag =>
             {
                 self.slots[usize::from(slot)].powered = false;
-                self.presence.powered[usize::from(slot)].store(false, Ordering::SeqCst);
                 CcidError::CardRemoved {
                     slot,
                     detail: cause.to_string(),
@@ -433,7 +437,7 @@ impl<T: CcidTransport + 'static> Inner<T> {
         s.present = true;
         s.card_wait = card_wait;
         s.t1 = None;
-        self.presence.powered[usize::from(slot)].store(true, Ordering::SeqCst);
+        self.presence.known[usize::from(slot)].store(true, Ordering::SeqCst);
         log::info!(
             "{}: slot {slot}: T={protocol}, Fi/Di {fi_di:?}, card wait {:?}",
             self.uri,
@@ -535,7 +539,6 @@ impl<T: CcidTransport + 'static> Inner<T> {
         s.powered = false;
         s.t1 = None;
         s.atr = None;
-        self.presence.powered[usize::from(slot)].store(false, Ordering::SeqCst);
         match Self::check_response(slot, &resp) {
             Ok(()) | Err(CcidError::CardAbsent { .. }) => Ok(()),
             Err(e) => Err(e),
@@ -749,7 +752,7 @@ impl<T: CcidTransport + 'static> CcidReader<T> {
         let capabilities = descriptor.to_capabilities(has_interrupt);
         let presence = Arc::new(Presence {
             removed_since: (0..slot_count).map(|_| AtomicBool::new(false)).collect(),
-            powered: (0..slot_count).map(|_| AtomicBool::new(false)).collect(),
+            known: (0..slot_count).map(|_| AtomicBool::new(false)).collect(),
             gone: AtomicBool::new(false),
         });
         let hub = EventHub::new(uri);
@@ -862,19 +865,25 @@ fn note_change(
 ) {
     let i = usize::from(slot);
     let before = was_present.get(i).copied().unwrap_or(false);
-    // "Changed, now absent" while we hold a powered card there is a removal even when this
-    // monitor never saw the card arrive (it was in the reader before the driver opened it;
-    // found on QEMU's usb-ccid). Without a powered card it may be a stale notification from
-    // before the open: not an event.
-    let held = presence
-        .powered
-        .get(i)
-        .is_some_and(|p| p.load(Ordering::SeqCst));
-    if (before && (!present || changed)) || (changed && !present && held) {
+    // "Changed, now absent" for a card the driver knew is a removal even when this monitor
+    // never saw the card arrive (it was in the reader before the driver opened it; found on
+    // QEMU's usb-ccid), and even when an exchange already found it gone. For a card the
+    // driver never knew it may be a stale notification from before the open: not an event.
+    let known = presence.known.get(i);
+    let knew = known.is_some_and(|k| k.load(Ordering::SeqCst));
+    if (before && (!present || changed)) || (changed && !present && knew) {
         if let Some(flag) = presence.removed_since.get(i) {
             flag.store(true, Ordering::SeqCst);
         }
+        if let Some(k) = known {
+            k.store(false, Ordering::SeqCst);
+        }
         hub.publish(DeviceEvent::CardRemoved { slot });
+    }
+    if present {
+        if let Some(k) = known {
+            k.store(true, Ordering::SeqCst);
+        }
     }
     if present && (!before || changed) {
         hub.publish(DeviceEvent::CardInserted { slot });

@@ -107,6 +107,8 @@ struct State {
     cur: usize,
     replies: VecDeque<Vec<u8>>,
     notifications: VecDeque<Vec<u8>>,
+    /// Notifications are kept back from the interrupt endpoint (see `hold_notifications`).
+    notifications_held: bool,
     unplugged: bool,
     aborts: u32,
     pps_seen: u32,
@@ -180,6 +182,7 @@ impl VirtualReader {
             cur: 0,
             replies: VecDeque::new(),
             notifications: VecDeque::new(),
+            notifications_held: false,
             unplugged: false,
             aborts: 0,
             pps_seen: 0,
@@ -222,6 +225,14 @@ impl SimReaderHandle {
     /// change once, not again to the next process).
     pub fn clear_notifications(&self) {
         lock(&self.shared).notifications.clear();
+    }
+
+    /// Keep slot-change notifications back from the interrupt endpoint (`true`) or let them
+    /// through (`false`): a reader whose notification comes after its answer to a pending
+    /// exchange, as QEMU's usb-ccid sometimes does when the card is pulled.
+    pub fn hold_notifications(&self, held: bool) {
+        lock(&self.shared).notifications_held = held;
+        self.shared.1.notify_all();
     }
 
     /// Insert a card in slot 0 (replacing one that is there: a removal, then an insertion).
@@ -688,7 +699,11 @@ struct SimInterrupt {
 impl InterruptSource for SimInterrupt {
     fn read(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize, LinkError> {
         let n = wait_pop(&self.shared, &self.target, deadline, |st| {
-            st.notifications.pop_front()
+            if st.notifications_held {
+                None
+            } else {
+                st.notifications.pop_front()
+            }
         })?;
         let len = n.len().min(buf.len());
         buf[..len].copy_from_slice(&n[..len]);

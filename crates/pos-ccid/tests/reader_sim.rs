@@ -157,6 +157,68 @@ fn a_card_inserted_before_the_open_then_pulled_is_reported_removed() {
     assert_eq!(e.kind(), FaultKind::CardRemoved, "{e}");
 }
 
+/// The same card pulled mid-exchange, with the reader's answer (an empty DataBlock, no
+/// card) arriving before its notification: the exchange fails as a removal first, and the
+/// notification that follows is still the removal event. (Found on the QEMU rig, in about
+/// a third of the runs.)
+#[test]
+fn a_removal_found_by_the_exchange_first_is_still_an_event() {
+    let cfg = SimReaderConfig {
+        level: SimLevel::Apdu,
+        interrupt: true,
+        ..SimReaderConfig::default()
+    };
+    let (vr, h) = VirtualReader::new(cfg, "sim:ccid");
+    h.insert(Box::new(TestCard::t0()));
+    h.clear_notifications();
+    let mut r = CcidReader::new(vr, "sim:ccid", config());
+    let sub = pos_hal::Device::subscribe(&mut r).unwrap();
+    r.power_on(0).unwrap();
+    h.hold_notifications(true);
+    h.set_faults(SimFaults {
+        remove_at_exchange: Some(h.exchanges() + 1),
+        removal_answers_empty: true,
+        ..SimFaults::default()
+    });
+    let e = r.transmit(0, SELECT_PSE).unwrap_err();
+    assert_eq!(e.kind(), FaultKind::CardRemoved, "{e}");
+    let early = sub.try_recv();
+    assert!(
+        early.is_err(),
+        "no event before the notification: {early:?}"
+    );
+    h.hold_notifications(false);
+    wait_event(&sub, |e| matches!(e, DeviceEvent::CardRemoved { slot: 0 }));
+}
+
+/// A notification left from a card inserted and pulled before the driver opened the reader
+/// is not an event: this driver never knew that card.
+#[test]
+fn a_stale_removal_from_before_the_open_is_not_an_event() {
+    let cfg = SimReaderConfig {
+        level: SimLevel::Apdu,
+        interrupt: true,
+        ..SimReaderConfig::default()
+    };
+    let (vr, h) = VirtualReader::new(cfg, "sim:ccid");
+    h.insert(Box::new(TestCard::t0()));
+    h.clear_notifications();
+    // Pulled before the open: its "changed, now absent" is still queued.
+    h.remove();
+    let mut r = CcidReader::new(vr, "sim:ccid", config());
+    let sub = pos_hal::Device::subscribe(&mut r).unwrap();
+    // A fresh card afterwards: its insertion is the first event.
+    std::thread::sleep(Duration::from_millis(300));
+    h.insert(Box::new(TestCard::t0()));
+    let first = sub.recv_timeout(Duration::from_secs(5)).unwrap().event;
+    assert!(
+        matches!(first, DeviceEvent::CardInserted { slot: 0 }),
+        "the first event is the new card's insertion, not the old card's removal: {first:?}"
+    );
+    let next = sub.try_recv();
+    assert!(next.is_err(), "one event only: {next:?}");
+}
+
 /// A reader that flushes the pending exchange with an empty, "successful" DataBlock whose
 /// ICC status says no card (QEMU's usb-ccid when the card is pulled mid-exchange): that is
 /// a removal, not a malformed answer. (Found on the QEMU rig.)
