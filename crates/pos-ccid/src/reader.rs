@@ -80,6 +80,10 @@ struct Presence {
     /// notification that follows (on QEMU's usb-ccid the bulk answer and the interrupt
     /// notification come in either order).
     known: Vec<AtomicBool>,
+    /// Per slot: an exchange or a status request found the powered card swapped (present
+    /// but inactive); the polling monitor reports it (it cannot see it itself any more,
+    /// since the slot is no longer marked powered).
+    swapped_since: Vec<AtomicBool>,
     /// The reader is gone.
     gone: AtomicBool,
 }
@@ -287,7 +291,11 @@ impl<T: CcidTransport + 'static> Inner<T> {
             s.powered = false;
             s.t1 = None;
         }
-        if !absent {
+        if swapped {
+            self.presence.swapped_since[usize::from(slot)].store(true, Ordering::SeqCst);
+        }
+        // A removal published while this request ran is not undone by its older answer.
+        if !absent && !flagged {
             self.presence.known[usize::from(slot)].store(true, Ordering::SeqCst);
         }
         self.slots[usize::from(slot)].present = !absent;
@@ -437,7 +445,11 @@ impl<T: CcidTransport + 'static> Inner<T> {
         s.present = true;
         s.card_wait = card_wait;
         s.t1 = None;
-        self.presence.known[usize::from(slot)].store(true, Ordering::SeqCst);
+        // Unless the card was pulled while it was being powered (then its removal event has
+        // been published already and the next exchange fails as CardRemoved).
+        if !self.presence.removed_since[usize::from(slot)].load(Ordering::SeqCst) {
+            self.presence.known[usize::from(slot)].store(true, Ordering::SeqCst);
+        }
         log::info!(
             "{}: slot {slot}: T={protocol}, Fi/Di {fi_di:?}, card wait {:?}",
             self.uri,
@@ -753,6 +765,7 @@ impl<T: CcidTransport + 'static> CcidReader<T> {
         let presence = Arc::new(Presence {
             removed_since: (0..slot_count).map(|_| AtomicBool::new(false)).collect(),
             known: (0..slot_count).map(|_| AtomicBool::new(false)).collect(),
+            swapped_since: (0..slot_count).map(|_| AtomicBool::new(false)).collect(),
             gone: AtomicBool::new(false),
         });
         let hub = EventHub::new(uri);
@@ -869,6 +882,10 @@ fn note_change(
     // never saw the card arrive (it was in the reader before the driver opened it; found on
     // QEMU's usb-ccid), and even when an exchange already found it gone. For a card the
     // driver never knew it may be a stale notification from before the open: not an event.
+    // Limit: a quick pull-and-reinsert that the reader merges into one "changed, present"
+    // for a card this monitor never saw arrive is reported as an insertion only (it cannot
+    // be told from the insertion notification left from before the open); the next
+    // exchange still fails as CardRemoved, since the card is no longer powered.
     let known = presence.known.get(i);
     let knew = known.is_some_and(|k| k.load(Ordering::SeqCst));
     if (before && (!present || changed)) || (changed && !present && knew) {
@@ -978,18 +995,33 @@ fn poll_monitor<T: CcidTransport + 'static>(
             let icc = resp.status().icc();
             let present = matches!(icc, IccStatus::PresentActive | IccStatus::PresentInactive);
             let i = usize::from(slot);
-            // Powered by us but inactive now: pulled and reinserted between two polls.
-            let swapped =
-                guard.slots[i].powered && icc == IccStatus::PresentInactive && !swap_reported[i];
+            // Powered by us but inactive now: pulled and reinserted between two polls (or an
+            // exchange or status request found that first).
+            let found = presence
+                .swapped_since
+                .get(i)
+                .is_some_and(|f| f.swap(false, Ordering::SeqCst));
+            let swapped = found
+                || (guard.slots[i].powered
+                    && icc == IccStatus::PresentInactive
+                    && !swap_reported[i]);
             if icc != IccStatus::PresentInactive {
                 swap_reported[i] = false;
             } else if swapped {
                 swap_reported[i] = true;
             }
-            if present != was_present[i] || swapped {
+            // A card the driver knew, gone, even if this monitor never saw it (it was pulled
+            // before the first poll got the lock, or an exchange found it gone first).
+            let knew = presence
+                .known
+                .get(i)
+                .is_some_and(|k| k.load(Ordering::SeqCst));
+            let gone_unseen = !present && knew;
+            if present != was_present[i] || swapped || gone_unseen {
                 // The removal flag set here makes the next exchange on this slot fail as
                 // CardRemoved (the slot's powered state is cleared when that is read).
-                note_change(&hub, &presence, slot, present, swapped, &mut was_present);
+                let changed = swapped || gone_unseen;
+                note_change(&hub, &presence, slot, present, changed, &mut was_present);
             }
         }
     }

@@ -182,7 +182,7 @@ fn a_removal_found_by_the_exchange_first_is_still_an_event() {
     });
     let e = r.transmit(0, SELECT_PSE).unwrap_err();
     assert_eq!(e.kind(), FaultKind::CardRemoved, "{e}");
-    let early = sub.try_recv();
+    let early = sub.recv_timeout(Duration::from_millis(200));
     assert!(
         early.is_err(),
         "no event before the notification: {early:?}"
@@ -215,8 +215,57 @@ fn a_stale_removal_from_before_the_open_is_not_an_event() {
         matches!(first, DeviceEvent::CardInserted { slot: 0 }),
         "the first event is the new card's insertion, not the old card's removal: {first:?}"
     );
-    let next = sub.try_recv();
+    let next = sub.recv_timeout(Duration::from_millis(300));
     assert!(next.is_err(), "one event only: {next:?}");
+}
+
+/// A polling reader (no interrupt endpoint) whose monitor polls slowly.
+fn slow_polling_rig() -> (Reader, SimReaderHandle) {
+    let cfg = SimReaderConfig {
+        level: SimLevel::Apdu,
+        interrupt: false,
+        ..SimReaderConfig::default()
+    };
+    let (vr, h) = VirtualReader::new(cfg, "sim:ccid");
+    let config = ReaderConfig {
+        poll_interval: Duration::from_millis(700),
+        ..config()
+    };
+    (CcidReader::new(vr, "sim:ccid", config), h)
+}
+
+/// Polling: a card powered and pulled before the monitor's first poll, found gone by the
+/// exchange, is still a removal event (the monitor never saw it present).
+#[test]
+fn polling_a_card_pulled_before_the_first_poll_is_reported_removed() {
+    let (mut r, h) = slow_polling_rig();
+    h.insert(Box::new(TestCard::t0()));
+    let sub = pos_hal::Device::subscribe(&mut r).unwrap();
+    r.power_on(0).unwrap();
+    h.remove();
+    let e = r.transmit(0, SELECT_PSE).unwrap_err();
+    assert!(
+        matches!(e.kind(), FaultKind::CardRemoved | FaultKind::CardAbsent),
+        "{e}"
+    );
+    wait_event(&sub, |e| matches!(e, DeviceEvent::CardRemoved { slot: 0 }));
+}
+
+/// Polling: a swap the exchange finds first (the card present but no longer powered) is
+/// still reported by the monitor, as a removal and an insertion.
+#[test]
+fn polling_a_swap_found_by_the_exchange_first_is_reported() {
+    let (mut r, h) = slow_polling_rig();
+    let sub = pos_hal::Device::subscribe(&mut r).unwrap();
+    h.insert(Box::new(TestCard::t0()));
+    wait_event(&sub, |e| matches!(e, DeviceEvent::CardInserted { slot: 0 }));
+    r.power_on(0).unwrap();
+    // Swapped, and the exchange runs before the next poll.
+    h.insert(Box::new(TestCard::t0()));
+    let e = r.transmit(0, SELECT_PSE).unwrap_err();
+    assert_eq!(e.kind(), FaultKind::CardRemoved, "{e}");
+    wait_event(&sub, |e| matches!(e, DeviceEvent::CardRemoved { slot: 0 }));
+    wait_event(&sub, |e| matches!(e, DeviceEvent::CardInserted { slot: 0 }));
 }
 
 /// A reader that flushes the pending exchange with an empty, "successful" DataBlock whose
