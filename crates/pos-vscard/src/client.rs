@@ -364,9 +364,15 @@ impl CardClient {
     }
 
     fn command(&self, cmd: Command) -> Result<(), Error> {
+        self.command_with(|| cmd)
+    }
+
+    /// Queue the command `make` builds, built while holding the channel: commands made
+    /// under the lock (sync markers and their ids) reach the worker in the order made.
+    fn command_with(&self, make: impl FnOnce() -> Command) -> Result<(), Error> {
         let sent = {
             let tx = self.inner.tx.lock().unwrap_or_else(|e| e.into_inner());
-            tx.send(Event::Cmd(cmd)).is_ok()
+            tx.send(Event::Cmd(make())).is_ok()
         };
         if sent {
             return Ok(());
@@ -436,8 +442,11 @@ impl CardClient {
     /// closes before (a closed client never syncs); [`Error::Stopped`] when the client's
     /// thread has stopped.
     pub fn sync(&self, timeout: Duration) -> Result<Stats, Error> {
-        let id = self.inner.last_mark.fetch_add(1, Ordering::Relaxed) + 1;
-        self.command(Command::Mark(id))?;
+        let mut id = 0;
+        self.command_with(|| {
+            id = self.inner.last_mark.fetch_add(1, Ordering::Relaxed) + 1;
+            Command::Mark(id)
+        })?;
         self.wait_until(
             timeout,
             "the client to carry out its queued commands and QEMU to acknowledge them",

@@ -146,6 +146,16 @@ pub fn clean(text: &str) -> String {
         .collect()
 }
 
+/// A case or benchmark name as one word on the wire: [`clean`], with spaces as `_` (a
+/// space would shift the fields after it). The same on every line that carries a name,
+/// so a `PLAN` entry and its `CASE` line always match.
+pub fn name_word(name: &str) -> String {
+    clean(name)
+        .chars()
+        .map(|c| if c == ' ' { '_' } else { c })
+        .collect()
+}
+
 impl fmt::Display for Verb {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -177,7 +187,7 @@ impl fmt::Display for Line {
             Line::Cmd { seq, verb } => write!(f, "CMD {seq} {verb}"),
             Line::Ok { seq, text } => write!(f, "OK {seq} {}", clean(text)),
             Line::Err { seq, text } => write!(f, "ERR {seq} {}", clean(text)),
-            Line::Step { case, text } => write!(f, "STEP {} {}", clean(case), clean(text)),
+            Line::Step { case, text } => write!(f, "STEP {} {}", name_word(case), clean(text)),
             Line::Case {
                 case,
                 outcome,
@@ -186,7 +196,7 @@ impl fmt::Display for Line {
             } => write!(
                 f,
                 "CASE {} {} {millis} {}",
-                clean(case),
+                name_word(case),
                 outcome.as_str(),
                 clean(text)
             ),
@@ -199,17 +209,12 @@ impl fmt::Display for Line {
             } => write!(
                 f,
                 "BENCH {} {count} {p50_ns} {p99_ns} {mean_ns}",
-                clean(name)
+                name_word(name)
             ),
             Line::Plan { cases } => {
                 write!(f, "PLAN {}", cases.len())?;
                 for c in cases {
-                    // A name is one word: whitespace inside one would shift the others.
-                    let word: String = clean(c)
-                        .chars()
-                        .map(|c| if c == ' ' { '_' } else { c })
-                        .collect();
-                    write!(f, " {word}")?;
+                    write!(f, " {}", name_word(c))?;
                 }
                 Ok(())
             }
@@ -482,6 +487,13 @@ mod tests {
             cases: vec!["a b".into(), "c".into()],
         };
         assert_eq!(line.to_string(), "PLAN 2 a_b c");
+        let case = Line::Case {
+            case: "a b".into(),
+            outcome: Outcome::Pass,
+            millis: 1,
+            text: "x y".into(),
+        };
+        assert_eq!(case.to_string(), "CASE a_b PASS 1 x y");
         assert_eq!(
             Line::parse(&line.to_string()),
             Ok(Line::Plan {

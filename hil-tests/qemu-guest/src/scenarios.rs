@@ -1088,6 +1088,7 @@ fn escpos_ftdi_inner(ctx: &mut Ctx<'_>) -> Outcome {
                     "status {} ms after the unplug timed out: {e}",
                     t.elapsed().as_millis()
                 ));
+                std::thread::sleep(Duration::from_millis(100));
             }
             Err(e) => break e,
             Ok(s) if t.elapsed() >= PRINTER_LIMIT => {

@@ -104,7 +104,8 @@ impl CardSide {
         self.client()?
             .insert(card)
             .map_err(|e| format!("insert: {e}"))?;
-        self.inserted = Some(name.to_string());
+        // Whatever happens next, the card that was in the reader is gone.
+        self.inserted = None;
         let stats = self.acknowledged("insert")?;
         if stats.atr_rejected > rejected {
             return Err(format!(
@@ -112,6 +113,8 @@ impl CardSide {
                 stats.last_error.unwrap_or_default()
             ));
         }
+        // Only a card QEMU took is put back when the reader is plugged in again.
+        self.inserted = Some(name.to_string());
         Ok(())
     }
 

@@ -145,11 +145,13 @@ impl Monitor {
     fn resync(&mut self) -> std::io::Result<()> {
         self.syncs = self.syncs.wrapping_add(1);
         let marker = format!("rig-sync-{}", self.syncs);
-        self.stream.write_all(format!("{marker}\n").as_bytes())?;
+        // The newline first ends a command line a timed-out write may have left half
+        // written (an empty line only makes the monitor print its prompt again).
+        self.stream.write_all(format!("\n{marker}\n").as_bytes())?;
         let needle = format!("unknown command: '{marker}'");
         let dropped = self.read_until(Instant::now() + self.timeout, &|s| {
             s.find(&needle)
-                .is_some_and(|i| s.get(i..).is_some_and(|rest| rest.ends_with(PROMPT)))
+                .is_some_and(|i| s.get(i..).is_some_and(|rest| rest.contains(PROMPT)))
         })?;
         log::debug!("monitor back in step; dropped {dropped:?}");
         self.out_of_step = false;
@@ -232,14 +234,16 @@ mod tests {
             let (mut s, _) = listener.accept().unwrap();
             s.write_all(b"QEMU 7.2 monitor\r\n(qemu) ").unwrap();
             let mut lines = BufReader::new(s.try_clone().unwrap()).lines();
+            assert_eq!(lines.next().unwrap().unwrap(), "");
             assert_eq!(lines.next().unwrap().unwrap(), "rig-sync-1");
-            s.write_all(b"rig-sync-1\r\nunknown command: 'rig-sync-1'\r\n(qemu) ")
+            s.write_all(b"\r\n(qemu) rig-sync-1\r\nunknown command: 'rig-sync-1'\r\n(qemu) ")
                 .unwrap();
             assert_eq!(lines.next().unwrap().unwrap(), "device_del ccid0");
             // Answered after the client gave up.
             std::thread::sleep(Duration::from_millis(400));
             s.write_all(b"device_del ccid0\r\nError: late\r\n(qemu) ")
                 .unwrap();
+            assert_eq!(lines.next().unwrap().unwrap(), "");
             assert_eq!(lines.next().unwrap().unwrap(), "rig-sync-2");
             s.write_all(b"rig-sync-2\r\nunknown command: 'rig-sync-2'\r\n(qemu) ")
                 .unwrap();

@@ -554,7 +554,12 @@ fn serve(
             }
         };
         let Ok(line) = Line::parse(&text) else {
-            log::debug!("control port noise: {text:?}");
+            if text.starts_with("PLAN ") {
+                // Its loss fails the run (rig.plan); say why here.
+                log::warn!("a garbled PLAN line from the guest: {text:?}");
+            } else {
+                log::debug!("control port noise: {text:?}");
+            }
             continue;
         };
         if report.boot.is_none() {

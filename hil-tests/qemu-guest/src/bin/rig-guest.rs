@@ -275,7 +275,19 @@ fn run_suite(control: &Control, only: Vec<String>) -> Vec<(String, Outcome)> {
         Ok(r) => r,
         Err(e) => {
             report_plain(control, "suite.rig", Outcome::Fail, &e.to_string());
-            return vec![("suite.rig".into(), Outcome::Fail)];
+            // The planned cases did not run: each says so (the host expects every one).
+            let mut results = vec![("suite.rig".to_string(), Outcome::Fail)];
+            for s in &selected {
+                let name = format!("suite.{}", s.name);
+                report_plain(
+                    control,
+                    &name,
+                    Outcome::Skip,
+                    "not run: the suite's rig file did not parse (see suite.rig)",
+                );
+                results.push((name, Outcome::Skip));
+            }
+            return results;
         }
     };
     let target = Target::Rig {
