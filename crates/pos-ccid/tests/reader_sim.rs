@@ -134,11 +134,9 @@ fn insertion_and_removal_events_from_the_interrupt_endpoint() {
     assert_eq!(e.kind(), FaultKind::CardRemoved, "{e}");
 }
 
-/// A card already in the reader when the driver opens it, then pulled: the interrupt's
-/// "changed, now absent" is a removal although the monitor never saw the card arrive.
-/// (Found on the QEMU rig: QEMU's usb-ccid with a card inserted before the open.)
-#[test]
-fn a_card_inserted_before_the_open_then_pulled_is_reported_removed() {
+/// An interrupt reader with a card in it before the driver opened it (someone else read the
+/// insertion notification), subscribed to and powered.
+fn powered_before_the_open() -> (Reader, SimReaderHandle, Subscription) {
     let cfg = SimReaderConfig {
         level: SimLevel::Apdu,
         interrupt: true,
@@ -146,11 +144,19 @@ fn a_card_inserted_before_the_open_then_pulled_is_reported_removed() {
     };
     let (vr, h) = VirtualReader::new(cfg, "sim:ccid");
     h.insert(Box::new(TestCard::t0()));
-    // Someone else read the insertion notification before this driver opened the reader.
     h.clear_notifications();
     let mut r = CcidReader::new(vr, "sim:ccid", config());
-    let sub = pos_hal::Device::subscribe(&mut r).unwrap();
-    r.power_on(0).unwrap();
+    let sub = pos_hal::Device::subscribe(&mut r).expect("subscribe");
+    r.power_on(0).expect("power on");
+    (r, h, sub)
+}
+
+/// A card already in the reader when the driver opens it, then pulled: the interrupt's
+/// "changed, now absent" is a removal although the monitor never saw the card arrive.
+/// (Found on the QEMU rig: QEMU's usb-ccid with a card inserted before the open.)
+#[test]
+fn a_card_inserted_before_the_open_then_pulled_is_reported_removed() {
+    let (mut r, h, sub) = powered_before_the_open();
     h.remove();
     wait_event(&sub, |e| matches!(e, DeviceEvent::CardRemoved { slot: 0 }));
     let e = r.transmit(0, SELECT_PSE).unwrap_err();
@@ -163,17 +169,7 @@ fn a_card_inserted_before_the_open_then_pulled_is_reported_removed() {
 /// a third of the runs.)
 #[test]
 fn a_removal_found_by_the_exchange_first_is_still_an_event() {
-    let cfg = SimReaderConfig {
-        level: SimLevel::Apdu,
-        interrupt: true,
-        ..SimReaderConfig::default()
-    };
-    let (vr, h) = VirtualReader::new(cfg, "sim:ccid");
-    h.insert(Box::new(TestCard::t0()));
-    h.clear_notifications();
-    let mut r = CcidReader::new(vr, "sim:ccid", config());
-    let sub = pos_hal::Device::subscribe(&mut r).unwrap();
-    r.power_on(0).unwrap();
+    let (mut r, h, sub) = powered_before_the_open();
     h.hold_notifications(true);
     h.set_faults(SimFaults {
         remove_at_exchange: Some(h.exchanges() + 1),

@@ -91,6 +91,13 @@ struct Rig {
     qemu: FakeQemu,
 }
 
+/// Insert `card` and play QEMU accepting its ATR.
+fn insert_acked(r: &mut Rig, card: TestCard) {
+    r.client.insert(Box::new(card)).unwrap();
+    assert!(matches!(r.qemu.recv().body, Body::Atr(_)));
+    r.qemu.error(0, error_code::SUCCESS);
+}
+
 fn rig_with(config: ClientConfig) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let path: PathBuf = dir.path().join("CARD.sock");
@@ -203,9 +210,7 @@ fn handshake_insert_apdu_silent_and_remove() {
 fn remove_on_second_apdu_answers_the_first_then_pulls_the_card() {
     let mut r = ready_rig(ClientConfig::default());
     let (card, seen) = TestCard::new();
-    r.client.insert(Box::new(card)).unwrap();
-    assert!(matches!(r.qemu.recv().body, Body::Atr(_)));
-    r.qemu.error(0, error_code::SUCCESS);
+    insert_acked(&mut r, card);
     r.client.remove_on_apdu(2).unwrap();
 
     r.qemu.send(apdu(&[0x00, 0x01]));
@@ -282,9 +287,7 @@ fn silent_card_with_no_answer_policy_and_flush() {
         ..ClientConfig::default()
     });
     let (card, _) = TestCard::new();
-    r.client.insert(Box::new(card)).unwrap();
-    assert!(matches!(r.qemu.recv().body, Body::Atr(_)));
-    r.qemu.error(0, error_code::SUCCESS);
+    insert_acked(&mut r, card);
     r.qemu.send(apdu(&[0xDE, 0xAD]));
     r.qemu.send(Message::new(0, Body::Flush));
     // Nothing for the silent APDU: the next message is the FlushComplete.
@@ -432,9 +435,7 @@ fn sync_after_insert_waits_for_the_atr_answer() {
 fn sync_after_remove_waits_for_the_card_remove_answer() {
     let mut r = ready_rig(ClientConfig::default());
     let (card, _) = TestCard::new();
-    r.client.insert(Box::new(card)).unwrap();
-    assert!(matches!(r.qemu.recv().body, Body::Atr(_)));
-    r.qemu.error(0, error_code::SUCCESS);
+    insert_acked(&mut r, card);
     r.client.sync(WAIT).unwrap();
 
     r.client.remove().unwrap();
@@ -558,9 +559,7 @@ fn write_timeout_closes_the_link_when_qemu_stops_reading() {
         ..ClientConfig::default()
     });
     let (card, _) = TestCard::new();
-    r.client.insert(Box::new(card)).unwrap();
-    assert!(matches!(r.qemu.recv().body, Body::Atr(_)));
-    r.qemu.error(0, error_code::SUCCESS);
+    insert_acked(&mut r, card);
     r.client.sync(WAIT).unwrap();
 
     // From here on the fake never reads.
