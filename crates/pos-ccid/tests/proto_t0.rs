@@ -15,7 +15,7 @@ fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-// A Mastercard contact test card session (from /work/shared/testdata/emv, itself from the
+// A Mastercard contact test card session (crates/pos-emv/tests/data, itself from the
 // MIT-licensed binaryfoo/emv-bertlv test cases).
 const MASTERCARD: &str = "\
 > 00A4040007A000000004101000

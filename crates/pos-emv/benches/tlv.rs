@@ -1,5 +1,5 @@
 //! `tlv/decode`: decoding the READ RECORD responses of the two real card transcripts
-//! (`/work/shared/testdata/emv`) with our decoder and with the `iso7816-tlv` crate (the
+//! (`tests/data/*.apdu`) with our decoder and with the `iso7816-tlv` crate (the
 //! decoder the emvpt terminal uses), each doing a full tree walk that touches every object's
 //! tag and value, so the comparison is like for like.
 

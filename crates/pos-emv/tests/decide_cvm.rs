@@ -11,8 +11,8 @@ use pos_emv::tlv;
 use pos_emv::transcript::Transcript;
 use pos_emv::tvr::{Tsi, Tvr};
 
-const MASTERCARD: &str = include_str!("../../../../shared/testdata/emv/contact-mastercard.apdu");
-const UPI: &str = include_str!("../../../../shared/testdata/emv/contact-upi.apdu");
+const MASTERCARD: &str = include_str!("data/contact-mastercard.apdu");
+const UPI: &str = include_str!("data/contact-upi.apdu");
 
 /// The primitive objects of every READ RECORD response (`00 B2`, `9000`) of a transcript.
 fn card_from(text: &str) -> CardData {

@@ -8,8 +8,8 @@ use pos_emv::tlv;
 use pos_emv::transcript::Transcript;
 use pos_emv::tvr::Tvr;
 
-const MASTERCARD: &str = include_str!("../../../../shared/testdata/emv/contact-mastercard.apdu");
-const UPI: &str = include_str!("../../../../shared/testdata/emv/contact-upi.apdu");
+const MASTERCARD: &str = include_str!("data/contact-mastercard.apdu");
+const UPI: &str = include_str!("data/contact-upi.apdu");
 
 fn card_from(text: &str) -> CardData {
     let t = Transcript::parse(text).expect("transcript");

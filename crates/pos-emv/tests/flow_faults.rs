@@ -9,8 +9,8 @@ use pos_emv::transcript::Transcript;
 use pos_emv::{EmvError, Step};
 use pos_hal::{CardChannel, Fault, FaultKind, VirtualCard};
 
-const MASTERCARD: &str = include_str!("../../../../shared/testdata/emv/contact-mastercard.apdu");
-const UPI: &str = include_str!("../../../../shared/testdata/emv/contact-upi.apdu");
+const MASTERCARD: &str = include_str!("data/contact-mastercard.apdu");
+const UPI: &str = include_str!("data/contact-upi.apdu");
 
 /// A scripted card in a slot; the card is pulled at transmit `remove_at` (1 = the first).
 struct Slot {

@@ -11,8 +11,8 @@ use pos_emv::transcript::Transcript;
 use pos_emv::{apdu::ins, tags};
 use pos_hal::{CardChannel, FaultKind, VirtualCard};
 
-const MASTERCARD: &str = include_str!("../../../../shared/testdata/emv/contact-mastercard.apdu");
-const UPI: &str = include_str!("../../../../shared/testdata/emv/contact-upi.apdu");
+const MASTERCARD: &str = include_str!("data/contact-mastercard.apdu");
+const UPI: &str = include_str!("data/contact-upi.apdu");
 
 /// A virtual card as a card channel: `None` from the card is a mute card.
 struct Slot {

@@ -15,8 +15,8 @@ use pos_emv::tvr::{Tsi, Tvr};
 use pos_emv::{EmvError, Step, tags};
 use pos_hal::{CardChannel, Fault, FaultKind, VirtualCard};
 
-const MASTERCARD: &str = include_str!("../../../../shared/testdata/emv/contact-mastercard.apdu");
-const UPI: &str = include_str!("../../../../shared/testdata/emv/contact-upi.apdu");
+const MASTERCARD: &str = include_str!("data/contact-mastercard.apdu");
+const UPI: &str = include_str!("data/contact-upi.apdu");
 
 /// A scripted card as a card channel; `removed` pulls the card.
 struct Slot {

@@ -1,5 +1,5 @@
 //! Offline data authentication on real data: the Mastercard test card transcript
-//! (shared/testdata/emv/contact-mastercard.apdu) and the shipped Mastercard TEST CA key EF.
+//! (tests/data/contact-mastercard.apdu) and the shipped Mastercard TEST CA key EF.
 #![allow(clippy::unwrap_used)]
 
 use pos_emv::capk::CaKeys;
@@ -7,7 +7,7 @@ use pos_emv::oda::{self, OdaError, Record, Signed};
 use pos_emv::tlv::{self, Tag};
 use pos_emv::transcript::Transcript;
 
-const TRANSCRIPT: &str = include_str!("../../../../shared/testdata/emv/contact-mastercard.apdu");
+const TRANSCRIPT: &str = include_str!("data/contact-mastercard.apdu");
 const KEYS: &str = include_str!("../data/ca-keys-test.txt");
 
 struct Card {

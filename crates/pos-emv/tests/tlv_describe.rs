@@ -13,14 +13,14 @@ fn hex(s: &str) -> Vec<u8> {
 
 /// Every card response with data of a transcript file, status word removed.
 /// The shared transcripts (binaryfoo/emv-bertlv test cases, MIT licence; see
-/// shared/testdata/emv/README.md), compiled in so that a missing file fails the build
+/// tests/data/README.md), compiled in so that a missing file fails the build
 /// instead of skipping the test.
 fn responses(file: &str) -> Vec<Vec<u8>> {
     let text = match file {
         "contact-mastercard.apdu" => {
-            include_str!("../../../../shared/testdata/emv/contact-mastercard.apdu")
+            include_str!("data/contact-mastercard.apdu")
         }
-        "contact-upi.apdu" => include_str!("../../../../shared/testdata/emv/contact-upi.apdu"),
+        "contact-upi.apdu" => include_str!("data/contact-upi.apdu"),
         other => panic!("unknown transcript {other}"),
     };
     text.lines()

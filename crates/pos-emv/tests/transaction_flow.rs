@@ -26,8 +26,8 @@ use pos_emv::tvr::{Tsi, Tvr};
 use pos_emv::{Step, tags};
 use pos_hal::{CardChannel, Fault, FaultKind, VirtualCard};
 
-const MASTERCARD: &str = include_str!("../../../../shared/testdata/emv/contact-mastercard.apdu");
-const UPI: &str = include_str!("../../../../shared/testdata/emv/contact-upi.apdu");
+const MASTERCARD: &str = include_str!("data/contact-mastercard.apdu");
+const UPI: &str = include_str!("data/contact-upi.apdu");
 
 /// The UnionPay transcript with its second GENERATE AC asked for an AAC and answered with
 /// one (CID 00, same ATC and cryptogram bytes).

@@ -14,7 +14,7 @@ use pos_emv::script_card::{Matching, Mismatch, ScriptedCard};
 use pos_emv::transcript::Transcript;
 use pos_hal::{CardChannel, ChipReader, FaultKind, SlotChannel, VirtualCard};
 
-const MASTERCARD: &str = include_str!("../../../../shared/testdata/emv/contact-mastercard.apdu");
+const MASTERCARD: &str = include_str!("data/contact-mastercard.apdu");
 
 /// The card, shared so the test can look at it once the reader holds it.
 #[derive(Clone)]

@@ -1,13 +1,13 @@
 //! Transcript parsing: the shared EMV test vectors and bad input.
 //!
 //! The `.apdu` files come from the test cases of binaryfoo/emv-bertlv (MIT licence),
-//! converted to the `>` / `<` format (see ../../../shared/testdata/emv/README.md).
+//! converted to the `>` / `<` format (see tests/data/README.md).
 
 use pos_emv::apdu::{Command, Response};
 use pos_emv::transcript::{Transcript, TranscriptError};
 
-const MASTERCARD: &str = include_str!("../../../../shared/testdata/emv/contact-mastercard.apdu");
-const UPI: &str = include_str!("../../../../shared/testdata/emv/contact-upi.apdu");
+const MASTERCARD: &str = include_str!("data/contact-mastercard.apdu");
+const UPI: &str = include_str!("data/contact-upi.apdu");
 
 fn line_of(e: TranscriptError) -> usize {
     e.line().unwrap_or_else(|| panic!("not a line error: {e}"))

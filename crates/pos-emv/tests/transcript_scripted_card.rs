@@ -8,8 +8,8 @@ use pos_emv::script_card::{ATR_T0, MISMATCH_SW, Matching, ScriptedCard, atr_t1};
 use pos_emv::transcript::Transcript;
 use pos_hal::{CardChannel, FaultKind, VirtualCard};
 
-const MASTERCARD: &str = include_str!("../../../../shared/testdata/emv/contact-mastercard.apdu");
-const UPI: &str = include_str!("../../../../shared/testdata/emv/contact-upi.apdu");
+const MASTERCARD: &str = include_str!("data/contact-mastercard.apdu");
+const UPI: &str = include_str!("data/contact-upi.apdu");
 
 fn transcript(text: &str) -> Transcript {
     Transcript::parse(text).expect("shared transcript parses")

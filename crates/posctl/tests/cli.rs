@@ -371,10 +371,11 @@ fn card_tlv_names_tags_and_masks_the_pan() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("offset 0"));
 }
 
-/// The shared transcripts (binaryfoo/emv-bertlv, MIT; see shared/testdata/emv/README.md).
+/// The recorded card sessions in pos-emv's test data (binaryfoo/emv-bertlv, MIT; see
+/// crates/pos-emv/tests/data/README.md).
 fn transcript(name: &str) -> String {
     format!(
-        "{}/../../../shared/testdata/emv/{name}",
+        "{}/../pos-emv/tests/data/{name}",
         env!("CARGO_MANIFEST_DIR")
     )
 }

@@ -184,7 +184,7 @@ mod tests {
     use super::*;
 
     fn testdata() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/emv")
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crates/pos-emv/tests/data")
     }
 
     #[test]

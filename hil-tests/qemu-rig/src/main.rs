@@ -34,7 +34,7 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     pcsc_bench: Option<PathBuf>,
     /// Where the EMV transcripts (NAME.apdu) are.
-    #[arg(long, value_name = "DIR", default_value = "../shared/testdata/emv")]
+    #[arg(long, value_name = "DIR", default_value = "crates/pos-emv/tests/data")]
     transcripts: PathBuf,
     /// Run only these guest cases or groups (e.g. reader, printer.fault).
     #[arg(long, value_name = "NAME", num_args = 1..)]
