@@ -17,7 +17,7 @@ use std::io::Write as _;
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
-use pos_emv::profile_card::Profile;
+use pos_hal::CardSpec;
 use pos_lane::SimLane;
 use pos_terminal::InjectedFault;
 
@@ -223,26 +223,26 @@ impl Operator for NonInteractive {
 /// simulated go to the `real` operator (declined without one).
 pub struct SimOperator {
     sim: SimLane,
-    profile: Profile,
+    card: CardSpec,
     real: Option<Box<dyn Operator>>,
 }
 
 impl std::fmt::Debug for SimOperator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SimOperator")
-            .field("profile", &self.profile)
+            .field("card", &self.card)
             .field("real", &self.real.is_some())
             .finish()
     }
 }
 
 impl SimOperator {
-    /// The operator of `sim`'s virtual devices; the test card is the lane's profile.
+    /// The operator of `sim`'s virtual devices; the test card is the lane's card.
     pub fn new(sim: SimLane) -> Self {
-        let profile = sim.card_profile();
+        let card = sim.card();
         SimOperator {
             sim,
-            profile,
+            card,
             real: None,
         }
     }
@@ -265,13 +265,13 @@ impl SimOperator {
     fn perform(&self, action: Action) -> Result<(), pos_lane::LaneError> {
         let sim = &self.sim;
         match action {
-            Action::InsertCard => sim.insert_card(self.profile),
+            Action::InsertCard => sim.insert_card(self.card.clone()),
             Action::RemoveCard => sim.remove_card(),
             Action::UnplugReader => sim.unplug_reader(),
             // The suite re-opens the reader; the virtual one is re-plugged by the lane's
             // reset, which needs the devices: nothing to do here.
             Action::PlugReader => Ok(()),
-            Action::Swipe => sim.swipe(self.profile),
+            Action::Swipe => sim.swipe(self.card.clone()),
             Action::OpenCover => sim.printer_fault(&InjectedFault::CoverOpen, false),
             Action::RemovePaper => sim.printer_fault(&InjectedFault::PaperOut, false),
             Action::FixPrinter => sim.clear_printer_faults(),

@@ -384,7 +384,7 @@ pub fn run(
     let needs_lane = selected.iter().any(|s| !s.name.starts_with("links."));
     let opened = Instant::now();
     let lane = if needs_lane {
-        let profile = matches!(target, Target::Virtual).then_some(Profile::VisaPse);
+        let profile = matches!(target, Target::Virtual).then_some(Profile::VisaPse.into());
         match pos_lane::open(&target.device_config(), profile) {
             Ok(lane) => Some(lane),
             Err(e) => {

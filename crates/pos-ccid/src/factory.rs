@@ -12,11 +12,15 @@ pub type AnyReader = CcidReader<Box<dyn CcidTransport>>;
 /// Open the reader at `uri`:
 ///
 /// - `usb:VID:PID[?serial=S]` or `usb:BUS-PORT`: its CCID interface, through rusb;
-/// - `sim:ccid?level=apdu|t1|t0&interrupt=on|off&pps=reader|host&card=t0|t1|mute|none&remove_at=N`
-///   (feature `sim`): the virtual reader with a test card inserted.
+/// - `sim:ccid?OPTIONS` (feature `sim`): the virtual reader, options
+///   [`sim::SIM_OPTIONS`](crate::sim::SIM_OPTIONS): `level=apdu|t0|t1`, `interrupt=on|off`,
+///   `pps=reader|host`, the card (`card=t0|t1|mute|none`, and with an EMV card catalog in
+///   [`ReaderConfig::cards`] `card=visa|mastercard|...` or `script=FILE`), and faults
+///   (`remove_at=N`, `parity_error_at=N`, `wtx=N`, `time_extensions=N`, `fault=...`).
 ///
-/// Errors: `BadAddress` (not a reader URI, bad `sim:` options), `Link` (not found,
-/// permission with its udev hint, busy when pcscd holds the reader, no CCID descriptor).
+/// Errors: `BadAddress` (not a reader URI, bad `sim:` options, naming every accepted
+/// value; an unknown card; a script that cannot be read), `Link` (not found, permission with
+/// its udev hint, busy when pcscd holds the reader, no CCID descriptor).
 pub fn open(uri: &DeviceUri, config: ReaderConfig) -> Result<AnyReader, CcidError> {
     let text = uri.to_string();
     match uri.address() {
@@ -33,14 +37,30 @@ pub fn open(uri: &DeviceUri, config: ReaderConfig) -> Result<AnyReader, CcidErro
 
 #[cfg(feature = "sim")]
 fn open_sim(uri: &DeviceUri, config: ReaderConfig) -> Result<AnyReader, CcidError> {
-    let (_, _, card) = crate::sim::from_uri(uri).map_err(CcidError::BadAddress)?;
-    let card = card.map(|c| Box::new(c) as Box<dyn pos_hal::VirtualCard>);
-    open_sim_with_card(uri, config, card)
+    open_sim_with_handle(uri, config).map(|(reader, _)| reader)
 }
 
-/// Open a `sim:ccid?...` virtual reader with `card` inserted instead of the URI's test card
-/// (e.g. a scripted EMV card from a layer above this crate). The URI's `card` option is
-/// ignored; its other options apply.
+/// Open a `sim:ccid?...` virtual reader as [`open`] does, and also return its control
+/// handle, to insert and remove cards, unplug the reader or inject faults while the driver
+/// runs.
+///
+/// Errors: `BadAddress` for a URI that is not `sim:ccid`, has bad options, or names a card
+/// that cannot be made (see [`open`]).
+#[cfg(feature = "sim")]
+pub fn open_sim_with_handle(
+    uri: &DeviceUri,
+    config: ReaderConfig,
+) -> Result<(AnyReader, crate::sim::SimReaderHandle), CcidError> {
+    let spec = sim_spec(uri)?;
+    let card = spec
+        .make_card(config.cards.as_deref())
+        .map_err(|e| CcidError::BadAddress(format!("{uri}: {e}")))?;
+    Ok(build_sim(uri, &spec, config, card))
+}
+
+/// Open a `sim:ccid?...` virtual reader with `card` inserted (or none) instead of the card
+/// its URI names (e.g. a card made by the caller, with faults of its own); the URI's other
+/// options apply. Also returns the reader's control handle.
 ///
 /// Errors: `BadAddress` for a URI that is not `sim:ccid` or has bad options.
 #[cfg(feature = "sim")]
@@ -48,33 +68,35 @@ pub fn open_sim_with_card(
     uri: &DeviceUri,
     config: ReaderConfig,
     card: Option<Box<dyn pos_hal::VirtualCard>>,
-) -> Result<AnyReader, CcidError> {
-    open_sim_with_handle(uri, config, card).map(|(reader, _)| reader)
+) -> Result<(AnyReader, crate::sim::SimReaderHandle), CcidError> {
+    let spec = sim_spec(uri)?;
+    Ok(build_sim(uri, &spec, config, card))
 }
 
-/// As [`open_sim_with_card`], and also return the virtual reader's control handle, to
-/// insert and remove cards, unplug the reader or inject faults while the driver runs.
-///
-/// Errors: `BadAddress` for a URI that is not `sim:ccid` or has bad options.
 #[cfg(feature = "sim")]
-pub fn open_sim_with_handle(
-    uri: &DeviceUri,
-    config: ReaderConfig,
-    card: Option<Box<dyn pos_hal::VirtualCard>>,
-) -> Result<(AnyReader, crate::sim::SimReaderHandle), CcidError> {
+fn sim_spec(uri: &DeviceUri) -> Result<crate::sim::SimSpec, CcidError> {
     if !matches!(uri.address(), Address::Sim { kind } if kind == "ccid") {
         return Err(CcidError::BadAddress(format!(
             "{uri} is not a sim:ccid URI"
         )));
     }
-    let (cfg, faults, _) = crate::sim::from_uri(uri).map_err(CcidError::BadAddress)?;
-    let (vr, handle) = crate::sim::VirtualReader::new(cfg, &uri.to_string());
-    handle.set_faults(faults);
+    crate::sim::SimSpec::parse(uri).map_err(CcidError::BadAddress)
+}
+
+#[cfg(feature = "sim")]
+fn build_sim(
+    uri: &DeviceUri,
+    spec: &crate::sim::SimSpec,
+    config: ReaderConfig,
+    card: Option<Box<dyn pos_hal::VirtualCard>>,
+) -> (AnyReader, crate::sim::SimReaderHandle) {
+    let (vr, handle) = crate::sim::VirtualReader::new(spec.config.clone(), &uri.to_string());
+    handle.set_faults(spec.faults.clone());
     if let Some(card) = card {
         handle.insert(card);
     }
     let t: Box<dyn CcidTransport> = Box::new(vr);
-    Ok((CcidReader::new(t, &uri.to_string(), config), handle))
+    (CcidReader::new(t, &uri.to_string(), config), handle)
 }
 
 #[cfg(not(feature = "sim"))]

@@ -23,8 +23,17 @@ use crate::t0;
 use crate::t1::{BlockTransport, Checksum, T1Error, T1Terminal};
 use crate::transport::{CcidTransport, InterruptSource, is_gone};
 
+/// Whether `r` can be a card's response APDU: data, then SW1 SW2 with SW1 `6X` (but not
+/// `60`, the T=0 NULL byte) or `9X` (ISO/IEC 7816-3 10.3.3, 7816-4 5.1.3).
+pub(crate) fn is_response_apdu(r: &[u8]) -> bool {
+    match r.len().checked_sub(2).and_then(|i| r.get(i)) {
+        Some(&sw1) => (0x61..=0x6F).contains(&sw1) || (0x90..=0x9F).contains(&sw1),
+        None => false,
+    }
+}
+
 /// Timeouts and polling of the driver. Every wait is bounded by one of these.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ReaderConfig {
     /// Reader commands that do not touch the card (slot status, parameters). Default 1 s.
     pub command_timeout: Duration,
@@ -41,6 +50,10 @@ pub struct ReaderConfig {
     pub poll_interval: Duration,
     /// IFSD asked of T=1 cards (EMV: 254).
     pub ifsd: u8,
+    /// Where a virtual reader (`sim:ccid`, feature `sim`) finds the cards its address names
+    /// beyond this crate's bare test cards: `card=visa`, `script=FILE`... (pos-emv's
+    /// `sim::EmvCards`). Default none; real readers ignore it.
+    pub cards: Option<std::sync::Arc<dyn pos_hal::CardCatalog>>,
 }
 
 impl Default for ReaderConfig {
@@ -52,6 +65,7 @@ impl Default for ReaderConfig {
             exchange_cap: Duration::from_secs(10),
             poll_interval: Duration::from_millis(200),
             ifsd: 254,
+            cards: None,
         }
     }
 }
@@ -642,7 +656,15 @@ impl<T: CcidTransport + 'static> Inner<T> {
             }),
         };
         match result {
-            Ok(r) => Ok(r),
+            Ok(r) if is_response_apdu(&r) => Ok(r),
+            Ok(r) => Err(self.classify(
+                slot,
+                CcidError::Protocol(format!(
+                    "the answer {:02X?} is not a response APDU: it must end in SW1 SW2 with SW1 \
+                     6X (not 60) or 9X (the card and reader may disagree on the protocol)",
+                    &r[..r.len().min(16)]
+                )),
+            )),
             Err(e @ (CcidError::BadApdu(_) | CcidError::NoSuchSlot { .. })) => Err(e),
             Err(e) => Err(self.classify(slot, e)),
         }

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use pos_hal::VirtualCard;
+use pos_hal::{CardCatalog, CardProtocol, CardSpec, VirtualCard};
 use pos_link::{Deadline, LinkError, Operation};
 
 use crate::descriptor::{CcidDescriptor, ExchangeLevel};
@@ -26,13 +26,18 @@ use crate::t1::{CardAction, Checksum, T1Card};
 use crate::transport::{CcidTransport, InterruptSource};
 
 /// The exchange level the virtual reader offers.
+///
+/// At TPDU level the reader carries whichever protocol the card speaks, as a real TPDU
+/// reader does: the first protocol its answer to reset offers, or the one the host set with
+/// SetParameters. `TpduT1` and `TpduT0` differ only in the card a `sim:ccid` URI inserts
+/// by default (one whose ATR offers T=1, or T=0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SimLevel {
     /// Short and extended APDUs (the reader runs the card protocol).
     Apdu,
-    /// TPDUs; the card speaks T=1 (the host runs the T=1 engine).
+    /// TPDUs; cards speak T=1 by default (the host runs the T=1 engine).
     TpduT1,
-    /// TPDUs; the card speaks T=0.
+    /// TPDUs; cards speak T=0 by default.
     TpduT0,
 }
 
@@ -90,6 +95,8 @@ pub struct SimFaults {
 struct Slot {
     card: Option<Box<dyn VirtualCard>>,
     powered: bool,
+    /// The protocol in use at TPDU level (0 or 1): the ATR's first, or as SetParameters set.
+    protocol: u8,
     t1: Option<T1Card>,
     /// T=0 response data waiting for GET RESPONSE.
     t0_pending: Vec<u8>,
@@ -172,6 +179,7 @@ impl VirtualReader {
                 .map(|_| Slot {
                     card: None,
                     powered: false,
+                    protocol: 0,
                     t1: None,
                     t0_pending: Vec::new(),
                     chain_in: Vec::new(),
@@ -391,17 +399,25 @@ impl State {
                         self.failed_block(slot, seq, SlotError::IccMute)
                     }
                     Some(Some(atr)) => {
-                        self.slots[self.cur].powered = true;
-                        self.slots[self.cur].exchanges = 0;
-                        self.slots[self.cur].t0_pending.clear();
-                        self.slots[self.cur].chain_in.clear();
-                        self.slots[self.cur].chain_out.clear();
-                        self.slots[self.cur].t1 =
-                            (self.config.level == SimLevel::TpduT1).then(|| {
-                                let mut c = T1Card::new(254, Checksum::Lrc);
-                                c.wtx_before_response = self.faults.wtx_storm;
-                                c
-                            });
+                        let s = &mut self.slots[self.cur];
+                        s.powered = true;
+                        s.exchanges = 0;
+                        s.t0_pending.clear();
+                        s.chain_in.clear();
+                        s.chain_out.clear();
+                        // The card's protocol, as its ATR offers it (an ATR that does not
+                        // parse is taken as T=0, as readers default to it).
+                        let parsed = crate::atr::ParsedAtr::parse_lenient(&atr).ok();
+                        s.protocol = parsed.as_ref().map_or(0, |p| p.first_protocol());
+                        s.t1 = None;
+                        if self.config.level != SimLevel::Apdu && s.protocol == 1 {
+                            let (ifsc, checksum) = parsed
+                                .as_ref()
+                                .map_or((254, Checksum::Lrc), |p| (p.ifsc(), p.t1_checksum()));
+                            let mut c = T1Card::new(ifsc, checksum);
+                            c.wtx_before_response = self.faults.wtx_storm;
+                            s.t1 = Some(c);
+                        }
                         self.data_block(slot, seq, atr, 0)
                     }
                 }
@@ -416,6 +432,7 @@ impl State {
             }
             Request::SetParameters { params, .. } => {
                 self.parameters.push(params);
+                self.switch_protocol(params);
                 Response::Parameters {
                     slot,
                     seq,
@@ -456,6 +473,33 @@ impl State {
         }
     }
 
+    /// The host set the card's protocol: a TPDU reader carries that one from now on.
+    fn switch_protocol(&mut self, params: ProtocolParams) {
+        if self.config.level == SimLevel::Apdu {
+            return;
+        }
+        let wtx = self.faults.wtx_storm;
+        let s = &mut self.slots[self.cur];
+        match params {
+            ProtocolParams::T0 { .. } => {
+                s.protocol = 0;
+                s.t1 = None;
+            }
+            ProtocolParams::T1 { ifsc, tcckst, .. } if s.protocol != 1 || s.t1.is_none() => {
+                s.protocol = 1;
+                let checksum = if tcckst & 1 == 1 {
+                    Checksum::Crc
+                } else {
+                    Checksum::Lrc
+                };
+                let mut c = T1Card::new(ifsc, checksum);
+                c.wtx_before_response = wtx;
+                s.t1 = Some(c);
+            }
+            ProtocolParams::T1 { .. } => {}
+        }
+    }
+
     fn xfr(&mut self, slot: u8, seq: u8, level: u16, _bwi: u8, data: Vec<u8>) -> Vec<u8> {
         if self.slots[self.cur].card.is_none() || !self.slots[self.cur].powered {
             return self.failed_block(slot, seq, SlotError::IccMute);
@@ -486,7 +530,7 @@ impl State {
         let mute = self.faults.mute_after_atr;
         match self.config.level {
             SimLevel::Apdu => self.xfr_apdu(slot, seq, level, data, mute),
-            SimLevel::TpduT1 => {
+            SimLevel::TpduT1 | SimLevel::TpduT0 if self.slots[self.cur].protocol == 1 => {
                 let Some(mut t1) = self.slots[self.cur].t1.take() else {
                     return self.failed_block(slot, seq, SlotError::HwError);
                 };
@@ -507,7 +551,7 @@ impl State {
                     CardAction::Mute => self.failed_block(slot, seq, SlotError::IccMute),
                 }
             }
-            SimLevel::TpduT0 => self.xfr_t0(slot, seq, data, mute),
+            SimLevel::TpduT1 | SimLevel::TpduT0 => self.xfr_t0(slot, seq, data, mute),
         }
     }
 
@@ -834,50 +878,199 @@ impl VirtualCard for TestCard {
     }
 }
 
-/// Read a `sim:ccid` URI: `level=apdu|t1|t0`, `interrupt=on|off`, `pps=reader|host`,
-/// `card=t0|t1|mute|none`, `remove_at=N`.
-///
-/// Errors: a message naming the bad option.
-pub fn from_uri(
-    uri: &pos_link::DeviceUri,
-) -> Result<(SimReaderConfig, SimFaults, Option<TestCard>), String> {
-    let mut cfg = SimReaderConfig::default();
-    let mut faults = SimFaults::default();
-    let mut card = Some(TestCard::t0());
-    for (k, v) in uri.options() {
-        match (k.as_str(), v.as_str()) {
-            ("level", "apdu") => cfg.level = SimLevel::Apdu,
-            ("level", "t1") => {
-                cfg.level = SimLevel::TpduT1;
-                card = card.map(|_| TestCard::t1());
-            }
-            ("level", "t0") => cfg.level = SimLevel::TpduT0,
-            ("interrupt", "on") => cfg.interrupt = true,
-            ("interrupt", "off") => cfg.interrupt = false,
-            ("pps", "reader") => cfg.auto_pps = true,
-            ("pps", "host") => cfg.auto_pps = false,
-            ("card", "t0") => card = Some(TestCard::t0()),
-            ("card", "t1") => card = Some(TestCard::t1()),
-            ("card", "mute") => {
-                let mut c = TestCard::t0();
-                c.mute = true;
-                card = Some(c);
-            }
-            ("card", "none") => card = None,
-            ("remove_at", n) => {
-                faults.remove_at_exchange = Some(
-                    n.parse()
-                        .map_err(|_| format!("{uri}: remove_at={n:?} is not a number"))?,
-                )
-            }
-            (k, v) => {
-                return Err(format!(
-                    "{uri}: unknown option {k}={v} (level=apdu|t1|t0, interrupt=on|off, pps=reader|host, card=t0|t1|mute|none, remove_at=N)"
-                ));
+/// The `sim:ccid` options, for help texts and error messages: every accepted value.
+pub const SIM_OPTIONS: &str = "level=apdu|t0|t1, interrupt=on|off, pps=reader|host, \
+card=NAME|none, script=FILE, remove_at=N, parity_error_at=N, wtx=N, time_extensions=N, \
+fault=mute-after-atr|refuse-pps|removal-answers-empty";
+
+/// The bare test cards of this crate, by name (`card=t0`, `card=t1`, `card=mute`).
+pub const TEST_CARDS: [&str; 3] = ["t0", "t1", "mute"];
+
+/// The card a `sim:ccid` URI asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SimCard {
+    /// No `card` or `script` option: the opener's default card ([`TestCard`], or the
+    /// default of the [`CardCatalog`] it was given).
+    Default,
+    /// `card=none`: the reader starts empty.
+    None,
+    /// `card=NAME` or `script=FILE`.
+    Spec(CardSpec),
+}
+
+/// A `sim:ccid` URI, read: the virtual reader's build, its faults, and its card.
+#[derive(Debug, Clone)]
+pub struct SimSpec {
+    /// How the reader is built (`level`, `interrupt`, `pps`).
+    pub config: SimReaderConfig,
+    /// Faults (`remove_at`, `parity_error_at`, `wtx`, `time_extensions`, `fault`).
+    pub faults: SimFaults,
+    /// The card it starts with (`card`, `script`).
+    pub card: SimCard,
+    /// The protocol cards made for it offer: T=1 for `level=t1`, else T=0. Bare test cards
+    /// named `t0` or `t1` keep their own.
+    pub protocol: CardProtocol,
+}
+
+impl SimSpec {
+    /// Read a `sim:ccid` URI's options ([`SIM_OPTIONS`]).
+    ///
+    /// Errors: a message naming the bad option and listing every accepted one.
+    pub fn parse(uri: &pos_link::DeviceUri) -> Result<SimSpec, String> {
+        let mut spec = SimSpec {
+            config: SimReaderConfig::default(),
+            faults: SimFaults::default(),
+            card: SimCard::Default,
+            protocol: CardProtocol::T0,
+        };
+        let number = |k: &str, v: &str| -> Result<u32, String> {
+            v.parse()
+                .map_err(|_| format!("{uri}: {k}={v:?} is not a number (accepted: {SIM_OPTIONS})"))
+        };
+        let small = |k: &str, v: &str| -> Result<u8, String> {
+            v.parse().map_err(|_| {
+                format!("{uri}: {k}={v:?} is not a number from 0 to 255 (accepted: {SIM_OPTIONS})")
+            })
+        };
+        let mut card_given = false;
+        for (k, v) in uri.options() {
+            match (k.as_str(), v.as_str()) {
+                ("level", "apdu") => spec.config.level = SimLevel::Apdu,
+                ("level", "t1") => spec.config.level = SimLevel::TpduT1,
+                ("level", "t0") => spec.config.level = SimLevel::TpduT0,
+                ("interrupt", "on") => spec.config.interrupt = true,
+                ("interrupt", "off") => spec.config.interrupt = false,
+                ("pps", "reader") => spec.config.auto_pps = true,
+                ("pps", "host") => spec.config.auto_pps = false,
+                ("card" | "script", v) if card_given => {
+                    return Err(format!(
+                        "{uri}: {k}={v}: the card is already given (one card= or script= option)"
+                    ));
+                }
+                ("card", "") | ("script", "") => {
+                    return Err(format!(
+                        "{uri}: {k}= needs a value (accepted: {SIM_OPTIONS})"
+                    ));
+                }
+                ("card", "none") => {
+                    card_given = true;
+                    spec.card = SimCard::None;
+                }
+                ("card", name) => {
+                    card_given = true;
+                    spec.card = SimCard::Spec(CardSpec::Named(name.to_string()));
+                }
+                ("script", path) => {
+                    card_given = true;
+                    spec.card = SimCard::Spec(CardSpec::Script(path.into()));
+                }
+                ("remove_at", n) => spec.faults.remove_at_exchange = Some(number(k, n)?),
+                ("parity_error_at", n) => {
+                    spec.faults.parity_error_at_exchange = Some(number(k, n)?)
+                }
+                ("wtx", n) => spec.faults.wtx_storm = small(k, n)?,
+                ("time_extensions", n) => spec.faults.time_extensions = small(k, n)?,
+                ("fault", list) => {
+                    for fault in list.split(',') {
+                        match fault.trim() {
+                            "mute-after-atr" => spec.faults.mute_after_atr = true,
+                            "refuse-pps" => spec.faults.refuse_pps = true,
+                            "removal-answers-empty" => spec.faults.removal_answers_empty = true,
+                            other => {
+                                return Err(format!(
+                                    "{uri}: unknown fault {other:?} (fault=mute-after-atr|refuse-pps|removal-answers-empty)"
+                                ));
+                            }
+                        }
+                    }
+                }
+                (k, v) => {
+                    return Err(format!(
+                        "{uri}: unknown option {k}={v} (accepted: {SIM_OPTIONS})"
+                    ));
+                }
             }
         }
+        if spec.config.level == SimLevel::TpduT1 {
+            spec.protocol = CardProtocol::T1;
+        }
+        Ok(spec)
     }
-    Ok((cfg, faults, card))
+
+    /// The card to insert at start, made fresh: this crate's test cards by name, the rest
+    /// from `catalog` (e.g. pos-emv's EMV cards); `None` for `card=none`.
+    ///
+    /// Errors: a message naming the card and listing every accepted name, or the catalog's
+    /// message (a script file that cannot be read).
+    pub fn make_card(
+        &self,
+        catalog: Option<&dyn CardCatalog>,
+    ) -> Result<Option<Box<dyn VirtualCard>>, String> {
+        match &self.card {
+            SimCard::None => Ok(None),
+            SimCard::Spec(spec) => make_card(spec, self.protocol, catalog).map(Some),
+            SimCard::Default => match catalog.and_then(|c| c.default_card()) {
+                Some(name) => make_card(&CardSpec::Named(name), self.protocol, catalog).map(Some),
+                None => Ok(Some(Box::new(match self.protocol {
+                    CardProtocol::T0 => TestCard::t0(),
+                    CardProtocol::T1 => TestCard::t1(),
+                }))),
+            },
+        }
+    }
+}
+
+/// A fresh card for `spec`: this crate's bare test cards ([`TEST_CARDS`]) by name, anything
+/// else from `catalog`.
+///
+/// Errors: a message naming the card and listing every accepted name (this crate's and the
+/// catalog's), or saying which catalog a script or a named card needs when there is none.
+pub fn make_card(
+    spec: &CardSpec,
+    protocol: CardProtocol,
+    catalog: Option<&dyn CardCatalog>,
+) -> Result<Box<dyn VirtualCard>, String> {
+    if let CardSpec::Named(name) = spec {
+        match name.as_str() {
+            "t0" => return Ok(Box::new(TestCard::t0())),
+            "t1" => return Ok(Box::new(TestCard::t1())),
+            "mute" => {
+                let mut c = match protocol {
+                    CardProtocol::T0 => TestCard::t0(),
+                    CardProtocol::T1 => TestCard::t1(),
+                };
+                c.mute = true;
+                return Ok(Box::new(c));
+            }
+            _ => {}
+        }
+    }
+    if let Some(made) = catalog.and_then(|c| c.make(spec, protocol)) {
+        return made;
+    }
+    let mut names: Vec<String> = TEST_CARDS.iter().map(|n| n.to_string()).collect();
+    names.extend(catalog.map(|c| c.names()).unwrap_or_default());
+    names.push("none".into());
+    match (spec, catalog) {
+        (CardSpec::Script(path), Some(c)) if c.plays_scripts() => Err(format!(
+            "script={}: the card catalog could not play it",
+            path.display()
+        )),
+        (CardSpec::Script(path), _) => Err(format!(
+            "script={}: recorded sessions are played by an EMV card catalog, which this \
+             reader was not given (pos_ccid::ReaderConfig::cards = pos_emv::sim::EmvCards)",
+            path.display()
+        )),
+        (CardSpec::Named(name), None) => Err(format!(
+            "unknown card {name:?}: accepted card={} (EMV cards such as visa come with an \
+             EMV card catalog: pos_ccid::ReaderConfig::cards = pos_emv::sim::EmvCards), or script=FILE",
+            names.join("|")
+        )),
+        (CardSpec::Named(name), Some(_)) => Err(format!(
+            "unknown card {name:?}: accepted card={}, or script=FILE",
+            names.join("|")
+        )),
+    }
 }
 
 /// Level as the descriptor states it, for tests.

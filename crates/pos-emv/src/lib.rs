@@ -31,6 +31,8 @@
 //! - `script_card` (feature `sim`): a virtual card replaying a transcript.
 //! - `profile_card` (feature `sim`): virtual cards of fixed profiles (PSE, CDA, blocked,
 //!   expired, AID-list fallback...) whose certificates verify with a simulation CA.
+//! - `sim` (feature `sim`): the catalog of these cards for simulated readers
+//!   (`sim:ccid?card=visa`, `sim:ccid?script=FILE`).
 #![warn(missing_docs)]
 
 pub mod action;
@@ -50,6 +52,8 @@ pub mod risk;
 #[cfg(feature = "sim")]
 pub mod script_card;
 pub mod select;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod sw;
 pub mod tags;
 pub mod terminal;

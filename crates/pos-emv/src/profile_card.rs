@@ -172,6 +172,13 @@ impl fmt::Display for Profile {
     }
 }
 
+impl From<Profile> for pos_hal::CardSpec {
+    /// The profile by name, as `sim:ccid?card=NAME` names it.
+    fn from(p: Profile) -> Self {
+        pos_hal::CardSpec::Named(p.name().to_string())
+    }
+}
+
 /// A profile name [`Profile::from_str`] does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -561,6 +568,8 @@ pub struct ProfileCard {
     last_un: Option<Vec<u8>>,
     dynamic_counter: u64,
     commands: usize,
+    /// The answer to reset.
+    atr: Vec<u8>,
 }
 
 impl fmt::Debug for ProfileCard {
@@ -613,7 +622,21 @@ impl ProfileCard {
             last_un: None,
             dynamic_counter: 0,
             commands: 0,
+            atr: ATR_T0.to_vec(),
         }
+    }
+
+    /// The same card answering reset with `atr` (e.g.
+    /// [`script_card::atr_t1`](crate::script_card::atr_t1) for a card that speaks T=1).
+    pub fn with_atr(mut self, atr: Vec<u8>) -> Self {
+        self.atr = atr;
+        self
+    }
+
+    /// A card of `profile` whose answer to reset offers T=1
+    /// ([`script_card::atr_t1`](crate::script_card::atr_t1)).
+    pub fn new_t1(profile: Profile) -> Self {
+        ProfileCard::new(profile).with_atr(crate::script_card::atr_t1())
     }
 
     /// The card's profile.
@@ -1035,7 +1058,7 @@ impl VirtualCard for ProfileCard {
         self.reset_transaction();
         self.last_un = None;
         self.commands = 0;
-        Some(ATR_T0.to_vec())
+        Some(self.atr.clone())
     }
 
     fn transmit(&mut self, command: &[u8]) -> Option<Vec<u8>> {

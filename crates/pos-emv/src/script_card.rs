@@ -6,9 +6,12 @@
 //!
 //! - [`Matching::Strict`]: the commands must come in the transcript's order, each equal to
 //!   the next recorded command.
-//! - [`Matching::Lenient`]: GENERATE AC (INS `AE`) and INTERNAL AUTHENTICATE (INS `88`) match
-//!   on CLA INS P1 P2 only (their data is the terminal's amount, date and unpredictable
-//!   number); other commands must be equal. Order is free: a command is answered from the
+//! - [`Matching::Lenient`]: GENERATE AC (INS `AE`), INTERNAL AUTHENTICATE (INS `88`) and
+//!   EXTERNAL AUTHENTICATE (INS `82`) match on CLA INS P1 P2 only (their data is the
+//!   terminal's amount, date and unpredictable number, or the issuer's answer); GET
+//!   PROCESSING OPTIONS (INS `A8`) on CLA INS P1 P2 and the length of its PDOL data (the
+//!   values are the terminal's, the length is the card's PDOL's); other commands must be
+//!   equal. Order is free: a command is answered from the
 //!   *first unused* exchange of the transcript that matches it, so a terminal that reads
 //!   records in another order still works, and a command recorded twice (the UnionPay
 //!   transcript reads SFI 1 record 1 of the directory, then of the application) is answered
@@ -46,7 +49,8 @@ pub enum Matching {
     /// In order, byte for byte (a case 4 command may come without its Le, as over T=0).
     #[default]
     Strict,
-    /// In any order; GENERATE AC and INTERNAL AUTHENTICATE on CLA INS P1 P2 only.
+    /// In any order; GENERATE AC, INTERNAL and EXTERNAL AUTHENTICATE on CLA INS P1 P2 only,
+    /// GET PROCESSING OPTIONS on CLA INS P1 P2 and data length.
     Lenient,
 }
 
@@ -214,8 +218,24 @@ impl ScriptedCard {
         }
         if self.mode == Matching::Lenient {
             if let (Some(h), Some(r)) = (header_of(received), header_of(recorded)) {
-                let loose = matches!(r[1], ins::GENERATE_AC | ins::INTERNAL_AUTHENTICATE);
-                return loose && h == r;
+                if h != r {
+                    return false;
+                }
+                return match r[1] {
+                    ins::GENERATE_AC | ins::INTERNAL_AUTHENTICATE | ins::EXTERNAL_AUTHENTICATE => {
+                        true
+                    }
+                    // The PDOL data (date, unpredictable number, amount) differs from run to
+                    // run; its length is the card's PDOL's, so it must be the same.
+                    ins::GET_PROCESSING_OPTIONS => {
+                        let lc = received.get(4).copied().map(usize::from);
+                        lc == recorded.get(4).copied().map(usize::from)
+                            && lc.is_some_and(|lc| {
+                                received.len() == 5 + lc || received.len() == 6 + lc
+                            })
+                    }
+                    _ => false,
+                };
             }
         }
         false

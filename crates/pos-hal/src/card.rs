@@ -210,6 +210,73 @@ impl<V: VirtualCard + ?Sized> VirtualCard for Box<V> {
     }
 }
 
+/// The protocol a virtual card's answer to reset offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum CardProtocol {
+    /// T=0 (character protocol; case 4 commands answered through GET RESPONSE).
+    #[default]
+    T0,
+    /// T=1 (block protocol).
+    T1,
+}
+
+/// How a simulated reader's address names the card it holds: `card=NAME` or `script=FILE`
+/// in a `sim:ccid` URI.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CardSpec {
+    /// `card=NAME`: a card known by name (a reader's own test cards, or an application
+    /// layer's profiles such as `visa`).
+    Named(String),
+    /// `script=FILE`: a card replaying the recorded session in `FILE`.
+    Script(std::path::PathBuf),
+}
+
+impl std::fmt::Display for CardSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CardSpec::Named(name) => write!(f, "card={name}"),
+            CardSpec::Script(path) => write!(f, "script={}", path.display()),
+        }
+    }
+}
+
+/// Virtual cards by name, for simulated readers.
+///
+/// A simulated reader knows its own bare test cards; cards of an application (EMV profiles,
+/// recorded EMV sessions) come from the layer that knows that application, through this
+/// trait, so that the reader crate and the application crate need not know each other
+/// (pos-emv's `sim::EmvCards` is the catalog of EMV cards).
+///
+/// # For implementors
+/// [`make`](Self::make) answers `None` for a [`CardSpec`] it does not know, so catalogs can
+/// be tried in turn; it returns a *fresh* card each time (its counters at zero), as a new
+/// card of that kind would be.
+pub trait CardCatalog: Send + Sync + std::fmt::Debug {
+    /// The names [`make`](Self::make) accepts for [`CardSpec::Named`], for help and error
+    /// messages.
+    fn names(&self) -> Vec<String>;
+
+    /// Whether [`CardSpec::Script`] (recorded sessions) is understood.
+    fn plays_scripts(&self) -> bool;
+
+    /// The card a simulated reader holds when its address names none (`sim:ccid` without
+    /// `card=` or `script=`); `None` leaves the reader's own default.
+    fn default_card(&self) -> Option<String> {
+        None
+    }
+
+    /// A fresh card for `spec` whose answer to reset offers `protocol`.
+    ///
+    /// Returns `None` when `spec` is not this catalog's. Errors (`Some(Err(..))`): a message
+    /// naming what is wrong: the script file cannot be read or is not a recorded session.
+    /// Reads the script file (no other I/O); no timeout applies.
+    fn make(
+        &self,
+        spec: &CardSpec,
+        protocol: CardProtocol,
+    ) -> Option<Result<Box<dyn VirtualCard>, String>>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -71,7 +71,8 @@ mod printer;
 mod sensitive;
 
 pub use card::{
-    Atr, CardChannel, ChipReader, ReaderCapabilities, SlotChannel, SlotState, VirtualCard,
+    Atr, CardCatalog, CardChannel, CardProtocol, CardSpec, ChipReader, ReaderCapabilities,
+    SlotChannel, SlotState, VirtualCard,
 };
 pub use device::{Device, DeviceInfo, DeviceKind, DeviceState};
 pub use document::{

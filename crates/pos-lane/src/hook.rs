@@ -100,7 +100,7 @@ impl StepHook for SimHook {
     /// is swiped.
     fn prompt(&mut self, prompt: pos_terminal::Prompt) {
         if prompt == pos_terminal::Prompt::SwipeFallback {
-            if let Err(e) = self.lane.swipe(self.lane.card_profile()) {
+            if let Err(e) = self.lane.swipe(self.lane.card()) {
                 log::warn!("simulated fallback swipe not performed: {e}");
             }
         }

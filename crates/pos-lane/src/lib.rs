@@ -8,7 +8,7 @@
 //! | URI | device |
 //! |---|---|
 //! | `none` | no device of that kind |
-//! | `sim:ccid[?opts]` | the virtual CCID reader (through the real [`pos_ccid::CcidReader`] driver and CCID codec) with a [`ProfileCard`](pos_emv::profile_card::ProfileCard) inserted; options as [`pos_ccid::open`], plus `card=PROFILE` (`visa`, `mastercard`, ...) or `card=none` |
+//! | `sim:ccid[?opts]` | the virtual CCID reader (through the real [`pos_ccid::CcidReader`] driver and CCID codec) with a card inserted; options exactly as [`pos_ccid::open`] with pos-emv's card catalog ([`pos_emv::sim::EmvCards`]): `card=visa\|mastercard\|...` (every [`Profile`](pos_emv::profile_card::Profile), default `visa`), `card=t0\|t1\|mute`, `card=none`, `script=FILE` (a recorded session), `level`, `interrupt`, `pps` and the faults |
 //! | `sim:printer[?opts]` | the virtual ESC/POS printer on a pseudo-terminal, opened through the real serial driver; options as [`pos_escpos::open`] |
 //! | `sim:msr[?opts]` | the virtual serial magstripe reader on a pseudo-terminal, opened through the real serial path; it swipes when told ([`SimLane::swipe`]). With `track1..3`, `fault` or `every_ms` options it is `pos-magstripe`'s self-swiping `sim:msr` instead |
 //! | anything else | the real drivers: [`pos_ccid::open`], [`pos_escpos::open`], and for stripe readers `serial:` ([`pos_magstripe::serial::open`]), `evdev:` (keyboard wedge) or `usb:` (HID) |
@@ -44,6 +44,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pos_emv::profile_card::Profile;
+use pos_hal::CardSpec;
 use pos_hal::Erased;
 use pos_link::{Address, DeviceUri};
 use pos_terminal::Devices;
@@ -87,11 +88,15 @@ impl std::fmt::Debug for Lane {
 }
 
 /// The card profile a simulated reader starts with when none is given.
-pub const DEFAULT_PROFILE: Profile = Profile::VisaPse;
+pub const DEFAULT_PROFILE: Profile = pos_emv::sim::DEFAULT_PROFILE;
 
-/// The reader driver's settings for every reader the factory opens.
+/// The reader driver's settings for every reader the factory opens: the defaults, and
+/// pos-emv's card catalog for virtual readers (`sim:ccid?card=visa`, `script=FILE`).
 pub fn reader_config() -> pos_ccid::ReaderConfig {
-    pos_ccid::ReaderConfig::default()
+    pos_ccid::ReaderConfig {
+        cards: Some(pos_emv::sim::EmvCards::shared()),
+        ..pos_ccid::ReaderConfig::default()
+    }
 }
 
 /// The printer driver's settings: the defaults for real printers; for the virtual printer
@@ -112,17 +117,18 @@ fn is_sim(uri: &DeviceUri, kind: &str) -> bool {
     matches!(uri.address(), Address::Sim { kind: k } if k == kind)
 }
 
-/// Open the devices `config` names. `card` is the profile of the card a simulated reader
-/// starts with (default [`DEFAULT_PROFILE`], or the URI's `card=PROFILE`); it is ignored
-/// for a real reader.
+/// Open the devices `config` names. `card` is the card a simulated reader starts with (a
+/// [`Profile`], or any [`CardSpec`]: `CardSpec::Script(path)` replays a recorded session);
+/// without it the URI's `card=NAME` or `script=FILE`, else [`DEFAULT_PROFILE`]. It is
+/// ignored for a real reader.
 ///
 /// # Errors
 /// A [`LaneError`] naming the first device that does not open, its URI and the driver's
 /// error (a URI that does not parse is [`FaultKind::InvalidInput`](pos_hal::FaultKind)).
 /// Devices opened before it are closed again.
-pub fn open(config: &DeviceConfig, card: Option<Profile>) -> Result<Lane, LaneError> {
+pub fn open(config: &DeviceConfig, card: Option<CardSpec>) -> Result<Lane, LaneError> {
     let mut devices = Devices::default();
-    let (reader, reader_sim) = open_reader(&config.reader, card)?;
+    let (reader, reader_sim, lane_card) = open_reader(&config.reader, card.clone())?;
     devices.reader = reader;
     let (printer, printer_sim) = open_printer(&config.printer)?;
     devices.printer = printer;
@@ -130,16 +136,16 @@ pub fn open(config: &DeviceConfig, card: Option<Profile>) -> Result<Lane, LaneEr
     devices.msr = msr;
     let msr_sim = msr_sim.map(|m| MsrSim::new(m, &config.msr));
     let any = reader_sim.is_some() || printer_sim.is_some() || msr_sim.is_some();
-    let profile = reader_sim
-        .as_ref()
-        .map_or(card.unwrap_or(DEFAULT_PROFILE), |r| r.profile);
+    let lane_card = lane_card
+        .or(card)
+        .unwrap_or_else(|| CardSpec::from(DEFAULT_PROFILE));
     let sim = any.then(|| {
         SimLane::new(Shared::new(
             config.clone(),
             reader_sim,
             printer_sim,
             msr_sim,
-            profile,
+            lane_card,
         ))
     });
     Ok(Lane {
@@ -153,22 +159,23 @@ pub fn open(config: &DeviceConfig, card: Option<Profile>) -> Result<Lane, LaneEr
 /// simulator when it is simulated.
 pub(crate) type Opened<D, S> = (Option<D>, Option<S>);
 
-/// Open the reader at `text`, as [`open`] does (also for a [`Reopener`]).
+/// Open the reader at `text`, as [`open`] does (also for a [`Reopener`]); for a simulated
+/// reader, also the card it was opened with.
 pub(crate) fn open_reader(
     text: &str,
-    card: Option<Profile>,
-) -> Result<Opened<Reader, ReaderSim>, LaneError> {
+    card: Option<CardSpec>,
+) -> Result<(Option<Reader>, Option<ReaderSim>, Option<CardSpec>), LaneError> {
     if text.trim() == "none" {
-        return Ok((None, None));
+        return Ok((None, None, None));
     }
     let uri = parse(Role::Reader, text)?;
     if is_sim(&uri, "ccid") {
-        let (reader, sim) = ReaderSim::open(&uri, text, card)?;
-        return Ok((Some(reader), Some(sim)));
+        let (reader, sim, card) = ReaderSim::open(&uri, text, card)?;
+        return Ok((Some(reader), Some(sim), Some(card)));
     }
     let reader =
         pos_ccid::open(&uri, reader_config()).map_err(|e| LaneError::new(Role::Reader, text, e))?;
-    Ok((Some(Box::new(Erased(reader))), None))
+    Ok((Some(Box::new(Erased(reader))), None, None))
 }
 
 /// Open the printer at `text`, as [`open`] does (also for a [`Reopener`] and a replug).

@@ -17,7 +17,7 @@ use crate::sim::SimLane;
 /// ([`SimLane::replug_reader`], [`SimLane::replug_printer`], [`SimLane::replug_msr`]) the call
 /// returns a driver of the new virtual device. Re-opening a simulated device that is plugged
 /// in and already open: the reader and the stripe reader are plugged in anew (the old driver
-/// dies; the reader gets a fresh card of the lane's profile), the printer gives another
+/// dies; the reader gets a fresh card of the lane's card), the printer gives another
 /// handle on its one driver.
 ///
 /// Created by [`Lane::reopener`](crate::Lane::reopener); `Send` and `'static`, so it can
@@ -55,7 +55,7 @@ impl Reopener {
         if let Some(r) = self.sim.as_ref().and_then(SimLane::reopen_reader) {
             return r;
         }
-        let (reader, _) = crate::open_reader(&self.uris.reader, None)?;
+        let (reader, _, _) = crate::open_reader(&self.uris.reader, None)?;
         reader.ok_or_else(|| none_configured(Role::Reader, &self.uris.reader))
     }
 

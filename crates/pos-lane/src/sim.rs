@@ -3,14 +3,14 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use pos_ccid::sim::{SimFaults, SimReaderHandle};
-use pos_emv::profile_card::{Profile, ProfileCard};
+use pos_ccid::sim::{SimCard, SimFaults, SimReaderHandle};
+use pos_emv::sim::EmvCards;
 use pos_escpos::EscPosPrinter;
 use pos_escpos::sim::{SimFault, VirtualPrinter};
 use pos_hal::{
-    CutKind, Device, DeviceEvent, DeviceInfo, DeviceState, Document, Erased, FaultKind,
-    HealthLevel, HealthReport, PrintOutcome, PrinterConditions, ReceiptPrinter, RecvError,
-    Subscription,
+    CardProtocol, CardSpec, CutKind, Device, DeviceEvent, DeviceInfo, DeviceState, Document,
+    Erased, FaultKind, HealthLevel, HealthReport, PrintOutcome, PrinterConditions, ReceiptPrinter,
+    RecvError, Subscription, VirtualCard,
 };
 use pos_link::{DeviceUri, Link, SerialLink};
 use pos_magstripe::serial::{Framing, MsrError, SerialMsr};
@@ -30,27 +30,49 @@ pub const PAPER_OUT_AFTER_LINES: u32 = 3;
 
 /// The virtual reader of a lane.
 pub(crate) struct ReaderSim {
-    /// Its URI without the `card` option (to open a new one after an unplug).
+    /// Its URI without the `card` and `script` options (to open a new one after an unplug).
     uri: DeviceUri,
     /// The configured text, for messages.
     text: String,
     handle: SimReaderHandle,
-    pub(crate) profile: Profile,
+    /// The protocol the cards made for it offer (`level=t1`: T=1).
+    protocol: CardProtocol,
     unplugged: bool,
     /// The driver of a reader plugged in by [`SimLane::replug_reader`], not opened (handed
     /// out) yet.
     pending: Option<Reader>,
 }
 
+/// A fresh card of `card` for a reader whose cards offer `protocol`: pos-ccid's bare test
+/// cards or pos-emv's EMV cards (profiles, recorded sessions), the one vocabulary of
+/// `sim:ccid` URIs.
+fn make_card(
+    card: &CardSpec,
+    protocol: CardProtocol,
+    text: &str,
+) -> Result<Box<dyn VirtualCard>, LaneError> {
+    pos_ccid::sim::make_card(card, protocol, Some(&EmvCards)).map_err(|message| {
+        LaneError::new(
+            Role::Reader,
+            text,
+            LaneFault {
+                kind: FaultKind::InvalidInput,
+                message,
+            },
+        )
+    })
+}
+
 impl ReaderSim {
-    /// Open `sim:ccid?...` with a profile card: `card`, else the URI's `card=PROFILE`,
-    /// else the default; `card=none` starts without a card.
+    /// Open `sim:ccid?...` with a card: `card`, else the URI's `card=NAME` or
+    /// `script=FILE`, else [`DEFAULT_PROFILE`](crate::DEFAULT_PROFILE); `card=none` starts
+    /// without a card. Returns the driver, the simulator and the lane's card.
     pub(crate) fn open(
         uri: &DeviceUri,
         text: &str,
-        card: Option<Profile>,
-    ) -> Result<(Reader, ReaderSim), LaneError> {
-        let bad = |message: String| {
+        card: Option<CardSpec>,
+    ) -> Result<(Reader, ReaderSim, CardSpec), LaneError> {
+        let spec = pos_ccid::sim::SimSpec::parse(uri).map_err(|message| {
             LaneError::new(
                 Role::Reader,
                 text,
@@ -59,29 +81,28 @@ impl ReaderSim {
                     message,
                 },
             )
+        })?;
+        let default = || CardSpec::from(crate::DEFAULT_PROFILE);
+        let (lane_card, insert) = match (card, &spec.card) {
+            (Some(card), _) => (card, true),
+            (None, SimCard::Spec(card)) => (card.clone(), true),
+            (None, SimCard::None) => (default(), false),
+            (None, SimCard::Default) => (default(), true),
         };
-        let mut insert = true;
-        let mut profile = card.unwrap_or(crate::DEFAULT_PROFILE);
-        match uri.option("card") {
-            None => {}
-            Some("none") => insert = false,
-            Some(name) => {
-                let p: Profile = name.parse().map_err(|e| bad(format!("{e}")))?;
-                if card.is_none() {
-                    profile = p;
-                }
-            }
-        }
         let rest: Vec<(String, String)> = uri
             .options()
             .iter()
-            .filter(|(k, _)| k != "card")
+            .filter(|(k, _)| k != "card" && k != "script")
             .cloned()
             .collect();
         let plain = DeviceUri::new(uri.address().clone(), rest)
             .map_err(|e| LaneError::new(Role::Reader, text, crate::BadUri(e)))?;
-        let card = insert.then(|| Box::new(ProfileCard::new(profile)) as Box<_>);
-        let (reader, handle) = pos_ccid::open_sim_with_handle(&plain, crate::reader_config(), card)
+        let first = if insert {
+            Some(make_card(&lane_card, spec.protocol, text)?)
+        } else {
+            None
+        };
+        let (reader, handle) = pos_ccid::open_sim_with_card(&plain, crate::reader_config(), first)
             .map_err(|e| LaneError::new(Role::Reader, text, e))?;
         Ok((
             Box::new(Erased(reader)),
@@ -89,20 +110,25 @@ impl ReaderSim {
                 uri: plain,
                 text: text.to_string(),
                 handle,
-                profile,
+                protocol: spec.protocol,
                 unplugged: false,
                 pending: None,
             },
+            lane_card,
         ))
     }
 
-    /// Plug a new virtual reader in (same URI), a fresh card of `profile` inserted, and
+    /// A fresh card of `card` for this reader.
+    fn card(&self, card: &CardSpec) -> Result<Box<dyn VirtualCard>, LaneError> {
+        make_card(card, self.protocol, &self.text)
+    }
+
+    /// Plug a new virtual reader in (same URI), a fresh card of `card` inserted, and
     /// return its driver. The old virtual reader is unplugged: its driver stays dead.
-    fn plug_new(&mut self, profile: Profile) -> Result<Reader, LaneError> {
-        let (reader, new) = ReaderSim::open(&self.uri, &self.text, Some(profile))?;
+    fn plug_new(&mut self, card: &CardSpec) -> Result<Reader, LaneError> {
+        let (reader, new, _) = ReaderSim::open(&self.uri, &self.text, Some(card.clone()))?;
         self.handle.unplug();
         self.handle = new.handle;
-        self.profile = profile;
         self.unplugged = false;
         self.pending = None;
         Ok(reader)
@@ -255,7 +281,7 @@ pub(crate) struct Shared {
     reader: Mutex<Option<ReaderSim>>,
     printer: Option<Mutex<PrinterSim>>,
     msr: Option<Mutex<MsrSim>>,
-    profile: Mutex<Profile>,
+    card: Mutex<CardSpec>,
     /// The configured URIs, for messages.
     uris: DeviceConfig,
 }
@@ -266,13 +292,13 @@ impl Shared {
         reader: Option<ReaderSim>,
         printer: Option<PrinterSim>,
         msr: Option<MsrSim>,
-        profile: Profile,
+        card: CardSpec,
     ) -> Self {
         Shared {
             reader: Mutex::new(reader),
             printer: printer.map(Mutex::new),
             msr: msr.map(Mutex::new),
-            profile: Mutex::new(profile),
+            card: Mutex::new(card),
             uris,
         }
     }
@@ -296,7 +322,7 @@ impl std::fmt::Debug for SimLane {
             .field("reader", &self.has_reader())
             .field("printer", &self.shared.printer.is_some())
             .field("msr", &self.shared.msr.is_some())
-            .field("card_profile", &self.card_profile())
+            .field("card", &self.card())
             .finish()
     }
 }
@@ -334,10 +360,10 @@ impl SimLane {
         self.shared.msr.is_some()
     }
 
-    /// The profile of the lane's card: the one the lane was opened with, or the last
-    /// [`insert_card`](Self::insert_card).
-    pub fn card_profile(&self) -> Profile {
-        *lock(&self.shared.profile)
+    /// The lane's card (a profile such as `visa`, a bare test card, or a recorded session):
+    /// the one the lane was opened with, or the last [`insert_card`](Self::insert_card).
+    pub fn card(&self) -> CardSpec {
+        lock(&self.shared.card).clone()
     }
 
     fn with_reader<T>(
@@ -398,21 +424,25 @@ impl SimLane {
             .map(|m| Arc::clone(&lock(m).device))
     }
 
-    /// Insert a fresh card of `profile` (its transaction counter at 0), replacing the card
-    /// in the reader (the driver sees a removal, then an insertion, on its monitor thread:
-    /// wait for [`DeviceEvent::CardInserted`] before powering the card on, as a terminal
-    /// does, or the power-on may race the removal). `profile` becomes the lane's profile.
+    /// Insert a fresh card of `card` (a [`Profile`](pos_emv::profile_card::Profile), or any
+    /// [`CardSpec`] a `sim:ccid` URI can name; its transaction counter at 0), replacing the
+    /// card in the reader (the driver sees a removal, then an insertion, on its monitor
+    /// thread: wait for [`DeviceEvent::CardInserted`] before powering the card on, as a
+    /// terminal does, or the power-on may race the removal). `card` becomes the lane's card.
     /// Card faults (mute) are cleared.
     ///
     /// # Errors
-    /// [`FaultKind::NotFound`] when the reader is not simulated.
-    pub fn insert_card(&self, profile: Profile) -> Result<(), LaneError> {
+    /// [`FaultKind::NotFound`] when the reader is not simulated; [`FaultKind::InvalidInput`]
+    /// for a card that cannot be made (an unknown name, a script that cannot be read).
+    pub fn insert_card(&self, card: impl Into<CardSpec>) -> Result<(), LaneError> {
+        let card = card.into();
         self.with_reader("insert a card in", |r| {
-            r.profile = profile;
+            let fresh = r.card(&card)?;
             r.handle.set_faults(SimFaults::default());
-            r.handle.insert(Box::new(ProfileCard::new(profile)));
-        })?;
-        *lock(&self.shared.profile) = profile;
+            r.handle.insert(fresh);
+            Ok::<_, LaneError>(())
+        })??;
+        *lock(&self.shared.card) = card;
         Ok(())
     }
 
@@ -462,9 +492,9 @@ impl SimLane {
     /// [`FaultKind::NotFound`] when the reader is not simulated; the reader's error when the
     /// new virtual reader does not open.
     pub fn replug_reader(&self) -> Result<(), LaneError> {
-        let profile = self.card_profile();
+        let card = self.card();
         self.with_reader("replug", |r| {
-            let reader = r.plug_new(profile)?;
+            let reader = r.plug_new(&card)?;
             r.pending = Some(reader);
             Ok(())
         })?
@@ -483,7 +513,7 @@ impl SimLane {
     /// opened) a new virtual reader with a fresh card, the old one unplugged. `None` when the
     /// reader is not simulated.
     pub(crate) fn reopen_reader(&self) -> Option<Result<Reader, LaneError>> {
-        let profile = self.card_profile();
+        let card = self.card();
         let mut guard = lock(&self.shared.reader);
         let r = guard.as_mut()?;
         Some(if r.unplugged {
@@ -491,7 +521,7 @@ impl SimLane {
         } else if let Some(reader) = r.pending.take() {
             Ok(reader)
         } else {
-            r.plug_new(profile)
+            r.plug_new(&card)
         })
     }
 
@@ -699,16 +729,31 @@ impl SimLane {
             .map_err(|e| LaneError::new(Role::Msr, &self.shared.uris.msr, e))
     }
 
-    /// Swipe the stripe of `profile`'s card: tracks 1 and 2 with its PAN, expiry
-    /// [`SWIPE_EXPIRY`] and service code 201 (a chip card: the terminal should ask for the
-    /// chip).
+    /// Swipe the stripe of `card`: tracks 1 and 2 with its PAN (a profile's test PAN, or
+    /// the PAN a recorded session's records carry), expiry [`SWIPE_EXPIRY`] and service code
+    /// 201 (a chip card: the terminal should ask for the chip).
     ///
     /// # Errors
     /// [`FaultKind::NotFound`] when the stripe reader is not simulated; `Disconnected` when
-    /// it is unplugged.
-    pub fn swipe(&self, profile: Profile) -> Result<(), LaneError> {
-        let name = format!("LANE/{}", profile.name().to_ascii_uppercase());
-        self.swipe_tracks(profile.pan(), &name, "201")
+    /// it is unplugged; [`FaultKind::InvalidInput`] for a card with no PAN to put on a stripe
+    /// (a bare test card such as `t0`, a script whose records carry none).
+    pub fn swipe(&self, card: impl Into<CardSpec>) -> Result<(), LaneError> {
+        let card = card.into();
+        let pan = pos_emv::sim::card_pan(&card).map_err(|e| {
+            LaneError::new(
+                Role::Msr,
+                &self.shared.uris.msr,
+                LaneFault {
+                    kind: FaultKind::InvalidInput,
+                    message: format!("{card}: no stripe to swipe ({e})"),
+                },
+            )
+        })?;
+        let label = match &card {
+            CardSpec::Named(name) => name.to_ascii_uppercase(),
+            CardSpec::Script(_) => "RECORDED".to_string(),
+        };
+        self.swipe_tracks(&pan, &format!("LANE/{label}"), "201")
     }
 
     /// Swipe a stripe-only card with this PAN: tracks 1 and 2, expiry [`SWIPE_EXPIRY`],
@@ -743,27 +788,27 @@ impl SimLane {
     /// The device's error when a new virtual device does not open, or the printer's when
     /// its recovery fails.
     pub fn reset(&self, devices: &mut Devices) -> Result<(), LaneError> {
-        let profile = self.card_profile();
+        let card = self.card();
         {
             let mut guard = lock(&self.shared.reader);
             if let Some(r) = guard.as_mut() {
                 if r.unplugged || r.pending.is_some() {
                     let reader = match r.pending.take() {
                         Some(reader) => reader,
-                        None => r.plug_new(profile)?,
+                        None => r.plug_new(&card)?,
                     };
                     devices.reader = Some(reader);
                 } else {
+                    let fresh = r.card(&card)?;
                     // Wait for the driver to see the swap, so that the next power-on is
                     // not told of the old card's removal.
                     let events = devices.reader.as_mut().and_then(|d| d.subscribe().ok());
                     r.handle.set_faults(SimFaults::default());
-                    r.handle.insert(Box::new(ProfileCard::new(profile)));
+                    r.handle.insert(fresh);
                     if let Some(events) = events {
                         wait_inserted(&events);
                     }
                 }
-                r.profile = profile;
             }
         }
         if let Some(printer) = &self.shared.printer {

@@ -58,7 +58,7 @@ fn the_default_config_opens_three_simulated_devices() {
     assert!(lane.devices.printer.is_some());
     assert!(lane.devices.msr.is_some());
     assert!(sim.has_reader() && sim.has_printer() && sim.has_msr());
-    assert_eq!(sim.card_profile(), Profile::VisaPse);
+    assert_eq!(sim.card(), Profile::VisaPse.into());
     let text = format!("{:?}", lane.devices);
     assert!(text.contains("sim:ccid"), "{text}");
     assert!(text.contains("sim:printer"), "{text}");
@@ -125,7 +125,7 @@ fn insert_card_changes_the_profile() {
     let (mut lane, sim) = sim_lane();
     let events = reader(&mut lane).subscribe().unwrap();
     sim.insert_card(Profile::Mastercard).unwrap();
-    assert_eq!(sim.card_profile(), Profile::Mastercard);
+    assert_eq!(sim.card(), Profile::Mastercard.into());
     // As a terminal does: wait for the driver to see the card (and nothing after it: the
     // first insertion event may be the one from when the lane opened).
     let mut seen = false;
@@ -146,8 +146,8 @@ fn insert_card_changes_the_profile() {
 
 #[test]
 fn the_profile_can_come_from_the_argument_or_the_uri() {
-    let lane = pos_lane::open(&DeviceConfig::default(), Some(Profile::UnionPay)).unwrap();
-    assert_eq!(lane.sim.unwrap().card_profile(), Profile::UnionPay);
+    let lane = pos_lane::open(&DeviceConfig::default(), Some(Profile::UnionPay.into())).unwrap();
+    assert_eq!(lane.sim.unwrap().card(), Profile::UnionPay.into());
     let config = DeviceConfig {
         reader: "sim:ccid?card=mastercard".into(),
         printer: "none".into(),
@@ -155,8 +155,8 @@ fn the_profile_can_come_from_the_argument_or_the_uri() {
     };
     let mut lane = pos_lane::open(&config, None).unwrap();
     assert_eq!(
-        lane.sim.as_ref().unwrap().card_profile(),
-        Profile::Mastercard
+        lane.sim.as_ref().unwrap().card(),
+        Profile::Mastercard.into()
     );
     assert_eq!(select(&mut lane), [0x6A, 0x82]);
     let config = DeviceConfig {

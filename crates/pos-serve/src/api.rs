@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use pos_acquirer::Operation;
 use pos_emv::profile_card::Profile;
+use pos_hal::CardSpec;
 use pos_terminal::config::ApiConfig;
 use pos_terminal::inject::{InjectedFault, Injection};
 use pos_terminal::journal::{Journal, Txn};
@@ -1011,11 +1012,12 @@ fn sim(ctx: &Ctx, action: &str, body: Value) -> Result<Value, ApiError> {
     } else {
         body_as(body)?
     };
-    let profile = match &b.profile {
+    let card: CardSpec = match &b.profile {
         Some(p) => p
             .parse::<Profile>()
-            .map_err(|e| ApiError::bad_request(e.to_string()))?,
-        None => lane.card_profile(),
+            .map_err(|e| ApiError::bad_request(e.to_string()))?
+            .into(),
+        None => lane.card(),
     };
     let lane_err = |e: pos_lane::LaneError| ApiError {
         status: 409,
@@ -1025,10 +1027,10 @@ fn sim(ctx: &Ctx, action: &str, body: Value) -> Result<Value, ApiError> {
     };
     let on = b.on.unwrap_or(true);
     match action {
-        "insert-card" => lane.insert_card(profile).map_err(lane_err)?,
+        "insert-card" => lane.insert_card(card).map_err(lane_err)?,
         "remove-card" => lane.remove_card().map_err(lane_err)?,
         "mute-card" => lane.mute_card().map_err(lane_err)?,
-        "swipe" => lane.swipe(profile).map_err(lane_err)?,
+        "swipe" => lane.swipe(card).map_err(lane_err)?,
         "unplug-reader" => lane.unplug_reader().map_err(lane_err)?,
         "replug-reader" => lane.replug_reader().map_err(lane_err)?,
         "unplug-printer" => lane.unplug_printer().map_err(lane_err)?,

@@ -54,7 +54,7 @@ use std::time::Duration;
 
 use pos_acquirer::sim::{FakeHost, HostRules};
 use pos_acquirer::{Acquirer, TcpAcquirer};
-use pos_emv::profile_card::Profile;
+use pos_hal::CardSpec;
 use pos_hal::{DeviceError, Fault, FaultKind};
 use pos_lane::SimLane;
 use pos_terminal::journal::Journal;
@@ -258,8 +258,9 @@ pub struct LaneParts {
     pub host: Option<Arc<FakeHost>>,
     /// The host link.
     pub acquirer: Box<dyn Acquirer + Send>,
-    /// The simulated card profile.
-    pub profile: Profile,
+    /// The simulated lane's card (a profile, a bare test card or a recorded session): the
+    /// one the simulated cardholder inserts and swipes.
+    pub card: CardSpec,
 }
 
 impl std::fmt::Debug for LaneParts {
@@ -272,16 +273,21 @@ impl std::fmt::Debug for LaneParts {
     }
 }
 
-/// Open a lane from `config`: its devices by URI (simulated ones for `sim:` URIs, with a
-/// card of `profile`), and the host link (for `address = "sim"`, the built-in fake host on
+/// Open a lane from `config`: its devices by URI (simulated ones for `sim:` URIs; the
+/// virtual reader holds `card`, else the card its URI names, else the default profile), and the host link (for `address = "sim"`, the built-in fake host on
 /// 127.0.0.1, its ledger kept beside the journal).
 ///
 /// # Errors
 /// [`ServeError::Lane`] for a device that cannot be opened, [`ServeError::Other`] when the
 /// fake host does not start, [`ServeError::Config`] for an unknown dialect.
-pub fn open_lane(mut config: Config, profile: Option<Profile>) -> Result<LaneParts, ServeError> {
-    let profile = profile.unwrap_or(pos_lane::DEFAULT_PROFILE);
-    let lane = pos_lane::open(&config.devices, Some(profile))?;
+pub fn open_lane(mut config: Config, card: Option<CardSpec>) -> Result<LaneParts, ServeError> {
+    let lane = pos_lane::open(&config.devices, card.clone())?;
+    let card = lane
+        .sim
+        .as_ref()
+        .map(|s| s.card())
+        .or(card)
+        .unwrap_or_else(|| pos_lane::DEFAULT_PROFILE.into());
     let reopen = Box::new(lane.reopener());
     let mut host = None;
     let address = if config.acquirer.address == "sim" {
@@ -306,7 +312,7 @@ pub fn open_lane(mut config: Config, profile: Option<Profile>) -> Result<LanePar
         sim: lane.sim,
         host,
         acquirer: Box::new(TcpAcquirer::new(settings)),
-        profile,
+        card,
     })
 }
 
@@ -374,7 +380,7 @@ impl Service {
             sim,
             host,
             acquirer,
-            profile,
+            card,
         } = parts;
         let reader_journal = Journal::open(&config.journal_path()).map_err(TerminalError::from)?;
         let status = DevicesStatus {
@@ -431,7 +437,7 @@ impl Service {
                     }
                 }
                 let _guard = WorkerGuard(Arc::clone(&w_shared));
-                let worker = Worker::new(terminal, w_shared, reopen, profile);
+                let worker = Worker::new(terminal, w_shared, reopen, card);
                 let _ = ready_tx.send(Ok(()));
                 worker.run(rx);
             })

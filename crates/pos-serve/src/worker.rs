@@ -8,9 +8,9 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use pos_emv::profile_card::Profile;
 use pos_hal::{
-    ChipReader, Fault, FaultKind, HealthLevel, PrinterConditions, ReceiptPrinter, SlotState,
+    CardSpec, ChipReader, Fault, FaultKind, HealthLevel, PrinterConditions, ReceiptPrinter,
+    SlotState,
 };
 use pos_lane::{LaneError, SimLane};
 use pos_terminal::config::SupervisionConfig;
@@ -344,7 +344,8 @@ pub(crate) struct Worker {
     last_poll: Instant,
     next_health: Instant,
     next_gauges: Instant,
-    profile: Profile,
+    /// The simulated lane's card.
+    card: CardSpec,
     card_dirty: bool,
     /// The reader's driver reports insertions and removals itself (its monitor thread):
     /// polling then only updates the status, the events come from the driver.
@@ -411,7 +412,7 @@ impl Worker {
         mut terminal: Terminal,
         shared: Arc<Shared>,
         reopen: Box<dyn Reopen>,
-        profile: Profile,
+        card: CardSpec,
     ) -> Worker {
         let supervision = terminal.config().supervision.clone();
         let initial = Duration::from_millis(supervision.reopen_initial_ms);
@@ -458,7 +459,7 @@ impl Worker {
             last_poll: now - Duration::from_secs(3600),
             next_health: now,
             next_gauges: now,
-            profile,
+            card,
             card_dirty: false,
             reader_events,
             deferred: std::cell::RefCell::new(Vec::new()),
@@ -588,7 +589,7 @@ impl Worker {
         }
         match req.entry {
             CardEntry::Swipe => {
-                if let Err(e) = sim.swipe(self.profile) {
+                if let Err(e) = sim.swipe(self.card.clone()) {
                     log::warn!("simulated cardholder: swipe failed: {e}");
                 }
             }
@@ -601,7 +602,7 @@ impl Worker {
                     .and_then(|r| r.slot_status(0).ok())
                     .is_some_and(|s| s.contains(SlotState::CARD_PRESENT));
                 if !present || self.card_dirty {
-                    if let Err(e) = sim.insert_card(self.profile) {
+                    if let Err(e) = sim.insert_card(self.card.clone()) {
                         log::warn!("simulated cardholder: insert failed: {e}");
                     } else {
                         // Let the driver see the new card before the service looks.

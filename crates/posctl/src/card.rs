@@ -30,77 +30,23 @@ pub fn tlv(hex: &str, json: bool) -> Result<Exit, CliError> {
     Ok(Exit::Ok)
 }
 
-use pos_ccid::ReaderConfig;
 use pos_emv::read::{self, CardData, Processing};
-use pos_emv::script_card::{Matching, ScriptedCard};
 use pos_emv::select::{self, Candidate};
 use pos_emv::terminal::TerminalData;
 use pos_emv::{EmvError, tags};
 use pos_hal::{ChipReader, Fault, FaultKind, SlotChannel};
-use pos_link::{Address, DeviceUri};
+use pos_link::DeviceUri;
 
 fn hex_upper(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02X}")).collect()
 }
 
-/// Open the reader; `sim:ccid?script=FILE` inserts a card replaying that transcript.
+/// Open the reader as the lane does: `sim:ccid?card=visa` (every EMV profile),
+/// `sim:ccid?script=FILE` (a recorded session) and every other `sim:ccid` option work here
+/// exactly as in the lane config.
 fn open_reader(device: &str) -> Result<pos_ccid::AnyReader, CliError> {
     let uri = DeviceUri::parse(device).map_err(|e| CliError::new(e.to_string()))?;
-    let is_sim = matches!(uri.address(), Address::Sim { kind } if kind == "ccid");
-    let without = |key: &str| -> Result<DeviceUri, CliError> {
-        let rest: Vec<(String, String)> = uri
-            .options()
-            .iter()
-            .filter(|(k, _)| k != key)
-            .cloned()
-            .collect();
-        DeviceUri::new(uri.address().clone(), rest).map_err(|e| CliError::new(e.to_string()))
-    };
-    // card=PROFILE: one of pos-emv's profile cards (pos-ccid's own test cards otherwise).
-    if let Some(profile) = uri
-        .option("card")
-        .filter(|_| is_sim)
-        .and_then(|name| name.parse::<pos_emv::profile_card::Profile>().ok())
-    {
-        if uri.option("level") == Some("t1") {
-            return Err(CliError::new(
-                "profile cards answer reset with a T=0 ATR: use level=apdu or level=t0".to_string(),
-            ));
-        }
-        let card = pos_emv::profile_card::ProfileCard::new(profile);
-        return pos_ccid::open_sim_with_card(
-            &without("card")?,
-            ReaderConfig::default(),
-            Some(Box::new(card)),
-        )
-        .map_err(reader_error);
-    }
-    let script = if is_sim {
-        uri.option("script").map(str::to_string)
-    } else {
-        None
-    };
-    let Some(path) = script else {
-        return pos_ccid::open(&uri, ReaderConfig::default()).map_err(reader_error);
-    };
-    let transcript = pos_emv::transcript::Transcript::load(&path)
-        .map_err(|e| CliError::new(format!("script {path}: {e}")))?;
-    // A TPDU-level T=1 virtual reader needs a card whose ATR offers T=1.
-    let card = if uri.option("level") == Some("t1") {
-        ScriptedCard::new_t1(transcript, Matching::Lenient)
-    } else {
-        ScriptedCard::new(transcript, Matching::Lenient)
-    };
-    let rest: Vec<(String, String)> = uri
-        .options()
-        .iter()
-        .filter(|(k, _)| k != "script")
-        .cloned()
-        .collect();
-    let plain =
-        DeviceUri::new(uri.address().clone(), rest).map_err(|e| CliError::new(e.to_string()))?;
-    pos_ccid::open_sim_with_card(&plain, ReaderConfig::default(), Some(Box::new(card)))
-        .map_err(reader_error)
+    pos_ccid::open(&uri, pos_lane::reader_config()).map_err(reader_error)
 }
 
 fn reader_error(e: pos_ccid::CcidError) -> CliError {

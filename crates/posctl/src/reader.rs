@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use pos_ccid::atr::ParsedAtr;
-use pos_ccid::{AnyReader, CcidError, ReaderConfig};
+use pos_ccid::{AnyReader, CcidError};
 use pos_hal::{ChipReader, DeviceEvent, Fault, FaultKind, SlotState};
 use pos_link::DeviceUri;
 
@@ -34,7 +34,7 @@ fn cli_error(e: CcidError) -> CliError {
 
 fn open(device: &str) -> Result<AnyReader, CliError> {
     let uri = DeviceUri::parse(device).map_err(|e| CliError::new(e.to_string()))?;
-    pos_ccid::open(&uri, ReaderConfig::default()).map_err(cli_error)
+    pos_ccid::open(&uri, pos_lane::reader_config()).map_err(cli_error)
 }
 
 /// What an ATR says, for people and JSON.
@@ -113,7 +113,7 @@ pub fn list(json: bool) -> Result<Exit, CliError> {
                 });
                 match DeviceUri::parse(&d.uri)
                     .map_err(|e| CliError::new(e.to_string()))
-                    .and_then(|u| pos_ccid::open(&u, ReaderConfig::default()).map_err(cli_error))
+                    .and_then(|u| pos_ccid::open(&u, pos_lane::reader_config()).map_err(cli_error))
                 {
                     Ok(mut r) => {
                         let desc = r.descriptor();

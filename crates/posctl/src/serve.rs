@@ -3,7 +3,6 @@
 
 use std::sync::atomic::Ordering;
 
-use pos_emv::profile_card::Profile;
 use pos_serve::{STOP_REQUESTED, Service, open_lane};
 
 use crate::txn::{LaneArgs, load_config};
@@ -72,12 +71,13 @@ pub fn serve(lane_args: &LaneArgs, args: &ServeArgs, json: bool) -> Result<Exit,
     if args.check {
         return check(&config, json);
     }
-    let profile: Profile = match &lane_args.card {
-        Some(c) => c.parse().map_err(|e| CliError::new(format!("{e}")))?,
-        None => Profile::VisaPse,
-    };
+    let card = lane_args
+        .card
+        .as_deref()
+        .map(crate::txn::card_spec)
+        .transpose()?;
     install_signal_handlers();
-    let parts = open_lane(config, Some(profile)).map_err(|e| CliError {
+    let parts = open_lane(config, card).map_err(|e| CliError {
         message: e.to_string(),
         hint: Some(
             "check the [devices] URIs in the config (posctl devices lists what is attached)".into(),

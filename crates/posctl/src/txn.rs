@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use pos_acquirer::sim::FakeHost;
 use pos_acquirer::{AcquirerSettings, Operation};
 use pos_emv::profile_card::Profile;
+use pos_hal::CardSpec;
 use pos_terminal::inject::{InjectedFault, Injection, Step, StepHook};
 use pos_terminal::{CardEntry, Config, Prompt, State, Terminal, TxnRequest, TxnResult};
 
@@ -18,8 +19,35 @@ pub struct LaneArgs {
     pub config: Option<PathBuf>,
     /// The journal file (overrides the config).
     pub journal: Option<PathBuf>,
-    /// The simulated card profile.
+    /// The simulated card: a profile name, a bare test card, or a recorded session file.
     pub card: Option<String>,
+}
+
+/// The simulated card `--card` names: an EMV profile (`visa`, ...), one of pos-ccid's bare
+/// test cards (`t0`, `t1`, `mute`), or a file holding a recorded session (`> `/`< ` APDU
+/// lines), as `sim:ccid?card=NAME` and `sim:ccid?script=FILE` name them.
+///
+/// Errors: neither a known name nor a readable file, listing what is accepted.
+pub fn card_spec(arg: &str) -> Result<CardSpec, CliError> {
+    let name = arg.trim();
+    if name.parse::<Profile>().is_ok() || pos_ccid::sim::TEST_CARDS.contains(&name) {
+        return Ok(CardSpec::Named(name.to_ascii_lowercase()));
+    }
+    let path = std::path::Path::new(name);
+    if path.is_file() {
+        return Ok(CardSpec::Script(path.to_path_buf()));
+    }
+    let profiles: Vec<&str> = Profile::ALL.iter().map(|p| p.name()).collect();
+    Err(CliError {
+        message: format!("--card {name:?}: no such card and no such file"),
+        hint: Some(format!(
+            "a card profile ({}), a bare test card ({}), or a recorded session file, e.g. \
+             crates/pos-emv/tests/data/contact-upi.apdu",
+            profiles.join(", "),
+            pos_ccid::sim::TEST_CARDS.join(", ")
+        )),
+        exit: Exit::Error,
+    })
 }
 
 /// A running lane: the service, and on a simulated lane its controls and fake host.
@@ -30,8 +58,8 @@ pub struct Lane {
     pub sim: Option<pos_lane::SimLane>,
     /// The built-in fake host.
     pub host: Option<std::sync::Arc<FakeHost>>,
-    /// The card profile of the simulated lane.
-    pub profile: Profile,
+    /// The card of the simulated lane.
+    pub card: CardSpec,
 }
 
 fn err(e: impl std::fmt::Display) -> CliError {
@@ -54,13 +82,10 @@ pub fn load_config(args: &LaneArgs) -> Result<Config, CliError> {
 /// `address = "sim"`, with its ledger kept beside the journal), the journal and the key.
 pub fn open(args: &LaneArgs, quiet_progress: bool) -> Result<Lane, CliError> {
     let config = load_config(args)?;
-    let profile: Profile = match &args.card {
-        Some(c) => c.parse().map_err(err)?,
-        None => Profile::VisaPse,
-    };
+    let card = args.card.as_deref().map(card_spec).transpose()?;
     // The same lane as `posctl serve`: devices by URI, the host link (the built-in fake
     // host for `address = "sim"`, its ledger kept beside the journal).
-    let parts = pos_serve::open_lane(config, Some(profile)).map_err(|e| CliError {
+    let parts = pos_serve::open_lane(config, card).map_err(|e| CliError {
         message: e.to_string(),
         hint: Some(
             "check the [devices] URIs in the config (posctl devices lists what is attached)".into(),
@@ -97,7 +122,7 @@ pub fn open(args: &LaneArgs, quiet_progress: bool) -> Result<Lane, CliError> {
         terminal,
         sim: parts.sim,
         host: parts.host,
-        profile,
+        card: parts.card,
     })
 }
 
@@ -266,7 +291,7 @@ pub fn run(lane_args: &LaneArgs, t: &TxnArgs, json: bool) -> Result<Exit, CliErr
     });
     if t.swipe {
         if let Some(sim) = &lane.sim {
-            sim.swipe(lane.profile).map_err(err)?;
+            sim.swipe(lane.card.clone()).map_err(err)?;
         }
     }
     let mut hook = CliHook { inner, json };

@@ -127,7 +127,10 @@ fn bad_input_is_a_clear_error() {
             &["sale", "1", "--inject", "later:crash"][..],
             "unknown step",
         ),
-        (&["sale", "1", "--card", "amex"][..], "unknown card profile"),
+        (
+            &["sale", "1", "--card", "amex"][..],
+            "--card \"amex\": no such card",
+        ),
         (&["void", "999"][..], "no transaction 999"),
     ] {
         let out = posctl(&j, args);

@@ -1381,7 +1381,9 @@ mod tests {
     fn sim_reader(options: &str, card: Profile) -> AnyReader {
         let uri = DeviceUri::parse(&format!("sim:ccid?{options}")).unwrap();
         let card: Box<dyn pos_hal::VirtualCard> = Box::new(ProfileCard::new(card));
-        pos_ccid::open_sim_with_card(&uri, ReaderConfig::default(), Some(card)).unwrap()
+        pos_ccid::open_sim_with_card(&uri, ReaderConfig::default(), Some(card))
+            .unwrap()
+            .0
     }
 
     #[test]

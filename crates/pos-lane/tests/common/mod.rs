@@ -32,7 +32,7 @@ pub fn rig_with(tweak: impl FnOnce(&mut Config)) -> Rig {
     config.acquirer.response_timeout_ms = 700;
     config.acquirer.connect_timeout_ms = 700;
     tweak(&mut config);
-    let lane = pos_lane::open(&config.devices, Some(Profile::VisaPse)).unwrap();
+    let lane = pos_lane::open(&config.devices, Some(Profile::VisaPse.into())).unwrap();
     let acquirer = TcpAcquirer::new(config.acquirer_settings(&config.acquirer.address).unwrap());
     let mut terminal = Terminal::open(config, lane.devices, Box::new(acquirer)).unwrap();
     terminal.set_ca_keys(pos_emv::profile_card::test_and_sim_ca_keys().unwrap());
@@ -54,7 +54,7 @@ impl Rig {
     pub fn run(&mut self, req: &TxnRequest, injections: &[&str]) -> TxnResult {
         let inj: Vec<Injection> = injections.iter().map(|s| s.parse().unwrap()).collect();
         if req.entry == CardEntry::Swipe {
-            self.sim.swipe(self.sim.card_profile()).unwrap();
+            self.sim.swipe(self.sim.card()).unwrap();
         }
         let arm = pos_lane::arm_fake_host(self.host.clone(), &inj);
         let mut hook = self.sim.hook(inj, Some(arm));
