@@ -159,12 +159,16 @@ pub fn open(config: &DeviceConfig, card: Option<CardSpec>) -> Result<Lane, LaneE
 /// simulator when it is simulated.
 pub(crate) type Opened<D, S> = (Option<D>, Option<S>);
 
+/// A reader opened from its URI: the driver, the simulator's control and the card it holds
+/// when it is simulated.
+pub(crate) type OpenedReader = (Option<Reader>, Option<ReaderSim>, Option<CardSpec>);
+
 /// Open the reader at `text`, as [`open`] does (also for a [`Reopener`]); for a simulated
 /// reader, also the card it was opened with.
 pub(crate) fn open_reader(
     text: &str,
     card: Option<CardSpec>,
-) -> Result<(Option<Reader>, Option<ReaderSim>, Option<CardSpec>), LaneError> {
+) -> Result<OpenedReader, LaneError> {
     if text.trim() == "none" {
         return Ok((None, None, None));
     }
