@@ -881,7 +881,7 @@ impl VirtualCard for TestCard {
 /// The `sim:ccid` options, for help texts and error messages: every accepted value.
 pub const SIM_OPTIONS: &str = "level=apdu|t0|t1, interrupt=on|off, pps=reader|host, \
 card=NAME|none, script=FILE, remove_at=N, parity_error_at=N, wtx=N, time_extensions=N, \
-fault=mute-after-atr|refuse-pps|removal-answers-empty";
+fault=mute-after-atr|refuse-pps|removal-answers-empty (several: comma-separated)";
 
 /// The bare test cards of this crate, by name (`card=t0`, `card=t1`, `card=mute`).
 pub const TEST_CARDS: [&str; 3] = ["t0", "t1", "mute"];

@@ -165,10 +165,7 @@ pub(crate) type OpenedReader = (Option<Reader>, Option<ReaderSim>, Option<CardSp
 
 /// Open the reader at `text`, as [`open`] does (also for a [`Reopener`]); for a simulated
 /// reader, also the card it was opened with.
-pub(crate) fn open_reader(
-    text: &str,
-    card: Option<CardSpec>,
-) -> Result<OpenedReader, LaneError> {
+pub(crate) fn open_reader(text: &str, card: Option<CardSpec>) -> Result<OpenedReader, LaneError> {
     if text.trim() == "none" {
         return Ok((None, None, None));
     }

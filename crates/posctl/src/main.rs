@@ -185,8 +185,9 @@ enum Command {
         /// Check the config (API address, device URIs) and exit without serving.
         #[arg(long)]
         check: bool,
-        /// The simulated card: visa, mastercard, unionpay, blocked, expired, aid-fallback, cda.
-        #[arg(long, value_name = "PROFILE")]
+        /// The simulated card: visa, mastercard, unionpay, blocked, expired, aid-fallback, cda;
+        /// t0, t1, mute (bare test cards); or a recorded session FILE (`> `/`< ` APDU lines).
+        #[arg(long, value_name = "PROFILE|FILE")]
         card: Option<String>,
     },
     /// Start-up recovery: move transactions interrupted by a crash on, send pending
@@ -227,8 +228,9 @@ struct LaneOpts {
 /// How the card comes, and faults to inject.
 #[derive(Debug, Clone, clap::Args)]
 struct CardOpts {
-    /// The simulated card: visa, mastercard, unionpay, blocked, expired, aid-fallback, cda.
-    #[arg(long, value_name = "PROFILE")]
+    /// The simulated card: visa, mastercard, unionpay, blocked, expired, aid-fallback, cda;
+    /// t0, t1, mute (bare test cards); or a recorded session FILE (`> `/`< ` APDU lines).
+    #[arg(long, value_name = "PROFILE|FILE")]
     card: Option<String>,
     /// Swipe instead of inserting (a chip card is asked for its chip).
     #[arg(long)]

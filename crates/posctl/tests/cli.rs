@@ -580,3 +580,49 @@ fn msr_watch_shows_masked_swipes_from_the_virtual_reader() {
     assert_eq!(first["pan_masked"], "411111******1111");
     assert_eq!(first["tracks"][1], "ok");
 }
+
+/// `posctl reader` takes the same `sim:ccid` URIs as the lane: EMV profile cards and
+/// recorded sessions, at every level; bad options list every accepted value.
+#[test]
+fn reader_commands_take_every_sim_card() {
+    let upi = transcript("contact-upi.apdu");
+    for device in [
+        "sim:ccid?card=visa".to_string(),
+        "sim:ccid?card=unionpay&level=t1".to_string(),
+        format!("sim:ccid?script={upi}&level=t0"),
+    ] {
+        let out = posctl(&[
+            "--json",
+            "reader",
+            "apdu",
+            "--device",
+            &device,
+            "00A404000E315041592E5359532E444446303100",
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{device}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // T=0: the raw exchange shows the card's 61xx (data waiting for GET RESPONSE).
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("9000") || text.contains("send GET RESPONSE"),
+            "{device}: {text}"
+        );
+        let out = posctl(&["reader", "atr", "--device", &device]);
+        assert_eq!(out.status.code(), Some(0), "{device}");
+    }
+    let out = posctl(&["reader", "atr", "--device", "sim:ccid?card=amex"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("t0|t1|mute|visa|mastercard|unionpay|blocked|expired|aid-fallback|cda|none"),
+        "{err}"
+    );
+    let out = posctl(&["reader", "atr", "--device", "sim:ccid?level=t9"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("level=apdu|t0|t1"), "{err}");
+}

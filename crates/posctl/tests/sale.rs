@@ -164,3 +164,68 @@ fn host_check_diagnoses_a_dead_port() {
     let v = json(&out);
     assert_eq!(v["diagnosis"], "refused", "{v}");
 }
+
+/// `--card FILE`: a whole sale on a recorded card session, and the same vocabulary in a
+/// lane config's reader URI.
+#[test]
+fn a_sale_runs_on_a_recorded_card() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = dir.path().join("journal.sqlite");
+    let data = format!("{}/../pos-emv/tests/data", env!("CARGO_MANIFEST_DIR"));
+    let upi = format!("{data}/contact-upi.apdu");
+    let out = posctl(&j, &["sale", "1.00", "--json", "--card", &upi]);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["state"], "completed", "{v}");
+    assert_eq!(v["pan_masked"], "621094******0011", "{v}");
+    assert_eq!(v["entry_mode"], "chip", "{v}");
+    // The recorded Mastercard expired in 2014: declined locally, with the reason.
+    let mc = format!("{data}/contact-mastercard.apdu");
+    let out = posctl(&j, &["sale", "1.00", "--json", "--card", &mc]);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(2), "{v}");
+    assert_eq!(v["state"], "declined", "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("expired"), "{v}");
+    // The same card named in the lane config, at TPDU level with T=1.
+    let config = dir.path().join("lane.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[devices]\nreader = \"sim:ccid?script={upi}&level=t1\"\nprinter = \"sim:printer\"\nmsr = \"sim:msr\"\n"
+        ),
+    )
+    .unwrap();
+    let out = posctl(
+        &j,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "sale",
+            "2.00",
+            "--json",
+        ],
+    );
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["pan_masked"], "621094******0011", "{v}");
+    // A profile named in the config is the lane's card (the service used to replace it
+    // with the default visa card).
+    std::fs::write(
+        &config,
+        "[devices]\nreader = \"sim:ccid?card=unionpay&level=t1\"\nprinter = \"sim:printer\"\nmsr = \"sim:msr\"\n",
+    )
+    .unwrap();
+    let out = posctl(
+        &j,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "sale",
+            "3.00",
+            "--json",
+        ],
+    );
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["pan_masked"], "621094******0029", "{v}");
+}

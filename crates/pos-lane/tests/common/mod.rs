@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use pos_acquirer::TcpAcquirer;
 use pos_acquirer::sim::{EntryState, FakeHost, HostRules};
-use pos_emv::profile_card::Profile;
 use pos_terminal::inject::Injection;
 use pos_terminal::{CardEntry, Config, State, Terminal, TxnRequest, TxnResult};
 
@@ -32,7 +31,8 @@ pub fn rig_with(tweak: impl FnOnce(&mut Config)) -> Rig {
     config.acquirer.response_timeout_ms = 700;
     config.acquirer.connect_timeout_ms = 700;
     tweak(&mut config);
-    let lane = pos_lane::open(&config.devices, Some(Profile::VisaPse.into())).unwrap();
+    // The card the reader URI names (default: the visa profile).
+    let lane = pos_lane::open(&config.devices, None).unwrap();
     let acquirer = TcpAcquirer::new(config.acquirer_settings(&config.acquirer.address).unwrap());
     let mut terminal = Terminal::open(config, lane.devices, Box::new(acquirer)).unwrap();
     terminal.set_ca_keys(pos_emv::profile_card::test_and_sim_ca_keys().unwrap());
