@@ -51,16 +51,19 @@ fn make_card(
     protocol: CardProtocol,
     text: &str,
 ) -> Result<Box<dyn VirtualCard>, LaneError> {
-    pos_ccid::sim::make_card(card, protocol, Some(&EmvCards)).map_err(|message| {
-        LaneError::new(
-            Role::Reader,
-            text,
-            LaneFault {
-                kind: FaultKind::InvalidInput,
-                message,
-            },
-        )
-    })
+    pos_ccid::sim::make_card(card, protocol, Some(&EmvCards)).map_err(|m| bad_reader(text, m))
+}
+
+/// The simulated reader's URI or card is wrong ([`FaultKind::InvalidInput`]).
+fn bad_reader(text: &str, message: String) -> LaneError {
+    LaneError::new(
+        Role::Reader,
+        text,
+        LaneFault {
+            kind: FaultKind::InvalidInput,
+            message,
+        },
+    )
 }
 
 impl ReaderSim {
@@ -72,16 +75,7 @@ impl ReaderSim {
         text: &str,
         card: Option<CardSpec>,
     ) -> Result<(Reader, ReaderSim, CardSpec), LaneError> {
-        let spec = pos_ccid::sim::SimSpec::parse(uri).map_err(|message| {
-            LaneError::new(
-                Role::Reader,
-                text,
-                LaneFault {
-                    kind: FaultKind::InvalidInput,
-                    message,
-                },
-            )
-        })?;
+        let spec = pos_ccid::sim::SimSpec::parse(uri).map_err(|m| bad_reader(text, m))?;
         let default = || CardSpec::from(crate::DEFAULT_PROFILE);
         let (lane_card, insert) = match (card, &spec.card) {
             (Some(card), _) => (card, true),
