@@ -16,7 +16,7 @@ use pos_emv::gac::CryptogramType;
 use pos_emv::oda::{OdaError, Signed};
 use pos_emv::record::TransactionRecord;
 use pos_emv::script_card::{Matching, ScriptedCard};
-use pos_emv::terminal::TerminalData;
+use pos_emv::terminal::{Capabilities, TerminalData};
 use pos_emv::transaction::{
     self, HostAnswer, OdaMethod, OnlineDecision, TransactionConfig, TransactionDecision,
     TransactionError, TransactionOutcome,
@@ -127,9 +127,15 @@ fn fifty() -> u8 {
 }
 
 /// Amount 10.00, the test CA keys, a TAC-online that sends ODA failures, expired cards
-/// and floor-limit breaches online, TAC-default zero.
+/// and floor-limit breaches online, TAC-default zero; a lane with a printer for signatures
+/// (no PIN pad).
 fn config() -> TransactionConfig {
-    let terminal = TerminalData::new([0x11, 0x22, 0x33, 0x44]);
+    let mut terminal = TerminalData::new([0x11, 0x22, 0x33, 0x44]);
+    terminal.set_capabilities(&Capabilities {
+        signature: true,
+        printer: true,
+        ..Capabilities::CHIP_ONLY
+    });
     let keys = CaKeys::parse(TEST_CA_KEYS).expect("test CA keys");
     let mut c = TransactionConfig::new(terminal, 1000, keys);
     c.tac = ActionCodes {
