@@ -23,7 +23,7 @@ use pos_emv::transaction::{
 };
 use pos_emv::transcript::Transcript;
 use pos_emv::tvr::{Tsi, Tvr};
-use pos_emv::{Step, tags};
+use pos_emv::{Cause, Step, tags};
 use pos_hal::{CardChannel, Fault, FaultKind, VirtualCard};
 
 const MASTERCARD: &str = include_str!("data/contact-mastercard.apdu");
@@ -476,6 +476,28 @@ fn card_removed_at_gac2_after_decline_needs_no_reversal() {
         }
     ));
     assert_eq!(e.emv().step(), Step::GenerateAc2);
+}
+
+#[test]
+fn an_application_refusing_gpo_is_reported_as_that() {
+    // The Mastercard card, its only application answering GET PROCESSING OPTIONS with 6985.
+    let gpo_answer = "< 7716820259009410100202011801010020010100280102009000";
+    assert!(MASTERCARD.contains(gpo_answer), "the transcript changed");
+    let refusing = MASTERCARD.replace(gpo_answer, "< 6985");
+    let (result, seen, _) = run_with(Slot::new(&refusing), &config(), approve());
+    let e = result.expect_err("no application left");
+    assert!(seen.is_empty(), "nothing sent to the host");
+    assert!(!e.needs_reversal());
+    assert_eq!(e.emv().step(), Step::Gpo);
+    assert!(matches!(e.emv().cause(), Cause::GpoRefused { .. }));
+    assert_eq!(e.kind(), FaultKind::CardUnsupported);
+    let text = e.to_string();
+    assert!(text.contains("A0000000041010"), "{text}");
+    assert!(
+        text.contains("6985 (conditions of use not satisfied)"),
+        "{text}"
+    );
+    assert!(!text.contains("no supported application"), "{text}");
 }
 
 #[test]

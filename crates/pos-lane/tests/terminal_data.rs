@@ -74,12 +74,13 @@ impl Acquirer for Capture {
 }
 
 /// What one chip sale of 12.50 sent: `9F33`, `95` (TVR) and `9F34` (CVM results); and the
-/// journal's `cvm` events.
+/// journal's `cvm` and `oda` events.
 struct Sent {
     capabilities: Vec<u8>,
     tvr: Vec<u8>,
     cvm_results: Vec<u8>,
     cvm_events: Vec<String>,
+    oda_events: Vec<String>,
 }
 
 fn sale(tweak: impl FnOnce(&mut Config)) -> Sent {
@@ -92,8 +93,11 @@ fn sale(tweak: impl FnOnce(&mut Config)) -> Sent {
     tweak(&mut config);
     let lane = pos_lane::open(&config.devices, Some(Profile::VisaPse)).unwrap();
     let host = Capture::default();
+    let configured_keys = config.ca_keys.is_some();
     let mut terminal = Terminal::open(config, lane.devices, Box::new(host.clone())).unwrap();
-    terminal.set_ca_keys(pos_emv::profile_card::test_and_sim_ca_keys().unwrap());
+    if !configured_keys {
+        terminal.set_ca_keys(pos_emv::profile_card::test_and_sim_ca_keys().unwrap());
+    }
     let r = terminal.run(&TxnRequest::sale(1250), &mut NoHook).unwrap();
     assert_eq!(r.state, State::Completed, "{r:?}");
     let icc = host.icc();
@@ -106,19 +110,20 @@ fn sale(tweak: impl FnOnce(&mut Config)) -> Sent {
             .map(|o| o.value.to_vec())
             .unwrap_or_else(|| panic!("{tag:X} in the ICC data"))
     };
-    let cvm_events = terminal
-        .journal()
-        .events(Some(r.id))
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.kind == "cvm")
-        .map(|e| e.detail)
-        .collect();
+    let events = terminal.journal().events(Some(r.id)).unwrap();
+    let of_kind = |kind: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e.kind == kind)
+            .map(|e| e.detail.clone())
+            .collect()
+    };
     Sent {
         capabilities: value(0x9F33),
         tvr: value(0x95),
         cvm_results: value(0x9F34),
-        cvm_events,
+        cvm_events: of_kind("cvm"),
+        oda_events: of_kind("oda"),
     }
 }
 
@@ -188,4 +193,39 @@ fn a_configured_pin_pad_claims_pin_and_says_no_pin_was_entered() {
         };
     });
     assert_eq!(sent.capabilities, [0x60, 0x68, 0xC8]);
+}
+
+#[test]
+fn a_missing_ca_key_is_named_in_the_journal_with_how_to_add_it() {
+    // A key file with the public test keys only: the Visa profile card's simulation CA
+    // (A000000003 / 7E) is not in it.
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("ca-keys.txt");
+    std::fs::write(&keys, pos_emv::capk::TEST_CA_KEYS).unwrap();
+    let sent = sale(|c| c.ca_keys = Some(keys.clone()));
+    // SDA failed (TVR byte 1 bit 7), and the journal says why.
+    assert_eq!(sent.tvr[0] & 0x40, 0x40, "TVR {:02X?}", sent.tvr);
+    assert_eq!(sent.oda_events.len(), 1, "{:?}", sent.oda_events);
+    let e = &sent.oda_events[0];
+    assert!(
+        e.contains("no CA public key for RID A000000003 index 7E"),
+        "{e}"
+    );
+    assert!(e.contains(&keys.display().to_string()), "{e}");
+    assert!(e.contains("`A000000003 7E EXPONENT MODULUS`"), "{e}");
+    // With the keys it needs, nothing to say.
+    let sent = sale(|_| {});
+    assert!(sent.oda_events.is_empty(), "{:?}", sent.oda_events);
+    // A key file that does not load stops the lane from opening, naming the file.
+    let d2 = tempfile::tempdir().unwrap();
+    let config = Config {
+        journal: Some(d2.path().join("journal.sqlite")),
+        ca_keys: Some(d2.path().join("missing.txt")),
+        ..Config::default()
+    };
+    let lane = pos_lane::open(&config.devices, Some(Profile::VisaPse)).unwrap();
+    let Err(err) = Terminal::open(config, lane.devices, Box::new(Capture::default())) else {
+        panic!("the lane opened without its CA key file");
+    };
+    assert!(err.to_string().contains("missing.txt"), "{err}");
 }

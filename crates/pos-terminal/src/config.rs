@@ -9,6 +9,7 @@
 //! terminal_id = "TERM0001"
 //! merchant_id = "MERCHANT0000001"
 //! currency = 978                             # ISO 4217 numeric
+//! ca_keys = "/etc/pos/ca-keys.txt"           # scheme CA public keys (default: the test keys)
 //!
 //! [devices]
 //! reader = "usb:072f:90cc"                   # or "sim:ccid"
@@ -77,6 +78,11 @@ pub struct Config {
     pub currency: u16,
     /// ISO 3166 numeric terminal country code (`9F1A`).
     pub country: u16,
+    /// The scheme CA public key file for offline data authentication (format:
+    /// [`pos_emv::capk`], one key per line). Default: the schemes' public test keys shipped
+    /// with pos-emv (and, on a simulated lane, the profile cards' simulation CA): a live
+    /// lane names its schemes' production keys here.
+    pub ca_keys: Option<PathBuf>,
     /// Devices by URI.
     pub devices: DeviceConfig,
     /// The PIN pad, if the lane has one.
@@ -107,6 +113,7 @@ impl Default for Config {
             merchant_name: "DEMO SHOP\n1 Example Street".into(),
             currency: 978,
             country: 276,
+            ca_keys: None,
             devices: DeviceConfig::default(),
             pin_pad: PinPadConfig::default(),
             acquirer: AcquirerConfig::default(),

@@ -133,6 +133,9 @@ pub enum TerminalError {
     /// The key file failed.
     #[error(transparent)]
     Vault(#[from] VaultError),
+    /// The CA public key file (`ca_keys`) cannot be loaded.
+    #[error(transparent)]
+    CaKeys(#[from] pos_emv::capk::CapkError),
     /// A request that cannot be run (bad amount, unknown original, wrong original state).
     #[error("{0}")]
     Invalid(String),
@@ -143,6 +146,7 @@ impl Fault for TerminalError {
         match self {
             TerminalError::Journal(e) => e.kind(),
             TerminalError::Vault(e) => e.kind(),
+            TerminalError::CaKeys(e) => e.kind(),
             TerminalError::Invalid(_) => FaultKind::InvalidInput,
         }
     }
@@ -311,21 +315,28 @@ impl CardChannel for HookChannel<'_, '_> {
 
 impl Terminal {
     /// The service over a journal and key file from `config`, the lane's `devices` and a
-    /// host link. Runs nothing yet: call [`Terminal::recover`] at start-up.
+    /// host link, with the CA public keys of `config.ca_keys` (the public test keys when it
+    /// names none). Runs nothing yet: call [`Terminal::recover`] at start-up.
     ///
     /// # Errors
     /// [`TerminalError::Journal`] / [`TerminalError::Vault`] when the journal or key file
-    /// cannot be opened.
+    /// cannot be opened; [`TerminalError::CaKeys`] when the CA key file cannot be loaded.
     pub fn open(
         config: Config,
         devices: Devices,
         acquirer: Box<dyn Acquirer>,
     ) -> Result<Terminal, TerminalError> {
+        let ca_keys = match &config.ca_keys {
+            Some(path) => Some(CaKeys::load(path)?),
+            None => None,
+        };
         let journal = Journal::open(&config.journal_path())?;
         let vault = Vault::open_or_create(&config.key_path())?;
-        Ok(Terminal::with_parts(
-            config, journal, vault, devices, acquirer,
-        ))
+        let mut terminal = Terminal::with_parts(config, journal, vault, devices, acquirer);
+        if let Some(keys) = ca_keys {
+            terminal.set_ca_keys(keys);
+        }
+        Ok(terminal)
     }
 
     /// The service from its parts.
@@ -1277,6 +1288,7 @@ impl Terminal {
         let approved = matches!(host_end, Some(HostEnd::Approved { .. }));
         match outcome {
             Ok(out) => {
+                self.note_missing_ca_key(id, &out)?;
                 self.note_pin_not_entered(id, &out)?;
                 if approved {
                     if out.decision.is_approved() {
@@ -1345,6 +1357,33 @@ impl Terminal {
                 Ok(ChipEnd::Ended)
             }
         }
+    }
+
+    /// Offline data authentication that failed for want of the card's CA public key: the
+    /// journal names the RID and index and where the lane's keys come from.
+    fn note_missing_ca_key(
+        &mut self,
+        id: i64,
+        out: &transaction::TransactionOutcome,
+    ) -> Result<(), TerminalError> {
+        let Some(pos_emv::oda::OdaError::UnknownCaKey { rid, index }) = &out.oda.detail else {
+            return Ok(());
+        };
+        let rid: String = rid.iter().map(|b| format!("{b:02X}")).collect();
+        let source = match &self.config.ca_keys {
+            Some(p) => format!("the CA key file {} (ca_keys) has no such key", p.display()),
+            None => {
+                "the lane uses the built-in test keys: set ca_keys in the config to a CA key file"
+                    .into()
+            }
+        };
+        let note = format!(
+            "offline data authentication failed: no CA public key for RID {rid} index {index:02X}; {source}; add the scheme's key as a line `{rid} {index:02X} EXPONENT MODULUS` ({})",
+            pos_emv::capk::LINE_FORMAT
+        );
+        self.journal.event(Some(id), "oda", &note)?;
+        self.say(Some(id), &note);
+        Ok(())
     }
 
     /// A card that asked for a PIN the configured PIN pad offers: no PIN was entered (there
