@@ -111,9 +111,14 @@ fn reader_error(e: pos_ccid::CcidError) -> CliError {
         | FaultKind::CardUnsupported => Exit::DeviceFault,
         _ => Exit::Error,
     };
+    // The link's own hint where it has one (busy: who holds the reader and what to do).
+    let hint = match &e {
+        pos_ccid::CcidError::Link(l) => l.hint().map(str::to_string),
+        _ => None,
+    };
     CliError {
         exit,
-        hint: Some(e.kind().advice().to_string()),
+        hint: Some(hint.unwrap_or_else(|| e.kind().advice().to_string())),
         message: e.to_string(),
     }
 }

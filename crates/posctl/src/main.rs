@@ -441,6 +441,15 @@ enum ReaderCommand {
     },
 }
 
+/// An error as `posctl` prints it for people: the message, then the hint on its own line.
+fn error_text(err: &CliError) -> String {
+    let mut text = format!("posctl: {}\n", err.message);
+    if let Some(h) = &err.hint {
+        text.push_str(&format!("  hint: {h}\n"));
+    }
+    text
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -575,11 +584,7 @@ fn main() -> ExitCode {
                 });
                 println!("{body}");
             } else {
-                let mut stderr = std::io::stderr().lock();
-                let _ = writeln!(stderr, "posctl: {}", err.message);
-                if let Some(h) = &err.hint {
-                    let _ = writeln!(stderr, "  hint: {h}");
-                }
+                let _ = write!(std::io::stderr().lock(), "{}", error_text(&err));
             }
             err.exit.into()
         }
