@@ -62,9 +62,7 @@ pub fn open(args: &LaneArgs, quiet_progress: bool) -> Result<Lane, CliError> {
     // host for `address = "sim"`, its ledger kept beside the journal).
     let parts = pos_serve::open_lane(config, Some(profile)).map_err(|e| CliError {
         message: e.to_string(),
-        hint: Some(
-            "check the [devices] URIs in the config (posctl devices lists what is attached)".into(),
-        ),
+        hint: Some(crate::lane_open_hint(&e)),
         exit: Exit::Error,
     })?;
     let acquirer: Box<dyn pos_acquirer::Acquirer> = parts.acquirer;
