@@ -120,6 +120,10 @@ impl Fault for CapkError {
     }
 }
 
+/// How one key is written in a CA key file (see the [module](self) documentation), for
+/// messages that tell people how to add a key.
+pub const LINE_FORMAT: &str = "RID INDEX EXPONENT MODULUS [expires=YYYY-MM-DD] [sha1=CHECKSUM]";
+
 /// The public EMV **test** CA keys shipped with this crate (`data/ca-keys-test.txt`:
 /// Mastercard A000000004/EF, Visa A000000003/92, 94, 95), for test cards and labs. A live
 /// terminal loads the production keys of its schemes with [`CaKeys::load`].

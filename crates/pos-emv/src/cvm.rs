@@ -1,10 +1,14 @@
 //! Cardholder verification (EMV 4.3 Book 3 10.5, CVM list in Annex C3): the card's CVM
 //! list (`8E`) parsed and evaluated against the terminal's capabilities.
 //!
-//! This terminal has **no PIN pad**: a PIN method the terminal's capabilities claim fails
+//! This crate has **no PIN entry**. A PIN method the terminal's capabilities do not claim
+//! (a lane without a PIN pad: [`crate::terminal::Capabilities`] claims none) is not
+//! supported: its rule fails (or, with the condition "if terminal supports the CVM", does
+//! not apply) and no TVR bit says anything about a PIN pad. A PIN method the capabilities
+//! claim (a lane whose configuration names a PIN pad) cannot be performed either: it fails
 //! with [`Tvr::PIN_PAD_NOT_PRESENT`] ("PIN entry required and PIN pad not present or not
-//! working"); a PIN method the capabilities do not claim just fails (not supported). Which
-//! CVM the card asked for is reported in [`CvmOutcome::method_asked`].
+//! working"), never as a PIN entered. Which CVM the card asked for is reported in
+//! [`CvmOutcome::method_asked`].
 //!
 //! The walk ([`evaluate`]): the rules in order; a rule whose condition is not satisfied (or
 //! not understood) is skipped; a satisfied rule's method is performed: signature succeeds
@@ -366,7 +370,8 @@ fn condition_satisfied(
     }
 }
 
-/// Performs one method here (no PIN pad): `Some(result byte)` on success, `None` on failure.
+/// Performs one method here (no PIN entry: a supported PIN method fails with
+/// [`Tvr::PIN_PAD_NOT_PRESENT`]): `Some(result byte)` on success, `None` on failure.
 fn perform(method: CvMethod, caps: TerminalCvmCapabilities, tvr: &mut Tvr) -> Option<u8> {
     if let CvMethod::Other(_) = method {
         *tvr |= Tvr::UNRECOGNISED_CVM;

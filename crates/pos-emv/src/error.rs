@@ -105,6 +105,14 @@ pub enum Cause {
     /// transaction; remove it from the candidate list and select again
     /// ([`EmvError::is_reselect`]).
     ConditionsNotSatisfied,
+    /// Selection ended with no candidate left after these applications, each selected in
+    /// turn, answered GET PROCESSING OPTIONS with `6985` (conditions of use not satisfied;
+    /// EMV Book 1 12.4): the card has applications the terminal supports, but they refuse
+    /// this transaction. Reported at [`Step::Gpo`].
+    GpoRefused {
+        /// The AIDs (ADF names) that answered `6985`, in the order they were tried.
+        aids: Vec<Vec<u8>>,
+    },
     /// The card's data is not valid BER-TLV.
     Tlv(TlvError),
     /// The card's data is TLV but not what the step expects (missing template, bad AFL, ...).
@@ -138,6 +146,25 @@ impl fmt::Display for Cause {
             Cause::NotChosen => f.write_str("no application chosen"),
             Cause::ConditionsNotSatisfied => {
                 f.write_str("conditions of use not satisfied (6985): select another application")
+            }
+            Cause::GpoRefused { aids } => {
+                let names: Vec<String> = aids
+                    .iter()
+                    .map(|a| a.iter().map(|b| format!("{b:02X}")).collect())
+                    .collect();
+                match names.as_slice() {
+                    [one] => write!(
+                        f,
+                        "application {one} refused it with 6985 (conditions of use not satisfied) \
+                         and the card has no other application this terminal supports"
+                    ),
+                    many => write!(
+                        f,
+                        "applications {} each refused it with 6985 (conditions of use not \
+                         satisfied) and the card has no other application this terminal supports",
+                        many.join(", ")
+                    ),
+                }
             }
             Cause::Tlv(e) => write!(f, "malformed card data: {e}"),
             Cause::Malformed { detail } => write!(f, "unexpected card data: {detail}"),
@@ -235,7 +262,8 @@ impl Fault for EmvError {
             | Cause::CardBlocked
             | Cause::NoApplication
             | Cause::NotChosen
-            | Cause::ConditionsNotSatisfied => FaultKind::CardUnsupported,
+            | Cause::ConditionsNotSatisfied
+            | Cause::GpoRefused { .. } => FaultKind::CardUnsupported,
         }
     }
 }

@@ -5,7 +5,8 @@
 //!   OPTIONS, and the response in format 1 (tag `80`: AIP, then AFL) or format 2 (template
 //!   `77` with `82` AIP and `94` AFL). `6985` is an error for which
 //!   [`EmvError::is_reselect`] is true: remove the application and select again, which
-//!   [`select_and_initiate`] does.
+//!   [`select_and_initiate`] does; when no application is left it reports
+//!   [`Cause::GpoRefused`] naming the applications that refused.
 //! - [`read_application_data`]: every record the AFL names; records to be used in offline
 //!   data authentication collected ([`CardData::oda_input`]: for SFI 1-10 the value of the
 //!   record template `70`, for SFI 11-30 the whole record); the primitive data objects of
@@ -172,15 +173,17 @@ pub fn initiate<C: CardChannel>(
     }
 }
 
-/// Application selection and initiation with the EMV loop: build the candidate list, choose
-/// and select ([`select::final_selection`]), GET PROCESSING OPTIONS; on `6985` the
-/// application is already out of the list and final selection runs again, at most
-/// [`MAX_SELECTION_ATTEMPTS`] times.
+/// Application selection and initiation with the EMV loop (Book 1 12.4): build the
+/// candidate list, choose and select ([`select::final_selection`]), GET PROCESSING OPTIONS;
+/// on `6985` the application is already out of the list and final selection runs again, at
+/// most [`MAX_SELECTION_ATTEMPTS`] times.
 ///
 /// # Errors
-/// As [`select::build_candidate_list`], [`select::final_selection`] (in particular
-/// [`Cause::NoApplication`] once every candidate is removed) and [`initiate`] (other than
-/// `6985`).
+/// As [`select::build_candidate_list`], [`select::final_selection`] and [`initiate`] (other
+/// than `6985`). When no candidate is left, or the attempts are used up, after at least one
+/// application answered `6985`: [`Cause::GpoRefused`] at [`Step::Gpo`], naming those
+/// applications (not [`Cause::NoApplication`], which is kept for a card with no supported
+/// application at all).
 pub fn select_and_initiate<C: CardChannel>(
     ch: &mut C,
     supported: &[SupportedAid],
@@ -188,17 +191,34 @@ pub fn select_and_initiate<C: CardChannel>(
     chooser: &mut dyn FnMut(&[Candidate]) -> Option<usize>,
 ) -> Result<(SelectedApp, Processing), EmvError> {
     let mut list = select::build_candidate_list(ch, supported)?;
+    let mut refused: Vec<Vec<u8>> = Vec::new();
+    let refused_error =
+        |refused: Vec<Vec<u8>>| EmvError::new(Step::Gpo, Cause::GpoRefused { aids: refused });
     for _ in 0..MAX_SELECTION_ATTEMPTS {
-        let app = select::final_selection(ch, &mut list, chooser)?;
+        let app = match select::final_selection(ch, &mut list, chooser) {
+            Ok(app) => app,
+            Err(e) if matches!(e.cause(), Cause::NoApplication) && !refused.is_empty() => {
+                return Err(refused_error(refused));
+            }
+            Err(e) => return Err(e),
+        };
         match initiate(ch, &app, terminal) {
             Ok(processing) => return Ok((app, processing)),
             Err(e) if e.is_reselect() => {
-                log::info!("GET PROCESSING OPTIONS answered 6985: selecting another application");
+                log::info!(
+                    "GET PROCESSING OPTIONS of {} answered 6985: selecting another application",
+                    app.candidate
+                        .aid
+                        .iter()
+                        .map(|b| format!("{b:02X}"))
+                        .collect::<String>()
+                );
+                refused.push(app.candidate.aid);
             }
             Err(e) => return Err(e),
         }
     }
-    Err(EmvError::new(Step::SelectApplication, Cause::NoApplication))
+    Err(refused_error(refused))
 }
 
 /// The application data read from the card's records.

@@ -25,7 +25,9 @@
 //!    analysis then weighs.
 //! 4. processing restrictions ([`restrictions::processing_restrictions`]);
 //! 5. cardholder verification ([`cvm::cardholder_verification`]; the CVM the card asked for
-//!    is reported in [`TransactionOutcome::cvm`]; this terminal has no PIN pad);
+//!    is reported in [`TransactionOutcome::cvm`]; the methods offered are those `9F33`
+//!    claims ([`crate::terminal::Capabilities`]), and a PIN method is never performed
+//!    here: claimed, it fails with "PIN pad not present or not working");
 //! 6. terminal risk management when the AIP asks for it ([`risk::terminal_risk_management`],
 //!    with GET DATA `9F36` / `9F13` when the card has velocity limits `9F14` / `9F23`, and
 //!    [`TransactionConfig::random`] for random selection);

@@ -7,6 +7,7 @@ use pos_emv::cvm::{
 };
 use pos_emv::read::CardData;
 use pos_emv::tags;
+use pos_emv::terminal::{Capabilities, PinMethods};
 use pos_emv::tlv;
 use pos_emv::transcript::Transcript;
 use pos_emv::tvr::{Tsi, Tvr};
@@ -60,7 +61,7 @@ fn hex(s: &str) -> Vec<u8> {
 
 #[test]
 fn terminal_capabilities_byte_2() {
-    // The default 9F33 E0 F8 C8: every CVM.
+    // Byte 2 F8: every CVM.
     let all = caps(0xF8);
     assert!(all.plaintext_pin && all.enciphered_pin_online && all.signature);
     assert!(all.enciphered_pin_offline && all.no_cvm);
@@ -195,6 +196,47 @@ fn unionpay_card_list_without_pin_pad() {
     assert_eq!(out.method_asked, Some(CvMethod::NoCvmRequired));
     assert_eq!(out.result.to_bytes(), [0x1F, 0x00, 0x01]);
     assert_eq!(tvr.to_bytes(), [0, 0, 0x80, 0, 0]);
+}
+
+#[test]
+fn online_pin_then_signature_on_lanes_with_and_without_pin_pad() {
+    // 42 00: online PIN, always, apply next; 1E 00 signature; 1F 00 no CVM.
+    let list = CvmList::parse(&hex("000000000000000042001E001F00")).expect("list");
+    let lane = |pin| {
+        let c = Capabilities {
+            magstripe: true,
+            signature: true,
+            printer: true,
+            pin,
+            ..Capabilities::CHIP_ONLY
+        };
+        TerminalCvmCapabilities::from_terminal_capabilities(&c.terminal_capabilities())
+            .expect("3 bytes")
+    };
+    // No PIN pad: online PIN is not supported, it fails without a PIN pad complaint and
+    // signature follows.
+    let (out, tvr, _) = run(&list, lane(PinMethods::NONE), &purchase(1000));
+    assert_eq!(out.method_asked, Some(CvMethod::EncipheredPinOnline));
+    assert_eq!(out.performed, Some(CvMethod::Signature));
+    assert_eq!(out.result.to_bytes(), [0x1E, 0x00, 0x00]);
+    assert_eq!(tvr, Tvr::empty());
+    // A PIN pad in the configuration: online PIN is supported but cannot be entered here:
+    // "PIN pad not present or not working", then signature.
+    let (out, tvr, _) = run(&list, lane(PinMethods::ALL), &purchase(1000));
+    assert_eq!(out.method_asked, Some(CvMethod::EncipheredPinOnline));
+    assert_eq!(out.performed, Some(CvMethod::Signature));
+    assert_eq!(out.result.to_bytes(), [0x1E, 0x00, 0x00]);
+    assert_eq!(tvr, Tvr::PIN_PAD_NOT_PRESENT);
+    // A chip reader alone: no signature either, and the signature rule does not say
+    // "apply next": cardholder verification fails (honestly) at 1E 00.
+    let chip = TerminalCvmCapabilities::from_terminal_capabilities(
+        &Capabilities::CHIP_ONLY.terminal_capabilities(),
+    )
+    .expect("3 bytes");
+    let (out, tvr, _) = run(&list, chip, &purchase(1000));
+    assert_eq!(out.performed, None);
+    assert_eq!(out.result.to_bytes(), [0x1E, 0x00, 0x01]);
+    assert_eq!(tvr, Tvr::CARDHOLDER_VERIFICATION_FAILED);
 }
 
 #[test]

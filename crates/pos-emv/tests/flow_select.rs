@@ -196,7 +196,7 @@ fn gpo_6985_removes_the_application_and_selects_the_next() {
 }
 
 #[test]
-fn gpo_6985_on_the_last_candidate_leaves_no_application() {
+fn gpo_6985_on_the_last_candidate_names_the_refusal() {
     let mut slot = card(&[
         (pse(), vec![], 0x6A82),
         (select(&VISA), vec![], 0x6A82),
@@ -206,10 +206,50 @@ fn gpo_6985_on_the_last_candidate_leaves_no_application() {
     let terminal = TerminalData::new([1, 2, 3, 4]);
     let err =
         read::select_and_initiate(&mut slot, &supported(), &terminal, &mut never).unwrap_err();
-    assert_eq!(err.step(), Step::SelectApplication);
-    assert!(matches!(err.cause(), Cause::NoApplication));
+    // Not "no supported application": the application was there and refused GPO.
+    assert_eq!(err.step(), Step::Gpo);
+    match err.cause() {
+        Cause::GpoRefused { aids } => assert_eq!(aids, &[MC.to_vec()]),
+        other => panic!("{other:?}"),
+    }
+    assert!(!err.is_reselect());
     assert_eq!(err.kind(), FaultKind::CardUnsupported);
+    assert_eq!(
+        err.to_string(),
+        "GET PROCESSING OPTIONS: application A0000000041010 refused it with 6985 (conditions \
+         of use not satisfied) and the card has no other application this terminal supports"
+    );
     assert!(slot.card.is_finished());
+}
+
+#[test]
+fn every_candidate_refusing_gpo_is_named() {
+    let mut slot = card(&[
+        (pse(), vec![], 0x6A82),
+        (select(&VISA), fci(&VISA, "VISA", Some(1)), 0x9000),
+        (select(&MC), fci(&MC, "MC", Some(2)), 0x9000),
+        (select(&VISA), fci(&VISA, "VISA", Some(1)), 0x9000),
+        (gpo_empty(), vec![], 0x6985),
+        (select(&MC), fci(&MC, "MC", Some(2)), 0x9000),
+        (gpo_empty(), vec![], 0x6985),
+    ]);
+    let terminal = TerminalData::new([1, 2, 3, 4]);
+    let mut chooser = |c: &[Candidate]| select::first_without_confirmation(c);
+    let err =
+        read::select_and_initiate(&mut slot, &supported(), &terminal, &mut chooser).unwrap_err();
+    assert_eq!(err.step(), Step::Gpo);
+    match err.cause() {
+        Cause::GpoRefused { aids } => assert_eq!(aids, &[VISA.to_vec(), MC.to_vec()]),
+        other => panic!("{other:?}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains("applications A0000000031010, A0000000041010 each refused it with 6985"),
+        "{text}"
+    );
+    assert!(!text.contains("no supported application"), "{text}");
+    assert!(slot.card.is_finished());
+    assert!(slot.card.mismatches().is_empty());
 }
 
 #[test]

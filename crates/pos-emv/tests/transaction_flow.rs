@@ -16,14 +16,14 @@ use pos_emv::gac::CryptogramType;
 use pos_emv::oda::{OdaError, Signed};
 use pos_emv::record::TransactionRecord;
 use pos_emv::script_card::{Matching, ScriptedCard};
-use pos_emv::terminal::TerminalData;
+use pos_emv::terminal::{Capabilities, TerminalData};
 use pos_emv::transaction::{
     self, HostAnswer, OdaMethod, OnlineDecision, TransactionConfig, TransactionDecision,
     TransactionError, TransactionOutcome,
 };
 use pos_emv::transcript::Transcript;
 use pos_emv::tvr::{Tsi, Tvr};
-use pos_emv::{Step, tags};
+use pos_emv::{Cause, Step, tags};
 use pos_hal::{CardChannel, Fault, FaultKind, VirtualCard};
 
 const MASTERCARD: &str = include_str!("data/contact-mastercard.apdu");
@@ -127,9 +127,15 @@ fn fifty() -> u8 {
 }
 
 /// Amount 10.00, the test CA keys, a TAC-online that sends ODA failures, expired cards
-/// and floor-limit breaches online, TAC-default zero.
+/// and floor-limit breaches online, TAC-default zero; a lane with a printer for signatures
+/// (no PIN pad).
 fn config() -> TransactionConfig {
-    let terminal = TerminalData::new([0x11, 0x22, 0x33, 0x44]);
+    let mut terminal = TerminalData::new([0x11, 0x22, 0x33, 0x44]);
+    terminal.set_capabilities(&Capabilities {
+        signature: true,
+        printer: true,
+        ..Capabilities::CHIP_ONLY
+    });
     let keys = CaKeys::parse(TEST_CA_KEYS).expect("test CA keys");
     let mut c = TransactionConfig::new(terminal, 1000, keys);
     c.tac = ActionCodes {
@@ -470,6 +476,28 @@ fn card_removed_at_gac2_after_decline_needs_no_reversal() {
         }
     ));
     assert_eq!(e.emv().step(), Step::GenerateAc2);
+}
+
+#[test]
+fn an_application_refusing_gpo_is_reported_as_that() {
+    // The Mastercard card, its only application answering GET PROCESSING OPTIONS with 6985.
+    let gpo_answer = "< 7716820259009410100202011801010020010100280102009000";
+    assert!(MASTERCARD.contains(gpo_answer), "the transcript changed");
+    let refusing = MASTERCARD.replace(gpo_answer, "< 6985");
+    let (result, seen, _) = run_with(Slot::new(&refusing), &config(), approve());
+    let e = result.expect_err("no application left");
+    assert!(seen.is_empty(), "nothing sent to the host");
+    assert!(!e.needs_reversal());
+    assert_eq!(e.emv().step(), Step::Gpo);
+    assert!(matches!(e.emv().cause(), Cause::GpoRefused { .. }));
+    assert_eq!(e.kind(), FaultKind::CardUnsupported);
+    let text = e.to_string();
+    assert!(text.contains("A0000000041010"), "{text}");
+    assert!(
+        text.contains("6985 (conditions of use not satisfied)"),
+        "{text}"
+    );
+    assert!(!text.contains("no supported application"), "{text}");
 }
 
 #[test]

@@ -97,11 +97,15 @@ pub enum LinkError {
         #[source]
         source: Option<io::Error>,
     },
-    /// The device is held by another process or a kernel driver.
-    #[error("{target}: busy ({hint})")]
+    /// The device is held by another process or a kernel driver. The message names the
+    /// holder when it is known; what to do is in [`LinkError::hint`] (said once, not in the
+    /// message too).
+    #[error("{target}: busy: {held_by}")]
     Busy {
         /// The link's target.
         target: String,
+        /// Who holds it, as far as is known (e.g. `held by pcscd (pid 812)`).
+        held_by: String,
         /// What to do about it.
         hint: String,
         /// The OS error, if one was reported.
@@ -221,12 +225,99 @@ pub fn permission_hint(target: &str) -> String {
     )
 }
 
-/// The hint given when a device is held by someone else.
+/// What a busy device's message says when the holder is not known.
+pub const HELD_BY_UNKNOWN: &str = "held by another process or a kernel driver";
+
+/// The device node a target names: the path itself, or the path of a `serial:` URI
+/// (without its options). `None` for other targets (a USB URI names no node).
+fn node_of(target: &str) -> Option<&str> {
+    let path = target.strip_prefix("serial:").unwrap_or(target);
+    let path = path.split('?').next().unwrap_or(path);
+    path.starts_with('/').then_some(path)
+}
+
+/// The hint given when a device (`target`: a device node, or a `serial:` URI) is held by
+/// someone else. It names the node for `fuser`; for a USB device, whose node depends on
+/// where it is plugged, see [`usb_busy`].
 pub fn busy_hint(target: &str) -> String {
+    let fuser = match node_of(target) {
+        Some(node) => format!("`fuser -v {node}`"),
+        None => "`fuser -v /dev/bus/usb/BBB/DDD` (its bus and device numbers: `lsusb`)".into(),
+    };
     format!(
-        "{target} is held by another process or kernel driver: find it with `fuser -v {target}` \
-         (for USB: a kernel driver such as usblp or usbhid, or pcscd for smart-card readers)"
+        "find the holder with {fuser} (as root to see other users' processes): another posctl, \
+         the running service, ModemManager on a serial port, or a kernel driver"
     )
+}
+
+/// The error for a USB device that another process holds (claiming its interface answered
+/// busy): the message names the holder found by a scan of `/proc`
+/// ([`crate::holders::scan_holders`]) and the hint names the device's real node
+/// `/dev/bus/usb/BBB/DDD` (libusb bus number and device address), never the URI. Best
+/// effort: bounded, and it never fails.
+pub fn usb_busy(target: &str, bus: u8, address: u8) -> LinkError {
+    let node = crate::holders::usb_device_node(bus, address);
+    let scan = crate::holders::scan_holders(
+        std::path::Path::new("/proc"),
+        &node,
+        Some(std::process::id()),
+    );
+    usb_busy_from_scan(target, &node, &scan)
+}
+
+/// [`usb_busy`] from a scan already made (for tests, and callers that scan elsewhere).
+pub fn usb_busy_from_scan(
+    target: &str,
+    node: &std::path::Path,
+    scan: &crate::holders::HolderScan,
+) -> LinkError {
+    let node = node.display();
+    let fuser = format!("`fuser -v {node}`");
+    const STOP_PCSCD: &str = "stop it (systemctl stop pcscd.socket pcscd), then try again";
+    let names = |holders: &[crate::holders::Holder]| {
+        holders
+            .iter()
+            .map(|h| format!("{} (pid {})", h.name, h.pid))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (held_by, hint) = if scan.pcscd_holds() {
+        (
+            format!("held by {}", names(&scan.holders)),
+            format!("pcscd holds the reader: {STOP_PCSCD}"),
+        )
+    } else if !scan.holders.is_empty() {
+        (
+            format!("held by {}", names(&scan.holders)),
+            format!(
+                "stop {} (e.g. a running `posctl serve` or another posctl), then try again; \
+                 every holder: {fuser}",
+                names(&scan.holders)
+            ),
+        )
+    } else if let Some(pid) = scan.pcscd {
+        (
+            format!("{HELD_BY_UNKNOWN}; pcscd (pid {pid}) is running and usually is the one"),
+            format!(
+                "pcscd is running and usually holds smart-card readers: {STOP_PCSCD}; \
+                 to see every holder: {fuser} as root"
+            ),
+        )
+    } else {
+        (
+            HELD_BY_UNKNOWN.to_string(),
+            format!(
+                "find the holder with {fuser} (as root to see other users' processes), \
+                 e.g. another posctl or the running service"
+            ),
+        )
+    };
+    LinkError::Busy {
+        target: target.to_string(),
+        held_by,
+        hint,
+        source: None,
+    }
 }
 
 /// Classify an OS error from `operation` on `target`.
@@ -259,6 +350,7 @@ pub fn classify_io(
             }
             libc::EBUSY => {
                 return LinkError::Busy {
+                    held_by: HELD_BY_UNKNOWN.into(),
                     hint: busy_hint(target),
                     target: target_s,
                     source: Some(err),
@@ -367,6 +459,7 @@ pub fn classify_usb(
             source: None,
         },
         rusb::Error::Busy => LinkError::Busy {
+            held_by: HELD_BY_UNKNOWN.into(),
             hint: busy_hint(target),
             target: target_s,
             source: None,
@@ -441,6 +534,102 @@ mod tests {
             .kind(),
             FaultKind::PermissionDenied
         );
+    }
+
+    #[test]
+    fn busy_is_said_once_naming_the_node() {
+        let e = classify_io(
+            os(libc::EBUSY),
+            "serial:/dev/ttyUSB0?baud=19200",
+            Operation::Open,
+            Duration::ZERO,
+        );
+        let hint = e.hint().expect("busy errors carry a hint");
+        assert!(hint.contains("`fuser -v /dev/ttyUSB0`"), "{hint}");
+        // The message says what is wrong, the hint what to do: not the same words twice.
+        let message = e.to_string();
+        assert_eq!(
+            message,
+            "serial:/dev/ttyUSB0?baud=19200: busy: held by another process or a kernel driver"
+        );
+        assert!(!message.contains("fuser"), "{message}");
+        // A USB URI names no node: fuser is never pointed at the URI.
+        let u = classify_usb(
+            rusb::Error::Busy,
+            "usb:04b8:0202",
+            Operation::Open,
+            Duration::ZERO,
+        );
+        let hint = u.hint().expect("hint");
+        assert!(!hint.contains("fuser -v usb:"), "{hint}");
+        assert!(hint.contains("/dev/bus/usb/BBB/DDD"), "{hint}");
+    }
+
+    #[test]
+    fn usb_busy_names_the_bus_node_and_pcscd() {
+        use crate::holders::{Holder, HolderScan};
+        let node = crate::holders::usb_device_node(1, 4);
+        // pcscd seen holding it.
+        let scan = HolderScan {
+            holders: vec![Holder {
+                pid: 812,
+                name: "pcscd".into(),
+            }],
+            pcscd: Some(812),
+            unreadable: 0,
+            complete: true,
+        };
+        let e = usb_busy_from_scan("usb:072f:90cc", &node, &scan);
+        assert_eq!(e.kind(), FaultKind::Busy);
+        assert_eq!(
+            e.to_string(),
+            "usb:072f:90cc: busy: held by pcscd (pid 812)"
+        );
+        assert_eq!(
+            e.hint(),
+            Some(
+                "pcscd holds the reader: stop it (systemctl stop pcscd.socket pcscd), then try again"
+            )
+        );
+        // pcscd running, its files unreadable: said as likely, with the real node for fuser.
+        let scan = HolderScan {
+            holders: vec![],
+            pcscd: Some(812),
+            unreadable: 3,
+            complete: true,
+        };
+        let e = usb_busy_from_scan("usb:072f:90cc", &node, &scan);
+        assert!(e.to_string().contains("pcscd (pid 812) is running"), "{e}");
+        let hint = e.hint().unwrap_or_default();
+        assert!(hint.contains("systemctl stop pcscd.socket pcscd"), "{hint}");
+        assert!(hint.contains("`fuser -v /dev/bus/usb/001/004`"), "{hint}");
+        // Another process.
+        let scan = HolderScan {
+            holders: vec![Holder {
+                pid: 5000,
+                name: "posctl".into(),
+            }],
+            pcscd: None,
+            unreadable: 0,
+            complete: true,
+        };
+        let e = usb_busy_from_scan("usb:072f:90cc", &node, &scan);
+        assert_eq!(
+            e.to_string(),
+            "usb:072f:90cc: busy: held by posctl (pid 5000)"
+        );
+        let hint = e.hint().unwrap_or_default();
+        assert!(hint.starts_with("stop posctl (pid 5000)"), "{hint}");
+        assert!(hint.contains("`fuser -v /dev/bus/usb/001/004`"), "{hint}");
+        // Nobody found.
+        let e = usb_busy_from_scan("usb:072f:90cc", &node, &HolderScan::default());
+        assert_eq!(
+            e.to_string(),
+            "usb:072f:90cc: busy: held by another process or a kernel driver"
+        );
+        let hint = e.hint().unwrap_or_default();
+        assert!(hint.contains("`fuser -v /dev/bus/usb/001/004`"), "{hint}");
+        assert!(!hint.contains("usb:072f:90cc"), "{hint}");
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //!
 //! [`open`] opens any of the first three from a [`DeviceUri`]. [`enumerate`] lists serial
 //! ports (from `/sys`) and USB devices (with interface classes and labels for known POS
-//! hardware). [`udev`] holds the shipped udev rules and their syntax checker.
+//! hardware). [`udev`] holds the shipped udev rules and their syntax checker; [`holders`]
+//! finds who holds a busy device node (a bounded `/proc` scan).
 //!
 //! ```no_run
 //! use pos_link::{Deadline, DeviceUri, Link};
@@ -32,6 +33,7 @@
 
 pub mod enumerate;
 mod error;
+pub mod holders;
 mod link;
 pub mod loopback;
 mod pty;
@@ -44,8 +46,8 @@ pub mod usb;
 use std::time::Duration;
 
 pub use error::{
-    LinkError, Operation, POS_GROUP, UDEV_RULES_FILE, busy_hint, classify_io, classify_usb,
-    permission_hint,
+    HELD_BY_UNKNOWN, LinkError, Operation, POS_GROUP, UDEV_RULES_FILE, busy_hint, classify_io,
+    classify_usb, permission_hint, usb_busy, usb_busy_from_scan,
 };
 pub use link::{Deadline, Link, Pacing};
 pub use pty::{PtyMaster, PtyPair};

@@ -195,6 +195,7 @@ fn serial_err(e: serialport::Error, target: &str, op: Operation) -> LinkError {
         (serialport::ErrorKind::NoDevice, None) if e.description.contains("lock") => {
             LinkError::Busy {
                 target: target.to_string(),
+                held_by: crate::error::HELD_BY_UNKNOWN.into(),
                 hint: crate::error::busy_hint(target),
                 source: Some(std::io::Error::other(e.description)),
             }

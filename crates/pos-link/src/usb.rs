@@ -475,8 +475,10 @@ impl UsbLink {
     ///
     /// Errors: `NotFound` (no such device, no suitable interface, or no `/dev/bus/usb` at
     /// all: the detail says what was looked for), `PermissionDenied` (with the udev hint),
-    /// `Busy` (another process or a kernel driver holds the interface), `Disconnected`, `Io`
-    /// (libusb cannot start for another reason).
+    /// `Busy` (another process or a kernel driver holds the interface: the message names the
+    /// holder a bounded scan of `/proc` finds, e.g. pcscd, and the hint the device's node
+    /// `/dev/bus/usb/BBB/DDD`: [`crate::usb_busy`]), `Disconnected`, `Io` (libusb cannot
+    /// start for another reason).
     pub fn open(
         selector: &UsbSelector,
         serial: Option<&str>,
@@ -596,9 +598,16 @@ impl UsbLink {
                 device.address()
             );
         }
+        // Busy: another process holds the device; name it and its /dev/bus/usb node.
+        let busy_err = |e: rusb::Error| match e {
+            rusb::Error::Busy => {
+                crate::error::usb_busy(&target, device.bus_number(), device.address())
+            }
+            other => open_err(other),
+        };
         let handle = match handle {
             Some(h) => h,
-            None => device.open().map_err(open_err)?,
+            None => device.open().map_err(busy_err)?,
         };
 
         let config = device
@@ -656,7 +665,13 @@ impl UsbLink {
         target: &str,
     ) -> Result<bool, LinkError> {
         let iface = endpoints.interface;
-        let open_err = |e: rusb::Error| classify_usb(e, target, Operation::Open, Duration::ZERO);
+        // Busy: another process has claimed the interface; name it and the device's node.
+        let open_err = |e: rusb::Error| match e {
+            rusb::Error::Busy => {
+                crate::error::usb_busy(target, device.bus_number(), device.address())
+            }
+            other => classify_usb(other, target, Operation::Open, Duration::ZERO),
+        };
         let active = match handle.kernel_driver_active(iface) {
             Ok(a) => a,
             Err(e) => {

@@ -418,7 +418,9 @@ impl Service {
         let (commands, rx) = channel();
         let (ready_tx, ready_rx) = channel::<Result<(), ServeError>>();
         let w_shared = Arc::clone(&shared);
-        let simulated = w_shared.sim.is_some();
+        // On a simulated lane without a configured key file: the test keys and the profile
+        // cards' simulation CA.
+        let simulated = w_shared.sim.is_some() && config.ca_keys.is_none();
         let worker = std::thread::Builder::new()
             .name("lane-worker".into())
             .spawn(move || {

@@ -9,11 +9,16 @@
 //! terminal_id = "TERM0001"
 //! merchant_id = "MERCHANT0000001"
 //! currency = 978                             # ISO 4217 numeric
+//! ca_keys = "/etc/pos/ca-keys.txt"           # scheme CA public keys (default: the test keys)
 //!
 //! [devices]
 //! reader = "usb:072f:90cc"                   # or "sim:ccid"
 //! printer = "serial:/dev/ttyUSB0?baud=19200" # or "sim:printer", or "none"
 //! msr = "serial:/dev/ttyACM0"                # or "sim:msr", or "none"
+//!
+//! [pin_pad]                                  # absent: no PIN pad, no PIN CVM offered
+//! device = "serial:/dev/ttyACM1"             # the PIN pad (no driver yet: see PinPadConfig)
+//! methods = ["online_enciphered", "offline_plaintext", "offline_enciphered"]
 //!
 //! [acquirer]
 //! address = "192.0.2.7:5000"                 # or "sim" for the built-in fake host
@@ -73,8 +78,15 @@ pub struct Config {
     pub currency: u16,
     /// ISO 3166 numeric terminal country code (`9F1A`).
     pub country: u16,
+    /// The scheme CA public key file for offline data authentication (format:
+    /// [`pos_emv::capk`], one key per line). Default: the schemes' public test keys shipped
+    /// with pos-emv (and, on a simulated lane, the profile cards' simulation CA): a live
+    /// lane names its schemes' production keys here.
+    pub ca_keys: Option<PathBuf>,
     /// Devices by URI.
     pub devices: DeviceConfig,
+    /// The PIN pad, if the lane has one.
+    pub pin_pad: PinPadConfig,
     /// The host link.
     pub acquirer: AcquirerConfig,
     /// Reversal store-and-forward policy.
@@ -101,7 +113,9 @@ impl Default for Config {
             merchant_name: "DEMO SHOP\n1 Example Street".into(),
             currency: 978,
             country: 276,
+            ca_keys: None,
             devices: DeviceConfig::default(),
+            pin_pad: PinPadConfig::default(),
             acquirer: AcquirerConfig::default(),
             reversal: ReversalPolicy::default(),
             receipt: ReceiptPolicy::default(),
@@ -141,6 +155,87 @@ impl DeviceConfig {
         [&self.reader, &self.printer, &self.msr]
             .iter()
             .all(|u| u.starts_with("sim:") || u.as_str() == "none")
+    }
+}
+
+/// A PIN verification method a PIN pad offers (`9F33` byte 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PinMethod {
+    /// Enciphered PIN for online verification (the issuer checks it).
+    OnlineEnciphered,
+    /// Plaintext PIN for ICC verification (the card checks it).
+    OfflinePlaintext,
+    /// Enciphered PIN for offline verification (the card checks it).
+    OfflineEnciphered,
+}
+
+/// The lane's PIN pad, named in the configuration so that Terminal Capabilities `9F33`
+/// claim the PIN methods it offers, and only then.
+///
+/// There is no PIN pad driver: nothing opens `device`. When a card's CVM list then asks for
+/// a PIN method the PIN pad offers, no PIN is entered or sent: that method fails with TVR
+/// "PIN entry required and PIN pad not present or not working" (byte 3 bit 5), the card's
+/// next CV rule applies when the rule allows it, and the transaction's journal records the
+/// event (`cvm`). Without a PIN pad (the default) no PIN method is offered at all, and the
+/// card never sees that bit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PinPadConfig {
+    /// The PIN pad's device URI (e.g. `serial:/dev/ttyACM1`), or `none`.
+    pub device: String,
+    /// The PIN methods it offers. Default: all three.
+    pub methods: Vec<PinMethod>,
+}
+
+impl Default for PinPadConfig {
+    fn default() -> Self {
+        PinPadConfig {
+            device: "none".into(),
+            methods: vec![
+                PinMethod::OnlineEnciphered,
+                PinMethod::OfflinePlaintext,
+                PinMethod::OfflineEnciphered,
+            ],
+        }
+    }
+}
+
+impl PinPadConfig {
+    /// True when a PIN pad is configured (`device` other than `none`).
+    pub fn configured(&self) -> bool {
+        self.device.trim() != "none"
+    }
+
+    /// The PIN methods to claim in `9F33`: none without a PIN pad.
+    pub fn pin_methods(&self) -> pos_emv::terminal::PinMethods {
+        let mut m = pos_emv::terminal::PinMethods::NONE;
+        if !self.configured() {
+            return m;
+        }
+        for method in &self.methods {
+            match method {
+                PinMethod::OnlineEnciphered => m.online_enciphered = true,
+                PinMethod::OfflinePlaintext => m.offline_plaintext = true,
+                PinMethod::OfflineEnciphered => m.offline_enciphered = true,
+            }
+        }
+        m
+    }
+}
+
+/// True for `scheme:rest` with a scheme of lower-case letters and digits and a non-empty
+/// rest (the shape of a device URI; the drivers check the rest).
+fn looks_like_uri(text: &str) -> bool {
+    match text.split_once(':') {
+        Some((scheme, rest)) => {
+            !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && !rest.is_empty()
+        }
+        None => false,
     }
 }
 
@@ -424,6 +519,19 @@ impl Config {
             return bad("acquirer timeouts must be above 0 ms".into());
         }
         self.acquirer.dialect().map_err(ConfigError::Invalid)?;
+        if self.pin_pad.configured() {
+            if !looks_like_uri(self.pin_pad.device.trim()) {
+                return bad(format!(
+                    "pin_pad.device {:?} is not a device URI (e.g. \"serial:/dev/ttyACM1\") or \"none\"",
+                    self.pin_pad.device
+                ));
+            }
+            if self.pin_pad.methods.is_empty() {
+                return bad(
+                    "pin_pad.methods is empty: list the PIN methods the PIN pad offers, or set pin_pad.device = \"none\"".into(),
+                );
+            }
+        }
         let sup = &self.supervision;
         if sup.poll_ms == 0 || sup.health_check_s == 0 || sup.reopen_initial_ms == 0 {
             return bad("supervision intervals must be above 0".into());
@@ -542,6 +650,57 @@ mod tests {
         let e =
             Config::from_toml("[reversal]\nmax_rejections = 0", Path::new("a.toml")).unwrap_err();
         assert!(e.to_string().contains("max_rejections"), "{e}");
+    }
+
+    #[test]
+    fn a_pin_pad_is_named_in_the_config() {
+        use pos_emv::terminal::PinMethods;
+        // None by default: no PIN method.
+        let c = Config::default();
+        assert!(!c.pin_pad.configured());
+        assert_eq!(c.pin_pad.pin_methods(), PinMethods::NONE);
+        // Named: all three methods unless told otherwise.
+        let c = Config::from_toml(
+            "[pin_pad]\ndevice = \"serial:/dev/ttyACM1\"",
+            Path::new("a.toml"),
+        )
+        .unwrap();
+        assert!(c.pin_pad.configured());
+        assert_eq!(c.pin_pad.pin_methods(), PinMethods::ALL);
+        let c = Config::from_toml(
+            "[pin_pad]\ndevice = \"usb:0b00:3070\"\nmethods = [\"online_enciphered\"]",
+            Path::new("a.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.pin_pad.pin_methods(),
+            PinMethods {
+                online_enciphered: true,
+                ..PinMethods::NONE
+            }
+        );
+        // Methods without a device claim nothing.
+        let c = Config::from_toml(
+            "[pin_pad]\nmethods = [\"offline_plaintext\"]",
+            Path::new("a.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.pin_pad.pin_methods(), PinMethods::NONE);
+        // Errors name the key.
+        for (text, key) in [
+            ("[pin_pad]\ndevice = \"ttyACM1\"", "pin_pad.device"),
+            (
+                "[pin_pad]\ndevice = \"serial:/dev/ttyACM1\"\nmethods = []",
+                "pin_pad.methods",
+            ),
+            (
+                "[pin_pad]\ndevice = \"serial:/dev/ttyACM1\"\nmethods = [\"retina\"]",
+                "retina",
+            ),
+        ] {
+            let e = Config::from_toml(text, Path::new("a.toml")).unwrap_err();
+            assert!(e.to_string().contains(key), "{text}: {e}");
+        }
     }
 
     #[test]

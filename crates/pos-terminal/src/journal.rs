@@ -282,7 +282,7 @@ pub struct EventEntry {
     pub at_ms: i64,
     /// The transaction, if any.
     pub txn_id: Option<i64>,
-    /// `device`, `fault`, `alarm`, `prompt`, `info`, `receipt`.
+    /// `device`, `fault`, `alarm`, `prompt`, `info`, `receipt`, `fallback`, `cvm`, `oda`.
     pub kind: String,
     /// What (never card data).
     pub detail: String,

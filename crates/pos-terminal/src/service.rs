@@ -13,7 +13,7 @@ use pos_acquirer::{
 use pos_emv::capk::CaKeys;
 use pos_emv::record::TransactionRecord;
 use pos_emv::tags;
-use pos_emv::terminal::TerminalData;
+use pos_emv::terminal::{Capabilities, TerminalData};
 use pos_emv::tlv::{self, Tag};
 use pos_emv::transaction::{
     self, OnlineDecision, TransactionConfig, TransactionDecision, TransactionError,
@@ -133,6 +133,9 @@ pub enum TerminalError {
     /// The key file failed.
     #[error(transparent)]
     Vault(#[from] VaultError),
+    /// The CA public key file (`ca_keys`) cannot be loaded.
+    #[error(transparent)]
+    CaKeys(#[from] pos_emv::capk::CapkError),
     /// A request that cannot be run (bad amount, unknown original, wrong original state).
     #[error("{0}")]
     Invalid(String),
@@ -143,6 +146,7 @@ impl Fault for TerminalError {
         match self {
             TerminalError::Journal(e) => e.kind(),
             TerminalError::Vault(e) => e.kind(),
+            TerminalError::CaKeys(e) => e.kind(),
             TerminalError::Invalid(_) => FaultKind::InvalidInput,
         }
     }
@@ -311,21 +315,28 @@ impl CardChannel for HookChannel<'_, '_> {
 
 impl Terminal {
     /// The service over a journal and key file from `config`, the lane's `devices` and a
-    /// host link. Runs nothing yet: call [`Terminal::recover`] at start-up.
+    /// host link, with the CA public keys of `config.ca_keys` (the public test keys when it
+    /// names none). Runs nothing yet: call [`Terminal::recover`] at start-up.
     ///
     /// # Errors
     /// [`TerminalError::Journal`] / [`TerminalError::Vault`] when the journal or key file
-    /// cannot be opened.
+    /// cannot be opened; [`TerminalError::CaKeys`] when the CA key file cannot be loaded.
     pub fn open(
         config: Config,
         devices: Devices,
         acquirer: Box<dyn Acquirer>,
     ) -> Result<Terminal, TerminalError> {
+        let ca_keys = match &config.ca_keys {
+            Some(path) => Some(CaKeys::load(path)?),
+            None => None,
+        };
         let journal = Journal::open(&config.journal_path())?;
         let vault = Vault::open_or_create(&config.key_path())?;
-        Ok(Terminal::with_parts(
-            config, journal, vault, devices, acquirer,
-        ))
+        let mut terminal = Terminal::with_parts(config, journal, vault, devices, acquirer);
+        if let Some(keys) = ca_keys {
+            terminal.set_ca_keys(keys);
+        }
+        Ok(terminal)
     }
 
     /// The service from its parts.
@@ -337,6 +348,13 @@ impl Terminal {
         acquirer: Box<dyn Acquirer>,
     ) -> Terminal {
         let ca_keys = pos_emv::capk::CaKeys::parse(pos_emv::capk::TEST_CA_KEYS).unwrap_or_default();
+        if config.pin_pad.configured() {
+            log::warn!(
+                "pin_pad {}: PIN methods are offered to cards, but there is no PIN pad driver: \
+                 a PIN the card asks for is reported to it as \"PIN pad not present or not working\"",
+                config.pin_pad.device
+            );
+        }
         Terminal {
             config,
             journal,
@@ -361,6 +379,24 @@ impl Terminal {
 
     fn cancelled(&self) -> bool {
         self.cancel.is_requested()
+    }
+
+    /// What this lane offers the card in Terminal Capabilities `9F33` and Additional
+    /// Terminal Capabilities `9F40`, from what it really has: the chip reader (IC with
+    /// contacts, SDA, DDA, CDA, no CVM required), the stripe reader when there is one
+    /// (magnetic stripe), the configured PIN pad's methods (none without one:
+    /// [`crate::config::PinPadConfig`]), and, when there is a printer, "print, attendant"
+    /// and, if `receipt` (a receipt will be printed for this transaction), signature.
+    /// Never manual key entry or card capture: the lane has neither.
+    pub fn capabilities(&self, receipt: bool) -> Capabilities {
+        let printer = self.devices.printer.is_some();
+        Capabilities {
+            magstripe: self.devices.msr.is_some(),
+            pin: self.config.pin_pad.pin_methods(),
+            signature: printer && receipt,
+            printer,
+            ..Capabilities::CHIP_ONLY
+        }
     }
 
     /// The scheme CA public keys for offline data authentication (default: the public test
@@ -768,7 +804,7 @@ impl Terminal {
 
         let end = match &original {
             Some(o) => self.by_reference(id, req.operation, amount, o, hook)?,
-            None => self.with_card(id, req, amount, hook)?,
+            None => self.with_card(id, req, amount, !no_receipt, hook)?,
         };
         if end {
             // The transaction is committed: the receipt.
@@ -940,12 +976,14 @@ impl Terminal {
         }
     }
 
-    /// Sale, pre-auth or refund with a card. Returns true when committed.
+    /// Sale, pre-auth or refund with a card (`receipt`: one will be printed). Returns true
+    /// when committed.
     fn with_card(
         &mut self,
         id: i64,
         req: &TxnRequest,
         amount: u64,
+        receipt: bool,
         hook: &mut dyn StepHook,
     ) -> Result<bool, TerminalError> {
         let hook = RefCell::new(hook);
@@ -976,7 +1014,7 @@ impl Terminal {
             hook.borrow_mut().prompt(Prompt::InsertCard);
         }
         hook.borrow_mut().at(Step::CardRead);
-        match self.chip(id, req.operation, amount, &hook)? {
+        match self.chip(id, req.operation, amount, receipt, &hook)? {
             ChipEnd::Committed => return Ok(true),
             ChipEnd::Ended => return Ok(false),
             ChipEnd::ChipFailed(kind, why) => {
@@ -1107,15 +1145,17 @@ impl Terminal {
         id: i64,
         op: Operation,
         amount: u64,
+        receipt: bool,
         hook: &RefCell<&mut dyn StepHook>,
     ) -> Result<ChipEnd, TerminalError> {
+        let capabilities = self.capabilities(receipt);
         let Some(mut reader) = self.devices.reader.take() else {
             return Ok(ChipEnd::ChipFailed(
                 FaultKind::NotFound,
                 "no chip reader".into(),
             ));
         };
-        let r = self.chip_with(id, op, amount, &mut reader, hook);
+        let r = self.chip_with(id, op, amount, &capabilities, &mut reader, hook);
         let _ = reader.power_off(0);
         self.devices.reader = Some(reader);
         hook.borrow_mut().prompt(Prompt::RemoveCard);
@@ -1127,6 +1167,7 @@ impl Terminal {
         id: i64,
         op: Operation,
         amount: u64,
+        capabilities: &Capabilities,
         reader: &mut Reader,
         hook: &RefCell<&mut dyn StepHook>,
     ) -> Result<ChipEnd, TerminalError> {
@@ -1163,6 +1204,7 @@ impl Terminal {
         let mut un = [0u8; 4];
         let _ = getrandom::fill(&mut un);
         let mut terminal = TerminalData::new(un);
+        terminal.set_capabilities(capabilities);
         terminal.set_unix_time(self.clock.now_secs());
         terminal.set(tags::TERMINAL_COUNTRY_CODE, bcd2(self.config.country));
         terminal.set(tags::TRANSACTION_CURRENCY_CODE, bcd2(self.config.currency));
@@ -1246,6 +1288,8 @@ impl Terminal {
         let approved = matches!(host_end, Some(HostEnd::Approved { .. }));
         match outcome {
             Ok(out) => {
+                self.note_missing_ca_key(id, &out)?;
+                self.note_pin_not_entered(id, &out)?;
                 if approved {
                     if out.decision.is_approved() {
                         self.journal.transition(
@@ -1313,6 +1357,60 @@ impl Terminal {
                 Ok(ChipEnd::Ended)
             }
         }
+    }
+
+    /// Offline data authentication that failed for want of the card's CA public key: the
+    /// journal names the RID and index and where the lane's keys come from.
+    fn note_missing_ca_key(
+        &mut self,
+        id: i64,
+        out: &transaction::TransactionOutcome,
+    ) -> Result<(), TerminalError> {
+        let Some(pos_emv::oda::OdaError::UnknownCaKey { rid, index }) = &out.oda.detail else {
+            return Ok(());
+        };
+        let rid: String = rid.iter().map(|b| format!("{b:02X}")).collect();
+        let source = match &self.config.ca_keys {
+            Some(p) => format!("the CA key file {} (ca_keys) has no such key", p.display()),
+            None => {
+                "the lane uses the built-in test keys: set ca_keys in the config to a CA key file"
+                    .into()
+            }
+        };
+        let note = format!(
+            "offline data authentication failed: no CA public key for RID {rid} index {index:02X}; {source}; add the scheme's key as a line `{rid} {index:02X} EXPONENT MODULUS` ({})",
+            pos_emv::capk::LINE_FORMAT
+        );
+        self.journal.event(Some(id), "oda", &note)?;
+        self.say(Some(id), &note);
+        Ok(())
+    }
+
+    /// A card that asked for a PIN the configured PIN pad offers: no PIN was entered (there
+    /// is no PIN pad driver); the journal says so and what verification the card got.
+    fn note_pin_not_entered(
+        &mut self,
+        id: i64,
+        out: &transaction::TransactionOutcome,
+    ) -> Result<(), TerminalError> {
+        let Some(cvm) = out.cvm else { return Ok(()) };
+        let Some(asked) = cvm.method_asked.filter(|m| m.needs_pin()) else {
+            return Ok(());
+        };
+        if !out.tvr.contains(pos_emv::tvr::Tvr::PIN_PAD_NOT_PRESENT) {
+            return Ok(());
+        }
+        let then = match cvm.performed {
+            Some(m) => format!("verified instead by {m:?}"),
+            None => "cardholder verification failed".into(),
+        };
+        let note = format!(
+            "the card asked for PIN ({asked:?}); pin_pad {} has no driver: no PIN entered, the card was told \"PIN pad not present or not working\"; {then}",
+            self.config.pin_pad.device
+        );
+        self.journal.event(Some(id), "cvm", &note)?;
+        self.say(Some(id), &note);
+        Ok(())
     }
 
     fn begin_reversal(

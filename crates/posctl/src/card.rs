@@ -57,9 +57,14 @@ fn reader_error(e: pos_ccid::CcidError) -> CliError {
         | FaultKind::CardUnsupported => Exit::DeviceFault,
         _ => Exit::Error,
     };
+    // The link's own hint where it has one (busy: who holds the reader and what to do).
+    let hint = match &e {
+        pos_ccid::CcidError::Link(l) => l.hint().map(str::to_string),
+        _ => None,
+    };
     CliError {
         exit,
-        hint: Some(e.kind().advice().to_string()),
+        hint: Some(hint.unwrap_or_else(|| e.kind().advice().to_string())),
         message: e.to_string(),
     }
 }
@@ -184,7 +189,7 @@ pub fn read(
         "cvm_list": data.get(tags::CVM_LIST).map(hex_upper),
         "cvm_rules": cvm_rules(data.get(tags::CVM_LIST)),
         "records": data.records.len(),
-        "oda": oda_summary(&data, &app.candidate.aid, processing.aip, &ca_keys, today),
+        "oda": oda_summary(&data, &app.candidate.aid, processing.aip, &ca_keys, ca_keys_file, today),
     });
     if json {
         println!(
@@ -236,6 +241,22 @@ pub fn read(
     Ok(Exit::Ok)
 }
 
+/// How to give `card read` the CA key it lacks (RID `rid`, index `index`).
+fn add_ca_key(rid: [u8; 5], index: u8, ca_keys_file: Option<&std::path::Path>) -> String {
+    let line = format!("{} {index:02X} EXPONENT MODULUS", hex_upper(&rid));
+    match ca_keys_file {
+        Some(path) => format!(
+            "add the scheme's key to {} as a line `{line}` ({})",
+            path.display(),
+            pos_emv::capk::LINE_FORMAT
+        ),
+        None => format!(
+            "only the public test keys are built in: put the scheme's key in a CA key file as a line `{line}` ({}) and pass --ca-keys FILE (it replaces the built-in keys)",
+            pos_emv::capk::LINE_FORMAT
+        ),
+    }
+}
+
 /// Offline data authentication as far as a read-only session can take it: recover the
 /// issuer and ICC public keys through the CA key, and check SDA where the card uses it.
 /// DDA and CDA need a transaction (INTERNAL AUTHENTICATE / GENERATE AC) and are reported
@@ -245,6 +266,7 @@ fn oda_summary(
     aid: &[u8],
     aip: [u8; 2],
     ca_keys: &pos_emv::capk::CaKeys,
+    ca_keys_file: Option<&std::path::Path>,
     today: (u8, u8),
 ) -> String {
     use pos_emv::oda;
@@ -259,7 +281,7 @@ fn oda_summary(
     };
     let ca = match oda::find_ca_key(ca_keys, rid, index) {
         Ok(ca) => ca,
-        Err(e) => return format!("failed: {e}"),
+        Err(e) => return format!("failed: {e}; {}", add_ca_key(rid, index, ca_keys_file)),
     };
     let (Some(cert), Some(exp)) = (
         data.get(tags::ISSUER_PK_CERT),

@@ -443,6 +443,53 @@ enum ReaderCommand {
     },
 }
 
+/// The hint of the link error behind `err` (a device that cannot be opened: held by another
+/// process, no permission), looked for down its `source()` chain through the drivers'
+/// errors; `None` when there is none.
+fn link_hint(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let link = e
+            .downcast_ref::<pos_link::LinkError>()
+            .or_else(|| match e.downcast_ref::<pos_ccid::CcidError>() {
+                Some(pos_ccid::CcidError::Link(l)) => Some(l),
+                _ => None,
+            })
+            .or_else(|| match e.downcast_ref::<pos_escpos::EscPosError>() {
+                Some(pos_escpos::EscPosError::Link(l)) => Some(l),
+                _ => None,
+            })
+            .or_else(
+                || match e.downcast_ref::<pos_magstripe::serial::MsrError>() {
+                    Some(pos_magstripe::serial::MsrError::Link(l)) => Some(l),
+                    _ => None,
+                },
+            );
+        if let Some(l) = link {
+            return l.hint().map(str::to_string);
+        }
+        next = e.source();
+    }
+    None
+}
+
+/// The hint for a lane whose devices did not open: the device link's own hint, else where
+/// to look.
+fn lane_open_hint(err: &(dyn std::error::Error + 'static)) -> String {
+    link_hint(err).unwrap_or_else(|| {
+        "check the [devices] URIs in the config (posctl devices lists what is attached)".into()
+    })
+}
+
+/// An error as `posctl` prints it for people: the message, then the hint on its own line.
+fn error_text(err: &CliError) -> String {
+    let mut text = format!("posctl: {}\n", err.message);
+    if let Some(h) = &err.hint {
+        text.push_str(&format!("  hint: {h}\n"));
+    }
+    text
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -577,13 +624,48 @@ fn main() -> ExitCode {
                 });
                 println!("{body}");
             } else {
-                let mut stderr = std::io::stderr().lock();
-                let _ = writeln!(stderr, "posctl: {}", err.message);
-                if let Some(h) = &err.hint {
-                    let _ = writeln!(stderr, "  hint: {h}");
-                }
+                let _ = write!(std::io::stderr().lock(), "{}", error_text(&err));
             }
             err.exit.into()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pos_link::holders::{Holder, HolderScan, usb_device_node};
+
+    #[test]
+    fn a_lane_whose_reader_pcscd_holds_gets_the_pcscd_hint_once() {
+        let scan = HolderScan {
+            holders: vec![Holder {
+                pid: 812,
+                name: "pcscd".into(),
+            }],
+            pcscd: Some(812),
+            unreadable: 0,
+            complete: true,
+        };
+        let link = pos_link::usb_busy_from_scan("usb:072f:90cc", &usb_device_node(1, 4), &scan);
+        let lane = pos_lane::LaneError::new(
+            pos_lane::Role::Reader,
+            "usb:072f:90cc",
+            pos_ccid::CcidError::Link(link),
+        );
+        let err = pos_serve::ServeError::Lane(lane);
+        let cli = CliError {
+            message: err.to_string(),
+            hint: Some(lane_open_hint(&err)),
+            exit: Exit::Error,
+        };
+        assert_eq!(
+            error_text(&cli),
+            "posctl: reader \"usb:072f:90cc\": usb:072f:90cc: busy: held by pcscd (pid 812)\n  \
+             hint: pcscd holds the reader: stop it (systemctl stop pcscd.socket pcscd), then try again\n"
+        );
+        // Anything else keeps the general advice.
+        let other = pos_serve::ServeError::Config("bad".into());
+        assert!(lane_open_hint(&other).contains("[devices] URIs"));
     }
 }

@@ -374,3 +374,44 @@ pub fn watch(device: &str, seconds: Option<u64>, json: bool) -> Result<Exit, Cli
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pos_link::holders::{Holder, HolderScan, usb_device_node};
+
+    /// A reader that pcscd holds, as `posctl reader ...` reports it.
+    fn busy_text(scan: &HolderScan) -> String {
+        let link = pos_link::usb_busy_from_scan("usb:072f:90cc", &usb_device_node(3, 7), scan);
+        crate::error_text(&cli_error(CcidError::Link(link)))
+    }
+
+    #[test]
+    fn a_busy_reader_is_said_once_with_its_bus_node() {
+        let text = busy_text(&HolderScan::default());
+        assert_eq!(text.matches("held by another process").count(), 1, "{text}");
+        assert_eq!(text.matches("fuser").count(), 1, "{text}");
+        assert!(text.contains("`fuser -v /dev/bus/usb/003/007`"), "{text}");
+        assert!(!text.contains("fuser -v usb:"), "{text}");
+        assert!(text.starts_with("posctl: usb:072f:90cc: busy: "), "{text}");
+    }
+
+    #[test]
+    fn a_reader_pcscd_holds_is_said_to_be_pcscds() {
+        let scan = HolderScan {
+            holders: vec![Holder {
+                pid: 812,
+                name: "pcscd".into(),
+            }],
+            pcscd: Some(812),
+            unreadable: 0,
+            complete: true,
+        };
+        let text = busy_text(&scan);
+        assert_eq!(
+            text,
+            "posctl: usb:072f:90cc: busy: held by pcscd (pid 812)\n  \
+             hint: pcscd holds the reader: stop it (systemctl stop pcscd.socket pcscd), then try again\n"
+        );
+    }
+}

@@ -79,9 +79,7 @@ pub fn serve(lane_args: &LaneArgs, args: &ServeArgs, json: bool) -> Result<Exit,
     install_signal_handlers();
     let parts = open_lane(config, card).map_err(|e| CliError {
         message: e.to_string(),
-        hint: Some(
-            "check the [devices] URIs in the config (posctl devices lists what is attached)".into(),
-        ),
+        hint: Some(crate::lane_open_hint(&e)),
         exit: Exit::Error,
     })?;
     let service = Service::start(parts).map_err(|e| CliError {

@@ -87,19 +87,24 @@ pub fn open(args: &LaneArgs, quiet_progress: bool) -> Result<Lane, CliError> {
     // host for `address = "sim"`, its ledger kept beside the journal).
     let parts = pos_serve::open_lane(config, card).map_err(|e| CliError {
         message: e.to_string(),
-        hint: Some(
-            "check the [devices] URIs in the config (posctl devices lists what is attached)".into(),
-        ),
+        hint: Some(crate::lane_open_hint(&e)),
         exit: Exit::Error,
     })?;
     let acquirer: Box<dyn pos_acquirer::Acquirer> = parts.acquirer;
+    let configured_ca_keys = parts.config.ca_keys.is_some();
     let mut terminal =
         Terminal::open(parts.config, parts.devices, acquirer).map_err(|e| CliError {
-            hint: Some("the journal's directory must be writable by this user".into()),
+            hint: Some(match e {
+                pos_terminal::TerminalError::CaKeys(_) => format!(
+                    "ca_keys in the config names the CA public key file: one key per line, {}",
+                    pos_emv::capk::LINE_FORMAT
+                ),
+                _ => "the journal's directory must be writable by this user".into(),
+            }),
             message: e.to_string(),
             exit: Exit::Error,
         })?;
-    if parts.sim.is_some() {
+    if parts.sim.is_some() && !configured_ca_keys {
         // The public EMV test keys, and the simulation CA of the profile cards.
         let keys = pos_emv::profile_card::test_and_sim_ca_keys()
             .map_err(|e| CliError::new(format!("CA public keys: {e}")))?;

@@ -471,6 +471,71 @@ fn card_read_checks_the_certificates_with_the_test_ca_keys() {
 }
 
 #[test]
+fn card_read_names_the_missing_ca_key_and_how_to_add_it() {
+    let device = format!(
+        "sim:ccid?level=t0&script={}",
+        transcript("contact-upi.apdu")
+    );
+    let out = posctl(&["--json", "card", "read", "--device", &device]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let oda = v["oda"].as_str().unwrap();
+    assert!(oda.contains("RID A000000333 index 09"), "{oda}");
+    assert!(oda.contains("`A000000333 09 EXPONENT MODULUS`"), "{oda}");
+    assert!(oda.contains("--ca-keys FILE"), "{oda}");
+    // With a key file that lacks it: that file is named.
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.txt");
+    std::fs::write(&keys, pos_emv::capk::TEST_CA_KEYS).unwrap();
+    let keys = keys.to_str().unwrap();
+    let out = posctl(&[
+        "--json",
+        "card",
+        "read",
+        "--device",
+        &device,
+        "--ca-keys",
+        keys,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let oda = v["oda"].as_str().unwrap();
+    assert!(oda.contains("RID A000000333 index 09"), "{oda}");
+    assert!(
+        oda.contains(&format!("add the scheme's key to {keys}")),
+        "{oda}"
+    );
+}
+
+#[test]
+fn card_read_of_an_application_refusing_gpo_says_so() {
+    // One Visa application whose GET PROCESSING OPTIONS answers 6985; whatever else the
+    // terminal sends is not in the script (the replaying card answers 6985 too).
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("refuses-gpo.apdu");
+    std::fs::write(
+        &script,
+        "> 00A4040007A000000003101000\n\
+         < 6F108407A0000000031010A5055003564953 9000\n\
+         > 80A8000002830000\n\
+         < 6985\n"
+            .replace(' ', ""),
+    )
+    .unwrap();
+    let device = format!("sim:ccid?script={}", script.display());
+    let out = posctl(&["card", "read", "--device", &device]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "GET PROCESSING OPTIONS: application A0000000031010 refused it with 6985 (conditions of use not satisfied)"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("no supported application"), "{err}");
+}
+
+#[test]
 fn card_read_on_every_profile_card_verifies_its_certificates() {
     for (profile, aid) in [
         ("visa", "A0000000031010"),
