@@ -91,7 +91,7 @@ fn sale(tweak: impl FnOnce(&mut Config)) -> Sent {
         ..Config::default()
     };
     tweak(&mut config);
-    let lane = pos_lane::open(&config.devices, Some(Profile::VisaPse)).unwrap();
+    let lane = pos_lane::open(&config.devices, Some(Profile::VisaPse.into())).unwrap();
     let host = Capture::default();
     let configured_keys = config.ca_keys.is_some();
     let mut terminal = Terminal::open(config, lane.devices, Box::new(host.clone())).unwrap();
@@ -223,7 +223,7 @@ fn a_missing_ca_key_is_named_in_the_journal_with_how_to_add_it() {
         ca_keys: Some(d2.path().join("missing.txt")),
         ..Config::default()
     };
-    let lane = pos_lane::open(&config.devices, Some(Profile::VisaPse)).unwrap();
+    let lane = pos_lane::open(&config.devices, Some(Profile::VisaPse.into())).unwrap();
     let Err(err) = Terminal::open(config, lane.devices, Box::new(Capture::default())) else {
         panic!("the lane opened without its CA key file");
     };
