@@ -75,8 +75,9 @@ pub enum LinkError {
         #[source]
         source: Option<io::Error>,
     },
-    /// The OS refused access to the device node.
-    #[error("{target}: permission denied ({hint})")]
+    /// The OS refused access to the device node. The message says what is wrong; the
+    /// hint ([`LinkError::hint`]) what to do (the udev rule, the group).
+    #[error("{target}: permission denied (this user may not open the device)")]
     PermissionDenied {
         /// The link's target.
         target: String,
@@ -534,6 +535,28 @@ mod tests {
             .kind(),
             FaultKind::PermissionDenied
         );
+    }
+
+    #[test]
+    fn permission_is_said_once_with_the_udev_hint_apart() {
+        let e = classify_io(
+            os(libc::EACCES),
+            "serial:/dev/ttyUSB0",
+            Operation::Open,
+            Duration::ZERO,
+        );
+        assert_eq!(e.kind(), FaultKind::PermissionDenied);
+        let hint = e.hint().expect("permission errors carry a hint");
+        assert!(
+            hint.contains(UDEV_RULES_FILE) && hint.contains("usermod"),
+            "{hint}"
+        );
+        let message = e.to_string();
+        assert_eq!(
+            message,
+            "serial:/dev/ttyUSB0: permission denied (this user may not open the device)"
+        );
+        assert!(!message.contains("usermod"), "{message}");
     }
 
     #[test]
