@@ -23,7 +23,7 @@ use pos_hal::CardChannel;
 use crate::apdu::{Command, Response, exchange};
 use crate::dol;
 use crate::error::{Cause, EmvError, Step};
-use crate::select::{self, Candidate, SelectedApp, SupportedAid};
+use crate::select::{self, Candidate, CandidateList, SelectedApp, SupportedAid};
 use crate::tags;
 use crate::terminal::TerminalData;
 use crate::tlv::{self, Tag};
@@ -188,8 +188,24 @@ pub fn select_and_initiate<C: CardChannel>(
     chooser: &mut dyn FnMut(&[Candidate]) -> Option<usize>,
 ) -> Result<(SelectedApp, Processing), EmvError> {
     let mut list = select::build_candidate_list(ch, supported)?;
+    initiate_from_list(ch, &mut list, terminal, chooser)
+}
+
+/// The second half of [`select_and_initiate`], for a caller that built the candidate list
+/// itself (to keep it, e.g. to show which applications the card offered): final selection
+/// and GET PROCESSING OPTIONS, selecting again on `6985`, at most
+/// [`MAX_SELECTION_ATTEMPTS`] times. The candidates tried are removed from `list`.
+///
+/// # Errors
+/// As [`select::final_selection`] and [`initiate`] (other than `6985`).
+pub fn initiate_from_list<C: CardChannel>(
+    ch: &mut C,
+    list: &mut CandidateList,
+    terminal: &TerminalData,
+    chooser: &mut dyn FnMut(&[Candidate]) -> Option<usize>,
+) -> Result<(SelectedApp, Processing), EmvError> {
     for _ in 0..MAX_SELECTION_ATTEMPTS {
-        let app = select::final_selection(ch, &mut list, chooser)?;
+        let app = select::final_selection(ch, list, chooser)?;
         match initiate(ch, &app, terminal) {
             Ok(processing) => return Ok((app, processing)),
             Err(e) if e.is_reselect() => {

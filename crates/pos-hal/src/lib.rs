@@ -72,6 +72,7 @@ mod sensitive;
 
 pub use card::{
     Atr, CardChannel, ChipReader, ReaderCapabilities, SlotChannel, SlotState, VirtualCard,
+    VirtualChannel,
 };
 pub use device::{Device, DeviceInfo, DeviceKind, DeviceState};
 pub use document::{
