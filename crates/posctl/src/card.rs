@@ -237,7 +237,7 @@ pub fn read(
         "cvm_list": data.get(tags::CVM_LIST).map(hex_upper),
         "cvm_rules": cvm_rules(data.get(tags::CVM_LIST)),
         "records": data.records.len(),
-        "oda": oda_summary(&data, &app.candidate.aid, processing.aip, &ca_keys, today),
+        "oda": oda_summary(data, &app.candidate.aid, processing.aip, &ca_keys, today),
     });
     if json {
         println!(
