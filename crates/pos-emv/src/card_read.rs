@@ -89,6 +89,24 @@ impl CardRead {
 /// Only reads: no GENERATE AC is sent, nothing is authorised, the card's counters do not
 /// move.
 ///
+/// ```
+/// use pos_emv::{Fault, TerminalData, read_card};
+/// use pos_emv::profile_card::{Profile, ProfileCard}; // feature `sim`: virtual test cards
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     // A powered card: here a virtual one with no reader; with a reader,
+///     // `pos_hal::SlotChannel::new(&mut reader, 0)` after `reader.power_on(0)?`.
+///     let mut channel = pos_hal::VirtualChannel::power_on(ProfileCard::new(Profile::Mastercard))?;
+///     let card = match read_card(&mut channel, &TerminalData::new([0x0B, 0x17, 0x2A, 0x63])) {
+///         Ok(card) => card,
+///         Err(e) => return Err(format!("{e} [{}]", e.kind()).into()),
+///     };
+///     assert_eq!(card.pan_masked().as_deref(), Some("541333******0011"));
+///     assert_eq!(card.label(), Some("MASTERCARD"));
+///     Ok(())
+/// }
+/// ```
+///
 /// # Errors
 /// The [`EmvError`] of the step that failed, as [`read_card_with`].
 pub fn read_card<C: CardChannel>(
