@@ -3,6 +3,11 @@
 //! Runs over [`pos_hal::CardChannel`], so over the CCID driver, its virtual reader, or any
 //! other backend; never over a reader driver directly.
 //!
+//! The common path is at the root: [`read_card`] selects the application, initiates
+//! processing and reads the records of a powered card, and [`CardRead`] answers the masked
+//! PAN, the expiry and the application label (see the README's example); a whole
+//! transaction is [`transaction::run`] with a [`TransactionConfig`].
+//!
 //! - [`apdu`]: ISO 7816-4 command APDUs (cases 1-4, short and extended), response APDUs,
 //!   and the T=0 response handling (61xx GET RESPONSE loop, 6Cxx resend).
 //! - [`sw`]: status words with meanings for people.
@@ -62,8 +67,16 @@ pub mod transaction;
 pub mod transcript;
 pub mod tvr;
 
+mod card_read;
 mod error;
+pub use card_read::{CardRead, read_card, read_card_with};
 pub use error::{Cause, EmvError, Step};
+// The common path at the root: read a card with one `use pos_emv::...`.
+pub use pos_hal::{CardChannel, Fault, FaultKind};
+pub use read::{CardData, Processing};
+pub use select::{Candidate, Method, SelectedApp, SupportedAid, default_supported_aids};
+pub use terminal::TerminalData;
+pub use transaction::{OnlineDecision, TransactionConfig, TransactionError, TransactionOutcome};
 
 /// The README's example, compiled and run as a doctest so it cannot rot.
 #[cfg(doctest)]

@@ -24,7 +24,7 @@ use pos_hal::CardChannel;
 use crate::apdu::{Command, Response, exchange};
 use crate::dol;
 use crate::error::{Cause, EmvError, Step};
-use crate::select::{self, Candidate, SelectedApp, SupportedAid};
+use crate::select::{self, Candidate, CandidateList, SelectedApp, SupportedAid};
 use crate::tags;
 use crate::terminal::TerminalData;
 use crate::tlv::{self, Tag};
@@ -191,11 +191,29 @@ pub fn select_and_initiate<C: CardChannel>(
     chooser: &mut dyn FnMut(&[Candidate]) -> Option<usize>,
 ) -> Result<(SelectedApp, Processing), EmvError> {
     let mut list = select::build_candidate_list(ch, supported)?;
+    initiate_from_list(ch, &mut list, terminal, chooser)
+}
+
+/// The second half of [`select_and_initiate`], for a caller that built the candidate list
+/// itself (to keep it, e.g. to show which applications the card offered): final selection
+/// and GET PROCESSING OPTIONS, selecting again on `6985`, at most
+/// [`MAX_SELECTION_ATTEMPTS`] times. The candidates tried are removed from `list`.
+///
+/// # Errors
+/// As [`select::final_selection`] and [`initiate`] (other than `6985`);
+/// [`Cause::GpoRefused`] naming every application that refused GET PROCESSING OPTIONS when
+/// no candidate is left.
+pub fn initiate_from_list<C: CardChannel>(
+    ch: &mut C,
+    list: &mut CandidateList,
+    terminal: &TerminalData,
+    chooser: &mut dyn FnMut(&[Candidate]) -> Option<usize>,
+) -> Result<(SelectedApp, Processing), EmvError> {
     let mut refused: Vec<Vec<u8>> = Vec::new();
     let refused_error =
         |refused: Vec<Vec<u8>>| EmvError::new(Step::Gpo, Cause::GpoRefused { aids: refused });
     for _ in 0..MAX_SELECTION_ATTEMPTS {
-        let app = match select::final_selection(ch, &mut list, chooser) {
+        let app = match select::final_selection(ch, list, chooser) {
             Ok(app) => app,
             Err(e) if matches!(e.cause(), Cause::NoApplication) && !refused.is_empty() => {
                 return Err(refused_error(refused));

@@ -1,7 +1,7 @@
 //! Chip readers, card channels and virtual cards.
 
 use crate::device::Device;
-use crate::fault::Fault;
+use crate::fault::{Fault, FaultKind};
 
 bitflags::bitflags! {
     /// What a slot reports about its card.
@@ -277,6 +277,94 @@ pub trait CardCatalog: Send + Sync + std::fmt::Debug {
     ) -> Option<Result<Box<dyn VirtualCard>, String>>;
 }
 
+/// A virtual card as a [`CardChannel`] with no reader in between: the card is powered on
+/// when the channel is made, and every command APDU goes straight to it.
+///
+/// For tests, examples and the documentation of card applications (EMV) that need a card but
+/// not a reader. A simulated *reader*, with card removal, T=0/T=1 and reader faults, is a
+/// reader driver's business (e.g. `sim:ccid` in pos-ccid).
+///
+/// Errors are [`FaultKind`]s: [`FaultKind::CardMute`] when the card gives no ATR or no
+/// answer. Nothing blocks: a virtual card answers at once or not at all.
+///
+/// ```
+/// use pos_hal::{CardChannel, FaultKind, VirtualCard, VirtualChannel};
+///
+/// struct Echo;
+/// impl VirtualCard for Echo {
+///     fn power_on(&mut self) -> Option<Vec<u8>> { Some(vec![0x3B, 0x00]) }
+///     fn transmit(&mut self, cmd: &[u8]) -> Option<Vec<u8>> { Some([cmd, &[0x90, 0x00]].concat()) }
+/// }
+///
+/// let mut channel = VirtualChannel::power_on(Echo)?;
+/// assert_eq!(channel.atr().to_hex(), "3B 00");
+/// assert_eq!(channel.transmit(&[0x00, 0xB0, 0x00, 0x00, 0x00])?, [0x00, 0xB0, 0x00, 0x00, 0x00, 0x90, 0x00]);
+/// # Ok::<(), FaultKind>(())
+/// ```
+pub struct VirtualChannel<V> {
+    card: V,
+    atr: Atr,
+}
+
+impl<V: VirtualCard> VirtualChannel<V> {
+    /// Powers `card` on (cold reset) and returns the channel to it.
+    ///
+    /// # Errors
+    /// [`FaultKind::CardMute`] when the card answers reset with no ATR.
+    pub fn power_on(mut card: V) -> Result<Self, FaultKind> {
+        let atr = Atr(card.power_on().ok_or(FaultKind::CardMute)?);
+        Ok(VirtualChannel { card, atr })
+    }
+
+    /// The ATR of the last reset.
+    pub fn atr(&self) -> &Atr {
+        &self.atr
+    }
+
+    /// Cold reset: the card forgets its session state and answers with its ATR again.
+    ///
+    /// # Errors
+    /// [`FaultKind::CardMute`] when the card answers reset with no ATR (the previous ATR
+    /// is kept).
+    pub fn reset(&mut self) -> Result<&Atr, FaultKind> {
+        self.atr = Atr(self.card.power_on().ok_or(FaultKind::CardMute)?);
+        Ok(&self.atr)
+    }
+
+    /// The card.
+    pub fn card(&self) -> &V {
+        &self.card
+    }
+
+    /// The card, mutably (to change its behaviour between commands).
+    pub fn card_mut(&mut self) -> &mut V {
+        &mut self.card
+    }
+
+    /// The card back.
+    pub fn into_card(self) -> V {
+        self.card
+    }
+}
+
+impl<V> std::fmt::Debug for VirtualChannel<V> {
+    /// The ATR only: the card's state may hold card data.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VirtualChannel")
+            .field("atr", &self.atr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<V: VirtualCard> CardChannel for VirtualChannel<V> {
+    type Error = FaultKind;
+
+    /// The card's answer; [`FaultKind::CardMute`] when it gives none.
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, FaultKind> {
+        self.card.transmit(command).ok_or(FaultKind::CardMute)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,5 +498,48 @@ mod tests {
         boxed.power_off(0).unwrap();
         assert_eq!(boxed.transmit(0, &[0]).unwrap_err(), FaultKind::CardAbsent);
         assert!(boxed.check_health(HealthLevel::Internal).unwrap().healthy());
+    }
+
+    /// A card that counts its resets and falls silent after `answers` commands.
+    struct Tired {
+        resets: u32,
+        answers: u32,
+    }
+    impl VirtualCard for Tired {
+        fn power_on(&mut self) -> Option<Vec<u8>> {
+            self.resets += 1;
+            Some(vec![0x3B, 0x00, self.resets as u8])
+        }
+        fn transmit(&mut self, _: &[u8]) -> Option<Vec<u8>> {
+            self.answers = self.answers.checked_sub(1)?;
+            Some(vec![0x90, 0x00])
+        }
+    }
+
+    #[test]
+    fn a_virtual_channel_powers_the_card_and_classifies_silence() {
+        let mut ch = VirtualChannel::power_on(Tired {
+            resets: 0,
+            answers: 1,
+        })
+        .unwrap();
+        assert_eq!(ch.atr().as_bytes(), [0x3B, 0x00, 1]);
+        assert_eq!(ch.transmit(&[0x00, 0xA4]).unwrap(), [0x90, 0x00]);
+        assert_eq!(ch.transmit(&[0x00, 0xA4]).unwrap_err(), FaultKind::CardMute);
+        assert_eq!(ch.reset().unwrap().as_bytes(), [0x3B, 0x00, 2]);
+        ch.card_mut().answers = 1;
+        assert!(ch.transmit(&[0x00]).is_ok());
+        assert!(format!("{ch:?}").contains("3B 00 02"));
+        assert_eq!(ch.into_card().resets, 2);
+
+        // Through `&mut`, as generic EMV code takes it.
+        fn send<C: CardChannel>(mut ch: C) -> Result<Vec<u8>, C::Error> {
+            ch.transmit(&[0x00, 0xB2, 0x01, 0x0C, 0x00])
+        }
+        let mut echo = VirtualChannel::power_on(Echo).unwrap();
+        assert_eq!(send(&mut echo).unwrap().len(), 7);
+
+        let mute = VirtualChannel::power_on(Mute).unwrap_err();
+        assert_eq!(mute, FaultKind::CardMute);
     }
 }

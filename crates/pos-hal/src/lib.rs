@@ -72,7 +72,7 @@ mod sensitive;
 
 pub use card::{
     Atr, CardCatalog, CardChannel, CardProtocol, CardSpec, ChipReader, ReaderCapabilities,
-    SlotChannel, SlotState, VirtualCard,
+    SlotChannel, SlotState, VirtualCard, VirtualChannel,
 };
 pub use device::{Device, DeviceInfo, DeviceKind, DeviceState};
 pub use document::{

@@ -174,3 +174,8 @@ impl From<TrackStatus> for pos_hal::TrackStatus {
 pub fn masked_pan_string(pan: &str) -> String {
     pos_hal::mask_pan(pan)
 }
+
+/// The README's examples, compiled and run as doctests so they cannot rot.
+#[cfg(all(doctest, feature = "sim"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -30,10 +30,7 @@ pub fn tlv(hex: &str, json: bool) -> Result<Exit, CliError> {
     Ok(Exit::Ok)
 }
 
-use pos_emv::read::{self, CardData, Processing};
-use pos_emv::select::{self, Candidate};
-use pos_emv::terminal::TerminalData;
-use pos_emv::{EmvError, tags};
+use pos_emv::{CardData, CardRead, EmvError, Method, TerminalData, tags};
 use pos_hal::{ChipReader, Fault, FaultKind, SlotChannel};
 use pos_link::DeviceUri;
 
@@ -139,11 +136,6 @@ pub fn read(
     .map_err(|e| CliError::new(format!("CA public keys: {e}")))?;
     let mut reader = open_reader(device)?;
     let atr = reader.power_on(0).map_err(reader_error)?;
-    let mut seen: Vec<Candidate> = Vec::new();
-    let mut chooser = |c: &[Candidate]| {
-        seen = c.to_vec();
-        select::first_without_confirmation(c).or(Some(0))
-    };
     let mut unpredictable = [0u8; 4];
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -156,16 +148,21 @@ pub fn read(
         .get(tags::TRANSACTION_DATE)
         .and_then(|d| Some((bcd(*d.first()?)?, bcd(*d.get(1)?)?)))
         .unwrap_or((0, 1));
-    let (app, processing, data): (_, Processing, CardData) = {
-        let mut ch = SlotChannel::new(&mut reader, 0);
-        let supported = select::default_supported_aids();
-        let (app, processing) =
-            read::select_and_initiate(&mut ch, &supported, &terminal, &mut chooser)
-                .map_err(emv_error)?;
-        let data = read::read_application_data(&mut ch, &processing.afl).map_err(emv_error)?;
-        (app, processing, data)
-    };
+    // Selection (the candidates as the PSE or the list of AIDs found them), GPO, records.
+    let card =
+        pos_emv::read_card(&mut SlotChannel::new(&mut reader, 0), &terminal).map_err(emv_error)?;
     let _ = reader.power_off(0);
+    let CardRead {
+        method,
+        candidates,
+        app,
+        processing,
+        data,
+    } = &card;
+    let candidates_from = match method {
+        Method::Pse => "pse",
+        Method::AidList => "aid_list",
+    };
     let afl: Vec<serde_json::Value> = processing
         .afl
         .iter()
@@ -174,10 +171,12 @@ pub fn read(
     let body = serde_json::json!({
         "device": device,
         "atr": atr.to_hex(),
-        "candidates": seen.iter().map(|c| serde_json::json!({
+        "candidates_from": candidates_from,
+        "candidates": candidates.iter().map(|c| serde_json::json!({
             "aid": hex_upper(&c.aid),
             "label": c.label,
             "priority": c.priority,
+            "confirmation_required": c.confirmation_required,
         })).collect::<Vec<_>>(),
         "aid": hex_upper(&app.candidate.aid),
         "label": app.candidate.label,
@@ -189,7 +188,7 @@ pub fn read(
         "cvm_list": data.get(tags::CVM_LIST).map(hex_upper),
         "cvm_rules": cvm_rules(data.get(tags::CVM_LIST)),
         "records": data.records.len(),
-        "oda": oda_summary(&data, &app.candidate.aid, processing.aip, &ca_keys, ca_keys_file, today),
+        "oda": oda_summary(data, &app.candidate.aid, processing.aip, &ca_keys, ca_keys_file, today),
     });
     if json {
         println!(
@@ -198,9 +197,16 @@ pub fn read(
         );
     } else {
         println!("{device}: ATR {}", body["atr"].as_str().unwrap_or(""));
-        for c in &seen {
+        println!(
+            "  candidates from {}:",
+            match method {
+                Method::Pse => "the PSE directory",
+                Method::AidList => "the list of AIDs",
+            }
+        );
+        for c in candidates {
             println!(
-                "  candidate {} {} (priority {})",
+                "    {} {} (priority {})",
                 hex_upper(&c.aid),
                 c.label.as_deref().unwrap_or(""),
                 c.priority.map_or("none".to_string(), |p| p.to_string())
