@@ -330,9 +330,13 @@ impl<T: CcidTransport + 'static> Inner<T> {
                     || removed_flag =>
             {
                 self.slots[usize::from(slot)].powered = false;
-                CcidError::CardRemoved {
-                    slot,
-                    detail: cause.to_string(),
+                match cause {
+                    // Already said: not wrapped in itself.
+                    removed @ CcidError::CardRemoved { .. } => removed,
+                    cause => CcidError::CardRemoved {
+                        slot,
+                        detail: cause.to_string(),
+                    },
                 }
             }
             Ok(_) => match cause {

@@ -216,6 +216,12 @@ fn uri_faults_reach_the_virtual_reader() {
     r.power_on(0).expect("powers");
     let e = r.transmit(0, SELECT_PSE).expect_err("removed");
     assert_eq!(e.kind(), FaultKind::CardRemoved, "{e}");
+    // Said once, not wrapped in itself.
+    assert_eq!(
+        e.to_string().matches("the card was removed").count(),
+        1,
+        "{e}"
+    );
     // fault=mute-after-atr: reset answered, commands not.
     let mut r = pos_ccid::open(
         &uri("sim:ccid?fault=mute-after-atr"),
