@@ -490,7 +490,33 @@ fn error_text(err: &CliError) -> String {
     text
 }
 
+/// Whether a panic is `print!`'s on a closed standard output (`posctl ... | head`).
+fn is_stdout_closed(info: &std::panic::PanicHookInfo<'_>) -> bool {
+    let payload = info
+        .payload()
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| info.payload().downcast_ref::<&str>().copied())
+        .unwrap_or("");
+    payload.starts_with("failed printing to stdout") && payload.contains("Broken pipe")
+}
+
+/// The exit status of a process ended by SIGPIPE (128 + 13), what shells expect when the
+/// reader of a pipe went away.
+const EXIT_STDOUT_CLOSED: i32 = 141;
+
 fn main() -> ExitCode {
+    // The reader of our output went away (`posctl devices | head -1`): stop quietly, as
+    // Unix tools do, instead of a panic message. SIGPIPE itself stays ignored (Rust's
+    // default), so a peer closing a socket never kills a sale or the service. Everything a
+    // sale must keep is journaled before it is printed.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if is_stdout_closed(info) {
+            std::process::exit(EXIT_STDOUT_CLOSED);
+        }
+        default_hook(info);
+    }));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -691,3 +691,37 @@ fn reader_commands_take_every_sim_card() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("level=apdu|t0|t1"), "{err}");
 }
+
+/// `posctl ... | head -1`: the reader of the output went away. posctl stops quietly with
+/// the status of a process ended by SIGPIPE, never a panic message.
+#[test]
+fn a_closed_standard_output_ends_quietly() {
+    use std::os::fd::FromRawFd;
+    for args in [
+        &["udev-rules"][..],
+        &["card", "tlv", "9F0206000000001000"][..],
+    ] {
+        let mut fds = [0i32; 2];
+        // SAFETY: pipe(2) fills two descriptors on success, which we then own.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: both descriptors were just created by pipe(2) and are owned here only.
+        let (read_end, write_end) = unsafe {
+            (
+                std::fs::File::from_raw_fd(fds[0]),
+                std::fs::File::from_raw_fd(fds[1]),
+            )
+        };
+        // The reader is gone before posctl writes a byte: every write fails with EPIPE.
+        drop(read_end);
+        let out = Command::new(env!("CARGO_BIN_EXE_posctl"))
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdout(write_end)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("run posctl");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
