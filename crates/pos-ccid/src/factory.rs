@@ -44,6 +44,7 @@ fn open_sim(uri: &DeviceUri, config: ReaderConfig) -> Result<AnyReader, CcidErro
 ///
 /// Errors: `BadAddress` for a URI that is not `sim:ccid` or has bad options.
 #[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub fn open_sim_with_card(
     uri: &DeviceUri,
     config: ReaderConfig,
@@ -57,6 +58,7 @@ pub fn open_sim_with_card(
 ///
 /// Errors: `BadAddress` for a URI that is not `sim:ccid` or has bad options.
 #[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub fn open_sim_with_handle(
     uri: &DeviceUri,
     config: ReaderConfig,

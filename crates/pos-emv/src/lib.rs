@@ -32,6 +32,7 @@
 //! - `profile_card` (feature `sim`): virtual cards of fixed profiles (PSE, CDA, blocked,
 //!   expired, AID-list fallback...) whose certificates verify with a simulation CA.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod action;
 pub mod apdu;
@@ -42,12 +43,14 @@ pub mod gac;
 pub mod oda;
 pub mod online;
 #[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod profile_card;
 pub mod read;
 pub mod record;
 pub mod restrictions;
 pub mod risk;
 #[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod script_card;
 pub mod select;
 pub mod sw;
