@@ -26,6 +26,7 @@
 //! assert_eq!(decode(&bytes, &dialect).unwrap(), echo);
 //! ```
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod acquirer;
 mod check;
@@ -37,6 +38,7 @@ mod framing;
 mod message;
 mod mti;
 #[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim;
 
 pub use acquirer::{

@@ -47,6 +47,7 @@ fn open_sim(uri: &DeviceUri, config: ReaderConfig) -> Result<AnyReader, CcidErro
 /// Errors: `BadAddress` for a URI that is not `sim:ccid`, has bad options, or names a card
 /// that cannot be made (see [`open`]).
 #[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub fn open_sim_with_handle(
     uri: &DeviceUri,
     config: ReaderConfig,
@@ -64,6 +65,7 @@ pub fn open_sim_with_handle(
 ///
 /// Errors: `BadAddress` for a URI that is not `sim:ccid` or has bad options.
 #[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub fn open_sim_with_card(
     uri: &DeviceUri,
     config: ReaderConfig,

@@ -8,11 +8,13 @@
 //! - [`t1`]: the T=1 block protocol (both the terminal and the card side).
 //! - [`t0`]: T=0 TPDUs and procedure bytes.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod atr;
 pub mod descriptor;
 pub mod message;
 #[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim;
 pub mod t0;
 pub mod t1;
@@ -25,6 +27,7 @@ mod reader;
 pub use error::CcidError;
 pub use factory::{AnyReader, open};
 #[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub use factory::{open_sim_with_card, open_sim_with_handle};
 pub use reader::{CcidReader, ReaderConfig};
 pub use transport::{CcidTransport, InterruptSource, UsbTransport};

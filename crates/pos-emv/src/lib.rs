@@ -39,6 +39,7 @@
 //! - `sim` (feature `sim`): the catalog of these cards for simulated readers
 //!   (`sim:ccid?card=visa`, `sim:ccid?script=FILE`).
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod action;
 pub mod apdu;
@@ -49,15 +50,18 @@ pub mod gac;
 pub mod oda;
 pub mod online;
 #[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod profile_card;
 pub mod read;
 pub mod record;
 pub mod restrictions;
 pub mod risk;
 #[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod script_card;
 pub mod select;
 #[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim;
 pub mod sw;
 pub mod tags;

@@ -617,6 +617,7 @@ impl<L: Link + 'static> EscPosPrinter<L> {
     /// Attach the virtual printer serving the other end of the link, kept alive as long as
     /// the driver and reachable through [`simulator`](Self::simulator).
     #[cfg(feature = "sim")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
     pub fn with_simulator(mut self, sim: Arc<crate::sim::VirtualPrinter>) -> Self {
         self.sim = Some(sim);
         self
@@ -625,6 +626,7 @@ impl<L: Link + 'static> EscPosPrinter<L> {
     /// The virtual printer at the other end, when this printer was opened from `sim:printer`
     /// (to read what it printed, or to inject faults).
     #[cfg(feature = "sim")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
     pub fn simulator(&self) -> Option<Arc<crate::sim::VirtualPrinter>> {
         self.sim.clone()
     }

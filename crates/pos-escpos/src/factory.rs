@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use crate::driver::{DriverConfig, EscPosPrinter};
 use crate::error::EscPosError;
-use crate::{profile, sim};
+use crate::profile;
+#[cfg(feature = "sim")]
+use crate::sim;
 
 use pos_link::{Address, DeviceUri, Link};
 use profile::Profile;
@@ -34,8 +36,9 @@ pub fn profile_for(uri: &DeviceUri, default: &str) -> Result<Profile, EscPosErro
 ///
 /// - `serial:...`, `tcp:HOST:9100`: through pos-link;
 /// - `usb:VID:PID`: the first printer-class interface (a usblp kernel driver is detached);
-/// - `sim:printer?fault=...` (feature `sim`): a [`sim::VirtualPrinter`] on a pseudo-terminal,
-///   opened through the real serial path.
+/// - `sim:printer?fault=...` (feature `sim`): a virtual printer (`sim::VirtualPrinter`) on a
+///   pseudo-terminal, opened through the real serial path; without the feature, a
+///   `BadAddress` error that names it.
 ///
 /// The profile comes from the URI's `profile` option, else `epson-tm-t20` for Epson's USB
 /// vendor ID and the simulator, else `generic-80`.

@@ -13,6 +13,7 @@
 //!   pos-hal [`PrinterConditions`](pos_hal::PrinterConditions), and a reader that tells the
 //!   reply kinds apart by their fixed bits.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod codepage;
 pub mod command;
@@ -20,6 +21,7 @@ pub mod encode;
 pub mod profile;
 pub mod selftest;
 #[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim;
 pub mod status;
 

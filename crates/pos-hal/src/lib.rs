@@ -58,6 +58,7 @@
 //!    driver that needs concurrency (a monitor thread) owns it internally.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod card;
 mod device;

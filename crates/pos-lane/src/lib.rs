@@ -33,6 +33,7 @@
 //! [`LaneError::kind`](pos_hal::Fault::kind) is the driver error's
 //! [`FaultKind`](pos_hal::FaultKind).
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
 mod hook;

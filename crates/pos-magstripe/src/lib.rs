@@ -15,25 +15,32 @@
 //!   and `Display` implementations of the parsed data never print the full PAN.
 //!
 //! With the `std` feature (default), [`TrackStatus`] converts into `pos_hal::TrackStatus` and
-//! [`masked_pan_string`] is `pos_hal::mask_pan`.
+//! `masked_pan_string` is `pos_hal::mask_pan`.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod ascii;
 mod bits;
 mod card;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub mod hid;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub mod readers;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub mod serial;
 #[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim;
 #[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim_pins;
 pub mod ttl;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub mod wedge;
 
 pub use ascii::{TrackText, parse_ascii};
@@ -156,6 +163,7 @@ impl TrackStatus {
 }
 
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 impl From<TrackStatus> for pos_hal::TrackStatus {
     fn from(s: TrackStatus) -> Self {
         match s {
@@ -171,6 +179,7 @@ impl From<TrackStatus> for pos_hal::TrackStatus {
 
 /// The PAN masked by `pos_hal::mask_pan` (first 6 and last 4 digits kept), as a `String`.
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub fn masked_pan_string(pan: &str) -> String {
     pos_hal::mask_pan(pan)
 }

@@ -254,6 +254,7 @@ impl<L: Link> SerialMsr<L> {
 
     /// Keep a virtual reader alive as long as this driver (for `sim:msr` URIs).
     #[cfg(feature = "sim")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
     pub fn with_simulator(mut self, sim: std::sync::Arc<crate::sim::VirtualSerialMsr>) -> Self {
         self.simulator = Some(sim);
         self
@@ -261,6 +262,7 @@ impl<L: Link> SerialMsr<L> {
 
     /// The virtual reader behind a `sim:msr` URI, to swipe cards from tests.
     #[cfg(feature = "sim")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
     pub fn simulator(&self) -> Option<&std::sync::Arc<crate::sim::VirtualSerialMsr>> {
         self.simulator.as_ref()
     }
@@ -465,8 +467,9 @@ impl<L: Link> pos_hal::MagstripeReader for SerialMsr<L> {
 /// Open a serial ASCII reader: `serial:PATH?baud=..&prefix=..&suffix=..&gap_ms=..`, or
 /// (feature `sim`) a virtual reader `sim:msr?...` (see the `sim` module).
 ///
-/// Errors: [`MsrError::InvalidConfig`] for other schemes or bad options, [`MsrError::Link`]
-/// when the port does not open.
+/// Errors: [`MsrError::InvalidConfig`] for other schemes or bad options (and for `sim:msr`
+/// in a build without the `sim` feature, naming it), [`MsrError::Link`] when the port does
+/// not open.
 pub fn open(uri: &DeviceUri) -> Result<SerialMsr<Box<dyn Link>>, MsrError> {
     match uri.address() {
         Address::Serial { .. } => {
@@ -476,13 +479,13 @@ pub fn open(uri: &DeviceUri) -> Result<SerialMsr<Box<dyn Link>>, MsrError> {
         }
         #[cfg(feature = "sim")]
         Address::Sim { kind } if kind == "msr" => crate::sim::open_uri(uri),
+        #[cfg(not(feature = "sim"))]
+        Address::Sim { kind } if kind == "msr" => Err(MsrError::InvalidConfig(format!(
+            "{uri}: this build has no virtual magstripe reader (enable the `sim` feature of \
+             pos-magstripe)"
+        ))),
         _ => Err(MsrError::InvalidConfig(format!(
-            "{uri}: not a serial magstripe reader address (use serial:PATH{})",
-            if cfg!(feature = "sim") {
-                " or sim:msr"
-            } else {
-                ""
-            }
+            "{uri}: not a serial magstripe reader address (use serial:PATH or sim:msr)"
         ))),
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! See the README (state machine, rules) and [`Terminal`].
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod config;
 pub mod devices;

@@ -98,6 +98,7 @@
 //! client.shutdown()?;
 //! # Ok::<(), pos_vscard::Error>(())
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod codec;
 
