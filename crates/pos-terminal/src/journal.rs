@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pos_acquirer::{Operation, WireEvent};
+
+use crate::identity;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
@@ -174,6 +176,76 @@ pub enum JournalError {
     /// No such transaction.
     #[error("no transaction {0} in the journal")]
     NotFound(i64),
+    /// The journal is missing or empty where this lane had one (its identity marker says
+    /// so): nothing may start again at STAN 1 on its own.
+    #[error(
+        "journal {path} is missing or empty, but this lane had one (terminal identity {terminal_id}, \
+         marker {marker}): put the last backup back at {path}, or start a new journal with \
+         `posctl journal init --new-identity` (its STANs then continue past the lost ones)"
+    )]
+    IdentityLost {
+        /// The journal file.
+        path: PathBuf,
+        /// The identity marker.
+        marker: PathBuf,
+        /// The lane's identity.
+        terminal_id: String,
+    },
+    /// The journal belongs to another lane (or is some other SQLite file).
+    #[error(
+        "journal {path} belongs to terminal identity {found}, not to this lane's {expected} \
+         (marker {marker}): put this lane's journal back at {path}, or start a new journal \
+         with `posctl journal init --new-identity`"
+    )]
+    Foreign {
+        /// The journal file.
+        path: PathBuf,
+        /// The identity marker.
+        marker: PathBuf,
+        /// The identity the journal holds (`none` for a file without one).
+        found: String,
+        /// The lane's identity (the marker's).
+        expected: String,
+    },
+    /// SQLite's own check calls the journal damaged.
+    #[error(
+        "journal {path} is damaged ({detail}): the lane does not sell on it; put the last \
+         backup back at {path} (keep the damaged file for the acquirer), or start a new \
+         journal with `posctl journal init --new-identity`"
+    )]
+    Damaged {
+        /// The journal file.
+        path: PathBuf,
+        /// SQLite's words.
+        detail: String,
+    },
+    /// The journal file was removed or replaced while the lane ran: writes would land in a
+    /// file nobody will read again.
+    #[error(
+        "journal {path} was removed or replaced while the lane ran ({detail}); the lane stopped \
+         taking sales{}; restart the service once the journal is back (put the rescued copy or \
+         the last backup at {path})",
+        rescued.as_ref().map(|r| format!("; what it held is rescued in {}", r.display())).unwrap_or_default()
+    )]
+    Replaced {
+        /// The journal file.
+        path: PathBuf,
+        /// What was found.
+        detail: String,
+        /// Where the still-open journal was copied to, if it could be.
+        rescued: Option<PathBuf>,
+    },
+    /// The identity marker cannot be understood.
+    #[error(
+        "journal identity marker {path} is damaged ({detail}): restore it from the backup of \
+         the state directory, or start a new journal with `posctl journal init --new-identity`"
+    )]
+    MarkerDamaged {
+        /// The marker file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
     /// The file holds something this version does not understand.
     #[error("journal row {id}: unknown {what} {value:?}")]
     Corrupt {
@@ -194,6 +266,11 @@ impl pos_hal::Fault for JournalError {
                 pos_hal::FaultKind::InvalidInput
             }
             JournalError::Corrupt { .. } => pos_hal::FaultKind::Protocol,
+            JournalError::IdentityLost { .. }
+            | JournalError::Foreign { .. }
+            | JournalError::Damaged { .. }
+            | JournalError::Replaced { .. }
+            | JournalError::MarkerDamaged { .. } => pos_hal::FaultKind::Unrecoverable,
         }
     }
 }
@@ -448,7 +525,54 @@ pub struct Journal {
     path: PathBuf,
     commits: u64,
     crash_after: Option<u64>,
+    /// Fault injection: writes fail as on a full disk once this many have committed.
+    fail_after: Option<u64>,
     observer: Option<Observer>,
+    /// The identity marker this handle keeps; `None` for a read-only handle.
+    marker: Option<PathBuf>,
+    /// The lane's identity (empty for a read-only handle of a journal without one).
+    terminal_id: String,
+    /// Counters reserved in the marker: (STAN, transaction id).
+    reserved: (u64, u64),
+    /// The journal file's (device, inode) at open, to notice it removed or replaced.
+    file_id: Option<(u64, u64)>,
+    /// Set once the file was found removed or replaced: every write fails with it.
+    broken: Option<(String, Option<PathBuf>)>,
+}
+
+/// The most bytes a journal may have for `open` to run SQLite's full `integrity_check`
+/// (every index and row); above it, `quick_check` (structure only) keeps the start short.
+pub const FULL_CHECK_MAX_BYTES: u64 = 16 * 1024 * 1024;
+
+/// What [`Journal::check`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckReport {
+    /// The journal file.
+    pub path: PathBuf,
+    /// SQLite's `integrity_check`: `["ok"]` for a sound file, else its findings.
+    pub integrity: Vec<String>,
+    /// The journal's terminal identity (`None`: a journal from before identities).
+    pub terminal_id: Option<String>,
+    /// The identity marker beside it and its identity, when there is one.
+    pub marker: Option<(PathBuf, String)>,
+    /// STANs allocated so far (counted without wrapping) and the last one on the wire.
+    pub stan_seq: u64,
+    /// Transactions recorded.
+    pub transactions: u64,
+    /// Transactions still in flight (a crash or an outage left them; recovery moves them).
+    pub in_flight: u64,
+}
+
+impl CheckReport {
+    /// Sound file, and the identity matches the marker (or there is no marker yet).
+    pub fn ok(&self) -> bool {
+        self.integrity == ["ok"]
+            && match (&self.terminal_id, &self.marker) {
+                (Some(j), Some((_, m))) => j == m,
+                (_, None) => true,
+                (None, Some(_)) => false,
+            }
+    }
 }
 
 impl std::fmt::Debug for Journal {
@@ -458,6 +582,83 @@ impl std::fmt::Debug for Journal {
             .field("commits", &self.commits)
             .finish()
     }
+}
+
+/// A `meta` value.
+fn meta(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()
+}
+
+/// The journal file's (device, inode), `None` when it is not there.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// SQLite's answer for a file that is not a sound database is [`JournalError::Damaged`];
+/// anything else stays an SQLite error.
+fn damaged_or(path: &Path, e: rusqlite::Error) -> JournalError {
+    use rusqlite::ErrorCode;
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => JournalError::Damaged {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        },
+        _ => JournalError::Sqlite {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    }
+}
+
+/// SQLite's `integrity_check` (`full`) or `quick_check` of the file at open.
+fn integrity(conn: &Connection, path: &Path, full: bool) -> Result<(), JournalError> {
+    let pragma = if full {
+        "integrity_check"
+    } else {
+        "quick_check"
+    };
+    let rows: Vec<String> = conn
+        .prepare(&format!("PRAGMA {pragma}(20)"))
+        .and_then(|mut st| {
+            st.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(|e| damaged_or(path, e))?;
+    if rows == ["ok"] {
+        return Ok(());
+    }
+    Err(JournalError::Damaged {
+        path: path.to_path_buf(),
+        detail: format!("SQLite's {pragma}: {}", rows.join("; ")),
+    })
+}
+
+/// Count one more STAN allocated (`meta.stan_seq`, never wrapping).
+fn bump_stan_seq(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES ('stan_seq', '1')
+         ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
+        [],
+    )?;
+    Ok(())
+}
+
+/// Make the next AUTOINCREMENT transaction id come after `max_id`.
+fn set_txn_sequence(conn: &Connection, max_id: u64) -> rusqlite::Result<()> {
+    let id = i64::try_from(max_id).unwrap_or(i64::MAX);
+    let updated = conn.execute(
+        "UPDATE sqlite_sequence SET seq = max(seq, ?1) WHERE name = 'txn'",
+        [id],
+    )?;
+    if updated == 0 {
+        conn.execute(
+            "INSERT INTO sqlite_sequence(name, seq) VALUES ('txn', ?1)",
+            [id],
+        )?;
+    }
+    Ok(())
 }
 
 /// The operation named `name` (`sale`, `preauth`, `completion`, `void`, `refund`).
@@ -475,11 +676,17 @@ pub fn op_from_name(name: &str) -> Option<Operation> {
 
 impl Journal {
     /// Open (or create) the journal at `path`: WAL, `synchronous=FULL`, a 5 s busy timeout
-    /// (another process, e.g. `posctl journal`, may be reading).
+    /// (another process, e.g. `posctl journal`, may be reading); SQLite's integrity check
+    /// (full up to [`FULL_CHECK_MAX_BYTES`], else `quick_check`); the lane's identity checked
+    /// against its marker ([`crate::identity`]): a missing, empty or foreign journal where
+    /// the lane had one is refused, and one behind the marker (an older copy put back)
+    /// continues its STANs and ids past the marker's.
     ///
     /// # Errors
-    /// [`JournalError::Io`] when the directory cannot be created, [`JournalError::Sqlite`]
-    /// for a file SQLite cannot open or that is not a database.
+    /// [`JournalError::IdentityLost`], [`JournalError::Foreign`], [`JournalError::Damaged`]
+    /// (also for a file that is not a database), [`JournalError::MarkerDamaged`];
+    /// [`JournalError::Io`] when the directory or the marker cannot be written,
+    /// [`JournalError::Sqlite`] for other SQLite failures.
     pub fn open(path: &Path) -> Result<Journal, JournalError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| JournalError::Io {
@@ -487,30 +694,390 @@ impl Journal {
                 source,
             })?;
         }
+        let marker_file = identity::marker_path(path);
+        let marker = identity::Marker::load(&marker_file)?;
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        if let (Some(m), 0) = (&marker, size) {
+            return Err(JournalError::IdentityLost {
+                path: path.to_path_buf(),
+                marker: marker_file,
+                terminal_id: m.terminal_id.clone(),
+            });
+        }
         let sq = |source| JournalError::Sqlite {
             path: path.to_path_buf(),
             source,
         };
         let conn = Connection::open(path).map_err(sq)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(sq)?;
+        if size > 0 {
+            integrity(&conn, path, size <= FULL_CHECK_MAX_BYTES)?;
+        }
         conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(sq)?;
+            .map_err(|e| damaged_or(path, e))?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(sq)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sq)?;
-        conn.execute_batch(SCHEMA).map_err(sq)?;
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| damaged_or(path, e))?;
         conn.execute(
             "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '1'), ('stan', '0')",
             [],
         )
         .map_err(sq)?;
+        let mut j = Journal {
+            conn,
+            path: path.to_path_buf(),
+            commits: 0,
+            crash_after: None,
+            fail_after: None,
+            observer: None,
+            marker: Some(marker_file.clone()),
+            terminal_id: String::new(),
+            reserved: (0, 0),
+            file_id: None,
+            broken: None,
+        };
+        j.adopt_identity(marker)?;
+        j.file_id = file_id(path);
+        Ok(j)
+    }
+
+    /// Open the journal at `path` for reading only: nothing is created or written (no
+    /// schema, no identity marker), so a copy handed to a technician, a read-only
+    /// filesystem or a file without write permission can be listed, reported and backed
+    /// up. A copy whose directory cannot hold SQLite's shared-memory file is opened
+    /// `immutable`. Every write method fails (`SQLITE_READONLY`).
+    ///
+    /// # Errors
+    /// [`JournalError::Sqlite`] when the file cannot be opened or read (missing, not a
+    /// database, not readable).
+    pub fn open_read_only(path: &Path) -> Result<Journal, JournalError> {
+        use rusqlite::OpenFlags;
+        let sq = |source| JournalError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        if !path.is_file() {
+            return Err(sq(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                Some(format!("no journal file at {}", path.display())),
+            )));
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let uri = |extra: &str| {
+            let mut p = String::from("file:");
+            for b in path.to_string_lossy().bytes() {
+                match b {
+                    b'%' | b'?' | b'#' => p.push_str(&format!("%{b:02X}")),
+                    _ => p.push(char::from(b)),
+                }
+            }
+            format!("{p}?mode=ro{extra}")
+        };
+        let probe = |conn: &Connection| -> rusqlite::Result<i64> {
+            conn.query_row("SELECT count(*) FROM txn", [], |r| r.get(0))
+        };
+        let conn = match Connection::open_with_flags(uri(""), flags) {
+            Ok(c) if probe(&c).is_ok() => c,
+            // No write access to the directory (WAL needs its -shm file): read the file as
+            // it is, without locking.
+            _ => {
+                let c = Connection::open_with_flags(uri("&immutable=1"), flags).map_err(sq)?;
+                probe(&c).map_err(sq)?;
+                c
+            }
+        };
+        conn.busy_timeout(Duration::from_secs(5)).map_err(sq)?;
+        let terminal_id = meta(&conn, "terminal_id")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         Ok(Journal {
             conn,
             path: path.to_path_buf(),
             commits: 0,
             crash_after: None,
+            fail_after: None,
             observer: None,
+            marker: None,
+            terminal_id,
+            reserved: (0, 0),
+            file_id: None,
+            broken: None,
         })
+    }
+
+    /// The journal's identity against the marker: adopt, create or refuse; continue the
+    /// counters past the marker's floor; write the marker (open).
+    fn adopt_identity(&mut self, marker: Option<identity::Marker>) -> Result<(), JournalError> {
+        let marker_file = self.marker.clone().unwrap_or_default();
+        let path = self.path.clone();
+        let sq = move |source| JournalError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let journal_id = meta(&self.conn, "terminal_id").map_err(&sq)?;
+        let (mut stan_seq, mut max_id) = self.counters()?;
+        let terminal_id = match (journal_id, &marker) {
+            (Some(j), Some(m)) if j != m.terminal_id => {
+                return Err(JournalError::Foreign {
+                    path: self.path.clone(),
+                    marker: marker_file,
+                    found: j,
+                    expected: m.terminal_id.clone(),
+                });
+            }
+            (Some(j), _) => j,
+            (None, Some(m)) => {
+                return Err(JournalError::Foreign {
+                    path: self.path.clone(),
+                    marker: marker_file,
+                    found: "none".into(),
+                    expected: m.terminal_id.clone(),
+                });
+            }
+            // A new journal, or one from before identities: it gets one now.
+            (None, None) => {
+                let id = identity::new_terminal_id(&self.path)?;
+                self.conn
+                    .execute(
+                        "INSERT OR REPLACE INTO meta(key, value) VALUES ('terminal_id', ?1), ('stan_seq', ?2)",
+                        params![id, stan_seq.to_string()],
+                    )
+                    .map_err(&sq)?;
+                id
+            }
+        };
+        if let Some(m) = &marker {
+            let (stan_floor, id_floor) = m.floor();
+            let mut notes = Vec::new();
+            if stan_seq < stan_floor {
+                notes.push(format!(
+                    "STANs continue after {} instead of {} (STAN {} next)",
+                    stan_floor,
+                    stan_seq,
+                    stan_floor % 999_999 + 1
+                ));
+                stan_seq = stan_floor;
+            }
+            if max_id < id_floor {
+                notes.push(format!(
+                    "transaction ids continue after {id_floor} instead of {max_id}"
+                ));
+                max_id = id_floor;
+            }
+            if !notes.is_empty() {
+                let note = format!(
+                    "the journal is behind this lane's identity marker (an older copy put back?): {}",
+                    notes.join("; ")
+                );
+                log::warn!("{}: {note}", self.path.display());
+                let tx = self.conn.transaction().map_err(&sq)?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('stan_seq', ?1), ('stan', ?2)",
+                    params![stan_seq.to_string(), (stan_seq % 999_999).to_string()],
+                )
+                .map_err(&sq)?;
+                set_txn_sequence(&tx, max_id).map_err(&sq)?;
+                tx.execute(
+                    "INSERT INTO events(txn_id, at_ms, kind, detail) VALUES (NULL, ?1, 'alarm', ?2)",
+                    params![now_ms(), note],
+                )
+                .map_err(&sq)?;
+                tx.commit().map_err(&sq)?;
+            }
+        } else if max_id > 0 {
+            log::warn!(
+                "{}: no identity marker beside the journal: writing one ({})",
+                self.path.display(),
+                marker_file.display()
+            );
+        }
+        let reserved = (
+            stan_seq.max(marker.as_ref().map_or(0, |m| m.stan_reserved)) + identity::RESERVE,
+            max_id.max(marker.as_ref().map_or(0, |m| m.id_reserved)) + identity::RESERVE,
+        );
+        identity::Marker {
+            terminal_id: terminal_id.clone(),
+            stan_reserved: reserved.0,
+            id_reserved: reserved.1,
+            closed_at: None,
+        }
+        .store(&marker_file)?;
+        self.terminal_id = terminal_id;
+        self.reserved = reserved;
+        Ok(())
+    }
+
+    /// (STANs allocated so far, highest transaction id ever given): from `stan_seq` (or, in
+    /// a journal from before it, the wire STAN) and SQLite's AUTOINCREMENT sequence.
+    fn counters(&self) -> Result<(u64, u64), JournalError> {
+        let sq = self.sq();
+        let stan_seq = match meta(&self.conn, "stan_seq").map_err(&sq)? {
+            Some(v) => v.parse::<u64>().unwrap_or(0),
+            None => meta(&self.conn, "stan")
+                .map_err(&sq)?
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0),
+        };
+        let max_id: i64 = self
+            .conn
+            .query_row(
+                "SELECT max(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'txn'), 0),
+                            COALESCE((SELECT max(id) FROM txn), 0))",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(&sq)?;
+        Ok((stan_seq, u64::try_from(max_id).unwrap_or(0)))
+    }
+
+    /// The lane's terminal identity (empty for a read-only handle of a journal from before
+    /// identities).
+    pub fn terminal_id(&self) -> &str {
+        &self.terminal_id
+    }
+
+    /// Fault injection for storage tests: once `n` writes have committed through this
+    /// handle, every write fails as on a full disk (`SQLITE_FULL`), until set to `None`.
+    pub fn set_fail_writes_after(&mut self, n: Option<u64>) {
+        self.fail_after = n;
+    }
+
+    /// Before each write: a journal found removed or replaced stays refused, and the
+    /// injected disk-full fault applies.
+    fn writable(&self) -> Result<(), JournalError> {
+        if let Some((detail, rescued)) = &self.broken {
+            return Err(JournalError::Replaced {
+                path: self.path.clone(),
+                detail: detail.clone(),
+                rescued: rescued.clone(),
+            });
+        }
+        if self.fail_after.is_some_and(|n| self.commits >= n) {
+            return Err(JournalError::Sqlite {
+                path: self.path.clone(),
+                source: rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                    Some("database or disk is full (injected)".into()),
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether the journal file is still the one opened: the same file (device and inode)
+    /// at the same path. When it was removed or replaced, the still-open journal is copied
+    /// to `NAME.rescued-MILLIS` beside it (nothing it held is lost), and this handle
+    /// refuses every write from now on. A read-only handle is not checked.
+    ///
+    /// # Errors
+    /// [`JournalError::Replaced`], naming the rescued copy.
+    pub fn check_file(&mut self) -> Result<(), JournalError> {
+        if self.broken.is_some() {
+            return self.writable();
+        }
+        let Some(opened) = self.file_id else {
+            return Ok(());
+        };
+        let now = file_id(&self.path);
+        if now == Some(opened) {
+            return Ok(());
+        }
+        let detail = match now {
+            None => "the file is gone".to_string(),
+            Some(_) => "another file is in its place".to_string(),
+        };
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "journal".into());
+        let rescue = self
+            .path
+            .with_file_name(format!("{name}.rescued-{}", now_ms()));
+        let rescued = match self.backup(&rescue) {
+            Ok(()) => Some(rescue),
+            Err(e) => {
+                log::error!("the removed journal could not be rescued: {e}");
+                None
+            }
+        };
+        log::error!("{}: {detail}", self.path.display());
+        self.broken = Some((detail, rescued));
+        self.writable()
+    }
+
+    /// SQLite's full `integrity_check`, the identity against the marker, and the counters.
+    /// Reads only.
+    ///
+    /// # Errors
+    /// [`JournalError::Sqlite`] when the file cannot be read at all;
+    /// [`JournalError::MarkerDamaged`] for a marker that cannot be understood.
+    pub fn check(&self) -> Result<CheckReport, JournalError> {
+        let sq = self.sq();
+        let mut stmt = self
+            .conn
+            .prepare("PRAGMA integrity_check(50)")
+            .map_err(&sq)?;
+        let integrity = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(&sq)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(&sq)?;
+        let terminal_id = meta(&self.conn, "terminal_id").map_err(&sq)?;
+        let marker_file = identity::marker_path(&self.path);
+        let marker = identity::Marker::load(&marker_file)?.map(|m| (marker_file, m.terminal_id));
+        let (stan_seq, _) = self.counters()?;
+        let count = |sql: &str| -> Result<u64, JournalError> {
+            self.conn
+                .query_row(sql, [], |r| r.get::<_, i64>(0))
+                .map(|n| u64::try_from(n).unwrap_or(0))
+                .map_err(&sq)
+        };
+        let in_flight: Vec<String> = State::IN_FLIGHT
+            .iter()
+            .map(|s| format!("'{}'", s.name()))
+            .collect();
+        Ok(CheckReport {
+            path: self.path.clone(),
+            integrity,
+            terminal_id,
+            marker,
+            stan_seq,
+            transactions: count("SELECT count(*) FROM txn")?,
+            in_flight: count(&format!(
+                "SELECT count(*) FROM txn WHERE state IN ({})",
+                in_flight.join(", ")
+            ))?,
+        })
+    }
+
+    /// Reserve counters in the marker before `stan_seq` / `id` is used, when they pass the
+    /// reservation (every [`identity::RESERVE`]).
+    fn reserve(&mut self, stan_seq: u64, id: u64) -> Result<(), JournalError> {
+        let Some(marker) = self.marker.clone() else {
+            return Ok(());
+        };
+        if stan_seq <= self.reserved.0 && id <= self.reserved.1 {
+            return Ok(());
+        }
+        let reserved = (
+            self.reserved.0.max(stan_seq + identity::RESERVE),
+            self.reserved.1.max(id + identity::RESERVE),
+        );
+        identity::Marker {
+            terminal_id: self.terminal_id.clone(),
+            stan_reserved: reserved.0,
+            id_reserved: reserved.1,
+            closed_at: None,
+        }
+        .store(&marker)?;
+        self.reserved = reserved;
+        Ok(())
     }
 
     /// The file.
@@ -567,12 +1134,15 @@ impl Journal {
         original_id: Option<i64>,
         note: &str,
     ) -> Result<i64, JournalError> {
+        self.writable()?;
         let now = now_ms();
         let path = self.path.clone();
         let sq = move |source| JournalError::Sqlite {
             path: path.clone(),
             source,
         };
+        let (stan_seq, max_id) = self.counters()?;
+        self.reserve(stan_seq, max_id + 1)?;
         let tx = self.conn.transaction().map_err(&sq)?;
         tx.execute(
             "INSERT INTO txn(kind, state, amount, currency, original_id, created_ms, updated_ms)
@@ -653,6 +1223,11 @@ impl Journal {
         c: Changes,
         arm: Option<(&mut u32, &str, &str)>,
     ) -> Result<(), JournalError> {
+        self.writable()?;
+        if arm.is_some() {
+            let (stan_seq, max_id) = self.counters()?;
+            self.reserve(stan_seq + 1, max_id)?;
+        }
         let now = now_ms();
         let path = self.path.clone();
         let sq = move |source| JournalError::Sqlite {
@@ -692,6 +1267,7 @@ impl Journal {
                 [stan.to_string()],
             )
             .map_err(&sq)?;
+            bump_stan_seq(&tx).map_err(&sq)?;
             tx.execute(
                 "UPDATE txn SET stan = ?2, mti = ?3, transmission_time = ?4 WHERE id = ?1",
                 params![id, stan, mti, tt],
@@ -753,16 +1329,25 @@ impl Journal {
     /// # Errors
     /// [`JournalError::Sqlite`].
     pub fn next_stan(&mut self) -> Result<u32, JournalError> {
-        let sq = self.sq();
-        let stan: u32 = self
-            .conn
+        self.writable()?;
+        let (stan_seq, max_id) = self.counters()?;
+        self.reserve(stan_seq + 1, max_id)?;
+        let path = self.path.clone();
+        let sq = move |source| JournalError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.unchecked_transaction().map_err(&sq)?;
+        let stan: u32 = tx
             .query_row(
                 "UPDATE meta SET value = CAST(CAST(value AS INTEGER) % 999999 + 1 AS TEXT)
                  WHERE key = 'stan' RETURNING CAST(value AS INTEGER)",
                 [],
                 |r| r.get(0),
             )
-            .map_err(sq)?;
+            .map_err(&sq)?;
+        bump_stan_seq(&tx).map_err(&sq)?;
+        tx.commit().map_err(&sq)?;
         self.committed();
         Ok(stan)
     }
@@ -772,6 +1357,7 @@ impl Journal {
     /// # Errors
     /// [`JournalError::Sqlite`].
     pub fn reversal_attempt(&mut self, id: i64) -> Result<u32, JournalError> {
+        self.writable()?;
         let sq = self.sq();
         let n: u32 = self
             .conn
@@ -797,6 +1383,7 @@ impl Journal {
         rejected: bool,
         next_attempt_ms: i64,
     ) -> Result<u32, JournalError> {
+        self.writable()?;
         let sq = self.sq();
         let n: u32 = self
             .conn
@@ -822,6 +1409,7 @@ impl Journal {
         voided: bool,
         completed_by: Option<i64>,
     ) -> Result<(), JournalError> {
+        self.writable()?;
         let sq = self.sq();
         self.conn
             .execute(
@@ -839,6 +1427,7 @@ impl Journal {
     /// # Errors
     /// [`JournalError::Sqlite`].
     pub fn receipt_printed(&mut self, id: i64) -> Result<(), JournalError> {
+        self.writable()?;
         let sq = self.sq();
         self.conn
             .execute(
@@ -860,6 +1449,7 @@ impl Journal {
         kind: &str,
         detail: &str,
     ) -> Result<(), JournalError> {
+        self.writable()?;
         let sq = self.sq();
         self.conn
             .execute(
@@ -887,6 +1477,7 @@ impl Journal {
         attempt: u32,
         event: &WireEvent,
     ) -> Result<(), JournalError> {
+        self.writable()?;
         let (direction, mti, stan, rc, elapsed, summary) = match event {
             WireEvent::Sent { mti, stan, summary } => (
                 "sent",
@@ -1174,6 +1765,30 @@ impl Journal {
         b.run_to_completion(256, Duration::from_millis(5), None)
             .map_err(map)?;
         Ok(())
+    }
+}
+
+impl Drop for Journal {
+    /// A clean close: the marker records the exact counters, so the next open of an older
+    /// copy continues exactly where this one stopped (after a crash, past the reservation).
+    fn drop(&mut self) {
+        let Some(marker) = self.marker.clone() else {
+            return;
+        };
+        match self.counters() {
+            Ok((stan_seq, max_id)) => {
+                let m = identity::Marker {
+                    terminal_id: self.terminal_id.clone(),
+                    stan_reserved: self.reserved.0.max(stan_seq),
+                    id_reserved: self.reserved.1.max(max_id),
+                    closed_at: Some((stan_seq, max_id)),
+                };
+                if let Err(e) = m.store(&marker) {
+                    log::warn!("journal identity marker not updated at close: {e}");
+                }
+            }
+            Err(e) => log::warn!("journal counters unreadable at close: {e}"),
+        }
     }
 }
 

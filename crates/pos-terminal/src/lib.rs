@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod devices;
+pub mod identity;
 pub mod inject;
 pub mod journal;
 pub mod receipt;
