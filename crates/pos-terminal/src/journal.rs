@@ -538,6 +538,9 @@ pub struct Journal {
     file_id: Option<(u64, u64)>,
     /// Set once the file was found removed or replaced: every write fails with it.
     broken: Option<(String, Option<PathBuf>)>,
+    /// STANs used while the journal could not be written ([`Journal::stan_in_memory`]),
+    /// not yet counted in it.
+    memory_stans: u64,
 }
 
 /// The most bytes a journal may have for `open` to run SQLite's full `integrity_check`
@@ -737,6 +740,7 @@ impl Journal {
             reserved: (0, 0),
             file_id: None,
             broken: None,
+            memory_stans: 0,
         };
         j.adopt_identity(marker)?;
         j.file_id = file_id(path);
@@ -807,6 +811,7 @@ impl Journal {
             reserved: (0, 0),
             file_id: None,
             broken: None,
+            memory_stans: 0,
         })
     }
 
@@ -932,7 +937,49 @@ impl Journal {
                 |r| r.get(0),
             )
             .map_err(&sq)?;
-        Ok((stan_seq, u64::try_from(max_id).unwrap_or(0)))
+        Ok((
+            stan_seq + self.memory_stans,
+            u64::try_from(max_id).unwrap_or(0),
+        ))
+    }
+
+    /// A STAN for a message that must leave while the journal cannot be written (a
+    /// reversal sent from memory during a storage outage): the next one, reserved in the
+    /// identity marker when that can still be written (it usually is: the reservation runs
+    /// a hundred ahead), and counted into the journal by the next STAN write
+    /// ([`Journal::flush_memory_stans`]), so it is never given out again.
+    pub fn stan_in_memory(&mut self) -> u32 {
+        let (seq, max_id) = self.counters().unwrap_or((self.reserved.0, self.reserved.1));
+        let next = seq + 1;
+        if let Err(e) = self.reserve(next, max_id) {
+            log::error!("STAN {next} used beyond the identity marker's reservation: {e}");
+        }
+        self.memory_stans += 1;
+        u32::try_from((next - 1) % 999_999 + 1).unwrap_or(1)
+    }
+
+    /// Count the STANs used from memory into the journal. Called before every STAN
+    /// allocation; a no-op when there are none.
+    ///
+    /// # Errors
+    /// As every write ([`JournalError::Sqlite`] on a full disk...): they stay counted in
+    /// memory until it succeeds.
+    pub fn flush_memory_stans(&mut self) -> Result<(), JournalError> {
+        if self.memory_stans == 0 {
+            return Ok(());
+        }
+        self.writable()?;
+        let (seq, _) = self.counters()?;
+        let sq = self.sq();
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('stan_seq', ?1), ('stan', ?2)",
+                params![seq.to_string(), (seq % 999_999).to_string()],
+            )
+            .map_err(sq)?;
+        self.memory_stans = 0;
+        self.committed();
+        Ok(())
     }
 
     /// The lane's terminal identity (empty for a read-only handle of a journal from before
@@ -1225,6 +1272,7 @@ impl Journal {
     ) -> Result<(), JournalError> {
         self.writable()?;
         if arm.is_some() {
+            self.flush_memory_stans()?;
             let (stan_seq, max_id) = self.counters()?;
             self.reserve(stan_seq + 1, max_id)?;
         }
@@ -1330,6 +1378,7 @@ impl Journal {
     /// [`JournalError::Sqlite`].
     pub fn next_stan(&mut self) -> Result<u32, JournalError> {
         self.writable()?;
+        self.flush_memory_stans()?;
         let (stan_seq, max_id) = self.counters()?;
         self.reserve(stan_seq + 1, max_id)?;
         let path = self.path.clone();

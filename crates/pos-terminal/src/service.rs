@@ -28,6 +28,9 @@ use crate::receipt;
 use crate::time::{self, Clock};
 use crate::vault::{CardSecrets, Vault, VaultError};
 
+mod outage;
+pub use outage::{MemoryReversal, Outage};
+
 /// What the service asks of the cardholder (a real lane shows it; a simulated lane acts it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Prompt {
@@ -139,6 +142,26 @@ pub enum TerminalError {
     /// A request that cannot be run (bad amount, unknown original, wrong original state).
     #[error("{0}")]
     Invalid(String),
+    /// The lane is not taking sales: its journal cannot be written ([`Outage`]). Nothing
+    /// was written or sent for this request.
+    #[error("the lane is not taking sales: {0}")]
+    Blocked(String),
+}
+
+impl TerminalError {
+    /// Whether this is the journal's storage failing (a full disk, an I/O error, the file
+    /// removed or replaced), as opposed to a request or a logic error: the lane must stop.
+    pub fn is_storage(&self) -> bool {
+        matches!(
+            self,
+            TerminalError::Journal(
+                JournalError::Sqlite { .. }
+                    | JournalError::Io { .. }
+                    | JournalError::Replaced { .. }
+                    | JournalError::MarkerDamaged { .. }
+            )
+        )
+    }
 }
 
 impl Fault for TerminalError {
@@ -148,6 +171,7 @@ impl Fault for TerminalError {
             TerminalError::Vault(e) => e.kind(),
             TerminalError::CaKeys(e) => e.kind(),
             TerminalError::Invalid(_) => FaultKind::InvalidInput,
+            TerminalError::Blocked(_) => FaultKind::Unrecoverable,
         }
     }
 }
@@ -195,6 +219,10 @@ pub struct Terminal {
     clock: Clock,
     progress: Option<Progress>,
     cancel: CancelHandle,
+    /// Set while the journal cannot be written: no sale starts.
+    outage: Option<Outage>,
+    /// What is known of the transaction in flight beyond the journal.
+    in_flight: outage::InFlight,
 }
 
 /// Cancelling the transaction in progress from another thread, race-free: a cancel either
@@ -365,7 +393,28 @@ impl Terminal {
             clock: Clock::system(),
             progress: None,
             cancel: CancelHandle::default(),
+            outage: None,
+            in_flight: outage::InFlight::default(),
         }
+    }
+
+    /// [`TerminalError::Blocked`] while the journal cannot be written.
+    fn refuse_in_outage(&self) -> Result<(), TerminalError> {
+        match &self.outage {
+            Some(o) => Err(TerminalError::Blocked(o.describe())),
+            None => Ok(()),
+        }
+    }
+
+    /// A storage failure of the journal stops the lane (see [`Outage`]); other results
+    /// pass through.
+    fn storage_guard<T>(&mut self, r: Result<T, TerminalError>) -> Result<T, TerminalError> {
+        if let Err(TerminalError::Journal(e)) = &r {
+            if self.outage.is_none() && r.as_ref().err().is_some_and(TerminalError::is_storage) {
+                self.enter_outage(e);
+            }
+        }
+        r
     }
 
     /// The cancel handle of the transaction in progress: a [`CancelHandle::request`] (from
@@ -471,6 +520,12 @@ impl Terminal {
     /// # Errors
     /// [`TerminalError::Journal`].
     pub fn recover(&mut self) -> Result<RecoveryReport, TerminalError> {
+        self.refuse_in_outage()?;
+        let r = self.recover_inner();
+        self.storage_guard(r)
+    }
+
+    fn recover_inner(&mut self) -> Result<RecoveryReport, TerminalError> {
         let mut report = RecoveryReport::default();
         let in_flight = self.journal.in_states(&State::IN_FLIGHT)?;
         for t in in_flight {
@@ -520,6 +575,12 @@ impl Terminal {
     /// # Errors
     /// [`TerminalError::Journal`].
     pub fn drain_reversals(&mut self, force: bool) -> Result<DrainReport, TerminalError> {
+        self.refuse_in_outage()?;
+        let r = self.drain_reversals_inner(force);
+        self.storage_guard(r)
+    }
+
+    fn drain_reversals_inner(&mut self, force: bool) -> Result<DrainReport, TerminalError> {
         let mut report = DrainReport::default();
         let now = self.clock.now_ms();
         for t in self.journal.in_states(&[State::ReversalPending])? {
@@ -543,51 +604,19 @@ impl Terminal {
             report.reversed.push(t.id);
             return Ok(());
         };
-        let card = match self.journal.sealed(t.id)? {
-            Some(sealed) => match self.vault.open_sealed(&sealed, &t.id.to_be_bytes()) {
-                Ok(s) => Some(card_from_secrets(s, EntryMode::Reference)),
-                Err(e) => {
-                    self.journal.event(
-                        Some(t.id),
-                        "fault",
-                        &format!("{e}: reversal sent without card data"),
-                    )?;
-                    None
-                }
-            },
-            None => None,
-        };
+        let (card, unsealed) = self.reversal_card(t)?;
+        if let Err(e) = unsealed {
+            self.journal
+                .event(Some(t.id), "fault", &format!("{e}: reversal sent without card data"))?;
+        }
         let attempt = self.journal.reversal_attempt(t.id)?;
         let rev_stan = self.journal.next_stan()?;
-        let now = self.clock.now_secs();
-        let reason = match t.reversal_reason.as_deref() {
-            Some("card_declined_after_approval") => ReversalReason::CardDeclinedAfterApproval,
-            Some("not_completed") => ReversalReason::NotCompleted,
-            Some("cancelled") => ReversalReason::Cancelled,
-            _ => ReversalReason::NoValidResponse,
-        };
-        let reversal = Reversal {
-            operation: t.kind,
-            amount: t.amount,
-            currency: t.currency,
-            stan: rev_stan,
-            transmission_time: time::transmission_time(now),
-            card,
-            original: OriginalData {
-                mti: mti.parse().unwrap_or(t.kind.mti()),
-                stan,
-                transmission_time: tt.clone(),
-                rrn: t.rrn.clone(),
-                auth_code: t.auth_code.clone(),
-            },
-            reason,
-            repeat: attempt > 1,
-        };
+        let reversal = self.build_reversal(t, (stan, tt, mti), card, rev_stan, attempt);
         self.say(
             Some(t.id),
             &format!(
                 "sending reversal (attempt {attempt}, reason {})",
-                reason.name()
+                reversal.reason.name()
             ),
         );
         let mut journal_err = None;
@@ -659,11 +688,70 @@ impl Terminal {
         Ok(())
     }
 
+    /// The card data a reversal of `t` carries: unsealed from the journal (`None` when
+    /// there is none), and the unsealing error when the key no longer opens it.
+    ///
+    /// # Errors
+    /// [`TerminalError::Journal`] when the sealed data cannot be read.
+    fn reversal_card(
+        &self,
+        t: &Txn,
+    ) -> Result<(Option<CardData>, Result<(), VaultError>), TerminalError> {
+        Ok(match self.journal.sealed(t.id)? {
+            Some(sealed) => match self.vault.open_sealed(&sealed, &t.id.to_be_bytes()) {
+                Ok(s) => (Some(card_from_secrets(s, EntryMode::Reference)), Ok(())),
+                Err(e) => (None, Err(e)),
+            },
+            None => (None, Ok(())),
+        })
+    }
+
+    /// The reversal of `t` (original `(stan, transmission time, mti)`), with reversal STAN
+    /// `rev_stan`, as attempt `attempt`.
+    fn build_reversal(
+        &self,
+        t: &Txn,
+        (stan, tt, mti): (u32, &String, &String),
+        card: Option<CardData>,
+        rev_stan: u32,
+        attempt: u32,
+    ) -> Reversal {
+        let reason = match t.reversal_reason.as_deref() {
+            Some("card_declined_after_approval") => ReversalReason::CardDeclinedAfterApproval,
+            Some("not_completed") => ReversalReason::NotCompleted,
+            Some("cancelled") => ReversalReason::Cancelled,
+            _ => ReversalReason::NoValidResponse,
+        };
+        Reversal {
+            operation: t.kind,
+            amount: t.amount,
+            currency: t.currency,
+            stan: rev_stan,
+            transmission_time: time::transmission_time(self.clock.now_secs()),
+            card,
+            original: OriginalData {
+                mti: mti.parse().unwrap_or(t.kind.mti()),
+                stan,
+                transmission_time: tt.clone(),
+                rrn: t.rrn.clone(),
+                auth_code: t.auth_code.clone(),
+            },
+            reason,
+            repeat: attempt > 1,
+        }
+    }
+
     /// Print owed receipts while the printer is ready (each then Completed).
     ///
     /// # Errors
     /// [`TerminalError::Journal`].
     pub fn reprint_owed(&mut self) -> Result<Vec<i64>, TerminalError> {
+        self.refuse_in_outage()?;
+        let r = self.reprint_owed_inner();
+        self.storage_guard(r)
+    }
+
+    fn reprint_owed_inner(&mut self) -> Result<Vec<i64>, TerminalError> {
         let mut done = Vec::new();
         let owed = self.journal.in_states(&[State::ReceiptOwed])?;
         if owed.is_empty() {
@@ -709,9 +797,13 @@ impl Terminal {
         req: &TxnRequest,
         hook: &mut dyn StepHook,
     ) -> Result<TxnResult, TerminalError> {
+        self.check_journal()?;
+        self.in_flight = outage::InFlight::default();
         self.cancel.reset();
         let r = self.run_inner(req, hook);
         self.cancel.reset();
+        let r = self.storage_guard(r);
+        self.in_flight = outage::InFlight::default();
         r
     }
 
@@ -765,6 +857,7 @@ impl Terminal {
             req.original,
             &format!("{} of {}", req.operation.name(), receipt::money(amount)),
         )?;
+        self.in_flight.id = Some(id);
         self.say(
             Some(id),
             &format!(
@@ -1560,6 +1653,11 @@ impl Terminal {
         }
         Ok(match outcome {
             Outcome::Approved(a) => {
+                self.in_flight.approval = Some((
+                    a.rrn.clone(),
+                    a.auth_code.clone(),
+                    a.response_code.clone(),
+                ));
                 self.journal.transition(
                     id,
                     State::HostApproved,
