@@ -55,7 +55,10 @@ fn a_full_disk_at_every_journal_write_of_a_sale_stops_the_lane_and_loses_nothing
                 .find(|t| t.stan == Some(e.stan))
                 .unwrap_or_else(|| panic!("edge {edge}: STAN {} unknown", e.stan));
             assert!(
-                matches!(t.state, State::Committed | State::Printing | State::Completed),
+                matches!(
+                    t.state,
+                    State::Committed | State::Printing | State::Completed
+                ),
                 "edge {edge}: host approved, journal says {} and nothing reversed: {outage:?}",
                 t.state
             );
@@ -80,14 +83,20 @@ fn a_full_disk_at_every_journal_write_of_a_sale_stops_the_lane_and_loses_nothing
         r.terminal.journal_mut().set_fail_writes_after(None);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while !r.terminal.retry_journal().unwrap() {
-            assert!(std::time::Instant::now() < deadline, "edge {edge}: never retried");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "edge {edge}: never retried"
+            );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         assert!(r.terminal.outage().is_none());
         // Nothing in flight; the host's ledger and the journal agree.
         r.check_invariant(true);
         let all = r.terminal.journal().all().unwrap();
-        assert!(all.iter().all(|t| t.state.is_resting()), "edge {edge}: {all:?}");
+        assert!(
+            all.iter().all(|t| t.state.is_resting()),
+            "edge {edge}: {all:?}"
+        );
         let events = r.terminal.journal().events(outage.txn).unwrap();
         assert!(
             events
@@ -122,7 +131,11 @@ fn a_journal_removed_while_the_lane_runs_stops_it_and_is_rescued() {
         .expect_err("the journal is gone");
     assert!(matches!(err, TerminalError::Blocked(_)), "{err}");
     assert!(err.to_string().contains("rescued"), "{err}");
-    assert_eq!(r.host.ledger().entries.len(), stans, "nothing reached the host");
+    assert_eq!(
+        r.host.ledger().entries.len(),
+        stans,
+        "nothing reached the host"
+    );
     let outage = r.terminal.outage().cloned().unwrap();
     assert!(!outage.retried, "a removed journal needs a person");
     assert!(!r.terminal.retry_journal().unwrap());

@@ -528,8 +528,9 @@ fn handle(mut req: Request, ctx: &Ctx, metrics_only: bool, needs_token: bool) {
             let st = ctx.shared.lock();
             let alive = ctx.shared.worker_alive.load(Ordering::SeqCst);
             let body = json!({
-                "ok": !st.shutting_down && alive,
+                "ok": !st.shutting_down && alive && st.sales_blocked.is_none(),
                 "shutting_down": st.shutting_down,
+                "sales_blocked": st.sales_blocked,
             });
             drop(st);
             return respond_json(req, 200, &body);

@@ -78,6 +78,12 @@ pub enum EventKind {
     ReceiptPrinted,
     /// The service is stopping.
     ShuttingDown,
+    /// The lane stopped taking sales: its journal cannot be written (full disk, I/O error,
+    /// removed or replaced). The message says why and what happened to the sale in flight.
+    SalesBlocked,
+    /// The journal takes writes again: what memory held was journaled, recovery ran, sales
+    /// resume.
+    SalesResumed,
 }
 
 impl EventKind {
@@ -102,11 +108,13 @@ impl EventKind {
             EventKind::ReversalStuck => "reversal_stuck",
             EventKind::ReceiptPrinted => "receipt_printed",
             EventKind::ShuttingDown => "shutting_down",
+            EventKind::SalesBlocked => "sales_blocked",
+            EventKind::SalesResumed => "sales_resumed",
         }
     }
 
     /// Every kind, for documentation and tests.
-    pub const ALL: [EventKind; 18] = [
+    pub const ALL: [EventKind; 20] = [
         EventKind::TransactionState,
         EventKind::Prompt,
         EventKind::TransactionFault,
@@ -125,6 +133,8 @@ impl EventKind {
         EventKind::ReversalStuck,
         EventKind::ReceiptPrinted,
         EventKind::ShuttingDown,
+        EventKind::SalesBlocked,
+        EventKind::SalesResumed,
     ];
 }
 

@@ -177,6 +177,7 @@ impl From<TerminalError> for ApiError {
     fn from(e: TerminalError) -> Self {
         match e {
             TerminalError::Invalid(m) => ApiError::bad_request(m),
+            TerminalError::Blocked(m) => ApiError::new(503, "sales_blocked", m),
             other => ApiError::new(500, "journal", other.to_string()),
         }
     }
@@ -383,7 +384,7 @@ impl Service {
             acquirer,
             card,
         } = parts;
-        let reader_journal = Journal::open(&config.journal_path()).map_err(TerminalError::from)?;
+        let journal_path = config.journal_path();
         let status = DevicesStatus {
             reader: DeviceStatus::new_for(&config.devices.reader),
             printer: DeviceStatus::new_for(&config.devices.printer),
@@ -399,6 +400,7 @@ impl Service {
                 pending_start: None,
                 abandoned: false,
                 cardholder_auto: true,
+                sales_blocked: None,
             }),
             changed: Condvar::new(),
             cancel: OnceLock::new(),
@@ -456,6 +458,16 @@ impl Service {
                 return Err(ServeError::Other("the lane worker died at start-up".into()));
             }
         }
+        // The API reads the journal through a read-only handle of its own, opened once the
+        // worker's terminal has opened (and checked) it: only the worker writes.
+        let reader_journal = match Journal::open_read_only(&journal_path) {
+            Ok(j) => j,
+            Err(e) => {
+                let _ = commands.send(Command::Stop);
+                let _ = worker.join();
+                return Err(TerminalError::from(e).into());
+            }
+        };
         let api = match api::Listeners::start(
             &api_config,
             &token_path,

@@ -42,6 +42,8 @@ pub struct Metrics {
     pub transactions: Family<Labels, Counter>,
     /// 1 while a transaction runs.
     pub busy: Gauge,
+    /// 1 while the lane takes no sales because its journal cannot be written.
+    pub sales_blocked: Gauge,
     /// Reversals waiting to be sent again.
     pub reversals_pending: Gauge,
     /// Reversals the host keeps rejecting (an alarm).
@@ -115,6 +117,12 @@ impl Metrics {
         );
         let busy = Gauge::default();
         registry.register("busy", "1 while a transaction runs", busy.clone());
+        let sales_blocked = Gauge::default();
+        registry.register(
+            "sales_blocked",
+            "1 while the lane takes no sales: its journal cannot be written (the sales_blocked event says why)",
+            sales_blocked.clone(),
+        );
         let reversals_pending = Gauge::default();
         registry.register(
             "reversals_pending",
@@ -163,6 +171,7 @@ impl Metrics {
             card_present,
             transactions,
             busy,
+            sales_blocked,
             reversals_pending,
             reversals_stuck,
             receipts_owed,

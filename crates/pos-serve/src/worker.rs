@@ -195,6 +195,8 @@ pub(crate) struct LaneState {
     /// The client of the queued start gave up (timeout): the worker must not start it.
     pub abandoned: bool,
     pub cardholder_auto: bool,
+    /// Why the lane takes no sales (its journal cannot be written); `None` while it does.
+    pub sales_blocked: Option<String>,
 }
 
 /// The lane, as seen from the API threads.
@@ -667,6 +669,14 @@ impl Worker {
                     Some(tx) => {
                         let _ = tx.send(Err(ApiError::from(e)));
                     }
+                    // The journal cannot be written: the terminal stopped the lane and
+                    // reversed from memory what needed it; the outage is published below and
+                    // retried at every tick.
+                    None if self.terminal.outage().is_some() => {
+                        drop(st);
+                        self.sync_outage();
+                        st = self.shared.lock();
+                    }
                     None => {
                         let id = st.current.as_ref().and_then(|c| c.id);
                         drop(st);
@@ -714,12 +724,27 @@ impl Worker {
             return;
         }
         self.last_poll = now;
+        // The journal first: still the file opened, and, while it cannot be written, tried
+        // again (the terminal's backoff decides) so sales resume without a restart.
+        let blocked = if self.terminal.outage().is_some() {
+            if let Err(e) = self.terminal.retry_journal() {
+                log::error!("recovery after the journal outage failed: {e}");
+            }
+            self.terminal.outage().is_some()
+        } else {
+            self.terminal.check_journal().is_err()
+        };
+        self.sync_outage();
         let health = force || now >= self.next_health;
         if health {
             self.next_health = now + Duration::from_secs(self.supervision.health_check_s);
         }
         for i in 0..3 {
             self.supervise(i, health, force);
+        }
+        if blocked {
+            self.flush_events();
+            return;
         }
         // Pending reversals, when due (their own backoff decides).
         match self.terminal.drain_reversals(false) {
@@ -749,6 +774,46 @@ impl Worker {
             self.next_gauges = now + Duration::from_secs(2);
         }
         self.flush_events();
+    }
+
+    /// Publish the lane's sales gate when it changed: blocked (the journal cannot be
+    /// written: `/healthz` false, `pos_sales_blocked` 1, a `sales_blocked` event with the
+    /// cause) or resumed.
+    fn sync_outage(&mut self) {
+        let now = self
+            .terminal
+            .outage()
+            .map(|o| (o.describe(), o.kind, o.txn));
+        let mut st = self.shared.lock();
+        let changed = st.sales_blocked.as_deref() != now.as_ref().map(|(d, _, _)| d.as_str());
+        if !changed {
+            return;
+        }
+        let was_blocked = st.sales_blocked.is_some();
+        st.sales_blocked = now.as_ref().map(|(d, _, _)| d.clone());
+        drop(st);
+        let metrics = &self.shared.metrics;
+        match now {
+            Some((describe, kind, txn)) => {
+                metrics.sales_blocked.set(1);
+                log::error!("sales blocked: {describe}");
+                let mut ev = NewEvent::new(EventKind::SalesBlocked, describe);
+                ev.fault = Some(kind.name().to_string());
+                ev.txn = txn;
+                self.shared.bus.publish(ev);
+            }
+            None => {
+                metrics.sales_blocked.set(0);
+                if was_blocked {
+                    log::warn!("sales resume: the journal takes writes again");
+                    self.shared.bus.publish(NewEvent::new(
+                        EventKind::SalesResumed,
+                        "the journal takes writes again: what memory held is journaled, recovery ran, sales resume",
+                    ));
+                }
+            }
+        }
+        self.shared.changed.notify_all();
     }
 
     fn owed(&self) -> usize {

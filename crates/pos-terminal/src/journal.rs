@@ -949,7 +949,9 @@ impl Journal {
     /// a hundred ahead), and counted into the journal by the next STAN write
     /// ([`Journal::flush_memory_stans`]), so it is never given out again.
     pub fn stan_in_memory(&mut self) -> u32 {
-        let (seq, max_id) = self.counters().unwrap_or((self.reserved.0, self.reserved.1));
+        let (seq, max_id) = self
+            .counters()
+            .unwrap_or((self.reserved.0, self.reserved.1));
         let next = seq + 1;
         if let Err(e) = self.reserve(next, max_id) {
             log::error!("STAN {next} used beyond the identity marker's reservation: {e}");

@@ -606,8 +606,11 @@ impl Terminal {
         };
         let (card, unsealed) = self.reversal_card(t)?;
         if let Err(e) = unsealed {
-            self.journal
-                .event(Some(t.id), "fault", &format!("{e}: reversal sent without card data"))?;
+            self.journal.event(
+                Some(t.id),
+                "fault",
+                &format!("{e}: reversal sent without card data"),
+            )?;
         }
         let attempt = self.journal.reversal_attempt(t.id)?;
         let rev_stan = self.journal.next_stan()?;
@@ -1653,11 +1656,8 @@ impl Terminal {
         }
         Ok(match outcome {
             Outcome::Approved(a) => {
-                self.in_flight.approval = Some((
-                    a.rrn.clone(),
-                    a.auth_code.clone(),
-                    a.response_code.clone(),
-                ));
+                self.in_flight.approval =
+                    Some((a.rrn.clone(), a.auth_code.clone(), a.response_code.clone()));
                 self.journal.transition(
                     id,
                     State::HostApproved,

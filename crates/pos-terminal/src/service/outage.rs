@@ -88,7 +88,9 @@ impl Outage {
         if self.retried {
             s.push_str("; sales resume by themselves once the journal can be written again");
         } else {
-            s.push_str("; sales stay stopped until the journal is put back and the service restarted");
+            s.push_str(
+                "; sales stay stopped until the journal is put back and the service restarted",
+            );
         }
         s
     }
@@ -192,7 +194,10 @@ impl Terminal {
         let retried = !matches!(e, JournalError::Replaced { .. });
         log::error!(
             "journal write failed{}: {e}; the lane stops taking sales",
-            facts.id.map(|id| format!(" in transaction {id}")).unwrap_or_default()
+            facts
+                .id
+                .map(|id| format!(" in transaction {id}"))
+                .unwrap_or_default()
         );
         let reversal = facts.id.and_then(|id| self.reverse_from_memory(id, &facts));
         let outage = Outage {
@@ -228,7 +233,8 @@ impl Terminal {
             t.state,
             State::Armed | State::Sent | State::HostApproved | State::ReversalPending
         );
-        let (Some(stan), Some(tt), Some(mti)) = (t.stan, t.transmission_time.clone(), t.mti.clone())
+        let (Some(stan), Some(tt), Some(mti)) =
+            (t.stan, t.transmission_time.clone(), t.mti.clone())
         else {
             return None;
         };
@@ -257,7 +263,9 @@ impl Terminal {
                 None
             }
             Err(e) => {
-                log::error!("txn {id}: sealed card data unreadable ({e}): reversal from memory sent without it");
+                log::error!(
+                    "txn {id}: sealed card data unreadable ({e}): reversal from memory sent without it"
+                );
                 None
             }
         };
@@ -275,7 +283,10 @@ impl Terminal {
         });
         let (accepted, answer) = match outcome {
             Outcome::Approved(a) => (true, format!("accepted (response {})", a.response_code)),
-            Outcome::Declined(d) => (false, format!("rejected ({} {})", d.response_code, d.reason)),
+            Outcome::Declined(d) => (
+                false,
+                format!("rejected ({} {})", d.response_code, d.reason),
+            ),
             Outcome::NotSent(e) | Outcome::Unknown(e) | Outcome::BadResponse(e) => {
                 (false, format!("no answer ({e})"))
             }
@@ -323,7 +334,10 @@ impl Terminal {
             self.journal.transition(
                 r.txn,
                 State::Reversed,
-                &format!("the host took the reversal sent from memory (STAN {})", r.stan),
+                &format!(
+                    "the host took the reversal sent from memory (STAN {})",
+                    r.stan
+                ),
                 Changes::default(),
             )?;
         }

@@ -1,0 +1,176 @@
+//! The service under storage faults: a journal removed while it runs, and a real full disk
+//! (a small tmpfs). Either stops the lane where a client sees it (`/healthz` false with the
+//! reason, `pos_sales_blocked` 1, a `sales_blocked` event, sales refused with 503
+//! `sales_blocked`) and never lets a sale reach the host unrecorded; a full disk that
+//! empties again resumes sales without a restart (`sales_resumed`).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Client, Rig, eventually, is_type, wait_event};
+use serde_json::{Value, json};
+
+const T: Duration = Duration::from_secs(20);
+
+fn healthz(c: &Client) -> Value {
+    let r = c.get("/healthz");
+    assert_eq!(r.status, 200);
+    r.json()
+}
+
+fn blocked_metric(m: &Client) -> f64 {
+    let text = m.get("/metrics").text();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "pos_sales_blocked")
+        .map(|s| match s.value {
+            prometheus_parse::Value::Gauge(v) => v,
+            _ => f64::NAN,
+        })
+        .unwrap_or(f64::NAN)
+}
+
+#[test]
+fn a_journal_removed_while_the_service_runs_stops_sales_where_clients_see_it() {
+    let rig = Rig::with(|c| c.api.metrics_listen = "127.0.0.1:0".into());
+    let c = &rig.client;
+    let m = Client::new(&rig.service().metrics_address().unwrap(), None);
+    let events = c.events(None);
+    assert_eq!(rig.sale(100, json!({}))["state"], "completed");
+    assert_eq!(healthz(c)["ok"], true);
+    assert_eq!(blocked_metric(&m), 0.0);
+    let path = rig.journal_path();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    // Idle, the service notices at its next look (no sale needed).
+    let ev = wait_event(&events, T, "sales_blocked", |e| is_type(e, "sales_blocked"));
+    assert!(
+        ev["detail"]
+            .as_str()
+            .unwrap()
+            .contains("removed or replaced"),
+        "{ev}"
+    );
+    let h = healthz(c);
+    assert_eq!(h["ok"], false, "{h}");
+    assert!(
+        h["sales_blocked"].as_str().unwrap().contains("rescued"),
+        "{h}"
+    );
+    assert_eq!(blocked_metric(&m), 1.0);
+    // A sale is refused before anything is sent.
+    let before = rig.service().fake_host().map(|h| h.ledger().entries.len());
+    let r = c.post("/v1/transactions", json!({ "amount": 200, "wait": 30 }));
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["error"]["kind"], "sales_blocked", "{}", r.text());
+    assert_eq!(
+        rig.service().fake_host().map(|h| h.ledger().entries.len()),
+        before
+    );
+    // What the removed journal held is in the rescued copy.
+    let rescued = std::fs::read_dir(rig.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_name().to_string_lossy().contains(".rescued-"))
+        .expect("a rescued copy");
+    let copy = pos_terminal::Journal::open_read_only(&rescued.path()).unwrap();
+    assert_eq!(copy.list(10).unwrap().len(), 1);
+}
+
+/// Fill the filesystem at `dir` with one file until the disk is full.
+fn fill(dir: &Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let filler = dir.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    loop {
+        match f.write(&chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    // Leave no room at all, however small the write.
+    let small = [0u8; 512];
+    while f.write(&small).is_ok_and(|n| n > 0) {}
+    let _ = f.sync_all();
+    filler
+}
+
+fn sh(cmd: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", cmd])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A real full disk: the journal on a 4 MB tmpfs, filled to the last byte. Needs mount(2)
+/// (root); outside CI a machine without it says SKIPPED.
+#[test]
+fn a_full_disk_blocks_sales_and_they_resume_when_space_returns() {
+    let base = tempfile::tempdir().unwrap();
+    let mnt = base.path().join("state");
+    std::fs::create_dir(&mnt).unwrap();
+    if !sh(&format!(
+        "mount -t tmpfs -o size=4m tmpfs '{}' 2>/dev/null",
+        mnt.display()
+    )) {
+        if std::env::var_os("CI").is_some() {
+            panic!("mount(2) is not permitted here, and CI must run this test");
+        }
+        eprintln!(
+            "SKIPPED a_full_disk_blocks_sales_and_they_resume_when_space_returns: mount(2) not permitted"
+        );
+        return;
+    }
+    let result = std::panic::catch_unwind(|| {
+        let mut rig = Rig::with(|c| {
+            c.journal = Some(mnt.join("journal.sqlite"));
+            c.key_file = Some(mnt.join("card-data.key"));
+        });
+        let c = rig.client.clone();
+        let events = c.events(None);
+        assert_eq!(rig.sale(100, json!({}))["state"], "completed");
+        let filler = fill(&mnt);
+        // The next sale cannot be recorded: refused, and the lane is blocked.
+        let before = rig
+            .service()
+            .fake_host()
+            .map(|h| h.ledger().approved_not_reversed().len());
+        let r = c.post("/v1/transactions", json!({ "amount": 200, "wait": 30 }));
+        assert!(matches!(r.status, 500 | 503), "{} {}", r.status, r.text());
+        let ev = wait_event(&events, T, "sales_blocked", |e| is_type(e, "sales_blocked"));
+        assert!(ev["detail"].as_str().unwrap().contains("full"), "{ev}");
+        let h = healthz(&c);
+        assert_eq!(h["ok"], false, "{h}");
+        let r = c.post("/v1/transactions", json!({ "amount": 300, "wait": 30 }));
+        assert_eq!(r.status, 503, "{}", r.text());
+        assert_eq!(r.json()["error"]["kind"], "sales_blocked");
+        // Nothing approved stays unrecorded.
+        assert_eq!(
+            rig.service()
+                .fake_host()
+                .map(|h| h.ledger().approved_not_reversed().len()),
+            before
+        );
+        // Space returns: sales resume by themselves.
+        std::fs::remove_file(&filler).unwrap();
+        wait_event(&events, T, "sales_resumed", |e| is_type(e, "sales_resumed"));
+        eventually(T, "healthz ok", || healthz(&c)["ok"] == true);
+        assert_eq!(rig.sale(400, json!({}))["state"], "completed");
+        // Nothing was left in flight.
+        let j = pos_terminal::Journal::open_read_only(&mnt.join("journal.sqlite")).unwrap();
+        assert!(j.all().unwrap().iter().all(|t| t.state.is_resting()));
+        rig.stop();
+    });
+    sh(&format!("umount -l '{}'", mnt.display()));
+    if let Err(p) = result {
+        std::panic::resume_unwind(p);
+    }
+}
