@@ -547,6 +547,19 @@ pub struct Journal {
 /// (every index and row); above it, `quick_check` (structure only) keeps the start short.
 pub const FULL_CHECK_MAX_BYTES: u64 = 16 * 1024 * 1024;
 
+/// What [`Journal::init_new_identity`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewIdentity {
+    /// The new terminal identity.
+    pub terminal_id: String,
+    /// The previous one, when its marker could be read.
+    pub previous: Option<String>,
+    /// The files moved aside (`NAME.replaced-MILLIS`).
+    pub moved_aside: Vec<PathBuf>,
+    /// The STAN the next request carries.
+    pub next_stan: u32,
+}
+
 /// What [`Journal::check`] found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckReport {
@@ -982,6 +995,92 @@ impl Journal {
         self.memory_stans = 0;
         self.committed();
         Ok(())
+    }
+
+    /// Start a new journal at `path` with a new identity, after the lane's journal was lost,
+    /// emptied, damaged or replaced (`posctl journal init --new-identity`). What is at
+    /// `path` (the journal, its WAL and shared-memory files, the old marker) is moved aside
+    /// to `NAME.replaced-MILLIS`, never deleted; the new journal's STANs and ids continue
+    /// [`identity::NEW_IDENTITY_JUMP`] past everything the old marker says may have been used,
+    /// so the host never sees a STAN twice. An alarm event in the new journal says so.
+    ///
+    /// Call it only when [`Journal::open`] refused the journal; it does not look at it.
+    ///
+    /// # Errors
+    /// [`JournalError::Io`] when a file cannot be moved or the marker written;
+    /// [`JournalError::Sqlite`] when the new journal cannot be created.
+    pub fn init_new_identity(path: &Path) -> Result<NewIdentity, JournalError> {
+        let marker_file = identity::marker_path(path);
+        let old = identity::Marker::load(&marker_file).ok().flatten();
+        let stamp = now_ms();
+        let mut moved_aside = Vec::new();
+        let name = |p: &Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        let mut candidates: Vec<PathBuf> = ["", "-wal", "-shm"]
+            .iter()
+            .map(|s| PathBuf::from(format!("{}{s}", path.display())))
+            .collect();
+        candidates.push(marker_file.clone());
+        for p in candidates {
+            if p.exists() {
+                let aside = p.with_file_name(format!("{}.replaced-{stamp}", name(&p)));
+                std::fs::rename(&p, &aside).map_err(|source| JournalError::Io {
+                    path: p.clone(),
+                    source,
+                })?;
+                moved_aside.push(aside);
+            }
+        }
+        let (stan_floor, id_floor) = old
+            .as_ref()
+            .map(|m| {
+                let (s, i) = m.floor();
+                (s.max(m.stan_reserved), i.max(m.id_reserved))
+            })
+            .unwrap_or((0, 0));
+        let stan_seq = stan_floor + identity::NEW_IDENTITY_JUMP;
+        let id = id_floor + identity::NEW_IDENTITY_JUMP;
+        let mut j = Journal::open(path)?;
+        let note = format!(
+            "new journal identity {} (previous {}): STANs continue after {stan_seq} and ids after \
+             {id}, past everything the previous journal may have used; set aside: {}",
+            j.terminal_id,
+            old.as_ref().map_or("unknown", |m| m.terminal_id.as_str()),
+            if moved_aside.is_empty() {
+                "nothing".to_string()
+            } else {
+                moved_aside
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
+        j.reserve(stan_seq, id)?;
+        let sq = j.sq();
+        let tx = j.conn.unchecked_transaction().map_err(&sq)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('stan_seq', ?1), ('stan', ?2)",
+            params![stan_seq.to_string(), (stan_seq % 999_999).to_string()],
+        )
+        .map_err(&sq)?;
+        set_txn_sequence(&tx, id).map_err(&sq)?;
+        tx.execute(
+            "INSERT INTO events(txn_id, at_ms, kind, detail) VALUES (NULL, ?1, 'alarm', ?2)",
+            params![now_ms(), note],
+        )
+        .map_err(&sq)?;
+        tx.commit().map_err(&sq)?;
+        log::warn!("{}: {note}", path.display());
+        Ok(NewIdentity {
+            terminal_id: j.terminal_id.clone(),
+            previous: old.map(|m| m.terminal_id),
+            moved_aside,
+            next_stan: u32::try_from(stan_seq % 999_999 + 1).unwrap_or(1),
+        })
     }
 
     /// The lane's terminal identity (empty for a read-only handle of a journal from before

@@ -272,6 +272,17 @@ enum JournalCommand {
         /// Destination file.
         path: std::path::PathBuf,
     },
+    /// Check the journal: SQLite's integrity check, its identity against the lane's marker,
+    /// its counters and what is in flight. Reads only. Exit 2 when it is not sound.
+    Check,
+    /// Start a new journal after the lane's journal was lost, emptied, damaged or replaced:
+    /// the old files are set aside (never deleted), and STANs and ids continue past
+    /// everything the old journal may have used. Refused while the journal is healthy.
+    Init {
+        /// Required: say that a new terminal identity is wanted.
+        #[arg(long)]
+        new_identity: bool,
+    },
 }
 
 fn lane_args(lane: &LaneOpts, card: Option<&CardOpts>) -> txn::LaneArgs {
@@ -593,6 +604,10 @@ fn main() -> ExitCode {
                 Some(JournalCommand::Pending) => txn::JournalAction::Pending,
                 Some(JournalCommand::Evidence { id }) => txn::JournalAction::Evidence(*id),
                 Some(JournalCommand::Backup { path }) => txn::JournalAction::Backup(path.clone()),
+                Some(JournalCommand::Check) => txn::JournalAction::Check,
+                Some(JournalCommand::Init { new_identity }) => {
+                    txn::JournalAction::Init(*new_identity)
+                }
             };
             txn::journal(&lane_args(&cli.lane, None), &action, cli.json)
         }

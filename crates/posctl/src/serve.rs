@@ -82,13 +82,16 @@ pub fn serve(lane_args: &LaneArgs, args: &ServeArgs, json: bool) -> Result<Exit,
         hint: Some(crate::lane_open_hint(&e)),
         exit: Exit::Error,
     })?;
-    let service = Service::start(parts).map_err(|e| CliError {
-        message: e.to_string(),
-        hint: Some(
-            "the journal's directory must be writable, the API address free, the token file 0640"
-                .into(),
-        ),
-        exit: Exit::Error,
+    let service = Service::start(parts).map_err(|e| {
+        use pos_hal::Fault;
+        CliError {
+            hint: (e.kind() != pos_hal::FaultKind::Unrecoverable).then(|| {
+                "the journal's directory must be writable, the API address free, the token file 0640"
+                    .into()
+            }),
+            message: e.to_string(),
+            exit: Exit::Error,
+        }
     })?;
     let address = service.api_address();
     if json {

@@ -92,18 +92,22 @@ pub fn open(args: &LaneArgs, quiet_progress: bool) -> Result<Lane, CliError> {
     })?;
     let acquirer: Box<dyn pos_acquirer::Acquirer> = parts.acquirer;
     let configured_ca_keys = parts.config.ca_keys.is_some();
-    let mut terminal =
-        Terminal::open(parts.config, parts.devices, acquirer).map_err(|e| CliError {
-            hint: Some(match e {
-                pos_terminal::TerminalError::CaKeys(_) => format!(
+    let mut terminal = Terminal::open(parts.config, parts.devices, acquirer).map_err(|e| {
+        use pos_hal::Fault;
+        CliError {
+            hint: match &e {
+                pos_terminal::TerminalError::CaKeys(_) => Some(format!(
                     "ca_keys in the config names the CA public key file: one key per line, {}",
                     pos_emv::capk::LINE_FORMAT
-                ),
-                _ => "the journal's directory must be writable by this user".into(),
-            }),
+                )),
+                // A lost, foreign or damaged journal: its message says what to do.
+                e if e.kind() == pos_hal::FaultKind::Unrecoverable => None,
+                _ => Some("the journal's directory must be writable by this user".into()),
+            },
             message: e.to_string(),
             exit: Exit::Error,
-        })?;
+        }
+    })?;
     if parts.sim.is_some() && !configured_ca_keys {
         // The public EMV test keys, and the simulation CA of the profile cards.
         let keys = pos_emv::profile_card::test_and_sim_ca_keys()
@@ -393,8 +397,146 @@ fn open_journal(lane_args: &LaneArgs) -> Result<(Config, pos_terminal::Journal),
             exit: Exit::Error,
         });
     }
-    let j = pos_terminal::Journal::open(&path).map_err(err)?;
+    // Reading commands never write: a copy handed to a technician or a read-only disk
+    // can be listed, reported and backed up.
+    let j = pos_terminal::Journal::open_read_only(&path).map_err(err)?;
     Ok((config, j))
+}
+
+/// The error of a journal that does not open for the lane, with the instruction it carries.
+fn journal_refused(e: pos_terminal::journal::JournalError) -> CliError {
+    use pos_hal::Fault;
+    CliError {
+        exit: if e.kind() == pos_hal::FaultKind::Unrecoverable {
+            Exit::DeviceFault
+        } else {
+            Exit::Error
+        },
+        message: e.to_string(),
+        hint: None,
+    }
+}
+
+/// `posctl journal check`: SQLite's integrity check, identity against the marker,
+/// counters. Exit 2 when the journal is not sound or not the lane's.
+fn journal_check(config: &Config, json: bool) -> Result<Exit, CliError> {
+    use pos_terminal::identity::{Marker, marker_path};
+    let path = config.journal_path();
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    if size == 0 {
+        let marker = Marker::load(&marker_path(&path)).map_err(err)?;
+        return match marker {
+            Some(m) => Err(journal_refused(
+                pos_terminal::journal::JournalError::IdentityLost {
+                    path: path.clone(),
+                    marker: marker_path(&path),
+                    terminal_id: m.terminal_id,
+                },
+            )),
+            None => Err(CliError {
+                message: format!("no journal at {}", path.display()),
+                hint: Some("run a sale first, or pass --journal / --config".into()),
+                exit: Exit::Error,
+            }),
+        };
+    }
+    let j = pos_terminal::Journal::open_read_only(&path).map_err(|e| CliError {
+        message: e.to_string(),
+        hint: Some(
+            "the file cannot be read as a journal: put the last backup back, or start a new \
+             journal with `posctl journal init --new-identity`"
+                .into(),
+        ),
+        exit: Exit::DeviceFault,
+    })?;
+    let r = j.check().map_err(err)?;
+    if json {
+        let mut v = serde_json::to_value(&r).unwrap_or_default();
+        v["ok"] = r.ok().into();
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        println!("journal {}", r.path.display());
+        println!("  integrity:   {}", r.integrity.join("; "));
+        println!(
+            "  identity:    {}",
+            r.terminal_id
+                .as_deref()
+                .unwrap_or("(none: a journal from before identities)")
+        );
+        match &r.marker {
+            Some((p, id)) if Some(id) == r.terminal_id.as_ref() => {
+                println!("  marker:      {} (matches)", p.display())
+            }
+            Some((p, id)) => println!("  marker:      {} says {id}: NOT this journal", p.display()),
+            None => println!("  marker:      none yet (written when the lane opens the journal)"),
+        }
+        println!(
+            "  STANs used:  {} (next on the wire {})",
+            r.stan_seq,
+            r.stan_seq % 999_999 + 1
+        );
+        println!(
+            "  transactions: {} ({} in flight)",
+            r.transactions, r.in_flight
+        );
+        println!("  verdict:     {}", if r.ok() { "ok" } else { "NOT OK" });
+    }
+    Ok(if r.ok() { Exit::Ok } else { Exit::DeviceFault })
+}
+
+/// `posctl journal init --new-identity`.
+fn journal_init(config: &Config, new_identity: bool, json: bool) -> Result<Exit, CliError> {
+    use pos_terminal::journal::JournalError;
+    let path = config.journal_path();
+    if !new_identity {
+        return Err(CliError {
+            message: "journal init needs --new-identity: it starts a new terminal identity".into(),
+            hint: Some(
+                "only after the lane's journal was lost, emptied, damaged or replaced, and no \
+                 backup can be put back (posctl journal check says what is wrong)"
+                    .into(),
+            ),
+            exit: Exit::Error,
+        });
+    }
+    match pos_terminal::Journal::open(&path) {
+        Ok(j) => {
+            return Err(CliError {
+                message: format!(
+                    "the journal {} is healthy (identity {}): nothing to do",
+                    path.display(),
+                    j.terminal_id()
+                ),
+                hint: None,
+                exit: Exit::Error,
+            });
+        }
+        Err(
+            JournalError::IdentityLost { .. }
+            | JournalError::Foreign { .. }
+            | JournalError::Damaged { .. }
+            | JournalError::MarkerDamaged { .. },
+        ) => {}
+        Err(e) => return Err(journal_refused(e)),
+    }
+    let n = pos_terminal::Journal::init_new_identity(&path).map_err(err)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&n).unwrap_or_default());
+    } else {
+        println!(
+            "new journal {} with terminal identity {}",
+            path.display(),
+            n.terminal_id
+        );
+        if let Some(p) = &n.previous {
+            println!("  previous identity {p}");
+        }
+        for p in &n.moved_aside {
+            println!("  set aside: {}", p.display());
+        }
+        println!("  the next request carries STAN {}", n.next_stan);
+    }
+    Ok(Exit::Ok)
 }
 
 /// What `posctl journal` does.
@@ -410,10 +552,21 @@ pub enum JournalAction {
     Evidence(i64),
     /// Online backup to a file.
     Backup(PathBuf),
+    /// Integrity, identity and counters.
+    Check,
+    /// A new journal with a new identity (`true`: --new-identity given).
+    Init(bool),
 }
 
 /// `posctl journal ...`.
 pub fn journal(lane_args: &LaneArgs, action: &JournalAction, json: bool) -> Result<Exit, CliError> {
+    match action {
+        JournalAction::Check => return journal_check(&load_config(lane_args)?, json),
+        JournalAction::Init(new_identity) => {
+            return journal_init(&load_config(lane_args)?, *new_identity, json);
+        }
+        _ => {}
+    }
     let (config, j) = open_journal(lane_args)?;
     match action {
         JournalAction::List(n) => {
@@ -536,6 +689,7 @@ pub fn journal(lane_args: &LaneArgs, action: &JournalAction, json: bool) -> Resu
                 println!("journal backed up to {}", dest.display());
             }
         }
+        JournalAction::Check | JournalAction::Init(_) => {}
     }
     Ok(Exit::Ok)
 }

@@ -216,3 +216,99 @@ fn a_sale_runs_on_a_recorded_card() {
     let v = sale_with_reader("sim:ccid?card=unionpay&level=t1");
     assert_eq!(v["pan_masked"], "621094******0029", "{v}");
 }
+
+/// The journal is an identity, not a path: lost, emptied or damaged, the lane refuses to
+/// sell and says what to do; `journal check` says what is wrong; `journal init
+/// --new-identity` starts again with STANs past the lost ones; reading commands work on a
+/// copy without writing to it.
+#[test]
+fn a_lost_emptied_or_damaged_journal_is_refused_and_replaced_on_purpose() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = dir.path().join("lane").join("journal.sqlite");
+    let out = posctl(&j, &["sale", "1.00"]);
+    assert_eq!(out.status.code(), Some(0));
+    let check = posctl(&j, &["journal", "check", "--json"]);
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let v = json(&check);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["integrity"][0], "ok");
+    // A copy elsewhere reads without a byte written to it.
+    let copy = dir.path().join("copy.sqlite");
+    std::fs::copy(&j, &copy).unwrap();
+    let before = std::fs::read(&copy).unwrap();
+    for args in [
+        &["journal", "list"][..],
+        &["report", "--all"],
+        &["journal", "pending"],
+    ] {
+        let out = posctl(&copy, args);
+        assert!(out.status.code().is_some_and(|c| c <= 2), "{args:?}");
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("posctl:"),
+            "{args:?}"
+        );
+    }
+    let out = posctl(
+        &copy,
+        &[
+            "journal",
+            "backup",
+            dir.path().join("b.sqlite").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(std::fs::read(&copy).unwrap(), before);
+
+    for damage in ["removed", "emptied", "garbage"] {
+        match damage {
+            "removed" => {
+                for s in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{s}", j.display()));
+                }
+            }
+            "emptied" => std::fs::write(&j, b"").unwrap(),
+            _ => std::fs::write(&j, vec![0x5A; 16384]).unwrap(),
+        }
+        let out = posctl(&j, &["sale", "1.00"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{damage}: {stderr}");
+        assert!(
+            stderr.contains("posctl journal init --new-identity"),
+            "{damage}: {stderr}"
+        );
+        assert!(!stderr.contains("must be writable"), "{damage}: {stderr}");
+        let check = posctl(&j, &["journal", "check"]);
+        assert_eq!(check.status.code(), Some(2), "{damage}");
+        // init refuses without the flag, then starts a new identity.
+        assert_eq!(posctl(&j, &["journal", "init"]).status.code(), Some(1));
+        let init = posctl(&j, &["journal", "init", "--new-identity", "--json"]);
+        assert_eq!(
+            init.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let n = json(&init);
+        let next = n["next_stan"].as_u64().unwrap();
+        assert!(next > 1000, "{n}");
+        let out = posctl(&j, &["sale", "1.00", "--json"]);
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(json(&out)["state"], "completed");
+        // A healthy journal is not replaced.
+        let again = posctl(&j, &["journal", "init", "--new-identity"]);
+        assert_eq!(again.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&again.stderr).contains("healthy"));
+    }
+    // Nothing was deleted: every replaced file is still there.
+    let aside = std::fs::read_dir(j.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".replaced-"))
+        .count();
+    assert!(aside >= 3, "{aside}");
+}
