@@ -42,14 +42,16 @@
 
 pub mod api;
 pub mod events;
+mod http;
 pub mod instrument;
 pub mod metrics;
+mod notify;
 pub mod worker;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Sender, channel};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -400,7 +402,7 @@ impl Service {
                 abandoned: false,
                 cardholder_auto: true,
             }),
-            changed: Condvar::new(),
+            changed: notify::Changed::default(),
             cancel: OnceLock::new(),
             worker_alive: AtomicBool::new(true),
             sim,
