@@ -1077,6 +1077,9 @@ fn stream_events(sink: &mut EventSink<'_>, ctx: &Ctx, since: Option<u64>) {
         if ctx.stop.load(Ordering::SeqCst) {
             break;
         }
+        if sink.client_gone() {
+            return;
+        }
         match sub.recv_timeout(tick) {
             Ok(e) => {
                 idle = Duration::ZERO;

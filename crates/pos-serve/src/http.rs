@@ -259,6 +259,13 @@ impl Conn {
         };
     }
 
+    fn fd(&self) -> RawFd {
+        match self {
+            Conn::Tcp(s) => s.as_raw_fd(),
+            Conn::Unix(s) => s.as_raw_fd(),
+        }
+    }
+
     fn set_nonblocking(&self, on: bool) -> io::Result<()> {
         match self {
             Conn::Tcp(s) => s.set_nonblocking(on),
@@ -327,6 +334,18 @@ fn readable(fd: RawFd, timeout: Duration) -> bool {
     // SAFETY: `pfd` is one valid pollfd that lives across the call, and nfds is 1.
     let n = unsafe { libc::poll(&mut pfd, 1, ms) };
     n > 0 && pfd.revents & libc::POLLIN != 0
+}
+
+/// Whether the peer of `fd` hung up (or the socket failed), without reading or waiting.
+fn hung_up(fd: RawFd) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is one valid pollfd that lives across the call, and nfds is 1.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n > 0 && pfd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
 }
 
 /// Where a connection is in its life, for eviction and stopping.
@@ -947,6 +966,7 @@ impl Connection<'_> {
                     conn: &mut self.conn,
                     chunked,
                     write_timeout: l.write_timeout,
+                    failed: false,
                 };
                 let te = if chunked {
                     "Transfer-Encoding: chunked\r\n"
@@ -959,7 +979,7 @@ impl Connection<'_> {
                 );
                 if sink.raw(start.as_bytes()).is_ok() {
                     producer(&mut sink);
-                    if chunked {
+                    if chunked && !sink.failed {
                         // The end of the chunked body: the client sees the stream end.
                         let _ = sink.raw(b"0\r\n\r\n");
                     }
@@ -1246,11 +1266,24 @@ pub(crate) struct EventSink<'a> {
     conn: &'a mut Conn,
     chunked: bool,
     write_timeout: Duration,
+    /// A write failed or timed out: nothing more is written.
+    failed: bool,
 }
 
 impl EventSink<'_> {
     fn raw(&mut self, data: &[u8]) -> io::Result<()> {
-        write_all_by(self.conn, data, Instant::now() + self.write_timeout)
+        if self.failed {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        let r = write_all_by(self.conn, data, Instant::now() + self.write_timeout);
+        self.failed = r.is_err();
+        r
+    }
+
+    /// True once the client closed its side (or the connection failed): the stream can end
+    /// without waiting for a write to fail.
+    pub(crate) fn client_gone(&self) -> bool {
+        self.failed || hung_up(self.conn.fd())
     }
 
     /// Send `text` (whole SSE blocks). An error means the client is gone or stopped reading

@@ -77,7 +77,8 @@ pub struct ApiError {
     pub status: u16,
     /// Stable snake_case kind: `invalid_input`, `unauthorized`, `not_found`, `no_route`,
     /// `method_not_allowed`, `busy`, `too_late`, `not_simulated`, `shutting_down`,
-    /// `overloaded`, `device`, `journal`, `internal`, `timeout`.
+    /// `overloaded`, `device`, `journal`, `internal`, `timeout`; from the HTTP front's
+    /// limits: `request_timeout` (408), `too_large` (414, 431).
     pub kind: &'static str,
     /// What went wrong and what to do.
     pub message: String,
@@ -505,6 +506,12 @@ impl Service {
     /// The built-in fake host, if used.
     pub fn fake_host(&self) -> Option<&Arc<FakeHost>> {
         self.shared.host.as_ref()
+    }
+
+    /// The lane's event bus, what `GET /v1/events` streams: subscribe in-process, or publish
+    /// a note of the integrator's own (it reaches every stream and the replay buffer).
+    pub fn events(&self) -> &events::EventBus {
+        &self.shared.bus
     }
 
     /// Block until [`STOP_REQUESTED`] is set (by a signal handler) or the lane worker died,
