@@ -1304,6 +1304,7 @@ impl EventSink<'_> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
 
     #[derive(Default)]
     struct Echo {
@@ -1522,6 +1523,66 @@ mod tests {
         let mut told = String::new();
         let _ = idle[0].read_to_string(&mut told);
         assert!(told.starts_with("HTTP/1.1 503 "), "{told}");
+    }
+
+    /// Serve `input` on one connection (the client's side closed after it) and return
+    /// everything the server wrote.
+    fn serve_bytes(input: &[u8]) -> Vec<u8> {
+        let shared = Shared {
+            name: "test-bytes",
+            limits: fast(),
+            handler: Arc::new(Echo::default()),
+            metrics: Arc::new(Metrics::new()),
+            stop: AtomicBool::new(false),
+            table: Mutex::new(Table::default()),
+            slots: Slots {
+                used: Mutex::new(InUse::default()),
+                freed: Condvar::new(),
+            },
+        };
+        let (server, mut client) = UnixStream::pair().unwrap();
+        client.write_all(input).unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        Connection {
+            shared: &shared,
+            conn: Conn::Unix(server),
+            id: 1,
+            evicted: Arc::new(AtomicBool::new(false)),
+            buf: Vec::new(),
+        }
+        .serve();
+        let mut out = Vec::new();
+        client.read_to_end(&mut out).unwrap();
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+        /// Any bytes, HTTP-like or not: no panic, and whatever is written is whole answers.
+        #[test]
+        fn any_bytes_get_answers_or_a_close_never_a_panic(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(vec![
+                        "GET ", "POST ", "HEAD ", "/x", "/events", "/healthz?a=b", " HTTP/1.1",
+                        " HTTP/1.0", "\r\n", "\n", "\r\n\r\n", "Content-Length: ",
+                        "Transfer-Encoding: chunked", "Expect: 100-continue", "Connection: close",
+                        "Connection: keep-alive", "0", "3", "10", "ffffffffffffffffff", ";ext",
+                        ": ", "abc", " ", "\t",
+                    ]).prop_map(|s| s.as_bytes().to_vec()),
+                    proptest::collection::vec(proptest::num::u8::ANY, 0..8),
+                ],
+                0..48,
+            )
+        ) {
+            let input: Vec<u8> = parts.concat();
+            let out = serve_bytes(&input);
+            let text = String::from_utf8_lossy(&out);
+            proptest::prop_assert!(
+                out.is_empty() || text.starts_with("HTTP/1.1 "),
+                "{:?} -> {:?}", String::from_utf8_lossy(&input), text
+            );
+        }
     }
 
     #[test]
