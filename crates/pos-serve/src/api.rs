@@ -25,6 +25,7 @@ use pos_terminal::{CardEntry, Config, State, TxnRequest};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::events::Subscription;
 use crate::http::{
     Answer, BodyError, Class, EventSink, Limits, Listener, Request, Response, Server,
 };
@@ -536,9 +537,12 @@ fn handle(req: Request, ctx: &Arc<Ctx>, metrics_only: bool, needs_token: bool) -
                 req.header("Last-Event-ID")
                     .and_then(|v| v.trim().parse().ok())
             });
+            // Subscribed before the answer's head goes out: a client that saw the head misses
+            // no event published after it.
+            let sub = ctx.shared.bus.subscribe(since);
             let ctx = Arc::clone(ctx);
             Answer::Stream(Box::new(move |sink: &mut EventSink<'_>| {
-                stream_events(sink, &ctx, since);
+                stream_events(sink, &ctx, sub, since);
             }))
         }
         Err(e) => respond_error(&e),
@@ -1060,9 +1064,7 @@ fn sim(ctx: &Ctx, action: &str, body: Value) -> Result<Value, ApiError> {
 /// falls behind is told which events it missed (`event: missed`, with the sequence number to
 /// reconnect with) when it can still take that, and the stream ends. One that stops reading
 /// altogether is cut off by the write timeout.
-fn stream_events(sink: &mut EventSink<'_>, ctx: &Ctx, since: Option<u64>) {
-    let bus = &ctx.shared.bus;
-    let mut sub = bus.subscribe(since);
+fn stream_events(sink: &mut EventSink<'_>, ctx: &Ctx, mut sub: Subscription, since: Option<u64>) {
     let mut last = since.unwrap_or_else(|| sub.start_seq());
     let hello = format!(
         "retry: 2000\n: pos-serve events; last event {}\n\n",

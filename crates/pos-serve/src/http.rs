@@ -11,8 +11,8 @@
 //!   malformed: `400`. The buffer never grows past the limit, so a flood of header bytes
 //!   costs the service nothing but the read.
 //! - **Body**: `Content-Length` or `chunked`, at most `max_body` bytes, within
-//!   [`Limits::body_timeout`]; a larger one is not read (the handler answers it, the
-//!   connection closes).
+//!   [`Limits::body_timeout`], read before the request takes a slot; a larger one is not
+//!   read (the handler answers it, the connection closes).
 //! - **Answers**: every write has a deadline ([`Limits::write_timeout`]); a client that does
 //!   not read is cut off, it never holds a thread for long.
 //! - **Admission**, once the head says what the request is ([`Class`]): `max_connections`
@@ -351,7 +351,7 @@ fn hung_up(fd: RawFd) -> bool {
 /// Where a connection is in its life, for eviction and stopping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// Waiting for or reading a request head (idle kept-alive connections too).
+    /// Waiting for or reading a request head or body (idle kept-alive connections too).
     Head,
     /// A request is being handled or answered.
     Busy,
@@ -785,7 +785,6 @@ impl Connection<'_> {
                 }
             };
             first = false;
-            self.shared.set_phase(self.id, Phase::Busy);
             match self.exchange(head) {
                 Ok(true) => {}
                 Ok(false) | Err(_) => break,
@@ -919,12 +918,24 @@ impl Connection<'_> {
                 return Ok(false);
             }
         };
+        // The body is read before a slot is taken, still in the head phase (so a client that
+        // sends it slowly holds no slot and can be evicted like a slow head).
+        let body = self.read_body(&head, framing);
         let shared = self.shared;
-        let Some(slot) = shared
-            .slots
-            .acquire(&l, class, Instant::now() + l.slot_wait)
-        else {
-            shared.metrics.api.refuse("overloaded");
+        shared.set_phase(self.id, Phase::Busy);
+        let evicted = self.evicted.load(Ordering::SeqCst);
+        let slot = if evicted {
+            None
+        } else {
+            shared
+                .slots
+                .acquire(&l, class, Instant::now() + l.slot_wait)
+        };
+        let Some(slot) = slot else {
+            shared
+                .metrics
+                .api
+                .refuse(if evicted { "evicted" } else { "overloaded" });
             let r = Response::error(&ApiError::overloaded());
             write_response(
                 &mut self.conn,
@@ -935,7 +946,6 @@ impl Connection<'_> {
             )?;
             return Ok(false);
         };
-        let body = self.read_body(&head, framing);
         let mut keep_alive = body.is_ok() && wants_keep_alive(&head);
         let req = Request {
             method: head.method,
