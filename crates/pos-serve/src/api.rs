@@ -1,18 +1,18 @@
 //! The local HTTP+JSON API.
 //!
-//! Threads, no async runtime: one accept loop per listener, one short-lived thread per
-//! request (at most `api.max_connections` at once). Reads (transactions, report) go to the
-//! journal through a reader connection; everything that touches devices or the host goes to
-//! the lane worker over a channel. [`ROUTES`] is the route table; the OpenAPI document
+//! Threads, no async runtime: the HTTP/1.1 front (`http`, private) runs one accept thread per
+//! listener and one thread per connection, within bounds on every size, time and count a
+//! client controls (see the crate README for the figures). Reads (transactions, report) go to
+//! the journal through a reader connection; everything that touches devices or the host goes
+//! to the lane worker over a channel. [`ROUTES`] is the route table; the OpenAPI document
 //! (`openapi.json`) is tested against it.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use pos_acquirer::Operation;
@@ -24,8 +24,11 @@ use pos_terminal::journal::{Journal, Txn};
 use pos_terminal::{CardEntry, Config, State, TxnRequest};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tiny_http::{Header, Request, Response, Server};
 
+use crate::events::Subscription;
+use crate::http::{
+    Answer, BodyError, Class, EventSink, Limits, Listener, Request, Response, Server,
+};
 use crate::worker::{Command, Current, Shared};
 use crate::{ApiError, ServeError};
 
@@ -74,9 +77,16 @@ pub const SIM_ACTIONS: &[&str] = &[
 ];
 
 /// Largest request body accepted.
-const MAX_BODY: u64 = 64 * 1024;
+const MAX_BODY: usize = 64 * 1024;
 /// Longest `wait` for a transaction.
 const MAX_WAIT_S: u64 = 300;
+/// A long poll looks at its transaction again after this long without a change
+/// notification: a safety net only (every state change notifies; a poll that finds its
+/// transaction final on this timer is counted in `pos_api_wait_missed_wakeups_total`).
+const WAIT_SAFETY_NET: Duration = Duration::from_secs(5);
+/// An event stream writes a comment after this long without events, so proxies and clients
+/// see it alive.
+const KEEPALIVE: Duration = Duration::from_secs(15);
 
 /// What the API knows of the lane.
 pub(crate) struct LaneInfo {
@@ -93,8 +103,6 @@ struct Ctx {
     info: LaneInfo,
     token: String,
     stop: AtomicBool,
-    active: AtomicUsize,
-    max: usize,
 }
 
 impl Ctx {
@@ -114,8 +122,7 @@ impl Ctx {
 /// The running listeners.
 pub(crate) struct Listeners {
     ctx: Arc<Ctx>,
-    servers: Vec<Arc<Server>>,
-    threads: Vec<JoinHandle<()>>,
+    servers: Vec<Server>,
     address: String,
     metrics_address: Option<String>,
     token_path: PathBuf,
@@ -173,24 +180,22 @@ fn load_token(path: &Path) -> Result<String, ServeError> {
     }
 }
 
-fn listen_tcp(addr: &str, what: &str) -> Result<(Arc<Server>, String), ServeError> {
+fn listen_tcp(addr: &str, what: &str) -> Result<(Listener, String), ServeError> {
     let sa: std::net::SocketAddr = addr.parse().map_err(|_| {
         ServeError::Config(format!(
             "{what} {addr:?}: write HOST:PORT (e.g. 127.0.0.1:8780) or unix:/PATH"
         ))
     })?;
-    let server = Server::http(sa).map_err(|e| ServeError::Listen {
+    let listen_err = |source: std::io::Error| ServeError::Listen {
         what: format!("{what} {addr}"),
-        source: std::io::Error::other(e.to_string()),
-    })?;
-    let real = match server.server_addr() {
-        tiny_http::ListenAddr::IP(a) => a.to_string(),
-        other => other.to_string(),
+        source,
     };
-    Ok((Arc::new(server), real))
+    let l = std::net::TcpListener::bind(sa).map_err(listen_err)?;
+    let real = l.local_addr().map_err(listen_err)?.to_string();
+    Ok((Listener::Tcp(l), real))
 }
 
-fn listen_unix(path: &Path, mode: u32) -> Result<Arc<Server>, ServeError> {
+fn listen_unix(path: &Path, mode: u32) -> Result<Listener, ServeError> {
     let err = |source: std::io::Error| ServeError::Listen {
         what: format!("API socket {}", path.display()),
         source,
@@ -213,10 +218,9 @@ fn listen_unix(path: &Path, mode: u32) -> Result<Arc<Server>, ServeError> {
     // Connecting needs write permission on the socket file: created under the process
     // umask (systemd's UMask=0027 gives 0750: nobody else can connect), then set to the
     // configured mode at once.
-    let server = Server::http_unix(path);
-    let server = server.map_err(|e| err(std::io::Error::other(e.to_string())))?;
+    let l = std::os::unix::net::UnixListener::bind(path).map_err(err)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(err)?;
-    Ok(Arc::new(server))
+    Ok(Listener::Unix(l))
 }
 
 impl Listeners {
@@ -260,23 +264,30 @@ impl Listeners {
             info,
             token,
             stop: AtomicBool::new(false),
-            active: AtomicUsize::new(0),
-            max: config.max_connections,
         });
-        let mut servers = vec![Arc::clone(&api)];
-        let mut threads = vec![spawn_accept(api, Arc::clone(&ctx), false, needs_token)?];
+        let mut limits = Limits::for_connections(config.max_connections);
+        limits.max_body = MAX_BODY;
+        let start = |listener: Listener, name: &'static str, metrics_only: bool, needs_token| {
+            let handler = Arc::new(ApiHandler {
+                ctx: Arc::clone(&ctx),
+                metrics_only,
+                needs_token,
+            });
+            let metrics = Arc::clone(&ctx.shared.metrics);
+            Server::start(listener, name, limits.clone(), handler, metrics)
+                .map_err(|e| ServeError::Other(format!("cannot start the API thread: {e}")))
+        };
+        let mut servers = vec![start(api, "api", false, needs_token)?];
         let mut metrics_address = None;
         if !config.metrics_listen.is_empty() {
             let (m, real) = listen_tcp(&config.metrics_listen, "api.metrics_listen")?;
-            servers.push(Arc::clone(&m));
-            threads.push(spawn_accept(m, Arc::clone(&ctx), true, false)?);
+            servers.push(start(m, "metrics", true, false)?);
             metrics_address = Some(real);
         }
         log::info!("API listening on {address}");
         Ok(Listeners {
             ctx,
             servers,
-            threads,
             address,
             metrics_address,
             token_path: token_path.to_path_buf(),
@@ -298,15 +309,14 @@ impl Listeners {
 
     pub(crate) fn stop(&mut self) {
         self.ctx.stop.store(true, Ordering::SeqCst);
-        for s in &self.servers {
-            s.unblock();
-        }
-        for t in self.threads.drain(..) {
-            let _ = t.join();
+        // Long polls look at the stop flag when woken.
+        self.ctx.shared.changed.notify_all();
+        for s in &mut self.servers {
+            s.stop();
         }
         // Event streams notice the stop within a second; give them that.
         let end = Instant::now() + Duration::from_secs(3);
-        while self.ctx.active.load(Ordering::SeqCst) > 0 && Instant::now() < end {
+        while self.servers.iter().any(|s| s.open_connections() > 0) && Instant::now() < end {
             std::thread::sleep(Duration::from_millis(20));
         }
         if let Some(p) = self.socket.take() {
@@ -315,92 +325,43 @@ impl Listeners {
     }
 }
 
-fn spawn_accept(
-    server: Arc<Server>,
+/// The API as the HTTP front sees it: one per listener.
+struct ApiHandler {
     ctx: Arc<Ctx>,
+    /// The metrics listener: `/metrics` and `/healthz` only.
     metrics_only: bool,
     needs_token: bool,
-) -> Result<JoinHandle<()>, ServeError> {
-    std::thread::Builder::new()
-        .name(if metrics_only { "metrics" } else { "api" }.into())
-        .spawn(move || accept_loop(&server, &ctx, metrics_only, needs_token))
-        .map_err(|e| ServeError::Other(format!("cannot start the API thread: {e}")))
 }
 
-fn accept_loop(server: &Server, ctx: &Arc<Ctx>, metrics_only: bool, needs_token: bool) {
-    while !ctx.stop.load(Ordering::SeqCst) {
-        let req = match server.recv_timeout(Duration::from_millis(250)) {
-            Ok(Some(r)) => r,
-            Ok(None) => continue,
-            Err(e) => {
-                log::warn!("API accept: {e}");
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
-            }
-        };
-        if ctx.active.fetch_add(1, Ordering::SeqCst) >= ctx.max {
-            ctx.active.fetch_sub(1, Ordering::SeqCst);
-            respond_error(req, &ApiError::overloaded());
-            continue;
-        }
-        let c = Arc::clone(ctx);
-        let spawned = std::thread::Builder::new()
-            .name("api-request".into())
-            .spawn(move || {
-                // Given back even if the handler panics.
-                struct Slot<'a>(&'a AtomicUsize);
-                impl Drop for Slot<'_> {
-                    fn drop(&mut self) {
-                        self.0.fetch_sub(1, Ordering::SeqCst);
-                    }
-                }
-                let _slot = Slot(&c.active);
-                handle(req, &c, metrics_only, needs_token);
-            });
-        if let Err(e) = spawned {
-            ctx.active.fetch_sub(1, Ordering::SeqCst);
-            log::error!("cannot start a request thread: {e}");
+impl crate::http::Handler for ApiHandler {
+    fn class(&self, method: &str, path: &str) -> Class {
+        let seg: Vec<&str> = path.trim_matches('/').split('/').collect();
+        match (method, seg.as_slice()) {
+            ("GET", ["healthz" | "metrics"]) => Class::Probe,
+            _ if self.metrics_only => Class::Normal,
+            ("POST", ["v1", "transactions"])
+            | ("GET", ["v1", "transactions", _])
+            | ("POST", ["v1", "transactions", _, "cancel"]) => Class::Sale,
+            ("GET", ["v1", "events"]) => Class::Stream,
+            _ => Class::Normal,
         }
     }
-}
 
-fn with_headers<R: Read>(mut resp: Response<R>, headers: &[(&str, &str)]) -> Response<R> {
-    for (name, value) in headers {
-        // Our names and values are ASCII; from_bytes fails only on other bytes.
-        if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            resp = resp.with_header(h);
-        }
-    }
-    resp
-}
-
-fn respond_json(req: Request, status: u16, body: &Value) {
-    let text = serde_json::to_string_pretty(body).unwrap_or_else(|_| "{}".into());
-    let resp = with_headers(
-        Response::from_string(text).with_status_code(status),
-        &[
-            ("Content-Type", "application/json"),
-            ("Cache-Control", "no-store"),
-        ],
-    );
-    if let Err(e) = req.respond(resp) {
-        log::debug!("API: client went away before the answer: {e}");
+    fn handle(&self, req: Request) -> Answer {
+        handle(req, &self.ctx, self.metrics_only, self.needs_token)
     }
 }
 
-fn respond_error(req: Request, e: &ApiError) {
-    let body = json!({ "error": e });
-    respond_json(req, e.status, &body);
+fn respond_json(status: u16, body: &Value) -> Answer {
+    Answer::Full(Response::json(status, body))
 }
 
-fn respond_text(req: Request, status: u16, content_type: &str, text: String) {
-    let resp = with_headers(
-        Response::from_string(text).with_status_code(status),
-        &[("Content-Type", content_type)],
-    );
-    if let Err(e) = req.respond(resp) {
-        log::debug!("API: client went away before the answer: {e}");
-    }
+fn respond_error(e: &ApiError) -> Answer {
+    Answer::Full(Response::error(e))
+}
+
+fn respond_text(status: u16, content_type: &str, text: String) -> Answer {
+    Answer::Full(Response::text(status, content_type, text))
 }
 
 fn query_params(query: &str) -> Vec<(String, String)> {
@@ -467,14 +428,9 @@ impl Query {
 }
 
 fn authorized(req: &Request, token: &str) -> bool {
-    let Some(h) = req
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Authorization"))
-    else {
+    let Some(value) = req.header("Authorization") else {
         return false;
     };
-    let value = h.value.as_str();
     let Some((scheme, given)) = value.split_once(' ') else {
         return false;
     };
@@ -490,21 +446,32 @@ fn authorized(req: &Request, token: &str) -> bool {
     diff == 0
 }
 
-fn read_body(req: &mut Request) -> Result<Value, ApiError> {
-    let mut buf = Vec::new();
-    req.as_reader()
-        .take(MAX_BODY + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
-    if buf.len() as u64 > MAX_BODY {
-        return Err(ApiError::bad_request(format!(
-            "the request body is larger than {MAX_BODY} bytes"
-        )));
-    }
+fn read_body(req: &Request) -> Result<Value, ApiError> {
+    let buf = match &req.body {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => {
+            return Err(ApiError::bad_request(format!(
+                "the request body is larger than {MAX_BODY} bytes"
+            )));
+        }
+        Err(BodyError::Timeout) => {
+            return Err(ApiError {
+                status: 408,
+                kind: "request_timeout",
+                message: "the request body did not arrive in time".into(),
+                current: None,
+            });
+        }
+        Err(BodyError::Broken(e)) => {
+            return Err(ApiError::bad_request(format!(
+                "cannot read the request body: {e}"
+            )));
+        }
+    };
     if buf.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
-    serde_json::from_slice(&buf)
+    serde_json::from_slice(buf)
         .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))
 }
 
@@ -517,9 +484,9 @@ enum Reply {
     Events(Option<u64>),
 }
 
-fn handle(mut req: Request, ctx: &Ctx, metrics_only: bool, needs_token: bool) {
-    let method = req.method().as_str().to_ascii_uppercase();
-    let url = req.url().to_string();
+fn handle(req: Request, ctx: &Arc<Ctx>, metrics_only: bool, needs_token: bool) -> Answer {
+    let method = req.method.to_ascii_uppercase();
+    let url = req.target.clone();
     let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
     let query = Query(query_params(query));
     log::debug!("API {method} {path}");
@@ -533,43 +500,53 @@ fn handle(mut req: Request, ctx: &Ctx, metrics_only: bool, needs_token: bool) {
                 "sales_blocked": st.sales_blocked,
             });
             drop(st);
-            return respond_json(req, 200, &body);
+            return respond_json(200, &body);
         }
         ("GET", "/metrics") => {
             return respond_text(
-                req,
                 200,
                 crate::metrics::CONTENT_TYPE,
                 ctx.shared.metrics.encode(),
             );
         }
         _ if metrics_only => {
-            return respond_error(
-                req,
-                &ApiError::not_found("this listener serves only /metrics and /healthz"),
-            );
+            return respond_error(&ApiError::not_found(
+                "this listener serves only /metrics and /healthz",
+            ));
         }
         ("GET", "/openapi.json") => {
-            return respond_text(req, 200, "application/json", OPENAPI.to_string());
+            return respond_text(200, "application/json", OPENAPI.to_string());
         }
         _ => {}
     }
     if needs_token && !authorized(&req, &ctx.token) {
-        return respond_error(req, &ApiError::unauthorized());
+        return respond_error(&ApiError::unauthorized());
     }
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let body = if method == "POST" {
-        match read_body(&mut req) {
+        match read_body(&req) {
             Ok(b) => b,
-            Err(e) => return respond_error(req, &e),
+            Err(e) => return respond_error(&e),
         }
     } else {
         Value::Null
     };
     match route(ctx, &method, &segments, &query, body) {
-        Ok(Reply::Json(status, v)) => respond_json(req, status, &v),
-        Ok(Reply::Events(since)) => stream_events(req, ctx, since),
-        Err(e) => respond_error(req, &e),
+        Ok(Reply::Json(status, v)) => respond_json(status, &v),
+        Ok(Reply::Events(since)) => {
+            let since = since.or_else(|| {
+                req.header("Last-Event-ID")
+                    .and_then(|v| v.trim().parse().ok())
+            });
+            // Subscribed before the answer's head goes out: a client that saw the head misses
+            // no event published after it.
+            let sub = ctx.shared.bus.subscribe(since);
+            let ctx = Arc::clone(ctx);
+            Answer::Stream(Box::new(move |sink: &mut EventSink<'_>| {
+                stream_events(sink, &ctx, sub, since);
+            }))
+        }
+        Err(e) => respond_error(&e),
     }
 }
 
@@ -937,23 +914,29 @@ fn start(ctx: &Ctx, body: Value) -> Result<Reply, ApiError> {
 }
 
 /// The transaction, once it is done (resting and no longer running) or `wait` has passed.
+///
+/// Answers as soon as the state is final: the change count is read before the journal, so a
+/// change that lands between the look and the wait ends the wait at once (see
+/// [`crate::notify`]); no timer is involved on that path.
 fn await_txn(ctx: &Ctx, id: i64, wait: Duration) -> Result<Value, ApiError> {
     let end = Instant::now() + wait;
+    let mut on_timer = false;
     loop {
+        let seen = ctx.shared.changed.generation();
         let t = ctx.journal().get(id)?;
         let current = current_id(ctx);
         let v = view(&t, current);
         let done = v.get("done").and_then(Value::as_bool).unwrap_or(false);
-        let left = end.saturating_duration_since(Instant::now());
-        if done || left.is_zero() || ctx.stop.load(Ordering::SeqCst) {
+        let now = Instant::now();
+        if done || now >= end || ctx.stop.load(Ordering::SeqCst) {
+            if done && on_timer {
+                log::error!("transaction {id}: a long poll missed its change notification");
+                ctx.shared.metrics.api.wait_missed_wakeups.inc();
+            }
             return Ok(v);
         }
-        let st = ctx.shared.lock();
-        // Woken by every state change; the timeout bounds a missed wake-up.
-        let _ = ctx
-            .shared
-            .changed
-            .wait_timeout(st, left.min(Duration::from_millis(500)));
+        let until = end.min(now + WAIT_SAFETY_NET);
+        on_timer = !ctx.shared.changed.wait_past(seen, until) && until < end;
     }
 }
 
@@ -1078,59 +1061,74 @@ fn sim(ctx: &Ctx, action: &str, body: Value) -> Result<Value, ApiError> {
     Ok(json!({ "done": action }))
 }
 
-/// `GET /v1/events`: server-sent events, as chunks of an HTTP/1.1 response so the stream's
-/// end is visible to the client.
-fn stream_events(req: Request, ctx: &Ctx, since: Option<u64>) {
-    let since = since.or_else(|| {
-        req.headers()
-            .iter()
-            .find(|h| h.field.equiv("Last-Event-ID"))
-            .and_then(|h| h.value.as_str().trim().parse().ok())
-    });
-    let rx = ctx.shared.bus.subscribe(since);
-    let mut w = req.into_writer();
-    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n\
-                Transfer-Encoding: chunked\r\nX-Accel-Buffering: no\r\n\r\n";
-    let chunk = |w: &mut Box<dyn Write + Send>, data: &str| -> std::io::Result<()> {
-        write!(w, "{:x}\r\n{data}\r\n", data.len())?;
-        w.flush()
-    };
+/// `GET /v1/events`: server-sent events. The subscription's queue is bounded; a client that
+/// falls behind is told which events it missed (`event: missed`, with the sequence number to
+/// reconnect with) when it can still take that, and the stream ends. One that stops reading
+/// altogether is cut off by the write timeout.
+fn stream_events(sink: &mut EventSink<'_>, ctx: &Ctx, mut sub: Subscription, since: Option<u64>) {
+    let mut last = since.unwrap_or_else(|| sub.start_seq());
     let hello = format!(
         "retry: 2000\n: pos-serve events; last event {}\n\n",
-        ctx.shared.bus.last_seq()
+        sub.start_seq()
     );
-    if w.write_all(head.as_bytes()).is_err() || chunk(&mut w, &hello).is_err() {
+    if sink.send(&hello).is_err() {
         return;
     }
-    let mut idle = 0u32;
+    let mut idle = Duration::ZERO;
+    let tick = Duration::from_secs(1);
     loop {
         if ctx.stop.load(Ordering::SeqCst) {
             break;
         }
-        match rx.recv_timeout(Duration::from_secs(1)) {
+        if sink.client_gone() {
+            return;
+        }
+        match sub.recv_timeout(tick) {
             Ok(e) => {
-                idle = 0;
+                idle = Duration::ZERO;
                 let data = serde_json::to_string(&*e).unwrap_or_else(|_| "{}".into());
                 let text = format!("id: {}\nevent: {}\ndata: {data}\n\n", e.seq, e.kind);
-                if chunk(&mut w, &text).is_err() {
+                if sink.send(&text).is_err() {
+                    ctx.shared.metrics.api.event_streams_dropped.inc();
+                    log::info!(
+                        "event stream: the client stopped reading; closed after event {last}"
+                    );
                     return;
                 }
+                last = e.seq;
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                idle += 1;
-                if idle >= 15 {
-                    idle = 0;
-                    if chunk(&mut w, ": keepalive\n\n").is_err() {
+                idle += tick;
+                if idle >= KEEPALIVE {
+                    idle = Duration::ZERO;
+                    if sink.send(": keepalive\n\n").is_err() {
+                        ctx.shared.metrics.api.event_streams_dropped.inc();
                         return;
                     }
                 }
             }
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                if sub.fell_behind() {
+                    ctx.shared.metrics.api.event_streams_dropped.inc();
+                    log::info!(
+                        "event stream: the client fell behind after event {last}; told to reconnect"
+                    );
+                    let marker = json!({
+                        "type": "missed",
+                        "last_delivered": last,
+                        "detail": format!(
+                            "this client fell more than {} events behind: later events were not \
+                             sent; reconnect with ?since={last} (or Last-Event-ID: {last})",
+                            crate::events::QUEUE
+                        ),
+                    });
+                    let _ = sink.send(&format!("event: missed\ndata: {marker}\n\n"));
+                    return;
+                }
+                break;
+            }
         }
     }
-    // The end of the chunked body: the client sees the stream end.
-    let _ = w.write_all(b"0\r\n\r\n");
-    let _ = w.flush();
 }
 
 #[cfg(test)]

@@ -1,17 +1,26 @@
 //! The live event stream: what the lane's devices and transactions do, as it happens.
 //!
-//! One [`EventBus`] per lane. Publishing never blocks (each subscriber has its own unbounded
-//! channel; a subscriber that went away is pruned). The last [`REPLAY`] events are kept so a
-//! client that reconnects with `Last-Event-ID` (or `?since=`) misses nothing in between.
+//! One [`EventBus`] per lane. Publishing never blocks: each subscriber has its own bounded
+//! queue of [`QUEUE`] events; a subscriber whose queue is full fell behind and is dropped
+//! from the bus (its [`Subscription`] says so, so the stream can tell its client to reconnect
+//! with `since=`), and one that went away is pruned. Memory per subscriber is bounded, whatever
+//! its client does. The last [`REPLAY`] events are kept so a client that reconnects with
+//! `Last-Event-ID` (or `?since=`) misses nothing in between.
 
 use std::collections::VecDeque;
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use serde::Serialize;
 
 /// How many past events are kept for replay.
 pub const REPLAY: usize = 1024;
+
+/// How many live events may wait for one subscriber. A subscriber further behind is dropped
+/// (see [`Subscription::fell_behind`]).
+pub const QUEUE: usize = 256;
 
 /// One event. Never carries card data: devices, states and plain notes only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -187,10 +196,50 @@ impl NewEvent {
     }
 }
 
+struct Subscriber {
+    tx: SyncSender<Arc<Event>>,
+    behind: Arc<AtomicBool>,
+}
+
 struct Inner {
     next_seq: u64,
     recent: VecDeque<Arc<Event>>,
-    subscribers: Vec<Sender<Arc<Event>>>,
+    subscribers: Vec<Subscriber>,
+}
+
+/// One subscriber's events: the replayed ones first, then the live ones, in order.
+#[derive(Debug)]
+pub struct Subscription {
+    replay: VecDeque<Arc<Event>>,
+    rx: Receiver<Arc<Event>>,
+    behind: Arc<AtomicBool>,
+    start: u64,
+}
+
+impl Subscription {
+    /// The next event, waiting at most `timeout`. `Disconnected` once the bus dropped this
+    /// subscriber and its queue is empty: it fell behind ([`Subscription::fell_behind`]) or
+    /// the bus is gone.
+    ///
+    /// # Errors
+    /// `Timeout` when no event came in time; `Disconnected` as above.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Arc<Event>, RecvTimeoutError> {
+        match self.replay.pop_front() {
+            Some(e) => Ok(e),
+            None => self.rx.recv_timeout(timeout),
+        }
+    }
+
+    /// True when the bus dropped this subscriber because its queue was full: events after
+    /// the queued ones were not delivered to it.
+    pub fn fell_behind(&self) -> bool {
+        self.behind.load(Ordering::SeqCst)
+    }
+
+    /// The sequence number of the latest event when the subscription began.
+    pub fn start_seq(&self) -> u64 {
+        self.start
+    }
 }
 
 /// Fan-out of events to every subscriber, with a replay buffer.
@@ -258,24 +307,40 @@ impl EventBus {
             i.recent.pop_front();
         }
         i.recent.push_back(Arc::clone(&e));
-        i.subscribers.retain(|s| s.send(Arc::clone(&e)).is_ok());
+        i.subscribers
+            .retain(|s| match s.tx.try_send(Arc::clone(&e)) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => {
+                    s.behind.store(true, Ordering::SeqCst);
+                    false
+                }
+                Err(TrySendError::Disconnected(_)) => false,
+            });
         seq
     }
 
     /// A new subscription, first replaying the kept events after `since` (a sequence
     /// number; `None`: nothing replayed). Events published after this call all arrive, in
-    /// order, after the replayed ones.
-    pub fn subscribe(&self, since: Option<u64>) -> Receiver<Arc<Event>> {
-        let (tx, rx) = channel();
+    /// order, after the replayed ones, unless the subscriber falls more than [`QUEUE`]
+    /// events behind: then it is dropped and [`Subscription::fell_behind`] says so.
+    pub fn subscribe(&self, since: Option<u64>) -> Subscription {
+        let (tx, rx) = sync_channel(QUEUE);
+        let behind = Arc::new(AtomicBool::new(false));
         let mut i = self.lock();
-        if let Some(since) = since {
-            for e in i.recent.iter().filter(|e| e.seq > since) {
-                // The receiver is alive: we hold it.
-                let _ = tx.send(Arc::clone(e));
-            }
+        let replay = match since {
+            Some(since) => i.recent.iter().filter(|e| e.seq > since).cloned().collect(),
+            None => VecDeque::new(),
+        };
+        i.subscribers.push(Subscriber {
+            tx,
+            behind: Arc::clone(&behind),
+        });
+        Subscription {
+            replay,
+            rx,
+            behind,
+            start: i.next_seq - 1,
         }
-        i.subscribers.push(tx);
-        rx
     }
 
     /// The sequence number of the latest event (0 before any).
@@ -308,7 +373,7 @@ mod tests {
     #[test]
     fn subscribers_get_events_in_order_and_replay_fills_the_gap() {
         let bus = EventBus::default();
-        let first = bus.subscribe(None);
+        let mut first = bus.subscribe(None);
         bus.publish(NewEvent::new(EventKind::CardInserted, "in").device("reader"));
         bus.publish(NewEvent::new(EventKind::CardRemoved, "out").device("reader"));
         let a = first.recv_timeout(Duration::from_secs(1)).unwrap();
@@ -318,13 +383,39 @@ mod tests {
             (1, "card_inserted", 2, "card_removed")
         );
         // A client that saw event 1 reconnects: it gets 2, then the live ones.
-        let late = bus.subscribe(Some(1));
+        let mut late = bus.subscribe(Some(1));
         bus.publish(NewEvent::new(EventKind::PaperLow, "low").device("printer"));
         let got: Vec<u64> = (0..2)
             .map(|_| late.recv_timeout(Duration::from_secs(1)).unwrap().seq)
             .collect();
         assert_eq!(got, vec![2, 3]);
         assert_eq!(bus.last_seq(), 3);
+    }
+
+    #[test]
+    fn a_subscriber_that_does_not_read_is_dropped_after_its_queue_fills() {
+        let bus = EventBus::default();
+        let mut stuck = bus.subscribe(None);
+        let mut live = bus.subscribe(None);
+        let mut got = 0;
+        for n in 0..(10 * QUEUE) {
+            bus.publish(NewEvent::new(EventKind::HealthCheck, format!("{n}")));
+            // The live one keeps up.
+            while live.recv_timeout(Duration::ZERO).is_ok() {
+                got += 1;
+            }
+        }
+        assert_eq!(got, 10 * QUEUE);
+        assert!(!live.fell_behind());
+        assert_eq!(bus.subscriber_count(), 1, "the stuck one is no longer fed");
+        // It still gets what was queued, in order, then learns it fell behind.
+        let mut seqs = Vec::new();
+        while let Ok(e) = stuck.recv_timeout(Duration::from_millis(10)) {
+            seqs.push(e.seq);
+        }
+        assert_eq!(seqs, (1..=QUEUE as u64).collect::<Vec<_>>());
+        assert!(stuck.fell_behind());
+        assert_eq!(stuck.start_seq(), 0);
     }
 
     #[test]

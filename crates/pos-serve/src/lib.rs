@@ -42,14 +42,16 @@
 
 pub mod api;
 pub mod events;
+mod http;
 pub mod instrument;
 pub mod metrics;
+mod notify;
 pub mod worker;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Sender, channel};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -75,7 +77,8 @@ pub struct ApiError {
     pub status: u16,
     /// Stable snake_case kind: `invalid_input`, `unauthorized`, `not_found`, `no_route`,
     /// `method_not_allowed`, `busy`, `too_late`, `not_simulated`, `shutting_down`,
-    /// `overloaded`, `device`, `journal`, `internal`, `timeout`.
+    /// `overloaded`, `device`, `journal`, `internal`, `timeout`; from the HTTP front's
+    /// limits: `request_timeout` (408), `too_large` (414, 431).
     pub kind: &'static str,
     /// What went wrong and what to do.
     pub message: String,
@@ -402,7 +405,7 @@ impl Service {
                 cardholder_auto: true,
                 sales_blocked: None,
             }),
-            changed: Condvar::new(),
+            changed: notify::Changed::default(),
             cancel: OnceLock::new(),
             worker_alive: AtomicBool::new(true),
             sim,
@@ -515,6 +518,12 @@ impl Service {
     /// The built-in fake host, if used.
     pub fn fake_host(&self) -> Option<&Arc<FakeHost>> {
         self.shared.host.as_ref()
+    }
+
+    /// The lane's event bus, what `GET /v1/events` streams: subscribe in-process, or publish
+    /// a note of the integrator's own (it reaches every stream and the replay buffer).
+    pub fn events(&self) -> &events::EventBus {
+        &self.shared.bus
     }
 
     /// Block until [`STOP_REQUESTED`] is set (by a signal handler) or the lane worker died,

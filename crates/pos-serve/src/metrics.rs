@@ -25,9 +25,86 @@ pub const PRINTER_CONDITIONS: [&str; 5] = [
     "offline",
 ];
 
+/// Why the API refused a connection or request before a handler ran, as
+/// `pos_api_refused_total{reason=...}`.
+pub const API_REFUSALS: [&str; 5] = [
+    "head_timeout",
+    "too_large",
+    "bad_request",
+    "overloaded",
+    "evicted",
+];
+
+/// The local API's own figures: connections, event streams and what its limits refused.
+pub struct ApiMetrics {
+    /// Connections open now (both listeners).
+    pub connections: Gauge,
+    /// Event streams (`GET /v1/events`) open now.
+    pub event_streams: Gauge,
+    /// Connections or requests refused by a limit, by reason (see [`API_REFUSALS`]).
+    pub refused: Family<Labels, Counter>,
+    /// Event streams closed because their client fell behind or stopped reading.
+    pub event_streams_dropped: Counter,
+    /// Long polls (`wait`) that found their transaction final only when their safety timer
+    /// fired, i.e. a missed change notification. Always 0 unless there is a bug.
+    pub wait_missed_wakeups: Counter,
+}
+
+impl ApiMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let connections = Gauge::default();
+        registry.register(
+            "api_connections",
+            "Connections to the local API open now",
+            connections.clone(),
+        );
+        let event_streams = Gauge::default();
+        registry.register(
+            "api_event_streams",
+            "Event streams (GET /v1/events) open now",
+            event_streams.clone(),
+        );
+        let refused = Family::<Labels, Counter>::default();
+        registry.register(
+            "api_refused",
+            "Connections or requests the API refused by a limit (408, 414/431, 400, 503), by reason",
+            refused.clone(),
+        );
+        let event_streams_dropped = Counter::default();
+        registry.register(
+            "api_event_streams_dropped",
+            "Event streams closed because the client fell behind or stopped reading",
+            event_streams_dropped.clone(),
+        );
+        let wait_missed_wakeups = Counter::default();
+        registry.register(
+            "api_wait_missed_wakeups",
+            "Long polls that saw their transaction final only on their safety timer (a missed notification)",
+            wait_missed_wakeups.clone(),
+        );
+        for r in API_REFUSALS {
+            let _ = refused.get_or_create(&label("reason", r));
+        }
+        ApiMetrics {
+            connections,
+            event_streams,
+            refused,
+            event_streams_dropped,
+            wait_missed_wakeups,
+        }
+    }
+
+    /// Count a refusal for `reason` (one of [`API_REFUSALS`]).
+    pub fn refuse(&self, reason: &'static str) {
+        self.refused.get_or_create(&label("reason", reason)).inc();
+    }
+}
+
 /// Every metric of the lane.
 pub struct Metrics {
     registry: Registry,
+    /// The local API's figures.
+    pub api: ApiMetrics,
     /// 1 when the device is open and answering, 0 when missing or faulted.
     pub device_up: Family<Labels, Gauge>,
     /// Faults seen, by device and kind.
@@ -79,6 +156,7 @@ impl Metrics {
     /// Every metric registered, at zero.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("pos");
+        let api = ApiMetrics::register(&mut registry);
         let device_up = Family::<Labels, Gauge>::default();
         registry.register(
             "device_up",
@@ -164,6 +242,7 @@ impl Metrics {
         );
         let m = Metrics {
             registry,
+            api,
             device_up,
             device_faults,
             device_reconnects,
@@ -246,6 +325,9 @@ mod tests {
             "pos_apdu_duration_seconds_bucket",
             "pos_print_duration_seconds_count",
             "pos_printer_condition",
+            "pos_api_connections",
+            "pos_api_refused_total",
+            "pos_api_wait_missed_wakeups_total",
         ] {
             assert!(text.contains(name), "{name} missing from\n{text}");
         }

@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use pos_hal::{
@@ -204,7 +204,7 @@ pub(crate) struct Shared {
     pub bus: EventBus,
     pub metrics: Arc<Metrics>,
     pub state: Mutex<LaneState>,
-    pub changed: Condvar,
+    pub changed: crate::notify::Changed,
     pub cancel: OnceLock<pos_terminal::CancelHandle>,
     /// False once the worker thread ended (it panicked, or stopped).
     pub worker_alive: AtomicBool,

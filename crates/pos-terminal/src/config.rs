@@ -393,7 +393,9 @@ pub struct ApiConfig {
     /// `0.0.0.0:9464` for the fleet's Prometheus. Empty: none (`/metrics` is still on the
     /// API listener).
     pub metrics_listen: String,
-    /// At most this many requests handled at once (event streams included).
+    /// At most this many requests handled at once. Event streams (`GET /v1/events`) have a
+    /// pool of this size of their own, and `/healthz`, `/metrics` and the sale's routes a
+    /// small reserve beyond it, so neither starves the other (see pos-serve's README).
     pub max_connections: usize,
 }
 
