@@ -121,5 +121,5 @@ for path, ops in P.items():
     for m, o in ops.items():
         if path not in ("/healthz", "/metrics", "/openapi.json"):
             o["responses"].setdefault("400", err_resp("A parameter or the body cannot be used."))
-        o["responses"]["default"] = err_resp("Any other error, with its kind: 500 journal or internal, 503 shutting_down (stopping, or the lane worker failed) or overloaded (too many requests at once; with Retry-After), 405 method_not_allowed, 404 no_route; from the HTTP limits: 408 request_timeout (head or body not sent within 10 s), 414/431 too_large (request line or head over 16 KiB, or more than 64 header fields).")
+        o["responses"]["default"] = err_resp("Any other error, with its kind: 500 journal or internal, 503 shutting_down (stopping, or the lane worker failed) or overloaded (too many requests at once; with Retry-After), 405 method_not_allowed, 404 no_route; from the HTTP limits: 408 request_timeout (head or body not sent within 10 s), 414/431 too_large (request line or head over 16 KiB, or more than 64 header fields). 503 sales_blocked (the lane's journal cannot be written; the message says why and where the transaction stopped).")
 print(json.dumps(doc, indent=2))

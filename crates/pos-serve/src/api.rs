@@ -927,6 +927,17 @@ fn await_txn(ctx: &Ctx, id: i64, wait: Duration) -> Result<Value, ApiError> {
         let current = current_id(ctx);
         let v = view(&t, current);
         let done = v.get("done").and_then(Value::as_bool).unwrap_or(false);
+        // The lane stopped taking sales while this one was in flight (its journal cannot be
+        // written): it will not move until the journal does, so say so now rather than at
+        // the end of the wait.
+        let blocked = ctx.shared.lock().sales_blocked.clone();
+        if let (false, true, Some(why)) = (done, current != Some(id), blocked) {
+            return Err(ApiError::new(
+                503,
+                "sales_blocked",
+                format!("transaction {id} stopped at {}: {why}", t.state.name()),
+            ));
+        }
         let now = Instant::now();
         if done || now >= end || ctx.stop.load(Ordering::SeqCst) {
             if done && on_timer {

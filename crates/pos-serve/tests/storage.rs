@@ -174,3 +174,72 @@ fn a_full_disk_blocks_sales_and_they_resume_when_space_returns() {
         std::panic::resume_unwind(p);
     }
 }
+
+/// A sale in flight when the disk fills: the client waiting on it is answered at once with
+/// 503 `sales_blocked` (not at the end of its wait), and once space returns recovery ends
+/// it (nothing had been sent: aborted). Needs mount(2), as above.
+#[test]
+fn a_sale_in_flight_when_the_disk_fills_is_answered_at_once() {
+    let base = tempfile::tempdir().unwrap();
+    let mnt = base.path().join("state");
+    std::fs::create_dir(&mnt).unwrap();
+    if !sh(&format!(
+        "mount -t tmpfs -o size=4m tmpfs '{}' 2>/dev/null",
+        mnt.display()
+    )) {
+        if std::env::var_os("CI").is_some() {
+            panic!("mount(2) is not permitted here, and CI must run this test");
+        }
+        eprintln!(
+            "SKIPPED a_sale_in_flight_when_the_disk_fills_is_answered_at_once: mount(2) not permitted"
+        );
+        return;
+    }
+    let result = std::panic::catch_unwind(|| {
+        let mut rig = Rig::with(|c| {
+            c.journal = Some(mnt.join("journal.sqlite"));
+            c.key_file = Some(mnt.join("card-data.key"));
+        });
+        let c = rig.client.clone();
+        let events = c.events(None);
+        // The cardholder waits: the sale stops at "insert card".
+        assert_eq!(
+            c.post("/v1/sim/cardholder", json!({ "mode": "manual" }))
+                .status,
+            200
+        );
+        assert_eq!(c.post("/v1/sim/remove-card", json!({})).status, 200);
+        let r = c.post("/v1/transactions", json!({ "amount": 250 }));
+        assert_eq!(r.status, 202, "{}", r.text());
+        let id = r.json()["id"].as_i64().unwrap();
+        wait_event(&events, T, "insert prompt", |e| is_type(e, "prompt"));
+        let filler = fill(&mnt);
+        let waiter = {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                let started = std::time::Instant::now();
+                let r = c.get(&format!("/v1/transactions/{id}?wait=120"));
+                (r.status, r.json(), started.elapsed())
+            })
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(c.post("/v1/sim/insert-card", json!({})).status, 200);
+        let (status, body, took) = waiter.join().unwrap();
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["error"]["kind"], "sales_blocked", "{body}");
+        assert!(
+            took < Duration::from_secs(60),
+            "answered at the end of the wait: {took:?}"
+        );
+        std::fs::remove_file(&filler).unwrap();
+        wait_event(&events, T, "sales_resumed", |e| is_type(e, "sales_resumed"));
+        let t = c.get(&format!("/v1/transactions/{id}"));
+        assert_eq!(t.json()["state"], "aborted", "{}", t.text());
+        assert_eq!(t.json()["done"], true);
+        rig.stop();
+    });
+    sh(&format!("umount -l '{}'", mnt.display()));
+    if let Err(p) = result {
+        std::panic::resume_unwind(p);
+    }
+}
