@@ -110,10 +110,10 @@ fn sh(cmd: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// A real full disk: the journal on a 4 MB tmpfs, filled to the last byte. Needs mount(2)
-/// (root); outside CI a machine without it says SKIPPED.
-#[test]
-fn a_full_disk_blocks_sales_and_they_resume_when_space_returns() {
+/// Run `body` with a 4 MB tmpfs mounted at a fresh directory, unmounting it afterwards
+/// whatever happens. Needs mount(2) (root): without it the test says SKIPPED (outside CI)
+/// or fails (under CI, which must run it).
+fn with_small_disk(test: &str, body: impl FnOnce(&Path) + std::panic::UnwindSafe) {
     let base = tempfile::tempdir().unwrap();
     let mnt = base.path().join("state");
     std::fs::create_dir(&mnt).unwrap();
@@ -122,57 +122,71 @@ fn a_full_disk_blocks_sales_and_they_resume_when_space_returns() {
         mnt.display()
     )) {
         if std::env::var_os("CI").is_some() {
-            panic!("mount(2) is not permitted here, and CI must run this test");
+            panic!("mount(2) is not permitted here, and CI must run {test}");
         }
-        eprintln!(
-            "SKIPPED a_full_disk_blocks_sales_and_they_resume_when_space_returns: mount(2) not permitted"
-        );
+        eprintln!("SKIPPED {test}: mount(2) not permitted");
         return;
     }
-    let result = std::panic::catch_unwind(|| {
-        let mut rig = Rig::with(|c| {
-            c.journal = Some(mnt.join("journal.sqlite"));
-            c.key_file = Some(mnt.join("card-data.key"));
-        });
-        let c = rig.client.clone();
-        let events = c.events(None);
-        assert_eq!(rig.sale(100, json!({}))["state"], "completed");
-        let filler = fill(&mnt);
-        // The next sale cannot be recorded: refused, and the lane is blocked.
-        let before = rig
-            .service()
-            .fake_host()
-            .map(|h| h.ledger().approved_not_reversed().len());
-        let r = c.post("/v1/transactions", json!({ "amount": 200, "wait": 30 }));
-        assert!(matches!(r.status, 500 | 503), "{} {}", r.status, r.text());
-        let ev = wait_event(&events, T, "sales_blocked", |e| is_type(e, "sales_blocked"));
-        assert!(ev["detail"].as_str().unwrap().contains("full"), "{ev}");
-        let h = healthz(&c);
-        assert_eq!(h["ok"], false, "{h}");
-        let r = c.post("/v1/transactions", json!({ "amount": 300, "wait": 30 }));
-        assert_eq!(r.status, 503, "{}", r.text());
-        assert_eq!(r.json()["error"]["kind"], "sales_blocked");
-        // Nothing approved stays unrecorded.
-        assert_eq!(
-            rig.service()
-                .fake_host()
-                .map(|h| h.ledger().approved_not_reversed().len()),
-            before
-        );
-        // Space returns: sales resume by themselves.
-        std::fs::remove_file(&filler).unwrap();
-        wait_event(&events, T, "sales_resumed", |e| is_type(e, "sales_resumed"));
-        eventually(T, "healthz ok", || healthz(&c)["ok"] == true);
-        assert_eq!(rig.sale(400, json!({}))["state"], "completed");
-        // Nothing was left in flight.
-        let j = pos_terminal::Journal::open_read_only(&mnt.join("journal.sqlite")).unwrap();
-        assert!(j.all().unwrap().iter().all(|t| t.state.is_resting()));
-        rig.stop();
-    });
+    let result = std::panic::catch_unwind(|| body(&mnt));
     sh(&format!("umount -l '{}'", mnt.display()));
     if let Err(p) = result {
         std::panic::resume_unwind(p);
     }
+}
+
+/// A lane whose journal and key file live on `mnt`.
+fn rig_on(mnt: &Path) -> Rig {
+    let (journal, key) = (mnt.join("journal.sqlite"), mnt.join("card-data.key"));
+    Rig::with(move |c| {
+        c.journal = Some(journal);
+        c.key_file = Some(key);
+    })
+}
+
+/// A real full disk: the journal on a 4 MB tmpfs, filled to the last byte. Needs mount(2)
+/// (root); outside CI a machine without it says SKIPPED.
+#[test]
+fn a_full_disk_blocks_sales_and_they_resume_when_space_returns() {
+    with_small_disk(
+        "a_full_disk_blocks_sales_and_they_resume_when_space_returns",
+        |mnt| {
+            let mut rig = rig_on(mnt);
+            let c = rig.client.clone();
+            let events = c.events(None);
+            assert_eq!(rig.sale(100, json!({}))["state"], "completed");
+            let filler = fill(mnt);
+            // The next sale cannot be recorded: refused, and the lane is blocked.
+            let before = rig
+                .service()
+                .fake_host()
+                .map(|h| h.ledger().approved_not_reversed().len());
+            let r = c.post("/v1/transactions", json!({ "amount": 200, "wait": 30 }));
+            assert!(matches!(r.status, 500 | 503), "{} {}", r.status, r.text());
+            let ev = wait_event(&events, T, "sales_blocked", |e| is_type(e, "sales_blocked"));
+            assert!(ev["detail"].as_str().unwrap().contains("full"), "{ev}");
+            let h = healthz(&c);
+            assert_eq!(h["ok"], false, "{h}");
+            let r = c.post("/v1/transactions", json!({ "amount": 300, "wait": 30 }));
+            assert_eq!(r.status, 503, "{}", r.text());
+            assert_eq!(r.json()["error"]["kind"], "sales_blocked");
+            // Nothing approved stays unrecorded.
+            assert_eq!(
+                rig.service()
+                    .fake_host()
+                    .map(|h| h.ledger().approved_not_reversed().len()),
+                before
+            );
+            // Space returns: sales resume by themselves.
+            std::fs::remove_file(&filler).unwrap();
+            wait_event(&events, T, "sales_resumed", |e| is_type(e, "sales_resumed"));
+            eventually(T, "healthz ok", || healthz(&c)["ok"] == true);
+            assert_eq!(rig.sale(400, json!({}))["state"], "completed");
+            // Nothing was left in flight.
+            let j = pos_terminal::Journal::open_read_only(&mnt.join("journal.sqlite")).unwrap();
+            assert!(j.all().unwrap().iter().all(|t| t.state.is_resting()));
+            rig.stop();
+        },
+    );
 }
 
 /// A sale in flight when the disk fills: the client waiting on it is answered at once with
@@ -180,66 +194,47 @@ fn a_full_disk_blocks_sales_and_they_resume_when_space_returns() {
 /// it (nothing had been sent: aborted). Needs mount(2), as above.
 #[test]
 fn a_sale_in_flight_when_the_disk_fills_is_answered_at_once() {
-    let base = tempfile::tempdir().unwrap();
-    let mnt = base.path().join("state");
-    std::fs::create_dir(&mnt).unwrap();
-    if !sh(&format!(
-        "mount -t tmpfs -o size=4m tmpfs '{}' 2>/dev/null",
-        mnt.display()
-    )) {
-        if std::env::var_os("CI").is_some() {
-            panic!("mount(2) is not permitted here, and CI must run this test");
-        }
-        eprintln!(
-            "SKIPPED a_sale_in_flight_when_the_disk_fills_is_answered_at_once: mount(2) not permitted"
-        );
-        return;
-    }
-    let result = std::panic::catch_unwind(|| {
-        let mut rig = Rig::with(|c| {
-            c.journal = Some(mnt.join("journal.sqlite"));
-            c.key_file = Some(mnt.join("card-data.key"));
-        });
-        let c = rig.client.clone();
-        let events = c.events(None);
-        // The cardholder waits: the sale stops at "insert card".
-        assert_eq!(
-            c.post("/v1/sim/cardholder", json!({ "mode": "manual" }))
-                .status,
-            200
-        );
-        assert_eq!(c.post("/v1/sim/remove-card", json!({})).status, 200);
-        let r = c.post("/v1/transactions", json!({ "amount": 250 }));
-        assert_eq!(r.status, 202, "{}", r.text());
-        let id = r.json()["id"].as_i64().unwrap();
-        wait_event(&events, T, "insert prompt", |e| is_type(e, "prompt"));
-        let filler = fill(&mnt);
-        let waiter = {
-            let c = c.clone();
-            std::thread::spawn(move || {
-                let started = std::time::Instant::now();
-                let r = c.get(&format!("/v1/transactions/{id}?wait=120"));
-                (r.status, r.json(), started.elapsed())
-            })
-        };
-        std::thread::sleep(Duration::from_millis(200));
-        assert_eq!(c.post("/v1/sim/insert-card", json!({})).status, 200);
-        let (status, body, took) = waiter.join().unwrap();
-        assert_eq!(status, 503, "{body}");
-        assert_eq!(body["error"]["kind"], "sales_blocked", "{body}");
-        assert!(
-            took < Duration::from_secs(60),
-            "answered at the end of the wait: {took:?}"
-        );
-        std::fs::remove_file(&filler).unwrap();
-        wait_event(&events, T, "sales_resumed", |e| is_type(e, "sales_resumed"));
-        let t = c.get(&format!("/v1/transactions/{id}"));
-        assert_eq!(t.json()["state"], "aborted", "{}", t.text());
-        assert_eq!(t.json()["done"], true);
-        rig.stop();
-    });
-    sh(&format!("umount -l '{}'", mnt.display()));
-    if let Err(p) = result {
-        std::panic::resume_unwind(p);
-    }
+    with_small_disk(
+        "a_sale_in_flight_when_the_disk_fills_is_answered_at_once",
+        |mnt| {
+            let mut rig = rig_on(mnt);
+            let c = rig.client.clone();
+            let events = c.events(None);
+            // The cardholder waits: the sale stops at "insert card".
+            assert_eq!(
+                c.post("/v1/sim/cardholder", json!({ "mode": "manual" }))
+                    .status,
+                200
+            );
+            assert_eq!(c.post("/v1/sim/remove-card", json!({})).status, 200);
+            let r = c.post("/v1/transactions", json!({ "amount": 250 }));
+            assert_eq!(r.status, 202, "{}", r.text());
+            let id = r.json()["id"].as_i64().unwrap();
+            wait_event(&events, T, "insert prompt", |e| is_type(e, "prompt"));
+            let filler = fill(mnt);
+            let waiter = {
+                let c = c.clone();
+                std::thread::spawn(move || {
+                    let started = std::time::Instant::now();
+                    let r = c.get(&format!("/v1/transactions/{id}?wait=120"));
+                    (r.status, r.json(), started.elapsed())
+                })
+            };
+            std::thread::sleep(Duration::from_millis(200));
+            assert_eq!(c.post("/v1/sim/insert-card", json!({})).status, 200);
+            let (status, body, took) = waiter.join().unwrap();
+            assert_eq!(status, 503, "{body}");
+            assert_eq!(body["error"]["kind"], "sales_blocked", "{body}");
+            assert!(
+                took < Duration::from_secs(60),
+                "answered at the end of the wait: {took:?}"
+            );
+            std::fs::remove_file(&filler).unwrap();
+            wait_event(&events, T, "sales_resumed", |e| is_type(e, "sales_resumed"));
+            let t = c.get(&format!("/v1/transactions/{id}"));
+            assert_eq!(t.json()["state"], "aborted", "{}", t.text());
+            assert_eq!(t.json()["done"], true);
+            rig.stop();
+        },
+    );
 }

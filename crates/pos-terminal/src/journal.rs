@@ -661,6 +661,33 @@ fn bump_stan_seq(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Set the STAN counter to `seq` (and the wire STAN to match: the next is `seq + 1`).
+fn set_stan_seq(conn: &Connection, seq: u64) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO meta(key, value) VALUES ('stan_seq', ?1), ('stan', ?2)",
+        params![seq.to_string(), (seq % 999_999).to_string()],
+    )?;
+    Ok(())
+}
+
+/// Continue STANs after `stan_seq` and transaction ids after `max_id`, with an alarm event
+/// saying why, in one SQLite transaction.
+fn jump_counters(
+    conn: &Connection,
+    stan_seq: u64,
+    max_id: u64,
+    note: &str,
+) -> rusqlite::Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    set_stan_seq(&tx, stan_seq)?;
+    set_txn_sequence(&tx, max_id)?;
+    tx.execute(
+        "INSERT INTO events(txn_id, at_ms, kind, detail) VALUES (NULL, ?1, 'alarm', ?2)",
+        params![now_ms(), note],
+    )?;
+    tx.commit()
+}
+
 /// Make the next AUTOINCREMENT transaction id come after `max_id`.
 fn set_txn_sequence(conn: &Connection, max_id: u64) -> rusqlite::Result<()> {
     let id = i64::try_from(max_id).unwrap_or(i64::MAX);
@@ -893,19 +920,7 @@ impl Journal {
                     notes.join("; ")
                 );
                 log::warn!("{}: {note}", self.path.display());
-                let tx = self.conn.transaction().map_err(&sq)?;
-                tx.execute(
-                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('stan_seq', ?1), ('stan', ?2)",
-                    params![stan_seq.to_string(), (stan_seq % 999_999).to_string()],
-                )
-                .map_err(&sq)?;
-                set_txn_sequence(&tx, max_id).map_err(&sq)?;
-                tx.execute(
-                    "INSERT INTO events(txn_id, at_ms, kind, detail) VALUES (NULL, ?1, 'alarm', ?2)",
-                    params![now_ms(), note],
-                )
-                .map_err(&sq)?;
-                tx.commit().map_err(&sq)?;
+                jump_counters(&self.conn, stan_seq, max_id, &note).map_err(&sq)?;
             }
         } else if max_id > 0 {
             log::warn!(
@@ -985,13 +1000,7 @@ impl Journal {
         }
         self.writable()?;
         let (seq, _) = self.counters()?;
-        let sq = self.sq();
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO meta(key, value) VALUES ('stan_seq', ?1), ('stan', ?2)",
-                params![seq.to_string(), (seq % 999_999).to_string()],
-            )
-            .map_err(sq)?;
+        set_stan_seq(&self.conn, seq).map_err(self.sq())?;
         self.memory_stans = 0;
         self.committed();
         Ok(())
@@ -1060,20 +1069,7 @@ impl Journal {
             }
         );
         j.reserve(stan_seq, id)?;
-        let sq = j.sq();
-        let tx = j.conn.unchecked_transaction().map_err(&sq)?;
-        tx.execute(
-            "INSERT OR REPLACE INTO meta(key, value) VALUES ('stan_seq', ?1), ('stan', ?2)",
-            params![stan_seq.to_string(), (stan_seq % 999_999).to_string()],
-        )
-        .map_err(&sq)?;
-        set_txn_sequence(&tx, id).map_err(&sq)?;
-        tx.execute(
-            "INSERT INTO events(txn_id, at_ms, kind, detail) VALUES (NULL, ?1, 'alarm', ?2)",
-            params![now_ms(), note],
-        )
-        .map_err(&sq)?;
-        tx.commit().map_err(&sq)?;
+        jump_counters(&j.conn, stan_seq, id, &note).map_err(j.sq())?;
         log::warn!("{}: {note}", path.display());
         Ok(NewIdentity {
             terminal_id: j.terminal_id.clone(),
