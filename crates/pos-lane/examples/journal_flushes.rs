@@ -126,7 +126,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             sim.reset(terminal.devices_mut())?;
         }
         times.sort();
-        let median = times.get(times.len() / 2).copied().unwrap_or(Duration::ZERO);
+        let median = times
+            .get(times.len() / 2)
+            .copied()
+            .unwrap_or(Duration::ZERO);
         println!(
             "{}\t{:.1}\t{:.2}",
             kind.name,

@@ -118,6 +118,20 @@ impl State {
         )
     }
 
+    /// Whether entering this state is a durable commit (flushed before the write returns):
+    /// the reversal record before the request leaves (`Armed`), the commit before the
+    /// customer is told (`Committed`), a reversal decided (`ReversalPending`, before it is
+    /// sent), and every resting state (the end of the story). The other states
+    /// (`Created`, `CardRead`, `Sent`, `HostApproved`, `Printing`) ride in the next durable
+    /// commit: a power loss that takes them leaves the transaction at the last durable
+    /// state, from which recovery reaches the same end (see the crate documentation).
+    pub fn is_durable(self) -> bool {
+        !matches!(
+            self,
+            State::Created | State::CardRead | State::Sent | State::HostApproved | State::Printing
+        )
+    }
+
     /// The states this one may move to.
     pub fn next(self) -> &'static [State] {
         use State::*;
@@ -541,6 +555,47 @@ pub struct Journal {
     /// STANs used while the journal could not be written ([`Journal::stan_in_memory`]),
     /// not yet counted in it.
     memory_stans: u64,
+    /// The connection's `synchronous` level: `Some(true)` FULL, `Some(false)` NORMAL.
+    sync_full: Option<bool>,
+    /// Fault injection: a power loss after the Nth commit.
+    power_loss: Option<PowerLoss>,
+}
+
+/// The state of the journal's files at the last durable commit, and when to lose power.
+struct PowerLoss {
+    after: u64,
+    /// The main file and the WAL (if there was one) at the last durable commit.
+    snapshot: Option<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl PowerLoss {
+    fn wal(path: &Path) -> PathBuf {
+        PathBuf::from(format!("{}-wal", path.display()))
+    }
+
+    fn snapshot(&mut self, path: &Path) {
+        if let Ok(db) = std::fs::read(path) {
+            self.snapshot = Some((db, std::fs::read(Self::wal(path)).ok()));
+        }
+    }
+
+    /// Put the files back as at the last durable commit, drop the shared-memory index (a
+    /// restarted machine has none), and die.
+    fn lose_power(&self, path: &Path) -> ! {
+        if let Some((db, wal)) = &self.snapshot {
+            let _ = std::fs::write(path, db);
+            match wal {
+                Some(w) => {
+                    let _ = std::fs::write(Self::wal(path), w);
+                }
+                None => {
+                    let _ = std::fs::remove_file(Self::wal(path));
+                }
+            }
+            let _ = std::fs::remove_file(format!("{}-shm", path.display()));
+        }
+        crate::inject::crash_now()
+    }
 }
 
 /// The most bytes a journal may have for `open` to run SQLite's full `integrity_check`
@@ -781,6 +836,8 @@ impl Journal {
             file_id: None,
             broken: None,
             memory_stans: 0,
+            sync_full: Some(true),
+            power_loss: None,
         };
         j.adopt_identity(marker)?;
         j.file_id = file_id(path);
@@ -852,6 +909,8 @@ impl Journal {
             file_id: None,
             broken: None,
             memory_stans: 0,
+            sync_full: None,
+            power_loss: None,
         })
     }
 
@@ -999,10 +1058,11 @@ impl Journal {
             return Ok(());
         }
         self.writable()?;
+        self.sync(false)?;
         let (seq, _) = self.counters()?;
         set_stan_seq(&self.conn, seq).map_err(self.sq())?;
         self.memory_stans = 0;
-        self.committed();
+        self.committed(false);
         Ok(())
     }
 
@@ -1241,11 +1301,50 @@ impl Journal {
         self.observer = Some(observer);
     }
 
-    fn committed(&mut self) {
+    /// Before a write: the durability it needs. A durable commit (`synchronous=FULL`) is
+    /// on the storage when it returns, with every commit before it (one fsync of the WAL);
+    /// any other (`synchronous=NORMAL`) survives a crash of the process but may be lost,
+    /// with the commits after the last durable one, to a power loss or a kernel crash. See
+    /// [`State::is_durable`] for which states are which.
+    fn sync(&mut self, durable: bool) -> Result<(), JournalError> {
+        if self.sync_full != Some(durable) {
+            self.conn
+                .pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })
+                .map_err(self.sq())?;
+            self.sync_full = Some(durable);
+        }
+        Ok(())
+    }
+
+    fn committed(&mut self, durable: bool) {
         self.commits += 1;
         if self.crash_after == Some(self.commits) {
             crate::inject::crash_now();
         }
+        if let Some(power) = self.power_loss.as_mut() {
+            if durable {
+                power.snapshot(&self.path);
+            }
+            if power.after == self.commits {
+                power.lose_power(&self.path);
+            }
+        }
+    }
+
+    /// Fault injection for power-loss tests: right after the `n`th write committed through
+    /// this handle, the journal's files are put back as they were at the last durable
+    /// commit (what a power loss leaves: every commit since then may be lost) and the
+    /// process is killed (SIGKILL). Takes a snapshot of the journal now, so a loss before
+    /// the first durable commit goes back to the state at this call.
+    pub fn set_power_loss_after_commits(&mut self, n: Option<u64>) {
+        self.power_loss = n.map(|after| {
+            let mut p = PowerLoss {
+                after,
+                snapshot: None,
+            };
+            p.snapshot(&self.path);
+            p
+        });
     }
 
     fn notify(&mut self, change: Change) {
@@ -1279,6 +1378,7 @@ impl Journal {
         note: &str,
     ) -> Result<i64, JournalError> {
         self.writable()?;
+        self.sync(false)?;
         let now = now_ms();
         let path = self.path.clone();
         let sq = move |source| JournalError::Sqlite {
@@ -1307,7 +1407,7 @@ impl Journal {
         )
         .map_err(&sq)?;
         tx.commit().map_err(&sq)?;
-        self.committed();
+        self.committed(false);
         self.notify(Change::State {
             id,
             operation: kind,
@@ -1368,6 +1468,7 @@ impl Journal {
         arm: Option<(&mut u32, &str, &str)>,
     ) -> Result<(), JournalError> {
         self.writable()?;
+        self.sync(to.is_durable())?;
         if arm.is_some() {
             self.flush_memory_stans()?;
             let (stan_seq, max_id) = self.counters()?;
@@ -1458,7 +1559,7 @@ impl Journal {
         )
         .map_err(&sq)?;
         tx.commit().map_err(&sq)?;
-        self.committed();
+        self.committed(to.is_durable());
         self.notify(Change::State {
             id,
             operation,
@@ -1475,6 +1576,7 @@ impl Journal {
     /// [`JournalError::Sqlite`].
     pub fn next_stan(&mut self) -> Result<u32, JournalError> {
         self.writable()?;
+        self.sync(false)?;
         self.flush_memory_stans()?;
         let (stan_seq, max_id) = self.counters()?;
         self.reserve(stan_seq + 1, max_id)?;
@@ -1494,7 +1596,7 @@ impl Journal {
             .map_err(&sq)?;
         bump_stan_seq(&tx).map_err(&sq)?;
         tx.commit().map_err(&sq)?;
-        self.committed();
+        self.committed(false);
         Ok(stan)
     }
 
@@ -1504,6 +1606,7 @@ impl Journal {
     /// [`JournalError::Sqlite`].
     pub fn reversal_attempt(&mut self, id: i64) -> Result<u32, JournalError> {
         self.writable()?;
+        self.sync(false)?;
         let sq = self.sq();
         let n: u32 = self
             .conn
@@ -1514,7 +1617,7 @@ impl Journal {
                 |r| r.get(0),
             )
             .map_err(sq)?;
-        self.committed();
+        self.committed(false);
         Ok(n)
     }
 
@@ -1530,6 +1633,7 @@ impl Journal {
         next_attempt_ms: i64,
     ) -> Result<u32, JournalError> {
         self.writable()?;
+        self.sync(false)?;
         let sq = self.sq();
         let n: u32 = self
             .conn
@@ -1541,7 +1645,7 @@ impl Journal {
                 |r| r.get(0),
             )
             .map_err(sq)?;
-        self.committed();
+        self.committed(false);
         Ok(n)
     }
 
@@ -1556,6 +1660,7 @@ impl Journal {
         completed_by: Option<i64>,
     ) -> Result<(), JournalError> {
         self.writable()?;
+        self.sync(true)?;
         let sq = self.sq();
         self.conn
             .execute(
@@ -1564,7 +1669,7 @@ impl Journal {
                 params![original, voided, completed_by, now_ms()],
             )
             .map_err(sq)?;
-        self.committed();
+        self.committed(true);
         Ok(())
     }
 
@@ -1574,6 +1679,7 @@ impl Journal {
     /// [`JournalError::Sqlite`].
     pub fn receipt_printed(&mut self, id: i64) -> Result<(), JournalError> {
         self.writable()?;
+        self.sync(false)?;
         let sq = self.sq();
         self.conn
             .execute(
@@ -1581,7 +1687,7 @@ impl Journal {
                 [id],
             )
             .map_err(sq)?;
-        self.committed();
+        self.committed(false);
         Ok(())
     }
 
@@ -1596,6 +1702,7 @@ impl Journal {
         detail: &str,
     ) -> Result<(), JournalError> {
         self.writable()?;
+        self.sync(false)?;
         let sq = self.sq();
         self.conn
             .execute(
@@ -1603,7 +1710,7 @@ impl Journal {
                 params![txn, now_ms(), kind, detail],
             )
             .map_err(sq)?;
-        self.committed();
+        self.committed(false);
         self.notify(Change::Event {
             txn,
             kind: kind.to_string(),
@@ -1624,6 +1731,7 @@ impl Journal {
         event: &WireEvent,
     ) -> Result<(), JournalError> {
         self.writable()?;
+        self.sync(false)?;
         let (direction, mti, stan, rc, elapsed, summary) = match event {
             WireEvent::Sent { mti, stan, summary } => (
                 "sent",
@@ -1682,7 +1790,7 @@ impl Journal {
                 ],
             )
             .map_err(sq)?;
-        self.committed();
+        self.committed(false);
         Ok(())
     }
 
