@@ -121,6 +121,14 @@ pub fn open(args: &LaneArgs, quiet_progress: bool) -> Result<Lane, CliError> {
     {
         terminal.journal_mut().set_crash_after_commits(Some(n));
     }
+    // Power-loss tests: right after the Nth write, the journal goes back to its last
+    // durable commit and the process dies.
+    if let Some(n) = std::env::var("POS_TEST_POWER_LOSS_AFTER_COMMITS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        terminal.journal_mut().set_power_loss_after_commits(Some(n));
+    }
     if !quiet_progress {
         terminal.set_progress(Box::new(|id, msg| match id {
             Some(id) => eprintln!("[txn {id}] {msg}"),

@@ -67,6 +67,9 @@ impl Rng {
 enum Kill {
     /// `POS_TEST_CRASH_AFTER_COMMITS=N`.
     Commits(u64),
+    /// `POS_TEST_POWER_LOSS_AFTER_COMMITS=N`: after the Nth commit the journal goes back to
+    /// its last durable commit (every non-flushed write since is lost), then SIGKILL.
+    PowerLoss(u64),
     /// `--inject STEP:crash`.
     Step(&'static str),
     /// SIGKILL from here after this long.
@@ -123,6 +126,9 @@ fn sale_command(ctx: &Ctx, kill: &Kill, variant: Variant) -> Command {
     match kill {
         Kill::Commits(n) => {
             c.env("POS_TEST_CRASH_AFTER_COMMITS", n.to_string());
+        }
+        Kill::PowerLoss(n) => {
+            c.env("POS_TEST_POWER_LOSS_AFTER_COMMITS", n.to_string());
         }
         Kill::Step(step) => {
             c.arg("--inject").arg(format!("{step}:crash"));
@@ -237,7 +243,7 @@ fn dump(txns: &[Txn], ledger: &[LedgerEntry]) -> String {
 
 /// The invariant; returns the number of journal transactions.
 fn check_invariant(ctx: &Ctx) -> Result<usize, String> {
-    let journal = Journal::open(&ctx.journal).map_err(|e| format!("journal: {e}"))?;
+    let journal = Journal::open_read_only(&ctx.journal).map_err(|e| format!("journal: {e}"))?;
     let txns = journal.all().map_err(|e| format!("journal: {e}"))?;
     drop(journal);
     let ledger = ctx.host.ledger();
@@ -352,7 +358,7 @@ fn check_no_pan(dir: &Path) -> Result<(), String> {
 
 /// The newest journal transaction.
 fn last_txn(ctx: &Ctx) -> Option<Txn> {
-    let journal = Journal::open(&ctx.journal).ok()?;
+    let journal = Journal::open_read_only(&ctx.journal).ok()?;
     journal.all().ok()?.into_iter().max_by_key(|t| t.id)
 }
 
@@ -417,6 +423,14 @@ fn main() {
     for n in 1..=13 {
         plan.push((Kill::Commits(n), Variant::Plain));
     }
+    // A power loss between each non-flushed write and the next flush: what was not flushed
+    // is gone, and recovery must reach the same outcome.
+    for n in 1..=13 {
+        plan.push((Kill::PowerLoss(n), Variant::Plain));
+    }
+    for n in [3, 7, 11] {
+        plan.push((Kill::PowerLoss(n), Variant::PaperOut));
+    }
     for step in STEPS {
         plan.push((Kill::Step(step), Variant::Plain));
     }
@@ -442,6 +456,7 @@ fn main() {
         let (status, _) = run_sale(&ctx, kill, *variant);
         let how = match kill {
             Kill::Commits(n) => format!("crash after commit {n}"),
+            Kill::PowerLoss(n) => format!("power loss after commit {n}"),
             Kill::Step(s) => format!("crash at {s}"),
             Kill::After(d) => format!("kill after {} ms", d.as_millis()),
         };
