@@ -581,7 +581,7 @@ fn route(ctx: &Ctx, method: &str, seg: &[&str], q: &Query, body: Value) -> Resul
                     let st = State::from_name(s).ok_or_else(|| {
                         ApiError::bad_request(format!("state {s:?} is not a transaction state"))
                     })?;
-                    ctx.journal().in_states(&[st])?
+                    ctx.journal().latest_in_states(&[st], limit)?
                 }
                 None => ctx.journal().list(limit)?,
             };
@@ -741,9 +741,9 @@ fn view(t: &Txn, current: Option<i64>) -> Value {
 
 fn status(ctx: &Ctx) -> Result<Value, ApiError> {
     let j = ctx.journal();
-    let pending = j.in_states(&[State::ReversalPending])?.len();
-    let stuck = j.in_states(&[State::ReversalStuck])?.len();
-    let owed = j.in_states(&[State::ReceiptOwed])?.len();
+    let pending = j.count_in_states(&[State::ReversalPending])?;
+    let stuck = j.count_in_states(&[State::ReversalStuck])?;
+    let owed = j.count_in_states(&[State::ReceiptOwed])?;
     drop(j);
     let st = ctx.shared.lock();
     Ok(json!({

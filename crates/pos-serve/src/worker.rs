@@ -816,11 +816,10 @@ impl Worker {
         self.shared.changed.notify_all();
     }
 
-    fn owed(&self) -> usize {
+    fn owed(&self) -> u64 {
         self.terminal
             .journal()
-            .in_states(&[State::ReceiptOwed])
-            .map(|v| v.len())
+            .count_in_states(&[State::ReceiptOwed])
             .unwrap_or(0)
     }
 
@@ -828,8 +827,8 @@ impl Worker {
         let count = |s: State| {
             self.terminal
                 .journal()
-                .in_states(&[s])
-                .map(|v| i64::try_from(v.len()).unwrap_or(i64::MAX))
+                .count_in_states(&[s])
+                .map(|n| i64::try_from(n).unwrap_or(i64::MAX))
                 .unwrap_or(0)
         };
         let m = &self.shared.metrics;

@@ -402,6 +402,24 @@ pub struct HostMessage {
     pub summary: String,
 }
 
+/// Transactions counted together by [`Journal::groups_since`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TxnGroup {
+    /// Their operation.
+    #[serde(serialize_with = "ser_op")]
+    pub kind: Operation,
+    /// Their state.
+    pub state: State,
+    /// Voided by a later void.
+    pub voided: bool,
+    /// For pre-authorizations: completed by a later completion.
+    pub completed: bool,
+    /// How many.
+    pub count: u64,
+    /// Their amounts summed, minor units.
+    pub amount: u64,
+}
+
 /// Column changes that go with a state write.
 #[derive(Debug, Clone, Default)]
 pub struct Changes {
@@ -449,6 +467,23 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// The tables and their indexes. Every query the service runs finds its rows through an
+/// index, never by reading a whole table (the query-plan test, `journal/query_plans.rs`,
+/// fails otherwise), so a sale, recovery, the status and the day's report cost the same on a
+/// journal of a million transactions as on an empty one (docs/journal.md, "Scale"):
+///
+/// - `txn_state`: transactions by state: recovery (in flight), pending and stuck reversals,
+///   owed receipts, the status counts, the API's list by state;
+/// - `txn_created`: transactions by creation time: the report of a period;
+/// - `timeline_txn`, `events_txn`, `host_messages_txn`: a transaction's story (evidence).
+///
+/// Transactions by id (the sale path, `list`) use the table's own key. `txn.original_id` has
+/// no index: nothing looks transactions up by their original, and its foreign key is only
+/// checked when a row is written (the original looked up by id); an index would matter only
+/// if transactions were deleted or renumbered, which the journal never does.
+///
+/// `CREATE ... IF NOT EXISTS`: a journal made by an older version gets a new index at its
+/// first open (built once: a few seconds at a million transactions).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS txn (
@@ -475,6 +510,7 @@ CREATE TABLE IF NOT EXISTS txn (
   updated_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS txn_state ON txn(state);
+CREATE INDEX IF NOT EXISTS txn_created ON txn(created_ms);
 CREATE TABLE IF NOT EXISTS timeline (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   txn_id INTEGER NOT NULL REFERENCES txn(id),
@@ -501,6 +537,181 @@ const TXN_COLUMNS: &str = "id, kind, state, amount, currency, pan_masked, pan_ha
      aid, label, stan, mti, transmission_time, rrn, auth_code, response_code, reason, \
      original_id, no_receipt, voided, completed_by, reversal_reason, reversal_attempts, \
      reversal_rejections, next_attempt_ms, receipts_printed, created_ms, updated_ms";
+
+/// The journal's SQL, one constant per statement, so that the query-plan test
+/// (`journal/query_plans.rs`) runs `EXPLAIN QUERY PLAN` on exactly what the service runs.
+mod sql {
+    /// Count one more STAN allocated (upsert of `meta.stan_seq`).
+    pub(super) const BUMP_STAN_SEQ: &str = "INSERT INTO meta(key, value) VALUES ('stan_seq', '1')
+         ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)";
+
+    /// Set the STAN counters.
+    pub(super) const SET_STAN_SEQ: &str =
+        "INSERT OR REPLACE INTO meta(key, value) VALUES ('stan_seq', ?1), ('stan', ?2)";
+
+    /// A lane alarm (no transaction).
+    pub(super) const INSERT_LANE_ALARM: &str =
+        "INSERT INTO events(txn_id, at_ms, kind, detail) VALUES (NULL, ?1, 'alarm', ?2)";
+
+    /// Raise the next transaction id (`sqlite_sequence` has one row per table).
+    pub(super) const RAISE_TXN_SEQUENCE: &str =
+        "UPDATE sqlite_sequence SET seq = max(seq, ?1) WHERE name = 'txn'";
+
+    /// The next transaction id, in a journal without one yet.
+    pub(super) const INSERT_TXN_SEQUENCE: &str =
+        "INSERT INTO sqlite_sequence(name, seq) VALUES ('txn', ?1)";
+
+    /// The counters of a new journal.
+    pub(super) const INIT_META: &str =
+        "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '1'), ('stan', '0')";
+
+    /// A `meta` value.
+    pub(super) const META: &str = "SELECT value FROM meta WHERE key = ?1";
+
+    /// A read-only open's probe: the file is a journal and readable (reads one path of the
+    /// table's b-tree, where a `count(*)` would read all of it).
+    pub(super) const PROBE: &str = "SELECT max(id) FROM txn";
+
+    /// A new journal's identity.
+    pub(super) const SET_IDENTITY: &str =
+        "INSERT OR REPLACE INTO meta(key, value) VALUES ('terminal_id', ?1), ('stan_seq', ?2)";
+
+    /// The highest transaction id ever given (`sqlite_sequence` has one row per table).
+    pub(super) const COUNTERS: &str =
+        "SELECT max(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'txn'), 0),
+         COALESCE((SELECT max(id) FROM txn), 0))";
+
+    /// A new transaction.
+    pub(super) const INSERT_TXN: &str =
+        "INSERT INTO txn(kind, state, amount, currency, original_id, created_ms, updated_ms)
+         VALUES (?1, 'created', ?2, ?3, ?4, ?5, ?5)";
+
+    /// A new transaction's first timeline entry.
+    pub(super) const INSERT_TIMELINE_CREATED: &str =
+        "INSERT INTO timeline(txn_id, at_ms, state, note) VALUES (?1, ?2, 'created', ?3)";
+
+    /// A transaction's state and kind, before a transition.
+    pub(super) const STATE_KIND: &str = "SELECT state, kind FROM txn WHERE id = ?1";
+
+    /// The last STAN on the wire.
+    pub(super) const STAN: &str = "SELECT value FROM meta WHERE key = 'stan'";
+
+    /// The next STAN on the wire.
+    pub(super) const SET_STAN: &str = "UPDATE meta SET value = ?1 WHERE key = 'stan'";
+
+    /// The request's STAN, MTI and transmission time.
+    pub(super) const ARM: &str =
+        "UPDATE txn SET stan = ?2, mti = ?3, transmission_time = ?4 WHERE id = ?1";
+
+    /// A transition with its column changes.
+    pub(super) const TRANSITION: &str = "UPDATE txn SET state = ?2, updated_ms = ?3,
+         pan_masked = COALESCE(?4, pan_masked), pan_hash = COALESCE(?5, pan_hash),
+         sealed = CASE WHEN ?6 THEN NULL ELSE COALESCE(?7, sealed) END,
+         entry_mode = COALESCE(?8, entry_mode), aid = COALESCE(?9, aid),
+         label = COALESCE(?10, label), rrn = COALESCE(?11, rrn),
+         auth_code = COALESCE(?12, auth_code), response_code = COALESCE(?13, response_code),
+         reason = COALESCE(?14, reason), reversal_reason = COALESCE(?15, reversal_reason),
+         no_receipt = COALESCE(?16, no_receipt),
+         next_attempt_ms = CASE WHEN ?2 = 'reversal_pending' THEN ?3 ELSE next_attempt_ms END
+         WHERE id = ?1";
+
+    /// A timeline entry.
+    pub(super) const INSERT_TIMELINE: &str =
+        "INSERT INTO timeline(txn_id, at_ms, state, note) VALUES (?1, ?2, ?3, ?4)";
+
+    /// Allocate the next STAN on its own.
+    pub(super) const NEXT_STAN: &str =
+        "UPDATE meta SET value = CAST(CAST(value AS INTEGER) % 999999 + 1 AS TEXT)
+         WHERE key = 'stan' RETURNING CAST(value AS INTEGER)";
+
+    /// Count a reversal attempt.
+    pub(super) const REVERSAL_ATTEMPT: &str =
+        "UPDATE txn SET reversal_attempts = reversal_attempts + 1, updated_ms = ?2
+         WHERE id = ?1 RETURNING reversal_attempts";
+
+    /// Count a rejection and set the next attempt.
+    pub(super) const REVERSAL_RETRY: &str =
+        "UPDATE txn SET reversal_rejections = reversal_rejections + ?2,
+         next_attempt_ms = ?3, updated_ms = ?4
+         WHERE id = ?1 RETURNING reversal_rejections";
+
+    /// Mark an original voided or completed.
+    pub(super) const MARK_ORIGINAL: &str =
+        "UPDATE txn SET voided = voided OR ?2, completed_by = COALESCE(?3, completed_by),
+         updated_ms = ?4 WHERE id = ?1";
+
+    /// Count a printed receipt.
+    pub(super) const RECEIPT_PRINTED: &str =
+        "UPDATE txn SET receipts_printed = receipts_printed + 1 WHERE id = ?1";
+
+    /// An event.
+    pub(super) const INSERT_EVENT: &str =
+        "INSERT INTO events(txn_id, at_ms, kind, detail) VALUES (?1, ?2, ?3, ?4)";
+
+    /// A host message.
+    pub(super) const INSERT_HOST_MESSAGE: &str =
+        "INSERT INTO host_messages(txn_id, at_ms, purpose, attempt, direction, mti, stan,
+         response_code, elapsed_ms, summary)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+    /// A transaction's sealed card data.
+    pub(super) const SEALED: &str = "SELECT sealed FROM txn WHERE id = ?1";
+
+    /// A transaction's timeline.
+    pub(super) const TIMELINE: &str =
+        "SELECT at_ms, state, note FROM timeline WHERE txn_id = ?1 ORDER BY seq";
+
+    /// The events of a transaction, or of the lane.
+    pub(super) const EVENTS: &str =
+        "SELECT at_ms, txn_id, kind, detail FROM events WHERE txn_id IS ?1 ORDER BY seq";
+
+    /// One transaction (after [`select_txn`]).
+    pub(super) const BY_ID: &str = "WHERE id = ?1";
+
+    /// The latest transactions, newest first (after [`select_txn`]): the table's b-tree
+    /// read backwards from its end, `LIMIT` rows.
+    pub(super) const LATEST: &str = "ORDER BY id DESC LIMIT ?1";
+
+    /// Every transaction (after [`select_txn`]): a whole-table read, for exports only.
+    pub(super) const ALL: &str = "ORDER BY id";
+
+    /// The totals of the transactions created since `?1`, by what a report tells apart
+    /// (through `txn_created`: the period's rows only).
+    pub(super) const GROUPS_SINCE: &str = "SELECT kind, state, voided, completed_by IS NOT NULL,
+         count(*), sum(amount), min(id)
+         FROM txn WHERE created_ms >= ?1 GROUP BY 1, 2, 3, 4";
+
+    /// `SELECT <every column> FROM txn <rest>`.
+    pub(super) fn select_txn(rest: &str) -> String {
+        format!("SELECT {} FROM txn {rest}", super::TXN_COLUMNS)
+    }
+
+    /// `state IN ('a', 'b')` for `states` (their names are fixed words, never input).
+    pub(super) fn state_in(states: &[super::State]) -> String {
+        let names: Vec<String> = states.iter().map(|s| format!("'{}'", s.name())).collect();
+        format!("state IN ({})", names.join(", "))
+    }
+
+    /// Transactions in any of `states`, oldest first (after [`select_txn`]).
+    pub(super) fn in_states(states: &[super::State]) -> String {
+        format!("WHERE {} ORDER BY id", state_in(states))
+    }
+
+    /// The latest `?1` transactions in any of `states`, newest first (after [`select_txn`]).
+    pub(super) fn latest_in_states(states: &[super::State]) -> String {
+        format!("WHERE {} ORDER BY id DESC LIMIT ?1", state_in(states))
+    }
+
+    /// How many transactions are in any of `states`.
+    pub(super) fn count_in_states(states: &[super::State]) -> String {
+        format!("SELECT count(*) FROM txn WHERE {}", state_in(states))
+    }
+
+    /// A transaction's host messages.
+    pub(super) const HOST_MESSAGES: &str =
+        "SELECT at_ms, purpose, attempt, direction, mti, stan, response_code, elapsed_ms,
+         summary FROM host_messages WHERE txn_id = ?1 ORDER BY seq";
+}
 
 /// What was just committed to the journal, for a watcher (live events, metrics). Carries no
 /// card data: states, ids, and the same plain notes the journal stores.
@@ -559,6 +770,8 @@ pub struct Journal {
     sync_full: Option<bool>,
     /// Fault injection: a power loss after the Nth commit.
     power_loss: Option<PowerLoss>,
+    /// What was checked at open (`None` for a read-only handle).
+    start_check: Option<StartCheck>,
 }
 
 /// The state of the journal's files at the last durable commit, and when to lose power.
@@ -598,9 +811,42 @@ impl PowerLoss {
     }
 }
 
-/// The most bytes a journal may have for `open` to run SQLite's full `integrity_check`
-/// (every index and row); above it, `quick_check` (structure only) keeps the start short.
+/// The most bytes a journal may have for [`Journal::open`] to run SQLite's full
+/// `integrity_check` (every page, row and index entry) at every open. See [`StartCheck`]
+/// for what happens above it.
 pub const FULL_CHECK_MAX_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Which of SQLite's checks [`Journal::open`] ran over the file before using it.
+///
+/// Both of SQLite's checks read the whole file, so their cost grows with the journal: at a
+/// million transactions (about 2 GB) a `quick_check` takes seconds, where the rest of the
+/// start takes milliseconds. The start stays short by checking the whole file only when
+/// there is a reason to:
+///
+/// - up to [`FULL_CHECK_MAX_BYTES`]: the full `integrity_check`, every time (milliseconds
+///   at that size);
+/// - above it, after a crash or a power loss (the identity marker records no clean close,
+///   or there is no marker): `quick_check` of the whole file, before the lane sells again.
+///   A power loss on storage that does not honour its flushes is what damages an SQLite
+///   file, and this is the start after one: it may take seconds, and it should;
+/// - above it, after a clean close (the marker records it): no whole-file check. The file
+///   was closed consistently by this code; damage since (the storage failing while the
+///   lane was off) shows as an error on the first page that is read (the lane then stops
+///   selling, see [`crate::service::Outage`]), and `posctl journal check` runs the full
+///   `integrity_check` on demand, safely while the service runs (it only reads): run it
+///   from a nightly timer on large journals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartCheck {
+    /// A new, empty file: nothing to check.
+    New,
+    /// SQLite's full `integrity_check`.
+    Full,
+    /// SQLite's `quick_check` (the whole file's structure, not the index contents).
+    Quick,
+    /// None: a large journal closed cleanly.
+    SkippedAfterCleanClose,
+}
 
 /// What [`Journal::init_new_identity`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -657,8 +903,7 @@ impl std::fmt::Debug for Journal {
 
 /// A `meta` value.
 fn meta(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
-    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-        .optional()
+    conn.query_row(sql::META, [key], |r| r.get(0)).optional()
 }
 
 /// The journal file's (device, inode), `None` when it is not there.
@@ -708,18 +953,14 @@ fn integrity(conn: &Connection, path: &Path, full: bool) -> Result<(), JournalEr
 
 /// Count one more STAN allocated (`meta.stan_seq`, never wrapping).
 fn bump_stan_seq(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT INTO meta(key, value) VALUES ('stan_seq', '1')
-         ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
-        [],
-    )?;
+    conn.execute(sql::BUMP_STAN_SEQ, [])?;
     Ok(())
 }
 
 /// Set the STAN counter to `seq` (and the wire STAN to match: the next is `seq + 1`).
 fn set_stan_seq(conn: &Connection, seq: u64) -> rusqlite::Result<()> {
     conn.execute(
-        "INSERT OR REPLACE INTO meta(key, value) VALUES ('stan_seq', ?1), ('stan', ?2)",
+        sql::SET_STAN_SEQ,
         params![seq.to_string(), (seq % 999_999).to_string()],
     )?;
     Ok(())
@@ -736,25 +977,16 @@ fn jump_counters(
     let tx = conn.unchecked_transaction()?;
     set_stan_seq(&tx, stan_seq)?;
     set_txn_sequence(&tx, max_id)?;
-    tx.execute(
-        "INSERT INTO events(txn_id, at_ms, kind, detail) VALUES (NULL, ?1, 'alarm', ?2)",
-        params![now_ms(), note],
-    )?;
+    tx.execute(sql::INSERT_LANE_ALARM, params![now_ms(), note])?;
     tx.commit()
 }
 
 /// Make the next AUTOINCREMENT transaction id come after `max_id`.
 fn set_txn_sequence(conn: &Connection, max_id: u64) -> rusqlite::Result<()> {
     let id = i64::try_from(max_id).unwrap_or(i64::MAX);
-    let updated = conn.execute(
-        "UPDATE sqlite_sequence SET seq = max(seq, ?1) WHERE name = 'txn'",
-        [id],
-    )?;
+    let updated = conn.execute(sql::RAISE_TXN_SEQUENCE, [id])?;
     if updated == 0 {
-        conn.execute(
-            "INSERT INTO sqlite_sequence(name, seq) VALUES ('txn', ?1)",
-            [id],
-        )?;
+        conn.execute(sql::INSERT_TXN_SEQUENCE, [id])?;
     }
     Ok(())
 }
@@ -775,7 +1007,7 @@ pub fn op_from_name(name: &str) -> Option<Operation> {
 impl Journal {
     /// Open (or create) the journal at `path`: WAL, `synchronous=FULL`, a 5 s busy timeout
     /// (another process, e.g. `posctl journal`, may be reading); SQLite's integrity check
-    /// (full up to [`FULL_CHECK_MAX_BYTES`], else `quick_check`); the lane's identity checked
+    /// when there is a reason for one (see [`StartCheck`]); the lane's identity checked
     /// against its marker ([`crate::identity`]): a missing, empty or foreign journal where
     /// the lane had one is refused, and one behind the marker (an older copy put back)
     /// continues its STANs and ids past the marker's.
@@ -808,8 +1040,17 @@ impl Journal {
         };
         let conn = Connection::open(path).map_err(sq)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(sq)?;
-        if size > 0 {
-            integrity(&conn, path, size <= FULL_CHECK_MAX_BYTES)?;
+        let closed_cleanly = marker.as_ref().is_some_and(|m| m.closed_at.is_some());
+        let start_check = match size {
+            0 => StartCheck::New,
+            s if s <= FULL_CHECK_MAX_BYTES => StartCheck::Full,
+            _ if closed_cleanly => StartCheck::SkippedAfterCleanClose,
+            _ => StartCheck::Quick,
+        };
+        match start_check {
+            StartCheck::Full => integrity(&conn, path, true)?,
+            StartCheck::Quick => integrity(&conn, path, false)?,
+            StartCheck::New | StartCheck::SkippedAfterCleanClose => {}
         }
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| damaged_or(path, e))?;
@@ -818,11 +1059,7 @@ impl Journal {
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sq)?;
         conn.execute_batch(SCHEMA)
             .map_err(|e| damaged_or(path, e))?;
-        conn.execute(
-            "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '1'), ('stan', '0')",
-            [],
-        )
-        .map_err(sq)?;
+        conn.execute(sql::INIT_META, []).map_err(sq)?;
         let mut j = Journal {
             conn,
             path: path.to_path_buf(),
@@ -838,6 +1075,7 @@ impl Journal {
             memory_stans: 0,
             sync_full: Some(true),
             power_loss: None,
+            start_check: Some(start_check),
         };
         j.adopt_identity(marker)?;
         j.file_id = file_id(path);
@@ -878,8 +1116,8 @@ impl Journal {
             }
             format!("{p}?mode=ro{extra}")
         };
-        let probe = |conn: &Connection| -> rusqlite::Result<i64> {
-            conn.query_row("SELECT count(*) FROM txn", [], |r| r.get(0))
+        let probe = |conn: &Connection| -> rusqlite::Result<Option<i64>> {
+            conn.query_row(sql::PROBE, [], |r| r.get(0))
         };
         let conn = match Connection::open_with_flags(uri(""), flags) {
             Ok(c) if probe(&c).is_ok() => c,
@@ -911,7 +1149,13 @@ impl Journal {
             memory_stans: 0,
             sync_full: None,
             power_loss: None,
+            start_check: None,
         })
+    }
+
+    /// Which whole-file check [`Journal::open`] ran (`None` for a read-only handle).
+    pub fn start_check(&self) -> Option<StartCheck> {
+        self.start_check
     }
 
     /// The journal's identity against the marker: adopt, create or refuse; continue the
@@ -947,10 +1191,7 @@ impl Journal {
             (None, None) => {
                 let id = identity::new_terminal_id(&self.path)?;
                 self.conn
-                    .execute(
-                        "INSERT OR REPLACE INTO meta(key, value) VALUES ('terminal_id', ?1), ('stan_seq', ?2)",
-                        params![id, stan_seq.to_string()],
-                    )
+                    .execute(sql::SET_IDENTITY, params![id, stan_seq.to_string()])
                     .map_err(&sq)?;
                 id
             }
@@ -1017,12 +1258,7 @@ impl Journal {
         };
         let max_id: i64 = self
             .conn
-            .query_row(
-                "SELECT max(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'txn'), 0),
-                            COALESCE((SELECT max(id) FROM txn), 0))",
-                [],
-                |r| r.get(0),
-            )
+            .query_row(sql::COUNTERS, [], |r| r.get(0))
             .map_err(&sq)?;
         Ok((
             stan_seq + self.memory_stans,
@@ -1236,16 +1472,12 @@ impl Journal {
         let marker_file = identity::marker_path(&self.path);
         let marker = identity::Marker::load(&marker_file)?.map(|m| (marker_file, m.terminal_id));
         let (stan_seq, _) = self.counters()?;
-        let count = |sql: &str| -> Result<u64, JournalError> {
+        let count = |query: &str| -> Result<u64, JournalError> {
             self.conn
-                .query_row(sql, [], |r| r.get::<_, i64>(0))
+                .query_row(query, [], |r| r.get::<_, i64>(0))
                 .map(|n| u64::try_from(n).unwrap_or(0))
                 .map_err(&sq)
         };
-        let in_flight: Vec<String> = State::IN_FLIGHT
-            .iter()
-            .map(|s| format!("'{}'", s.name()))
-            .collect();
         Ok(CheckReport {
             path: self.path.clone(),
             integrity,
@@ -1253,10 +1485,7 @@ impl Journal {
             marker,
             stan_seq,
             transactions: count("SELECT count(*) FROM txn")?,
-            in_flight: count(&format!(
-                "SELECT count(*) FROM txn WHERE state IN ({})",
-                in_flight.join(", ")
-            ))?,
+            in_flight: count(&sql::count_in_states(&State::IN_FLIGHT))?,
         })
     }
 
@@ -1389,8 +1618,7 @@ impl Journal {
         self.reserve(stan_seq, max_id + 1)?;
         let tx = self.conn.transaction().map_err(&sq)?;
         tx.execute(
-            "INSERT INTO txn(kind, state, amount, currency, original_id, created_ms, updated_ms)
-             VALUES (?1, 'created', ?2, ?3, ?4, ?5, ?5)",
+            sql::INSERT_TXN,
             params![
                 kind.name(),
                 i64::try_from(amount).unwrap_or(i64::MAX),
@@ -1401,11 +1629,8 @@ impl Journal {
         )
         .map_err(&sq)?;
         let id = tx.last_insert_rowid();
-        tx.execute(
-            "INSERT INTO timeline(txn_id, at_ms, state, note) VALUES (?1, ?2, 'created', ?3)",
-            params![id, now, note],
-        )
-        .map_err(&sq)?;
+        tx.execute(sql::INSERT_TIMELINE_CREATED, params![id, now, note])
+            .map_err(&sq)?;
         tx.commit().map_err(&sq)?;
         self.committed(false);
         self.notify(Change::State {
@@ -1482,9 +1707,7 @@ impl Journal {
         };
         let tx = self.conn.transaction().map_err(&sq)?;
         let row: Option<(String, String)> = tx
-            .query_row("SELECT state, kind FROM txn WHERE id = ?1", [id], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(sql::STATE_KIND, [id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
             .map_err(&sq)?;
         let (from, kind) = row.ok_or(JournalError::NotFound(id))?;
@@ -1502,37 +1725,17 @@ impl Journal {
             return Err(JournalError::IllegalTransition { id, from, to });
         }
         if let Some((stan_out, mti, tt)) = arm {
-            let last: String = tx
-                .query_row("SELECT value FROM meta WHERE key = 'stan'", [], |r| {
-                    r.get(0)
-                })
-                .map_err(&sq)?;
+            let last: String = tx.query_row(sql::STAN, [], |r| r.get(0)).map_err(&sq)?;
             let stan = last.parse::<u32>().unwrap_or(0) % 999_999 + 1;
-            tx.execute(
-                "UPDATE meta SET value = ?1 WHERE key = 'stan'",
-                [stan.to_string()],
-            )
-            .map_err(&sq)?;
+            tx.execute(sql::SET_STAN, [stan.to_string()]).map_err(&sq)?;
             bump_stan_seq(&tx).map_err(&sq)?;
-            tx.execute(
-                "UPDATE txn SET stan = ?2, mti = ?3, transmission_time = ?4 WHERE id = ?1",
-                params![id, stan, mti, tt],
-            )
-            .map_err(&sq)?;
+            tx.execute(sql::ARM, params![id, stan, mti, tt])
+                .map_err(&sq)?;
             *stan_out = stan;
         }
         let wipe = matches!(to, State::Declined | State::Aborted | State::Reversed);
         tx.execute(
-            "UPDATE txn SET state = ?2, updated_ms = ?3,
-               pan_masked = COALESCE(?4, pan_masked), pan_hash = COALESCE(?5, pan_hash),
-               sealed = CASE WHEN ?6 THEN NULL ELSE COALESCE(?7, sealed) END,
-               entry_mode = COALESCE(?8, entry_mode), aid = COALESCE(?9, aid),
-               label = COALESCE(?10, label), rrn = COALESCE(?11, rrn),
-               auth_code = COALESCE(?12, auth_code), response_code = COALESCE(?13, response_code),
-               reason = COALESCE(?14, reason), reversal_reason = COALESCE(?15, reversal_reason),
-               no_receipt = COALESCE(?16, no_receipt),
-               next_attempt_ms = CASE WHEN ?2 = 'reversal_pending' THEN ?3 ELSE next_attempt_ms END
-             WHERE id = ?1",
+            sql::TRANSITION,
             params![
                 id,
                 to.name(),
@@ -1553,11 +1756,8 @@ impl Journal {
             ],
         )
         .map_err(&sq)?;
-        tx.execute(
-            "INSERT INTO timeline(txn_id, at_ms, state, note) VALUES (?1, ?2, ?3, ?4)",
-            params![id, now, to.name(), note],
-        )
-        .map_err(&sq)?;
+        tx.execute(sql::INSERT_TIMELINE, params![id, now, to.name(), note])
+            .map_err(&sq)?;
         tx.commit().map_err(&sq)?;
         self.committed(to.is_durable());
         self.notify(Change::State {
@@ -1587,12 +1787,7 @@ impl Journal {
         };
         let tx = self.conn.unchecked_transaction().map_err(&sq)?;
         let stan: u32 = tx
-            .query_row(
-                "UPDATE meta SET value = CAST(CAST(value AS INTEGER) % 999999 + 1 AS TEXT)
-                 WHERE key = 'stan' RETURNING CAST(value AS INTEGER)",
-                [],
-                |r| r.get(0),
-            )
+            .query_row(sql::NEXT_STAN, [], |r| r.get(0))
             .map_err(&sq)?;
         bump_stan_seq(&tx).map_err(&sq)?;
         tx.commit().map_err(&sq)?;
@@ -1610,12 +1805,7 @@ impl Journal {
         let sq = self.sq();
         let n: u32 = self
             .conn
-            .query_row(
-                "UPDATE txn SET reversal_attempts = reversal_attempts + 1, updated_ms = ?2
-                 WHERE id = ?1 RETURNING reversal_attempts",
-                params![id, now_ms()],
-                |r| r.get(0),
-            )
+            .query_row(sql::REVERSAL_ATTEMPT, params![id, now_ms()], |r| r.get(0))
             .map_err(sq)?;
         self.committed(false);
         Ok(n)
@@ -1638,9 +1828,7 @@ impl Journal {
         let n: u32 = self
             .conn
             .query_row(
-                "UPDATE txn SET reversal_rejections = reversal_rejections + ?2,
-                   next_attempt_ms = ?3, updated_ms = ?4
-                 WHERE id = ?1 RETURNING reversal_rejections",
+                sql::REVERSAL_RETRY,
                 params![id, i64::from(rejected), next_attempt_ms, now_ms()],
                 |r| r.get(0),
             )
@@ -1664,8 +1852,7 @@ impl Journal {
         let sq = self.sq();
         self.conn
             .execute(
-                "UPDATE txn SET voided = voided OR ?2, completed_by = COALESCE(?3, completed_by),
-                   updated_ms = ?4 WHERE id = ?1",
+                sql::MARK_ORIGINAL,
                 params![original, voided, completed_by, now_ms()],
             )
             .map_err(sq)?;
@@ -1681,12 +1868,7 @@ impl Journal {
         self.writable()?;
         self.sync(false)?;
         let sq = self.sq();
-        self.conn
-            .execute(
-                "UPDATE txn SET receipts_printed = receipts_printed + 1 WHERE id = ?1",
-                [id],
-            )
-            .map_err(sq)?;
+        self.conn.execute(sql::RECEIPT_PRINTED, [id]).map_err(sq)?;
         self.committed(false);
         Ok(())
     }
@@ -1705,10 +1887,7 @@ impl Journal {
         self.sync(false)?;
         let sq = self.sq();
         self.conn
-            .execute(
-                "INSERT INTO events(txn_id, at_ms, kind, detail) VALUES (?1, ?2, ?3, ?4)",
-                params![txn, now_ms(), kind, detail],
-            )
+            .execute(sql::INSERT_EVENT, params![txn, now_ms(), kind, detail])
             .map_err(sq)?;
         self.committed(false);
         self.notify(Change::Event {
@@ -1773,9 +1952,7 @@ impl Journal {
         let sq = self.sq();
         self.conn
             .execute(
-                "INSERT INTO host_messages(txn_id, at_ms, purpose, attempt, direction, mti, stan,
-                   response_code, elapsed_ms, summary)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                sql::INSERT_HOST_MESSAGE,
                 params![
                     txn,
                     now_ms(),
@@ -1849,9 +2026,11 @@ impl Journal {
         Ok(t)
     }
 
-    fn query(&self, where_sql: &str, p: &[&dyn rusqlite::ToSql]) -> Result<Vec<Txn>, JournalError> {
-        let sql = format!("SELECT {TXN_COLUMNS} FROM txn {where_sql}");
-        let mut stmt = self.conn.prepare_cached(&sql).map_err(self.sq())?;
+    fn query(&self, rest: &str, p: &[&dyn rusqlite::ToSql]) -> Result<Vec<Txn>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&sql::select_txn(rest))
+            .map_err(self.sq())?;
         let rows = stmt
             .query_map(p, Journal::row)
             .map_err(self.sq())?
@@ -1865,7 +2044,7 @@ impl Journal {
     /// # Errors
     /// [`JournalError::NotFound`], [`JournalError::Sqlite`], [`JournalError::Corrupt`].
     pub fn get(&self, id: i64) -> Result<Txn, JournalError> {
-        self.query("WHERE id = ?1", &[&id])?
+        self.query(sql::BY_ID, &[&id])?
             .pop()
             .ok_or(JournalError::NotFound(id))
     }
@@ -1876,7 +2055,7 @@ impl Journal {
     /// [`JournalError::Sqlite`].
     pub fn sealed(&self, id: i64) -> Result<Option<Vec<u8>>, JournalError> {
         self.conn
-            .query_row("SELECT sealed FROM txn WHERE id = ?1", [id], |r| r.get(0))
+            .query_row(sql::SEALED, [id], |r| r.get(0))
             .optional()
             .map(Option::flatten)
             .map_err(self.sq())
@@ -1887,27 +2066,95 @@ impl Journal {
     /// # Errors
     /// [`JournalError::Sqlite`], [`JournalError::Corrupt`].
     pub fn list(&self, limit: u32) -> Result<Vec<Txn>, JournalError> {
-        self.query("ORDER BY id DESC LIMIT ?1", &[&limit])
+        self.query(sql::LATEST, &[&limit])
     }
 
-    /// Every transaction, oldest first.
+    /// Every transaction, oldest first. Reads the whole journal (an export, `posctl report
+    /// --all`-like uses): nothing on the service's hot path calls it.
     ///
     /// # Errors
     /// [`JournalError::Sqlite`], [`JournalError::Corrupt`].
     pub fn all(&self) -> Result<Vec<Txn>, JournalError> {
-        self.query("ORDER BY id", &[])
+        self.query(sql::ALL, &[])
     }
 
-    /// Transactions in any of `states`, oldest first.
+    /// Transactions in any of `states`, oldest first. Meant for the states transactions do
+    /// not rest in for long (in flight, reversals, owed receipts): it returns every one; see
+    /// [`Journal::latest_in_states`] for a bounded list.
     ///
     /// # Errors
     /// [`JournalError::Sqlite`], [`JournalError::Corrupt`].
     pub fn in_states(&self, states: &[State]) -> Result<Vec<Txn>, JournalError> {
-        let names: Vec<String> = states.iter().map(|s| format!("'{}'", s.name())).collect();
-        self.query(
-            &format!("WHERE state IN ({}) ORDER BY id", names.join(",")),
-            &[],
-        )
+        self.query(&sql::in_states(states), &[])
+    }
+
+    /// The latest `limit` transactions in any of `states`, newest first.
+    ///
+    /// # Errors
+    /// [`JournalError::Sqlite`], [`JournalError::Corrupt`].
+    pub fn latest_in_states(&self, states: &[State], limit: u32) -> Result<Vec<Txn>, JournalError> {
+        self.query(&sql::latest_in_states(states), &[&limit])
+    }
+
+    /// How many transactions are in any of `states` (counted in the state index: the
+    /// rows themselves are not read).
+    ///
+    /// # Errors
+    /// [`JournalError::Sqlite`].
+    pub fn count_in_states(&self, states: &[State]) -> Result<u64, JournalError> {
+        self.conn
+            .prepare_cached(&sql::count_in_states(states))
+            .and_then(|mut st| st.query_row([], |r| r.get::<_, i64>(0)))
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(self.sq())
+    }
+
+    /// The transactions created at or after `since_ms`, counted and summed by kind, state,
+    /// voided and completed (what a report tells apart), without reading any older row.
+    ///
+    /// # Errors
+    /// [`JournalError::Sqlite`] (also when a group's amounts overflow),
+    /// [`JournalError::Corrupt`] for a kind or state this version does not know.
+    pub fn groups_since(&self, since_ms: i64) -> Result<Vec<TxnGroup>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(sql::GROUPS_SINCE)
+            .map_err(self.sq())?;
+        let rows = stmt
+            .query_map([since_ms], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, bool>(2)?,
+                    r.get::<_, bool>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, i64>(6)?,
+                ))
+            })
+            .map_err(self.sq())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.sq())?;
+        rows.into_iter()
+            .map(|(kind, state, voided, completed, count, amount, id)| {
+                Ok(TxnGroup {
+                    kind: op_from_name(&kind).ok_or(JournalError::Corrupt {
+                        id,
+                        what: "kind",
+                        value: kind,
+                    })?,
+                    state: State::from_name(&state).ok_or(JournalError::Corrupt {
+                        id,
+                        what: "state",
+                        value: state,
+                    })?,
+                    voided,
+                    completed,
+                    count: u64::try_from(count).unwrap_or(0),
+                    amount: u64::try_from(amount).unwrap_or(0),
+                })
+            })
+            .collect()
     }
 
     /// A transaction's state timeline.
@@ -1915,12 +2162,7 @@ impl Journal {
     /// # Errors
     /// [`JournalError::Sqlite`], [`JournalError::Corrupt`].
     pub fn timeline(&self, id: i64) -> Result<Vec<TimelineEntry>, JournalError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT at_ms, state, note FROM timeline WHERE txn_id = ?1 ORDER BY seq",
-            )
-            .map_err(self.sq())?;
+        let mut stmt = self.conn.prepare_cached(sql::TIMELINE).map_err(self.sq())?;
         let rows = stmt
             .query_map([id], |r| {
                 Ok((
@@ -1953,12 +2195,7 @@ impl Journal {
     /// # Errors
     /// [`JournalError::Sqlite`].
     pub fn events(&self, txn: Option<i64>) -> Result<Vec<EventEntry>, JournalError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT at_ms, txn_id, kind, detail FROM events WHERE txn_id IS ?1 ORDER BY seq",
-            )
-            .map_err(self.sq())?;
+        let mut stmt = self.conn.prepare_cached(sql::EVENTS).map_err(self.sq())?;
         stmt.query_map([txn], |r| {
             Ok(EventEntry {
                 at_ms: r.get(0)?,
@@ -1979,10 +2216,7 @@ impl Journal {
     pub fn host_messages(&self, id: i64) -> Result<Vec<HostMessage>, JournalError> {
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT at_ms, purpose, attempt, direction, mti, stan, response_code, elapsed_ms,
-                   summary FROM host_messages WHERE txn_id = ?1 ORDER BY seq",
-            )
+            .prepare_cached(sql::HOST_MESSAGES)
             .map_err(self.sq())?;
         stmt.query_map([id], |r| {
             Ok(HostMessage {
@@ -2045,6 +2279,9 @@ impl Drop for Journal {
         }
     }
 }
+
+#[cfg(test)]
+mod query_plans;
 
 #[cfg(test)]
 mod tests {
@@ -2210,6 +2447,40 @@ mod tests {
         let b = Journal::open(&dest).unwrap();
         assert_eq!(b.get(id).unwrap().reversal_rejections, 1);
         assert_eq!(b.in_states(&[State::ReversalPending]).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_large_journal_is_checked_whole_at_open_only_after_a_crash() {
+        let (dir, j) = journal();
+        let path = dir.path().join("j.sqlite");
+        assert_eq!(j.start_check(), Some(StartCheck::New));
+        drop(j);
+        let j = Journal::open(&path).unwrap();
+        assert_eq!(j.start_check(), Some(StartCheck::Full));
+        // Past the size of a full check at every open.
+        let tx = j.conn.unchecked_transaction().unwrap();
+        let detail = "x".repeat(1 << 20);
+        for _ in 0..(FULL_CHECK_MAX_BYTES >> 20) + 1 {
+            tx.execute(sql::INSERT_EVENT, params![None::<i64>, 0, "info", detail])
+                .unwrap();
+        }
+        tx.commit().unwrap();
+        drop(j);
+        assert!(std::fs::metadata(&path).unwrap().len() > FULL_CHECK_MAX_BYTES);
+        let j = Journal::open(&path).unwrap();
+        assert_eq!(j.start_check(), Some(StartCheck::SkippedAfterCleanClose));
+        drop(j);
+        // A crash: the marker records no clean close.
+        let marker = identity::marker_path(&path);
+        let m = identity::Marker::load(&marker).unwrap().unwrap();
+        identity::Marker {
+            closed_at: None,
+            ..m
+        }
+        .store(&marker)
+        .unwrap();
+        let j = Journal::open(&path).unwrap();
+        assert_eq!(j.start_check(), Some(StartCheck::Quick));
     }
 
     #[test]
