@@ -237,3 +237,136 @@ pub fn evidence(
         },
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::Changes;
+
+    /// The report as it was computed before it counted in SQL: every transaction read.
+    fn reference(journal: &Journal, since_ms: i64) -> Report {
+        let mut r = Report {
+            since_ms,
+            ..Report::default()
+        };
+        let add = |t: &mut Totals, x: &Txn| {
+            t.count += 1;
+            t.amount += x.amount;
+        };
+        for t in journal.all().unwrap() {
+            match t.state {
+                State::ReversalPending => r.reversal_pending.push(Brief::from(&t)),
+                State::ReversalStuck => r.reversal_stuck.push(Brief::from(&t)),
+                State::ReceiptOwed => r.receipts_owed.push(Brief::from(&t)),
+                s if !s.is_resting() => r.in_flight.push(Brief::from(&t)),
+                _ => {}
+            }
+            if t.created_ms < since_ms {
+                continue;
+            }
+            match t.state {
+                State::Declined => add(&mut r.declined, &t),
+                State::Aborted => add(&mut r.aborted, &t),
+                State::Reversed => add(&mut r.reversed, &t),
+                _ => {}
+            }
+            if !matches!(t.state, State::Completed | State::ReceiptOwed) {
+                continue;
+            }
+            match t.kind {
+                Operation::Sale | Operation::Completion if !t.voided => add(&mut r.sales, &t),
+                Operation::Refund if !t.voided => add(&mut r.refunds, &t),
+                Operation::Void => add(&mut r.voids, &t),
+                Operation::PreAuth if t.completed_by.is_none() => add(&mut r.open_preauths, &t),
+                _ => {}
+            }
+        }
+        r.net = r.sales.amount as i64 - r.refunds.amount as i64;
+        r
+    }
+
+    /// A transaction of `kind` walked through `path`.
+    fn txn(
+        j: &mut Journal,
+        kind: Operation,
+        amount: u64,
+        original: Option<i64>,
+        path: &[State],
+    ) -> i64 {
+        let id = j.create(kind, amount, 978, original, "").unwrap();
+        for s in path {
+            match s {
+                State::Armed => {
+                    j.arm(id, "0200", "0101000000", "", Changes::default())
+                        .unwrap();
+                }
+                s => j.transition(id, *s, "", Changes::default()).unwrap(),
+            }
+        }
+        id
+    }
+
+    #[test]
+    fn the_report_counts_what_it_counted_when_it_read_every_transaction() {
+        use State::*;
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+        let done = [Armed, Sent, HostApproved, Committed, Completed];
+        let mut since = 0;
+        for period in 0..2 {
+            let sale = txn(&mut j, Operation::Sale, 1000 + period, None, &done);
+            let voided = txn(&mut j, Operation::Sale, 2000, None, &done);
+            let void = txn(&mut j, Operation::Void, 2000, Some(voided), &done);
+            j.mark_original(voided, true, None).unwrap();
+            let pre = txn(&mut j, Operation::PreAuth, 5000, None, &done);
+            let completion = txn(&mut j, Operation::Completion, 4000, Some(pre), &done);
+            j.mark_original(pre, false, Some(completion)).unwrap();
+            txn(&mut j, Operation::PreAuth, 7000, None, &done);
+            let refund = txn(&mut j, Operation::Refund, 300, None, &done);
+            let voided_refund = txn(&mut j, Operation::Refund, 400, None, &done);
+            txn(&mut j, Operation::Void, 400, Some(voided_refund), &done);
+            j.mark_original(voided_refund, true, None).unwrap();
+            txn(&mut j, Operation::Sale, 51, None, &[Armed, Sent, Declined]);
+            txn(&mut j, Operation::Sale, 52, None, &[Aborted]);
+            txn(
+                &mut j,
+                Operation::Sale,
+                53,
+                None,
+                &[Armed, ReversalPending, Reversed],
+            );
+            txn(&mut j, Operation::Sale, 54, None, &[Armed, ReversalPending]);
+            txn(
+                &mut j,
+                Operation::Sale,
+                55,
+                None,
+                &[Armed, ReversalPending, ReversalStuck],
+            );
+            txn(
+                &mut j,
+                Operation::Sale,
+                56,
+                None,
+                &[Armed, Sent, HostApproved, Committed, ReceiptOwed],
+            );
+            txn(&mut j, Operation::Sale, 57, None, &[Armed, Sent]);
+            let _ = (sale, void, refund);
+            if period == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                since = crate::journal::now_ms();
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+        for s in [0, since, i64::MAX] {
+            let r = report(&j, s).unwrap();
+            assert_eq!(r, reference(&j, s), "since {s}");
+        }
+        let today = report(&j, since).unwrap();
+        assert_eq!(
+            (today.sales.count, today.sales.amount),
+            (3, 1001 + 4000 + 56)
+        );
+        assert_eq!(today.reversal_pending.len(), 2, "whatever their age");
+    }
+}
