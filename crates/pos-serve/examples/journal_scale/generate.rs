@@ -737,6 +737,8 @@ pub fn generate(
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
     drop(conn);
+    // Written out now, not by the kernel's writeback during the measurements.
+    std::fs::File::open(path)?.sync_all()?;
     // Open once as the service does: the marker takes the journal's counters, then a
     // clean close.
     drop(Journal::open(path)?);
