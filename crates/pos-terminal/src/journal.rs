@@ -11,6 +11,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use pos_acquirer::{Operation, WireEvent};
 
 use crate::identity;
+
+mod archive;
+pub use archive::{ArchiveReport, archive_file, archive_files};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
@@ -1356,6 +1359,15 @@ impl Journal {
     /// Write transactions committed through this handle (each is one fsync of the WAL).
     pub fn commits(&self) -> u64 {
         self.commits
+    }
+
+    /// As [`Journal::sq`], not borrowing the journal (for methods that write in between).
+    fn sq_owned(&self) -> impl Fn(rusqlite::Error) -> JournalError + 'static {
+        let path = self.path.clone();
+        move |source| JournalError::Sqlite {
+            path: path.clone(),
+            source,
+        }
     }
 
     fn sq(&self) -> impl Fn(rusqlite::Error) -> JournalError + '_ {

@@ -65,6 +65,24 @@ pub fn local_time(secs: u64) -> (String, String) {
     (format!("{h:02}{mi:02}{s:02}"), format!("{mo:02}{d:02}"))
 }
 
+/// The days since 1970-01-01 of the civil date `y-m-d` (proleptic Gregorian), negative
+/// before it.
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `(year, month)` (UTC) of `ms` since the epoch; before the epoch, January 1970.
+pub fn year_month(ms: i64) -> (u32, u32) {
+    let (y, m, ..) = civil_from_unix(u64::try_from(ms.max(0) / 1000).unwrap_or(0));
+    (y, m)
+}
+
 /// `YYYY-MM-DD hh:mm:ss UTC` for people.
 pub fn human(ms: i64) -> String {
     let (y, mo, d, h, mi, s) = civil_from_unix(u64::try_from(ms / 1000).unwrap_or(0));
@@ -108,6 +126,18 @@ mod tests {
         assert!(expired("2212", T));
         assert!(!expired("xx12", T));
         assert!(!expired("", T));
+    }
+
+    #[test]
+    fn civil_days_round_trip() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(days_from_civil(1969, 12, 31), -1);
+        for days in [0_i64, 59, 365, 11_016, 20_000, 20_454] {
+            let (y, m, d, ..) = civil_from_unix(u64::try_from(days * 86_400).unwrap_or(0));
+            assert_eq!(days_from_civil(i64::from(y), m, d), days, "{y}-{m}-{d}");
+        }
+        assert_eq!(year_month(T as i64 * 1000), (2026, 11));
     }
 
     #[test]
