@@ -357,7 +357,13 @@ pub(crate) struct Worker {
     deferred: std::cell::RefCell<Vec<NewEvent>>,
     /// Owed receipts are not tried again before this (after a reprint that left some owed).
     next_reprint: Instant,
+    /// The retention policy runs next at this time (idle lane only).
+    next_archive: Instant,
 }
+
+/// Transactions archived per idle tick: a sale that arrives meanwhile waits at most one
+/// batch (well under a second).
+const ARCHIVE_BATCH: usize = 1_000;
 
 /// Forward the chip reader's own card events (from its driver's monitor thread) to the bus,
 /// live, during transactions too. Returns false when the driver has no monitor.
@@ -466,6 +472,7 @@ impl Worker {
             reader_events,
             deferred: std::cell::RefCell::new(Vec::new()),
             next_reprint: now,
+            next_archive: now,
         }
     }
 
@@ -769,11 +776,31 @@ impl Worker {
             }
             self.next_gauges = now;
         }
+        self.retention(now);
         if force || now >= self.next_gauges {
             self.gauges();
             self.next_gauges = now + Duration::from_secs(2);
         }
         self.flush_events();
+    }
+
+    /// The retention policy (`[retention]`), when due: a bounded batch per tick while there
+    /// is more, then every `interval_s`.
+    fn retention(&mut self, now: Instant) {
+        let interval = self.terminal.config().retention.interval_s;
+        if interval == 0 || now < self.next_archive {
+            return;
+        }
+        let every = Duration::from_secs(interval);
+        match self.terminal.archive(ARCHIVE_BATCH) {
+            Ok(r) => {
+                self.next_archive = if r.more { now } else { now + every };
+            }
+            Err(e) => {
+                log::error!("archiving the journal's old transactions failed: {e}");
+                self.next_archive = now + every.min(Duration::from_secs(300));
+            }
+        }
     }
 
     /// Publish the lane's sales gate when it changed: blocked (the journal cannot be

@@ -478,6 +478,9 @@ CREATE TABLE IF NOT EXISTS txn (
   updated_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS txn_state ON txn(state);
+CREATE INDEX IF NOT EXISTS txn_created ON txn(created_ms);
+CREATE INDEX IF NOT EXISTS txn_original ON txn(original_id) WHERE original_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS txn_sealed ON txn(created_ms) WHERE sealed IS NOT NULL;
 CREATE TABLE IF NOT EXISTS timeline (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   txn_id INTEGER NOT NULL REFERENCES txn(id),

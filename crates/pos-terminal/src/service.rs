@@ -471,22 +471,26 @@ impl Terminal {
 
     /// Apply the retention policy (`[retention]` in the config): erase sealed card data no
     /// reversal can need, move closed transactions older than `keep_days` to the archive
-    /// directory ([`Journal::archive`]). The service runs it when the lane is idle;
-    /// `posctl journal archive` on demand. Takes as long as the rows to move (seconds for
-    /// a day of a busy lane); a lane in an outage does nothing.
+    /// directory ([`Journal::archive`]), at most about `max_moves` transactions per call
+    /// ([`crate::journal::ArchiveReport::more`]: call again). The service runs it when the
+    /// lane is idle, a bounded batch at a time so a sale never waits long behind it;
+    /// `posctl journal archive` on demand. A lane in an outage does nothing.
     ///
     /// # Errors
     /// [`TerminalError::Blocked`] while the journal cannot be written;
     /// [`TerminalError::Journal`] when the journal or an archive file cannot be written
     /// (nothing is lost: an interrupted move is finished by the next run).
-    pub fn archive(&mut self) -> Result<crate::journal::ArchiveReport, TerminalError> {
+    pub fn archive(
+        &mut self,
+        max_moves: usize,
+    ) -> Result<crate::journal::ArchiveReport, TerminalError> {
         if let Some(o) = &self.outage {
             return Err(TerminalError::Blocked(o.describe()));
         }
         let dir = self.config.archive_dir();
         let keep = self.config.retention.keep_days;
         let now = self.clock.now_ms();
-        Ok(self.journal.archive(keep, &dir, now)?)
+        Ok(self.journal.archive(keep, &dir, now, max_moves)?)
     }
 
     /// The journal, for fault injection ([`Journal::set_crash_after_commits`]).

@@ -312,3 +312,86 @@ fn a_lost_emptied_or_damaged_journal_is_refused_and_replaced_on_purpose() {
         .count();
     assert!(aside >= 3, "{aside}");
 }
+
+/// `posctl journal archive` moves old closed sales to the month's archive file;
+/// `journal list --archive` lists them, `journal show` finds one there; a reversal
+/// pending stays in the journal whatever its age.
+#[test]
+fn journal_archive_moves_old_sales_and_they_can_still_be_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = dir.path().join("journal.sqlite");
+    for args in [
+        &["sale", "1.00"][..],
+        &["sale", "2.00"],
+        &["sale", "3.00"],
+        // Last: a later sale would send its reversal.
+        &[
+            "sale",
+            "4.00",
+            "--inject",
+            "after-send:host-timeout",
+            "--inject",
+            "after-send:reversal-rejected:99",
+        ],
+    ] {
+        let out = posctl(&j, args);
+        assert!(
+            out.status.code().is_some_and(|c| c <= 2),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Nothing is old yet.
+    let out = posctl(&j, &["journal", "archive", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(json(&out)["moved"], 0);
+    // All but the third 120 days old.
+    let db = rusqlite::Connection::open(&j).unwrap();
+    let state: String = db
+        .query_row("SELECT state FROM txn WHERE id = 4", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(state, "reversal_pending");
+    db.execute(
+        "UPDATE txn SET created_ms = created_ms - 120 * 86400000 WHERE id != 3",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    let out = posctl(&j, &["journal", "archive"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("moved 2 transaction(s)"), "{stdout}");
+    assert!(stdout.contains("kept 1"), "{stdout}");
+    assert!(stdout.contains("archive/journal-"), "{stdout}");
+    // The journal keeps the pending reversal and today's sale.
+    let out = posctl(&j, &["journal", "list", "--json"]);
+    let ids: Vec<i64> = json(&out)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![4, 3]);
+    assert_eq!(json(&out)[0]["state"], "reversal_pending");
+    // The archive lists the two, with their file.
+    let out = posctl(&j, &["journal", "list", "--archive"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("archive/journal-"), "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.contains("completed")).count(),
+        2,
+        "{stdout}"
+    );
+    assert!(!stdout.contains("4761739001010010"), "{stdout}");
+    // `show` finds an archived one, timeline and all.
+    let out = posctl(&j, &["journal", "show", "1"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("(archived:"), "{stdout}");
+    assert!(stdout.contains("timeline:"), "{stdout}");
+    assert!(stdout.contains("completed"), "{stdout}");
+    // An id in neither is still a clear error.
+    let out = posctl(&j, &["journal", "show", "99"]);
+    assert_eq!(out.status.code(), Some(1));
+}

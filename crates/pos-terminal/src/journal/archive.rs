@@ -49,6 +49,9 @@ pub struct ArchiveReport {
     pub kept: usize,
     /// Whether an interrupted earlier run was finished first.
     pub resumed: bool,
+    /// Whether transactions old enough to go are left for the next call (the run stopped
+    /// at its `max_moves`).
+    pub more: bool,
 }
 
 /// The archive file for transactions created in the month of `at_ms` (UTC).
@@ -99,11 +102,17 @@ fn in_list(states: &[State]) -> String {
 const OPEN_PREAUTH: &str =
     "(kind = 'preauth' AND state = 'completed' AND completed_by IS NULL AND voided = 0)";
 
+/// Transactions moved per note-copy-delete step: bounds the time the journal is held and
+/// the size of the note.
+const BATCH: usize = 500;
+
 impl Journal {
     /// Erase sealed card data no reversal can need, and move closed transactions older than
     /// `keep_days` whole days (before the start of the UTC day `keep_days` before `now_ms`)
-    /// to archive files in `dir`. See the [module](self) documentation. Finishes an
-    /// interrupted earlier run first.
+    /// to archive files in `dir`, at most about `max_moves` of them (whole families: a run
+    /// may go over by one family); [`ArchiveReport::more`] says when some are left for the
+    /// next call. See the [module](self) documentation. Finishes an interrupted earlier run
+    /// first.
     ///
     /// # Errors
     /// [`JournalError::Sqlite`] / [`JournalError::Io`] when the journal or an archive file
@@ -114,6 +123,7 @@ impl Journal {
         keep_days: u32,
         dir: &Path,
         now_ms: i64,
+        max_moves: usize,
     ) -> Result<ArchiveReport, JournalError> {
         self.writable()?;
         let mut report = ArchiveReport::default();
@@ -123,53 +133,65 @@ impl Journal {
         let today = day_start(now_ms);
         report.sealed_erased = self.erase_unneeded_sealed(today)?;
         let cutoff = today - i64::from(keep_days) * DAY_MS;
-        let (ids, kept) = self.archivable(cutoff)?;
+        let (families, kept) = self.archivable(cutoff)?;
         report.kept = kept;
-        // By archive file (the month each transaction was created in).
-        let mut by_file: BTreeMap<PathBuf, Vec<i64>> = BTreeMap::new();
-        for (id, created) in ids {
-            by_file
-                .entry(archive_file(dir, created))
-                .or_default()
-                .push(id);
+        // Families by archive file (the month their first transaction was created in), in
+        // batches.
+        let mut batches: Vec<(PathBuf, Vec<i64>)> = Vec::new();
+        let mut planned = 0;
+        for (created, ids) in families {
+            if planned >= max_moves {
+                report.more = true;
+                break;
+            }
+            planned += ids.len();
+            let file = archive_file(dir, created);
+            match batches.last_mut() {
+                Some((f, batch)) if *f == file && batch.len() < BATCH => batch.extend(ids),
+                _ => batches.push((file, ids)),
+            }
         }
-        // Lane events past the cut-off, by month too.
-        let lane_events: Vec<i64> = self.query_i64(
-            "SELECT at_ms FROM events WHERE txn_id IS NULL AND at_ms < ?1",
-            cutoff,
-        )?;
-        let mut event_files: BTreeSet<PathBuf> = BTreeSet::new();
-        for at in &lane_events {
-            event_files.insert(archive_file(dir, *at));
+        // Lane events past the cut-off, by month, once every transaction has gone.
+        if !report.more {
+            let lane_events = self.query_i64(
+                "SELECT DISTINCT at_ms - at_ms % 86400000 FROM events
+                 WHERE txn_id IS NULL AND at_ms < ?1",
+                cutoff,
+            )?;
+            let files: BTreeSet<PathBuf> = lane_events
+                .iter()
+                .map(|at| archive_file(dir, *at))
+                .collect();
+            batches.extend(files.into_iter().map(|f| (f, Vec::new())));
         }
-        for file in &event_files {
-            by_file.entry(file.clone()).or_default();
-        }
-        if !by_file.is_empty() {
+        if !batches.is_empty() {
             std::fs::create_dir_all(dir).map_err(|source| JournalError::Io {
                 path: dir.to_path_buf(),
                 source,
             })?;
         }
-        for (file, ids) in by_file {
-            let (month_start, month_end) = month_bounds(&file);
-            let moved_events = self.move_batch(
-                &file,
-                &ids,
-                Some((month_start.max(0), month_end.min(cutoff))),
-            )?;
+        for (file, ids) in batches {
+            let window = if ids.is_empty() {
+                let (month_start, month_end) = month_bounds(&file);
+                (month_start.max(0), month_end.min(cutoff))
+            } else {
+                (0, 0)
+            };
+            report.events_moved += self.move_batch(&file, &ids, window)?;
             report.moved += ids.len();
-            report.events_moved += moved_events;
-            report.files.push(file);
+            if !report.files.contains(&file) {
+                report.files.push(file);
+            }
         }
         if report.moved > 0 || report.sealed_erased > 0 || report.events_moved > 0 {
             log::info!(
-                "{}: archived {} transaction(s) and {} lane event(s) to {} file(s); sealed card data erased from {}",
+                "{}: archived {} transaction(s) and {} lane event(s) to {} file(s); sealed card data erased from {}{}",
                 self.path.display(),
                 report.moved,
                 report.events_moved,
                 report.files.len(),
-                report.sealed_erased
+                report.sealed_erased,
+                if report.more { "; more to go" } else { "" }
             );
         }
         Ok(report)
@@ -210,8 +232,11 @@ impl Journal {
         Ok(n)
     }
 
-    /// The transactions to archive `(id, created_ms)`, and how many old enough ones stay.
-    fn archivable(&self, cutoff: i64) -> Result<(Vec<(i64, i64)>, usize), JournalError> {
+    /// The families to archive: `(created_ms of the first, ids)`, oldest first (a
+    /// transaction with the ones it references or that reference it: they move together,
+    /// so no row ever references one that left); and how many old enough ones stay.
+    #[allow(clippy::type_complexity)]
+    fn archivable(&self, cutoff: i64) -> Result<(Vec<(i64, Vec<i64>)>, usize), JournalError> {
         let sq = self.sq();
         // Everything old enough, with its link to an original, and whether it may go.
         let mut st = self
@@ -230,30 +255,29 @@ impl Journal {
             .map_err(&sq)?
             .collect::<Result<_, _>>()
             .map_err(&sq)?;
-        let mut ok: BTreeMap<i64, (i64, Option<i64>)> = old
+        let mut ok: BTreeMap<i64, i64> = old
             .iter()
-            .filter(|(_, _, _, closed)| *closed)
-            .map(|(id, created, original, _)| (*id, (*created, *original)))
+            .filter(|(.., closed)| *closed)
+            .map(|(id, created, ..)| (*id, *created))
             .collect();
-        let old_ids: BTreeSet<i64> = old.iter().map(|(id, ..)| *id).collect();
-        // Links to transactions that stay (newer ones referencing an old one, or an old
-        // one referencing one that stays) keep both.
+        // Every link (a void, a completion, a refund by reference to its original): few,
+        // and read from their own index.
         let mut st = self
             .conn
             .prepare("SELECT id, original_id FROM txn WHERE original_id IS NOT NULL")
             .map_err(&sq)?;
-        let links: Vec<(i64, i64)> = st
+        let mut links: Vec<(i64, i64)> = st
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(&sq)?
             .collect::<Result<_, _>>()
             .map_err(&sq)?;
-        let original_present = |o: i64| old_ids.contains(&o) || self.get(o).is_ok();
+        links.sort_unstable();
+        links.dedup();
+        // A link with one end staying keeps both (until nothing changes).
         loop {
             let before = ok.len();
             for (child, original) in &links {
-                let child_goes = ok.contains_key(child);
-                let original_goes = ok.contains_key(original);
-                if child_goes != original_goes && original_present(*original) {
+                if ok.contains_key(child) != ok.contains_key(original) {
                     ok.remove(child);
                     ok.remove(original);
                 }
@@ -263,7 +287,35 @@ impl Journal {
             }
         }
         let kept = old.len() - ok.len();
-        Ok((ok.into_iter().map(|(id, (c, _))| (id, c)).collect(), kept))
+        // Families: union the linked ones, each named by its oldest member.
+        let mut root: BTreeMap<i64, i64> = ok.keys().map(|id| (*id, *id)).collect();
+        fn find(root: &mut BTreeMap<i64, i64>, mut x: i64) -> i64 {
+            while let Some(&p) = root.get(&x) {
+                if p == x {
+                    break;
+                }
+                x = p;
+            }
+            x
+        }
+        for (child, original) in &links {
+            if ok.contains_key(child) && ok.contains_key(original) {
+                let (a, b) = (find(&mut root, *child), find(&mut root, *original));
+                let (lo, hi) = (a.min(b), a.max(b));
+                root.insert(hi, lo);
+            }
+        }
+        let mut families: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+        for id in ok.keys() {
+            let r = find(&mut root, *id);
+            families.entry(r).or_default().push(*id);
+        }
+        let mut out: Vec<(i64, Vec<i64>)> = families
+            .into_iter()
+            .map(|(r, ids)| (ok.get(&r).copied().unwrap_or(0), ids))
+            .collect();
+        out.sort_by_key(|(created, ids)| (*created, ids.first().copied()));
+        Ok((out, kept))
     }
 
     /// Move `ids` (and lane events in `events_window`) to `file`: note, copy, delete.
@@ -272,10 +324,9 @@ impl Journal {
         &mut self,
         file: &Path,
         ids: &[i64],
-        events_window: Option<(i64, i64)>,
+        (from, to): (i64, i64),
     ) -> Result<usize, JournalError> {
         let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-        let (from, to) = events_window.unwrap_or((0, 0));
         let note = format!("{}\n{from}\n{to}\n{list}", file.display());
         // 1. The note, durable: a crash from here on is finished by the next run.
         self.writable()?;
@@ -570,7 +621,7 @@ mod tests {
             .unwrap();
 
         let before = ids(&j);
-        let report = j.archive(90, &dir, NOW).unwrap();
+        let report = j.archive(90, &dir, NOW, usize::MAX).unwrap();
         let moved: BTreeSet<i64> =
             [completed, declined, aborted, reversed, preauth, completion].into();
         assert_eq!(report.moved, moved.len(), "{report:?}");
@@ -617,7 +668,7 @@ mod tests {
         assert_eq!(a.get(completion).unwrap().original_id, Some(preauth));
 
         // Again: nothing more to do, nothing duplicated.
-        let again = j.archive(90, &dir, NOW).unwrap();
+        let again = j.archive(90, &dir, NOW, usize::MAX).unwrap();
         assert_eq!((again.moved, again.events_moved), (0, 0), "{again:?}");
         let total: i64 = files.iter().map(|f| rows(f, "txn")).sum();
         assert_eq!(total, 6);
@@ -638,7 +689,7 @@ mod tests {
         for id in [yesterday, today, owed, pending, preauth] {
             assert!(j.sealed(id).unwrap().is_some(), "{id}");
         }
-        let report = j.archive(90, &dir, NOW).unwrap();
+        let report = j.archive(90, &dir, NOW, usize::MAX).unwrap();
         assert_eq!(report.sealed_erased, 1);
         assert_eq!(report.moved, 0);
         assert_eq!(j.sealed(yesterday).unwrap(), None);
@@ -660,7 +711,7 @@ mod tests {
         // note: the rows are copied to the archive, not yet deleted from the journal.
         let c = j.commits();
         j.set_fail_writes_after(Some(c + 2));
-        let err = j.archive(90, &dir, NOW).unwrap_err();
+        let err = j.archive(90, &dir, NOW, usize::MAX).unwrap_err();
         assert!(err.to_string().contains("disk is full"), "{err}");
         let file = archive_file(&dir, NOW - 200 * DAY_MS);
         assert_eq!(rows(&file, "txn"), 2, "copied before the failure");
@@ -668,7 +719,7 @@ mod tests {
         assert_eq!(ids(&j), [a, b, stays].into(), "still in the journal");
         // A reader meanwhile sees each transaction (in both places: the journal wins).
         j.set_fail_writes_after(None);
-        let report = j.archive(90, &dir, NOW).unwrap();
+        let report = j.archive(90, &dir, NOW, usize::MAX).unwrap();
         assert!(report.resumed, "{report:?}");
         assert_eq!(ids(&j), [stays].into());
         assert_eq!(rows(&file, "txn"), 2);
@@ -690,7 +741,7 @@ mod tests {
         let dir = d.path().join("archive");
         let file = archive_file(&dir, NOW - 200 * DAY_MS);
         std::fs::create_dir_all(&file).unwrap();
-        let err = j.archive(90, &dir, NOW).unwrap_err();
+        let err = j.archive(90, &dir, NOW, usize::MAX).unwrap_err();
         assert!(err.to_string().contains("journal-2026-05.sqlite"), "{err}");
         assert_eq!(ids(&j), [a].into());
         let path = j.path.clone();
@@ -700,12 +751,55 @@ mod tests {
         std::fs::remove_dir(&file).unwrap();
         let mut j = Journal::open(&path).unwrap();
         let elsewhere = d.path().join("elsewhere");
-        let report = j.archive(90, &elsewhere, NOW).unwrap();
+        let report = j.archive(90, &elsewhere, NOW, usize::MAX).unwrap();
         assert!(report.resumed);
         assert_eq!(report.moved, 0);
         assert!(ids(&j).is_empty());
         assert_eq!(rows(&file, "txn"), 1);
         assert!(archive_files(&elsewhere).is_empty());
+    }
+
+    #[test]
+    fn a_family_across_months_moves_together_and_batches_resume() {
+        let (d, mut j) = journal();
+        let dir = d.path().join("archive");
+        // A pre-authorization in May completed in June: one family, in May's file (a
+        // journal row never references one that left, and the foreign key holds).
+        let preauth = txn(&mut j, Operation::PreAuth, State::Completed, 200, None);
+        let completion = txn(
+            &mut j,
+            Operation::Completion,
+            State::Completed,
+            170,
+            Some(preauth),
+        );
+        j.mark_original(preauth, false, Some(completion)).unwrap();
+        let singles: Vec<i64> = (0..5)
+            .map(|i| txn(&mut j, Operation::Sale, State::Completed, 150 - i, None))
+            .collect();
+        // Two at a time: the family first (oldest), then the sales.
+        let first = j.archive(90, &dir, NOW, 2).unwrap();
+        assert!(first.more);
+        assert_eq!(first.moved, 2);
+        let may = archive_file(&dir, NOW - 200 * DAY_MS);
+        assert_eq!(first.files, vec![may.clone()]);
+        let a = Journal::open_read_only(&may).unwrap();
+        assert_eq!(a.get(completion).unwrap().original_id, Some(preauth));
+        let mut total = first.moved;
+        let mut rounds = 1;
+        loop {
+            let r = j.archive(90, &dir, NOW, 2).unwrap();
+            total += r.moved;
+            rounds += 1;
+            if !r.more {
+                break;
+            }
+        }
+        assert_eq!(total, 2 + singles.len());
+        assert_eq!(rounds, 4);
+        assert!(ids(&j).is_empty());
+        let archived: i64 = archive_files(&dir).iter().map(|f| rows(f, "txn")).sum();
+        assert_eq!(archived, 7);
     }
 
     #[test]
@@ -715,7 +809,9 @@ mod tests {
         j.conn
             .execute("INSERT INTO meta(key, value) VALUES ('archiving', 'x')", [])
             .unwrap();
-        let err = j.archive(90, &d.path().join("archive"), NOW).unwrap_err();
+        let err = j
+            .archive(90, &d.path().join("archive"), NOW, usize::MAX)
+            .unwrap_err();
         assert!(err.to_string().contains("archiving note"), "{err}");
         assert_eq!(ids(&j), [a].into());
     }
