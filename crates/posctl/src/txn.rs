@@ -794,6 +794,13 @@ fn journal_archive(config: &Config, keep_days: Option<u32>, json: bool) -> Resul
         });
     }
     let mut j = pos_terminal::Journal::open(&path).map_err(journal_refused)?;
+    // Crash tests: die right after the Nth write (the note, the copy, the delete).
+    if let Some(n) = std::env::var("POS_TEST_CRASH_AFTER_COMMITS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        j.set_crash_after_commits(Some(n));
+    }
     let keep = keep_days.unwrap_or(config.retention.keep_days);
     let dir = config.archive_dir();
     if !json {

@@ -397,6 +397,9 @@ impl Journal {
             path: file.to_path_buf(),
             source: e,
         })?;
+        // A durable write through this handle (to the archive file): counted, so crash tests
+        // can stop between the copy and the delete.
+        self.committed(true);
         // 3. Delete from the journal with the note, durable, in one transaction.
         self.writable()?;
         self.sync(true)?;
