@@ -113,6 +113,10 @@ tag_consts! {
     FCI_TEMPLATE = 0x6F;
     /// `70` READ RECORD Response Message Template.
     RECORD_TEMPLATE = 0x70;
+    /// `71` Issuer Script Template 1 (scripts before the second GENERATE AC).
+    ISSUER_SCRIPT_1 = 0x71;
+    /// `72` Issuer Script Template 2 (scripts after the second GENERATE AC).
+    ISSUER_SCRIPT_2 = 0x72;
     /// `77` Response Message Template Format 2.
     RESPONSE_FORMAT_2 = 0x77;
     /// `80` Response Message Template Format 1.
