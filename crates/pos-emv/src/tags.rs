@@ -453,17 +453,15 @@ pub fn render_value(tag: Tag, value: &[u8]) -> String {
         return render_masked(tag, value);
     }
     match format_of(tag) {
-        Format::N => {
-            bcd_digits(value, false).unwrap_or_else(|| format!("{} (not BCD)", hex(value)))
-        }
-        Format::Cn => {
-            bcd_digits(value, true).unwrap_or_else(|| format!("{} (not BCD)", hex(value)))
-        }
+        Format::N => bcd_digits(value, false)
+            .unwrap_or_else(|| format!("{} (not BCD)", hex::encode_upper(value))),
+        Format::Cn => bcd_digits(value, true)
+            .unwrap_or_else(|| format!("{} (not BCD)", hex::encode_upper(value))),
         Format::A | Format::An | Format::Ans => match printable(value) {
             Some(text) => format!("\"{text}\""),
-            None => hex(value),
+            None => hex::encode_upper(value),
         },
-        Format::B | Format::Var => hex(value),
+        Format::B | Format::Var => hex::encode_upper(value),
     }
 }
 
@@ -538,14 +536,6 @@ fn printable(value: &[u8]) -> Option<&str> {
     } else {
         None
     }
-}
-
-fn hex(value: &[u8]) -> String {
-    let mut s = String::with_capacity(value.len() * 2);
-    for b in value {
-        let _ = write!(s, "{b:02X}");
-    }
-    s
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use pos_emv::terminal::civil_from_unix;
+use pos_hal::calendar::civil_from_unix;
 
 /// The service's clock: the system clock, or a settable one for tests of backoff.
 #[derive(Clone)]
@@ -65,17 +65,9 @@ pub fn local_time(secs: u64) -> (String, String) {
     (format!("{h:02}{mi:02}{s:02}"), format!("{mo:02}{d:02}"))
 }
 
-/// The days since 1970-01-01 of the civil date `y-m-d` (proleptic Gregorian), negative
-/// before it.
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (i64::from(m) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+/// The days since 1970-01-01 of the civil date `y-m-d`:
+/// [`pos_hal::calendar::days_from_civil`].
+pub use pos_hal::calendar::days_from_civil;
 
 /// `(year, month)` (UTC) of `ms` since the epoch; before the epoch, January 1970.
 pub fn year_month(ms: i64) -> (u32, u32) {

@@ -322,7 +322,7 @@ impl CardChannel for HookChannel<'_, '_> {
 pub(super) fn facts_from_record(rec: &TransactionRecord) -> CardFacts {
     CardFacts {
         pan_masked: rec.pan_masked.clone(),
-        aid: Some(hex(&rec.aid)),
+        aid: Some(hex::encode_upper(&rec.aid)),
         label: rec.label.clone(),
         card: CardData {
             pan: rec.pan.clone().unwrap_or_default(),
@@ -337,10 +337,6 @@ pub(super) fn facts_from_record(rec: &TransactionRecord) -> CardFacts {
             icc_data: Some(rec.icc_data.clone()),
         },
     }
-}
-
-pub(super) fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02X}")).collect()
 }
 
 pub(super) fn bcd2(v: u16) -> Vec<u8> {
