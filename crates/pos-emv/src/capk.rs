@@ -171,7 +171,7 @@ impl CaKeys {
                 return Err(CapkError::Duplicate {
                     line,
                     first: lines.get(pos).copied().unwrap_or(0),
-                    rid: hex::encode_upper(&key.rid),
+                    rid: hex::encode_upper(key.rid),
                     index: key.index,
                 });
             }
@@ -285,8 +285,8 @@ fn parse_line(content: &str, line: usize) -> Result<CaPublicKey, CapkError> {
         if computed != expected {
             return Err(CapkError::Checksum {
                 line,
-                expected: hex::encode_upper(&expected),
-                computed: hex::encode_upper(&computed),
+                expected: hex::encode_upper(expected),
+                computed: hex::encode_upper(computed),
             });
         }
     }

@@ -304,15 +304,15 @@ impl fmt::Debug for TransactionRecord {
             .field("cid", &format_args!("{:02X}", self.cid))
             .field("cryptogram_type", &self.cryptogram_type)
             .field("cryptogram_present", &self.cryptogram.is_some())
-            .field("atc", &hex::encode_upper(&self.atc))
+            .field("atc", &hex::encode_upper(self.atc))
             .field("iad_len", &self.iad.len())
-            .field("tvr", &hex::encode_upper(&self.tvr.to_bytes()))
-            .field("tsi", &hex::encode_upper(&self.tsi.to_bytes()))
+            .field("tvr", &hex::encode_upper(self.tvr.to_bytes()))
+            .field("tsi", &hex::encode_upper(self.tsi.to_bytes()))
             .field("amount", &self.amount)
             .field("currency", &self.currency)
             .field("date", &self.date)
             .field("transaction_type", &self.transaction_type)
-            .field("arc", &self.arc.map(|a| hex::encode_upper(&a)))
+            .field("arc", &self.arc.map(hex::encode_upper))
             .field("script_results", &hex::encode_upper(&self.script_results))
             .field("icc_data_len", &self.icc_data.len())
             .field("steps", &self.steps)
@@ -337,12 +337,12 @@ impl fmt::Display for TransactionRecord {
         write!(
             f,
             " ATC {} TVR {} TSI {}",
-            hex::encode_upper(&self.atc),
-            hex::encode_upper(&self.tvr.to_bytes()),
-            hex::encode_upper(&self.tsi.to_bytes())
+            hex::encode_upper(self.atc),
+            hex::encode_upper(self.tvr.to_bytes()),
+            hex::encode_upper(self.tsi.to_bytes())
         )?;
         if let Some(arc) = self.arc {
-            write!(f, " ARC {}", hex::encode_upper(&arc))?;
+            write!(f, " ARC {}", hex::encode_upper(arc))?;
         }
         for s in &self.steps {
             write!(f, "\n  {s}")?;

@@ -178,7 +178,7 @@ pub fn read(
         "label": app.candidate.label,
         "pan_masked": data.pan_masked(),
         "expiry": data.expiry(),
-        "aip": hex::encode_upper(&processing.aip),
+        "aip": hex::encode_upper(processing.aip),
         "aip_features": aip_features(processing.aip),
         "afl": afl,
         "cvm_list": data.get(tags::CVM_LIST).map(hex::encode_upper),
@@ -245,7 +245,7 @@ pub fn read(
 
 /// How to give `card read` the CA key it lacks (RID `rid`, index `index`).
 fn add_ca_key(rid: [u8; 5], index: u8, ca_keys_file: Option<&std::path::Path>) -> String {
-    let line = format!("{} {index:02X} EXPONENT MODULUS", hex::encode_upper(&rid));
+    let line = format!("{} {index:02X} EXPONENT MODULUS", hex::encode_upper(rid));
     match ca_keys_file {
         Some(path) => format!(
             "add the scheme's key to {} as a line `{line}` ({})",
@@ -306,7 +306,7 @@ fn oda_summary(
     if data.get(tags::SDA_TAG_LIST) == Some(&[0x82][..]) {
         static_data.extend_from_slice(&aip);
     }
-    let ca_name = format!("CA {}/{index:02X}", hex::encode_upper(&rid));
+    let ca_name = format!("CA {}/{index:02X}", hex::encode_upper(rid));
     if let (Some(cert), Some(exp)) = (data.get(tags::ICC_PK_CERT), data.get(tags::ICC_PK_EXPONENT))
     {
         return match oda::recover_icc_key(
@@ -329,7 +329,7 @@ fn oda_summary(
         Some(ssad) if aip[0] & 0x40 != 0 => match oda::verify_sda(&issuer, ssad, &static_data) {
             Ok(dac) => format!(
                 "SDA verified with {ca_name} (data authentication code {})",
-                hex::encode_upper(&dac)
+                hex::encode_upper(dac)
             ),
             Err(e) => format!("failed: {e}"),
         },
