@@ -13,7 +13,8 @@
 //! Every bulk message starts with the same 10-byte header: bMessageType, dwLength (little
 //! endian, bytes of abData after the header), bSlot, bSeq, then three message-specific
 //! bytes (for replies: bStatus, bError and one more). A reply carries the bSlot and bSeq of
-//! the command it answers ([`Request::match_reply`]).
+//! the command it answers ([`Request::match_reply`]). [`Request`] and [`Response`] hold these
+//! common fields once, and the rest in a [`RequestBody`] or [`ResponseBody`].
 //!
 //! Decoders take untrusted bytes and never panic: anything malformed is a [`CodecError`]
 //! saying what was wrong and at which offset.
@@ -21,6 +22,7 @@
 //! `Debug` of [`Request`] and [`Response`] shows the length of abData, never its bytes:
 //! APDUs may carry a PAN. Log these summaries, never the encoded bytes.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use pos_hal::{Fault, FaultKind};
@@ -344,6 +346,15 @@ fn le32_at(data: &[u8], at: usize) -> u32 {
     }
 }
 
+/// dwClockFrequency then dwDataRate, as SetDataRateAndClockFrequency and its reply carry
+/// them.
+fn clock_and_rate(clock_khz: u32, rate_bps: u32) -> Vec<u8> {
+    [clock_khz, rate_bps]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect()
+}
+
 /// IccPowerOn bPowerSelect: the card voltage to apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PowerSelect {
@@ -550,43 +561,38 @@ impl ProtocolParams {
     }
 }
 
-/// A PC_to_RDR message (bulk OUT).
+/// A PC_to_RDR message (bulk OUT): the header fields every command has, and the rest.
 ///
-/// `slot` is bSlot, `seq` is bSeq (the reply carries both back). RFU bytes are sent as 0
-/// and ignored when decoded.
+/// The reply carries `slot` and `seq` back ([`Request::match_reply`]).
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub enum Request {
+pub struct Request {
+    /// bSlot (offset 5).
+    pub slot: u8,
+    /// bSeq (offset 6).
+    pub seq: u8,
+    /// The message type and its own fields.
+    pub body: RequestBody,
+}
+
+/// What a PC_to_RDR message carries beyond bSlot and bSeq: its type (bMessageType), the
+/// three message-specific header bytes (offsets 7 to 9) and abData.
+///
+/// RFU bytes are sent as 0 and ignored when decoded.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum RequestBody {
     /// 0x62: power the card on (cold reset, or warm if already powered); the reply is a
     /// DataBlock with the ATR.
     IccPowerOn {
-        /// bSlot.
-        slot: u8,
-        /// bSeq.
-        seq: u8,
         /// bPowerSelect (offset 7).
         power: PowerSelect,
     },
     /// 0x63: power the card off; the reply is a SlotStatus.
-    IccPowerOff {
-        /// bSlot.
-        slot: u8,
-        /// bSeq.
-        seq: u8,
-    },
+    IccPowerOff,
     /// 0x65: ask the slot's status; the reply is a SlotStatus.
-    GetSlotStatus {
-        /// bSlot.
-        slot: u8,
-        /// bSeq.
-        seq: u8,
-    },
+    GetSlotStatus,
     /// 0x6F: send data to the card (a TPDU, an APDU or a part of one, as the exchange
     /// level says); the reply is a DataBlock.
     XfrBlock {
-        /// bSlot.
-        slot: u8,
-        /// bSeq.
-        seq: u8,
         /// bBWI (offset 7): extends the block waiting time (T=1, TPDU level).
         bwi: u8,
         /// wLevelParameter (offsets 8-9): at TPDU level with T=0 the expected response
@@ -596,53 +602,27 @@ pub enum Request {
         data: Vec<u8>,
     },
     /// 0x6C: ask the current protocol parameters; the reply is a Parameters.
-    GetParameters {
-        /// bSlot.
-        slot: u8,
-        /// bSeq.
-        seq: u8,
-    },
+    GetParameters,
     /// 0x6D: back to the default parameters; the reply is a Parameters.
-    ResetParameters {
-        /// bSlot.
-        slot: u8,
-        /// bSeq.
-        seq: u8,
-    },
+    ResetParameters,
     /// 0x61: set the protocol and its parameters; the reply is a Parameters.
     SetParameters {
-        /// bSlot.
-        slot: u8,
-        /// bSeq.
-        seq: u8,
         /// bProtocolNum (offset 7) and abProtocolDataStructure.
         params: ProtocolParams,
     },
     /// 0x6B: vendor command to the reader; the reply is an Escape.
     Escape {
-        /// bSlot.
-        slot: u8,
-        /// bSeq.
-        seq: u8,
         /// abData.
         data: Vec<u8>,
     },
     /// 0x6E: stop or restart the card clock; the reply is a SlotStatus.
     IccClock {
-        /// bSlot.
-        slot: u8,
-        /// bSeq.
-        seq: u8,
         /// bClockCommand (offset 7): [`ICC_CLOCK_RESTART`] or [`ICC_CLOCK_STOP`].
         command: u8,
     },
     /// 0x6A: change the classes of GET RESPONSE / ENVELOPE the reader uses at APDU level
     /// with T=0; the reply is a SlotStatus.
     T0Apdu {
-        /// bSlot.
-        slot: u8,
-        /// bSeq.
-        seq: u8,
         /// bmChanges (offset 7): bit 0 use `class_get_response`, bit 1 use
         /// `class_envelope`.
         changes: u8,
@@ -654,10 +634,6 @@ pub enum Request {
     /// 0x69: PIN verification or modification on the reader's PIN pad; the reply is a
     /// DataBlock.
     Secure {
-        /// bSlot.
-        slot: u8,
-        /// bSeq.
-        seq: u8,
         /// bBWI (offset 7).
         bwi: u8,
         /// wLevelParameter (offsets 8-9).
@@ -668,27 +644,14 @@ pub enum Request {
     /// 0x71: card mechanics (accept, eject, capture, lock, unlock); the reply is a
     /// SlotStatus.
     Mechanical {
-        /// bSlot.
-        slot: u8,
-        /// bSeq.
-        seq: u8,
         /// bFunction (offset 7): [`MECHANICAL_ACCEPT`], ...
         function: u8,
     },
     /// 0x72: the second half of the abort sequence (after the class request ABORT with
     /// the same slot and seq); the reply is a SlotStatus.
-    Abort {
-        /// bSlot.
-        slot: u8,
-        /// bSeq.
-        seq: u8,
-    },
+    Abort,
     /// 0x73: set the card clock and data rate; the reply is a DataRateAndClockFrequency.
     SetDataRateAndClock {
-        /// bSlot.
-        slot: u8,
-        /// bSeq.
-        seq: u8,
         /// dwClockFrequency: card clock in kHz (the spec's unit).
         clock_khz: u32,
         /// dwDataRate: card data rate in bits per second.
@@ -699,10 +662,6 @@ pub enum Request {
     Other {
         /// bMessageType.
         message_type: u8,
-        /// bSlot.
-        slot: u8,
-        /// bSeq.
-        seq: u8,
         /// The three message-specific header bytes.
         specific: [u8; 3],
         /// abData.
@@ -710,145 +669,77 @@ pub enum Request {
     },
 }
 
-impl Request {
-    /// bSlot.
-    pub fn slot(&self) -> u8 {
+impl RequestBody {
+    /// bMessageType and the variant's name (for `Debug`).
+    fn type_and_name(&self) -> (u8, &'static str) {
         match self {
-            Request::IccPowerOn { slot, .. }
-            | Request::IccPowerOff { slot, .. }
-            | Request::GetSlotStatus { slot, .. }
-            | Request::XfrBlock { slot, .. }
-            | Request::GetParameters { slot, .. }
-            | Request::ResetParameters { slot, .. }
-            | Request::SetParameters { slot, .. }
-            | Request::Escape { slot, .. }
-            | Request::IccClock { slot, .. }
-            | Request::T0Apdu { slot, .. }
-            | Request::Secure { slot, .. }
-            | Request::Mechanical { slot, .. }
-            | Request::Abort { slot, .. }
-            | Request::SetDataRateAndClock { slot, .. }
-            | Request::Other { slot, .. } => *slot,
-        }
-    }
-
-    /// bSeq.
-    pub fn seq(&self) -> u8 {
-        match self {
-            Request::IccPowerOn { seq, .. }
-            | Request::IccPowerOff { seq, .. }
-            | Request::GetSlotStatus { seq, .. }
-            | Request::XfrBlock { seq, .. }
-            | Request::GetParameters { seq, .. }
-            | Request::ResetParameters { seq, .. }
-            | Request::SetParameters { seq, .. }
-            | Request::Escape { seq, .. }
-            | Request::IccClock { seq, .. }
-            | Request::T0Apdu { seq, .. }
-            | Request::Secure { seq, .. }
-            | Request::Mechanical { seq, .. }
-            | Request::Abort { seq, .. }
-            | Request::SetDataRateAndClock { seq, .. }
-            | Request::Other { seq, .. } => *seq,
+            RequestBody::IccPowerOn { .. } => (PC_TO_RDR_ICC_POWER_ON, "IccPowerOn"),
+            RequestBody::IccPowerOff => (PC_TO_RDR_ICC_POWER_OFF, "IccPowerOff"),
+            RequestBody::GetSlotStatus => (PC_TO_RDR_GET_SLOT_STATUS, "GetSlotStatus"),
+            RequestBody::XfrBlock { .. } => (PC_TO_RDR_XFR_BLOCK, "XfrBlock"),
+            RequestBody::GetParameters => (PC_TO_RDR_GET_PARAMETERS, "GetParameters"),
+            RequestBody::ResetParameters => (PC_TO_RDR_RESET_PARAMETERS, "ResetParameters"),
+            RequestBody::SetParameters { .. } => (PC_TO_RDR_SET_PARAMETERS, "SetParameters"),
+            RequestBody::Escape { .. } => (PC_TO_RDR_ESCAPE, "Escape"),
+            RequestBody::IccClock { .. } => (PC_TO_RDR_ICC_CLOCK, "IccClock"),
+            RequestBody::T0Apdu { .. } => (PC_TO_RDR_T0_APDU, "T0Apdu"),
+            RequestBody::Secure { .. } => (PC_TO_RDR_SECURE, "Secure"),
+            RequestBody::Mechanical { .. } => (PC_TO_RDR_MECHANICAL, "Mechanical"),
+            RequestBody::Abort => (PC_TO_RDR_ABORT, "Abort"),
+            RequestBody::SetDataRateAndClock { .. } => {
+                (PC_TO_RDR_SET_DATA_RATE_AND_CLOCK, "SetDataRateAndClock")
+            }
+            RequestBody::Other { message_type, .. } => (*message_type, "Other"),
         }
     }
 
     /// bMessageType.
     pub fn message_type(&self) -> u8 {
-        match self {
-            Request::IccPowerOn { .. } => PC_TO_RDR_ICC_POWER_ON,
-            Request::IccPowerOff { .. } => PC_TO_RDR_ICC_POWER_OFF,
-            Request::GetSlotStatus { .. } => PC_TO_RDR_GET_SLOT_STATUS,
-            Request::XfrBlock { .. } => PC_TO_RDR_XFR_BLOCK,
-            Request::GetParameters { .. } => PC_TO_RDR_GET_PARAMETERS,
-            Request::ResetParameters { .. } => PC_TO_RDR_RESET_PARAMETERS,
-            Request::SetParameters { .. } => PC_TO_RDR_SET_PARAMETERS,
-            Request::Escape { .. } => PC_TO_RDR_ESCAPE,
-            Request::IccClock { .. } => PC_TO_RDR_ICC_CLOCK,
-            Request::T0Apdu { .. } => PC_TO_RDR_T0_APDU,
-            Request::Secure { .. } => PC_TO_RDR_SECURE,
-            Request::Mechanical { .. } => PC_TO_RDR_MECHANICAL,
-            Request::Abort { .. } => PC_TO_RDR_ABORT,
-            Request::SetDataRateAndClock { .. } => PC_TO_RDR_SET_DATA_RATE_AND_CLOCK,
-            Request::Other { message_type, .. } => *message_type,
-        }
+        self.type_and_name().0
     }
 
-    /// The bMessageType of the reply this command gets ([`response_type_for`]).
-    pub fn response_type(&self) -> u8 {
-        response_type_for(self.message_type())
-    }
-
-    /// The message bytes: header then abData.
-    pub fn encode(&self) -> Vec<u8> {
-        let (slot, seq, ty) = (self.slot(), self.seq(), self.message_type());
+    /// The three message-specific header bytes and abData.
+    fn to_parts(&self) -> ([u8; 3], Cow<'_, [u8]>) {
+        let none = Cow::Borrowed(&[][..]);
         match self {
-            Request::IccPowerOn { power, .. } => build(ty, slot, seq, [power.code(), 0, 0], &[]),
-            Request::IccPowerOff { .. }
-            | Request::GetSlotStatus { .. }
-            | Request::GetParameters { .. }
-            | Request::ResetParameters { .. }
-            | Request::Abort { .. } => build(ty, slot, seq, [0; 3], &[]),
-            Request::XfrBlock {
-                bwi, level, data, ..
-            }
-            | Request::Secure {
-                bwi, level, data, ..
-            } => {
+            RequestBody::IccPowerOn { power } => ([power.code(), 0, 0], none),
+            RequestBody::IccPowerOff
+            | RequestBody::GetSlotStatus
+            | RequestBody::GetParameters
+            | RequestBody::ResetParameters
+            | RequestBody::Abort => ([0; 3], none),
+            RequestBody::XfrBlock { bwi, level, data }
+            | RequestBody::Secure { bwi, level, data } => {
                 let [l0, l1] = level.to_le_bytes();
-                build(ty, slot, seq, [*bwi, l0, l1], data)
+                ([*bwi, l0, l1], Cow::Borrowed(data))
             }
-            Request::SetParameters { params, .. } => build(
-                ty,
-                slot,
-                seq,
-                [params.protocol_num(), 0, 0],
-                &params.to_bytes(),
-            ),
-            Request::Escape { data, .. } => build(ty, slot, seq, [0; 3], data),
-            Request::IccClock { command, .. } => build(ty, slot, seq, [*command, 0, 0], &[]),
-            Request::T0Apdu {
+            RequestBody::SetParameters { params } => {
+                ([params.protocol_num(), 0, 0], Cow::Owned(params.to_bytes()))
+            }
+            RequestBody::Escape { data } => ([0; 3], Cow::Borrowed(data)),
+            RequestBody::IccClock { command } => ([*command, 0, 0], none),
+            RequestBody::T0Apdu {
                 changes,
                 class_get_response,
                 class_envelope,
-                ..
-            } => build(
-                ty,
-                slot,
-                seq,
-                [*changes, *class_get_response, *class_envelope],
-                &[],
-            ),
-            Request::Mechanical { function, .. } => build(ty, slot, seq, [*function, 0, 0], &[]),
-            Request::SetDataRateAndClock {
+            } => ([*changes, *class_get_response, *class_envelope], none),
+            RequestBody::Mechanical { function } => ([*function, 0, 0], none),
+            RequestBody::SetDataRateAndClock {
                 clock_khz,
                 rate_bps,
-                ..
-            } => {
-                let mut d = clock_khz.to_le_bytes().to_vec();
-                d.extend_from_slice(&rate_bps.to_le_bytes());
-                build(ty, slot, seq, [0; 3], &d)
-            }
-            Request::Other { specific, data, .. } => build(ty, slot, seq, *specific, data),
+            } => ([0; 3], Cow::Owned(clock_and_rate(*clock_khz, *rate_bps))),
+            RequestBody::Other { specific, data, .. } => (*specific, Cow::Borrowed(data)),
         }
     }
 
-    /// Decode one PC_to_RDR message (what the virtual reader does with a bulk OUT
-    /// transfer).
-    ///
-    /// Exactly one message: bytes after 10 + dwLength are an error. Message types this
-    /// codec does not model become [`Request::Other`]. Commands that take no abData must
-    /// have dwLength 0; SetParameters 5 (T=0) or 7 (T=1); SetDataRateAndClock 8.
-    ///
-    /// Errors: [`CodecError`] naming the field and offset;
-    /// [`CodecError::slot_error`] turns it into the bError a reader answers with.
-    pub fn decode(bytes: &[u8]) -> Result<Request, CodecError> {
-        let (h, data, name) = split(bytes, true)?;
-        let (slot, seq) = (h.slot, h.seq);
+    /// The body of a command from its header and abData (see [`Request::decode`]).
+    fn from_parts(h: &Header, data: &[u8], name: &'static str) -> Result<Self, CodecError> {
         let [s0, s1, s2] = h.specific;
-        let r = match h.message_type {
+        // Commands that take no abData.
+        let empty = |body| expect_len(name, h, 0, "0").map(|()| body);
+        Ok(match h.message_type {
             PC_TO_RDR_ICC_POWER_ON => {
-                expect_len(name, &h, 0, "0")?;
+                expect_len(name, h, 0, "0")?;
                 let power = PowerSelect::from_code(s0).ok_or(CodecError::BadField {
                     message: name,
                     field: "bPowerSelect",
@@ -856,31 +747,17 @@ impl Request {
                     value: s0,
                     reason: "must be 0 (automatic), 1 (5 V), 2 (3 V) or 3 (1.8 V)",
                 })?;
-                Request::IccPowerOn { slot, seq, power }
+                RequestBody::IccPowerOn { power }
             }
-            PC_TO_RDR_ICC_POWER_OFF => {
-                expect_len(name, &h, 0, "0")?;
-                Request::IccPowerOff { slot, seq }
-            }
-            PC_TO_RDR_GET_SLOT_STATUS => {
-                expect_len(name, &h, 0, "0")?;
-                Request::GetSlotStatus { slot, seq }
-            }
-            PC_TO_RDR_XFR_BLOCK => Request::XfrBlock {
-                slot,
-                seq,
+            PC_TO_RDR_ICC_POWER_OFF => empty(RequestBody::IccPowerOff)?,
+            PC_TO_RDR_GET_SLOT_STATUS => empty(RequestBody::GetSlotStatus)?,
+            PC_TO_RDR_XFR_BLOCK => RequestBody::XfrBlock {
                 bwi: s0,
                 level: u16::from_le_bytes([s1, s2]),
                 data: data.to_vec(),
             },
-            PC_TO_RDR_GET_PARAMETERS => {
-                expect_len(name, &h, 0, "0")?;
-                Request::GetParameters { slot, seq }
-            }
-            PC_TO_RDR_RESET_PARAMETERS => {
-                expect_len(name, &h, 0, "0")?;
-                Request::ResetParameters { slot, seq }
-            }
+            PC_TO_RDR_GET_PARAMETERS => empty(RequestBody::GetParameters)?,
+            PC_TO_RDR_RESET_PARAMETERS => empty(RequestBody::ResetParameters)?,
             PC_TO_RDR_SET_PARAMETERS => {
                 let want = ProtocolParams::len_for(s0).ok_or(CodecError::BadField {
                     message: name,
@@ -901,75 +778,145 @@ impl Request {
                     length: h.length,
                     expected: "5 for T=0, 7 for T=1",
                 })?;
-                Request::SetParameters { slot, seq, params }
+                RequestBody::SetParameters { params }
             }
-            PC_TO_RDR_ESCAPE => Request::Escape {
-                slot,
-                seq,
+            PC_TO_RDR_ESCAPE => RequestBody::Escape {
                 data: data.to_vec(),
             },
-            PC_TO_RDR_ICC_CLOCK => {
-                expect_len(name, &h, 0, "0")?;
-                Request::IccClock {
-                    slot,
-                    seq,
-                    command: s0,
-                }
-            }
-            PC_TO_RDR_T0_APDU => {
-                expect_len(name, &h, 0, "0")?;
-                Request::T0Apdu {
-                    slot,
-                    seq,
-                    changes: s0,
-                    class_get_response: s1,
-                    class_envelope: s2,
-                }
-            }
-            PC_TO_RDR_SECURE => Request::Secure {
-                slot,
-                seq,
+            PC_TO_RDR_ICC_CLOCK => empty(RequestBody::IccClock { command: s0 })?,
+            PC_TO_RDR_T0_APDU => empty(RequestBody::T0Apdu {
+                changes: s0,
+                class_get_response: s1,
+                class_envelope: s2,
+            })?,
+            PC_TO_RDR_SECURE => RequestBody::Secure {
                 bwi: s0,
                 level: u16::from_le_bytes([s1, s2]),
                 data: data.to_vec(),
             },
-            PC_TO_RDR_MECHANICAL => {
-                expect_len(name, &h, 0, "0")?;
-                Request::Mechanical {
-                    slot,
-                    seq,
-                    function: s0,
-                }
-            }
-            PC_TO_RDR_ABORT => {
-                expect_len(name, &h, 0, "0")?;
-                Request::Abort { slot, seq }
-            }
+            PC_TO_RDR_MECHANICAL => empty(RequestBody::Mechanical { function: s0 })?,
+            PC_TO_RDR_ABORT => empty(RequestBody::Abort)?,
             PC_TO_RDR_SET_DATA_RATE_AND_CLOCK => {
-                expect_len(name, &h, 8, "8")?;
-                Request::SetDataRateAndClock {
-                    slot,
-                    seq,
+                expect_len(name, h, 8, "8")?;
+                RequestBody::SetDataRateAndClock {
                     clock_khz: le32_at(data, 0),
                     rate_bps: le32_at(data, 4),
                 }
             }
-            message_type => Request::Other {
+            message_type => RequestBody::Other {
                 message_type,
-                slot,
-                seq,
                 specific: h.specific,
                 data: data.to_vec(),
             },
-        };
-        Ok(r)
+        })
+    }
+
+    /// The fields after bSlot and bSeq, for `Debug` (payloads by length only).
+    fn debug_fields(&self, d: &mut fmt::DebugStruct<'_, '_>) {
+        match self {
+            RequestBody::IccPowerOn { power } => {
+                d.field("power", power);
+            }
+            RequestBody::XfrBlock { bwi, level, data }
+            | RequestBody::Secure { bwi, level, data } => {
+                d.field("bwi", bwi)
+                    .field("level", &format_args!("{level:#06x}"))
+                    .field("data", &Redacted(data.len()));
+            }
+            RequestBody::SetParameters { params } => {
+                d.field("params", params);
+            }
+            RequestBody::Escape { data } => {
+                d.field("data", &Redacted(data.len()));
+            }
+            RequestBody::IccClock { command } => {
+                d.field("command", command);
+            }
+            RequestBody::T0Apdu {
+                changes,
+                class_get_response,
+                class_envelope,
+            } => {
+                d.field("changes", changes)
+                    .field("class_get_response", class_get_response)
+                    .field("class_envelope", class_envelope);
+            }
+            RequestBody::Mechanical { function } => {
+                d.field("function", function);
+            }
+            RequestBody::SetDataRateAndClock {
+                clock_khz,
+                rate_bps,
+            } => {
+                d.field("clock_khz", clock_khz).field("rate_bps", rate_bps);
+            }
+            RequestBody::Other { specific, data, .. } => {
+                d.field("specific", specific)
+                    .field("data", &Redacted(data.len()));
+            }
+            RequestBody::IccPowerOff
+            | RequestBody::GetSlotStatus
+            | RequestBody::GetParameters
+            | RequestBody::ResetParameters
+            | RequestBody::Abort => {}
+        }
+    }
+
+    /// `Debug` of the body, with bSlot and bSeq when it is a whole request.
+    fn fmt_with(&self, f: &mut fmt::Formatter<'_>, slot_seq: Option<(u8, u8)>) -> fmt::Result {
+        let (message_type, name) = self.type_and_name();
+        let mut d = f.debug_struct(name);
+        if let RequestBody::Other { .. } = self {
+            d.field("message_type", &format_args!("{message_type:#04x}"));
+        }
+        if let Some((slot, seq)) = slot_seq {
+            d.field("slot", &slot).field("seq", &seq);
+        }
+        self.debug_fields(&mut d);
+        d.finish()
+    }
+}
+
+impl Request {
+    /// bMessageType.
+    pub fn message_type(&self) -> u8 {
+        self.body.message_type()
+    }
+
+    /// The bMessageType of the reply this command gets ([`response_type_for`]).
+    pub fn response_type(&self) -> u8 {
+        response_type_for(self.message_type())
+    }
+
+    /// The message bytes: header then abData.
+    pub fn encode(&self) -> Vec<u8> {
+        let (specific, data) = self.body.to_parts();
+        build(self.message_type(), self.slot, self.seq, specific, &data)
+    }
+
+    /// Decode one PC_to_RDR message (what the virtual reader does with a bulk OUT
+    /// transfer).
+    ///
+    /// Exactly one message: bytes after 10 + dwLength are an error. Message types this
+    /// codec does not model become [`RequestBody::Other`]. Commands that take no abData
+    /// must have dwLength 0; SetParameters 5 (T=0) or 7 (T=1); SetDataRateAndClock 8.
+    ///
+    /// Errors: [`CodecError`] naming the field and offset;
+    /// [`CodecError::slot_error`] turns it into the bError a reader answers with.
+    pub fn decode(bytes: &[u8]) -> Result<Request, CodecError> {
+        let (h, data, name) = split(bytes, true)?;
+        Ok(Request {
+            slot: h.slot,
+            seq: h.seq,
+            body: RequestBody::from_parts(&h, data, name)?,
+        })
     }
 
     /// How `response` relates to this command: its reply, a reply to something else
     /// (a stale reply to an earlier, timed-out command: drop it and read on), or a reply
     /// with this command's slot and seq but the wrong message type.
     pub fn match_reply(&self, response: &Response) -> ReplyMatch {
-        if response.slot() != self.slot() || response.seq() != self.seq() {
+        if response.slot != self.slot || response.seq != self.seq {
             ReplyMatch::Stale
         } else if response.message_type() != self.response_type() {
             ReplyMatch::WrongType
@@ -981,7 +928,7 @@ impl Request {
     /// The abData bytes, for the messages that carry some (empty otherwise; SetParameters
     /// and SetDataRateAndClock give their encoded structure).
     pub fn payload(&self) -> Vec<u8> {
-        self.encode().split_off(HEADER_LEN)
+        self.body.to_parts().1.into_owned()
     }
 }
 
@@ -1008,82 +955,13 @@ impl fmt::Debug for Redacted {
 
 impl fmt::Debug for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (slot, seq) = (self.slot(), self.seq());
-        let mut d = f.debug_struct(match self {
-            Request::IccPowerOn { .. } => "IccPowerOn",
-            Request::IccPowerOff { .. } => "IccPowerOff",
-            Request::GetSlotStatus { .. } => "GetSlotStatus",
-            Request::XfrBlock { .. } => "XfrBlock",
-            Request::GetParameters { .. } => "GetParameters",
-            Request::ResetParameters { .. } => "ResetParameters",
-            Request::SetParameters { .. } => "SetParameters",
-            Request::Escape { .. } => "Escape",
-            Request::IccClock { .. } => "IccClock",
-            Request::T0Apdu { .. } => "T0Apdu",
-            Request::Secure { .. } => "Secure",
-            Request::Mechanical { .. } => "Mechanical",
-            Request::Abort { .. } => "Abort",
-            Request::SetDataRateAndClock { .. } => "SetDataRateAndClock",
-            Request::Other { .. } => "Other",
-        });
-        if let Request::Other { message_type, .. } = self {
-            d.field("message_type", &format_args!("{message_type:#04x}"));
-        }
-        d.field("slot", &slot).field("seq", &seq);
-        match self {
-            Request::IccPowerOn { power, .. } => {
-                d.field("power", power);
-            }
-            Request::XfrBlock {
-                bwi, level, data, ..
-            }
-            | Request::Secure {
-                bwi, level, data, ..
-            } => {
-                d.field("bwi", bwi)
-                    .field("level", &format_args!("{level:#06x}"))
-                    .field("data", &Redacted(data.len()));
-            }
-            Request::SetParameters { params, .. } => {
-                d.field("params", params);
-            }
-            Request::Escape { data, .. } => {
-                d.field("data", &Redacted(data.len()));
-            }
-            Request::IccClock { command, .. } => {
-                d.field("command", command);
-            }
-            Request::T0Apdu {
-                changes,
-                class_get_response,
-                class_envelope,
-                ..
-            } => {
-                d.field("changes", changes)
-                    .field("class_get_response", class_get_response)
-                    .field("class_envelope", class_envelope);
-            }
-            Request::Mechanical { function, .. } => {
-                d.field("function", function);
-            }
-            Request::SetDataRateAndClock {
-                clock_khz,
-                rate_bps,
-                ..
-            } => {
-                d.field("clock_khz", clock_khz).field("rate_bps", rate_bps);
-            }
-            Request::Other { specific, data, .. } => {
-                d.field("specific", specific)
-                    .field("data", &Redacted(data.len()));
-            }
-            Request::IccPowerOff { .. }
-            | Request::GetSlotStatus { .. }
-            | Request::GetParameters { .. }
-            | Request::ResetParameters { .. }
-            | Request::Abort { .. } => {}
-        }
-        d.finish()
+        self.body.fmt_with(f, Some((self.slot, self.seq)))
+    }
+}
+
+impl fmt::Debug for RequestBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_with(f, None)
     }
 }
 
@@ -1436,22 +1314,29 @@ impl Fault for SlotError {
     }
 }
 
-/// An RDR_to_PC message (bulk IN).
+/// An RDR_to_PC message (bulk IN): the header fields every reply has, and the rest.
 ///
-/// `status` is bStatus, `error` is bError (raw: see [`SlotError::from_code`] and
-/// [`Response::slot_error`]).
+/// `error` is bError, raw: see [`SlotError::from_code`] and [`Response::slot_error`].
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub enum Response {
+pub struct Response {
+    /// bSlot (offset 5).
+    pub slot: u8,
+    /// bSeq (offset 6).
+    pub seq: u8,
+    /// bStatus (offset 7).
+    pub status: SlotStatusByte,
+    /// bError (offset 8).
+    pub error: u8,
+    /// The message type and its own fields.
+    pub body: ResponseBody,
+}
+
+/// What an RDR_to_PC message carries beyond bSlot, bSeq, bStatus and bError: its type
+/// (bMessageType), the one message-specific header byte (offset 9) and abData.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum ResponseBody {
     /// 0x80: answers IccPowerOn (the ATR), XfrBlock and Secure.
     DataBlock {
-        /// bSlot.
-        slot: u8,
-        /// bSeq.
-        seq: u8,
-        /// bStatus (offset 7).
-        status: SlotStatusByte,
-        /// bError (offset 8).
-        error: u8,
         /// bChainParameter (offset 9): at extended APDU level, [`CHAIN_BEGIN_AND_END`]
         /// (as u8), ... ; [`CHAIN_EMPTY_MORE`] asks the host for an empty XfrBlock to get
         /// the rest.
@@ -1462,27 +1347,11 @@ pub enum Response {
     /// 0x81: answers IccPowerOff, GetSlotStatus, IccClock, T0APDU, Mechanical, Abort (and
     /// commands the reader does not know).
     SlotStatus {
-        /// bSlot.
-        slot: u8,
-        /// bSeq.
-        seq: u8,
-        /// bStatus (offset 7).
-        status: SlotStatusByte,
-        /// bError (offset 8).
-        error: u8,
         /// bClockStatus (offset 9): [`CLOCK_RUNNING`], ...
         clock_status: u8,
     },
     /// 0x82: answers GetParameters, ResetParameters, SetParameters.
     Parameters {
-        /// bSlot.
-        slot: u8,
-        /// bSeq.
-        seq: u8,
-        /// bStatus (offset 7).
-        status: SlotStatusByte,
-        /// bError (offset 8).
-        error: u8,
         /// bProtocolNum (offset 9) and abProtocolDataStructure; `None` when the reply
         /// carries none (dwLength 0, typical of a failed command) or a protocol other
         /// than T=0/T=1.
@@ -1490,27 +1359,11 @@ pub enum Response {
     },
     /// 0x83: answers Escape.
     Escape {
-        /// bSlot.
-        slot: u8,
-        /// bSeq.
-        seq: u8,
-        /// bStatus (offset 7).
-        status: SlotStatusByte,
-        /// bError (offset 8).
-        error: u8,
         /// abData.
         data: Vec<u8>,
     },
     /// 0x84: answers SetDataRateAndClockFrequency with the values in force.
     DataRateAndClock {
-        /// bSlot.
-        slot: u8,
-        /// bSeq.
-        seq: u8,
-        /// bStatus (offset 7).
-        status: SlotStatusByte,
-        /// bError (offset 8).
-        error: u8,
         /// dwClockFrequency: card clock in kHz (the spec's unit).
         clock_khz: u32,
         /// dwDataRate: data rate in bits per second.
@@ -1518,163 +1371,51 @@ pub enum Response {
     },
 }
 
-impl Response {
-    /// bSlot.
-    pub fn slot(&self) -> u8 {
+impl ResponseBody {
+    /// bMessageType and the variant's name (for `Debug`).
+    fn type_and_name(&self) -> (u8, &'static str) {
         match self {
-            Response::DataBlock { slot, .. }
-            | Response::SlotStatus { slot, .. }
-            | Response::Parameters { slot, .. }
-            | Response::Escape { slot, .. }
-            | Response::DataRateAndClock { slot, .. } => *slot,
-        }
-    }
-
-    /// bSeq.
-    pub fn seq(&self) -> u8 {
-        match self {
-            Response::DataBlock { seq, .. }
-            | Response::SlotStatus { seq, .. }
-            | Response::Parameters { seq, .. }
-            | Response::Escape { seq, .. }
-            | Response::DataRateAndClock { seq, .. } => *seq,
-        }
-    }
-
-    /// bStatus.
-    pub fn status(&self) -> SlotStatusByte {
-        match self {
-            Response::DataBlock { status, .. }
-            | Response::SlotStatus { status, .. }
-            | Response::Parameters { status, .. }
-            | Response::Escape { status, .. }
-            | Response::DataRateAndClock { status, .. } => *status,
-        }
-    }
-
-    /// bError, raw.
-    pub fn error_code(&self) -> u8 {
-        match self {
-            Response::DataBlock { error, .. }
-            | Response::SlotStatus { error, .. }
-            | Response::Parameters { error, .. }
-            | Response::Escape { error, .. }
-            | Response::DataRateAndClock { error, .. } => *error,
+            ResponseBody::DataBlock { .. } => (RDR_TO_PC_DATA_BLOCK, "DataBlock"),
+            ResponseBody::SlotStatus { .. } => (RDR_TO_PC_SLOT_STATUS, "SlotStatus"),
+            ResponseBody::Parameters { .. } => (RDR_TO_PC_PARAMETERS, "Parameters"),
+            ResponseBody::Escape { .. } => (RDR_TO_PC_ESCAPE, "Escape"),
+            ResponseBody::DataRateAndClock { .. } => {
+                (RDR_TO_PC_DATA_RATE_AND_CLOCK, "DataRateAndClock")
+            }
         }
     }
 
     /// bMessageType.
     pub fn message_type(&self) -> u8 {
+        self.type_and_name().0
+    }
+
+    /// The message-specific header byte (offset 9) and abData.
+    fn to_parts(&self) -> (u8, Cow<'_, [u8]>) {
         match self {
-            Response::DataBlock { .. } => RDR_TO_PC_DATA_BLOCK,
-            Response::SlotStatus { .. } => RDR_TO_PC_SLOT_STATUS,
-            Response::Parameters { .. } => RDR_TO_PC_PARAMETERS,
-            Response::Escape { .. } => RDR_TO_PC_ESCAPE,
-            Response::DataRateAndClock { .. } => RDR_TO_PC_DATA_RATE_AND_CLOCK,
-        }
-    }
-
-    /// The reader's error, when the command failed (bmCommandStatus 1); `None` otherwise
-    /// (bError then means nothing, or is a time extension multiplier).
-    pub fn slot_error(&self) -> Option<SlotError> {
-        (self.status().command() == CommandStatus::Failed)
-            .then(|| SlotError::from_code(self.error_code()))
-    }
-
-    /// True for a time extension request (bmCommandStatus 2): not the reply yet; keep
-    /// reading for the same bSeq with a longer deadline.
-    pub fn is_time_extension(&self) -> bool {
-        self.status().command() == CommandStatus::TimeExtension
-    }
-
-    /// The waiting-time multiplier of a time extension request (bError), or `None` when
-    /// this is not one. A reader sending 0 means "extend" too: treat it as 1.
-    pub fn time_extension_multiplier(&self) -> Option<u8> {
-        self.is_time_extension().then(|| self.error_code())
-    }
-
-    /// The fault a failed reply amounts to, or `None` when the command did not fail.
-    ///
-    /// The card state comes first: a failure with no card is [`FaultKind::CardAbsent`]
-    /// (QEMU answers IccPowerOn without a card with ICC_MUTE and "no ICC"); otherwise
-    /// [`SlotError::fault_kind`].
-    pub fn fault_kind(&self) -> Option<FaultKind> {
-        let e = self.slot_error()?;
-        Some(if self.status().icc() == IccStatus::Absent {
-            FaultKind::CardAbsent
-        } else {
-            e.fault_kind()
-        })
-    }
-
-    /// abData of a DataBlock or Escape (empty for the others).
-    pub fn payload(&self) -> &[u8] {
-        match self {
-            Response::DataBlock { data, .. } | Response::Escape { data, .. } => data,
-            _ => &[],
-        }
-    }
-
-    /// The message bytes (what the virtual reader sends on bulk IN).
-    pub fn encode(&self) -> Vec<u8> {
-        let (slot, seq, ty) = (self.slot(), self.seq(), self.message_type());
-        let st = self.status().0;
-        let err = self.error_code();
-        match self {
-            Response::DataBlock { chain, data, .. } => {
-                build(ty, slot, seq, [st, err, *chain], data)
+            ResponseBody::DataBlock { chain, data } => (*chain, Cow::Borrowed(data)),
+            ResponseBody::SlotStatus { clock_status } => (*clock_status, Cow::Borrowed(&[][..])),
+            ResponseBody::Parameters { params: Some(p) } => {
+                (p.protocol_num(), Cow::Owned(p.to_bytes()))
             }
-            Response::SlotStatus { clock_status, .. } => {
-                build(ty, slot, seq, [st, err, *clock_status], &[])
-            }
-            Response::Parameters { params, .. } => match params {
-                Some(p) => build(ty, slot, seq, [st, err, p.protocol_num()], &p.to_bytes()),
-                None => build(ty, slot, seq, [st, err, 0], &[]),
-            },
-            Response::Escape { data, .. } => build(ty, slot, seq, [st, err, 0], data),
-            Response::DataRateAndClock {
+            ResponseBody::Parameters { params: None } => (0, Cow::Borrowed(&[][..])),
+            ResponseBody::Escape { data } => (0, Cow::Borrowed(data)),
+            ResponseBody::DataRateAndClock {
                 clock_khz,
                 rate_bps,
-                ..
-            } => {
-                let mut d = clock_khz.to_le_bytes().to_vec();
-                d.extend_from_slice(&rate_bps.to_le_bytes());
-                build(ty, slot, seq, [st, err, 0], &d)
-            }
+            } => (0, Cow::Owned(clock_and_rate(*clock_khz, *rate_bps))),
         }
     }
 
-    /// Decode one RDR_to_PC message (what the driver does with a bulk IN message).
-    ///
-    /// Tolerant where readers are known to be sloppy: bytes after 10 + dwLength are
-    /// ignored; abData in a SlotStatus is ignored; a Parameters reply without data, or for
-    /// a protocol other than T=0/T=1, has `params: None`; a DataRateAndClockFrequency
-    /// reply without data reads as 0 kHz / 0 bps.
-    ///
-    /// Errors: [`CodecError::Truncated`] (header or abData incomplete),
-    /// [`CodecError::UnknownMessageType`], [`CodecError::BadLength`] (Parameters too
-    /// short for its protocol, DataRateAndClockFrequency with 1 to 7 bytes).
-    pub fn decode(bytes: &[u8]) -> Result<Response, CodecError> {
-        let (h, data, name) = split(bytes, false)?;
-        let (slot, seq) = (h.slot, h.seq);
-        let [st, error, s2] = h.specific;
-        let status = SlotStatusByte(st);
-        let r = match h.message_type {
-            RDR_TO_PC_DATA_BLOCK => Response::DataBlock {
-                slot,
-                seq,
-                status,
-                error,
+    /// The body of a reply from its header and abData (see [`Response::decode`]).
+    fn from_parts(h: &Header, data: &[u8], name: &'static str) -> Result<Self, CodecError> {
+        let s2 = h.specific[2];
+        Ok(match h.message_type {
+            RDR_TO_PC_DATA_BLOCK => ResponseBody::DataBlock {
                 chain: s2,
                 data: data.to_vec(),
             },
-            RDR_TO_PC_SLOT_STATUS => Response::SlotStatus {
-                slot,
-                seq,
-                status,
-                error,
-                clock_status: s2,
-            },
+            RDR_TO_PC_SLOT_STATUS => ResponseBody::SlotStatus { clock_status: s2 },
             RDR_TO_PC_PARAMETERS => {
                 let params = match (ProtocolParams::len_for(s2), data.len()) {
                     (_, 0) | (None, _) => None,
@@ -1691,19 +1432,9 @@ impl Response {
                     }
                     (Some(_), _) => ProtocolParams::from_bytes(s2, data),
                 };
-                Response::Parameters {
-                    slot,
-                    seq,
-                    status,
-                    error,
-                    params,
-                }
+                ResponseBody::Parameters { params }
             }
-            RDR_TO_PC_ESCAPE => Response::Escape {
-                slot,
-                seq,
-                status,
-                error,
+            RDR_TO_PC_ESCAPE => ResponseBody::Escape {
                 data: data.to_vec(),
             },
             RDR_TO_PC_DATA_RATE_AND_CLOCK => {
@@ -1714,11 +1445,7 @@ impl Response {
                         expected: "8 (dwClockFrequency, dwDataRate) or 0",
                     });
                 }
-                Response::DataRateAndClock {
-                    slot,
-                    seq,
-                    status,
-                    error,
+                ResponseBody::DataRateAndClock {
                     clock_khz: le32_at(data, 0),
                     rate_bps: le32_at(data, 4),
                 }
@@ -1729,46 +1456,126 @@ impl Response {
                     message_type,
                 });
             }
-        };
-        Ok(r)
+        })
+    }
+
+    /// The fields after bError, for `Debug` (payloads by length only).
+    fn debug_fields(&self, d: &mut fmt::DebugStruct<'_, '_>) {
+        match self {
+            ResponseBody::DataBlock { chain, data } => {
+                d.field("chain", chain).field("data", &Redacted(data.len()));
+            }
+            ResponseBody::SlotStatus { clock_status } => {
+                d.field("clock_status", clock_status);
+            }
+            ResponseBody::Parameters { params } => {
+                d.field("params", params);
+            }
+            ResponseBody::Escape { data } => {
+                d.field("data", &Redacted(data.len()));
+            }
+            ResponseBody::DataRateAndClock {
+                clock_khz,
+                rate_bps,
+            } => {
+                d.field("clock_khz", clock_khz).field("rate_bps", rate_bps);
+            }
+        }
+    }
+}
+
+impl Response {
+    /// bMessageType.
+    pub fn message_type(&self) -> u8 {
+        self.body.message_type()
+    }
+
+    /// The reader's error, when the command failed (bmCommandStatus 1); `None` otherwise
+    /// (bError then means nothing, or is a time extension multiplier).
+    pub fn slot_error(&self) -> Option<SlotError> {
+        (self.status.command() == CommandStatus::Failed).then(|| SlotError::from_code(self.error))
+    }
+
+    /// True for a time extension request (bmCommandStatus 2): not the reply yet; keep
+    /// reading for the same bSeq with a longer deadline.
+    pub fn is_time_extension(&self) -> bool {
+        self.status.command() == CommandStatus::TimeExtension
+    }
+
+    /// The waiting-time multiplier of a time extension request (bError), or `None` when
+    /// this is not one. A reader sending 0 means "extend" too: treat it as 1.
+    pub fn time_extension_multiplier(&self) -> Option<u8> {
+        self.is_time_extension().then_some(self.error)
+    }
+
+    /// The fault a failed reply amounts to, or `None` when the command did not fail.
+    ///
+    /// The card state comes first: a failure with no card is [`FaultKind::CardAbsent`]
+    /// (QEMU answers IccPowerOn without a card with ICC_MUTE and "no ICC"); otherwise
+    /// [`SlotError::fault_kind`].
+    pub fn fault_kind(&self) -> Option<FaultKind> {
+        let e = self.slot_error()?;
+        Some(if self.status.icc() == IccStatus::Absent {
+            FaultKind::CardAbsent
+        } else {
+            e.fault_kind()
+        })
+    }
+
+    /// abData of a DataBlock or Escape (empty for the others).
+    pub fn payload(&self) -> &[u8] {
+        match &self.body {
+            ResponseBody::DataBlock { data, .. } | ResponseBody::Escape { data } => data,
+            _ => &[],
+        }
+    }
+
+    /// The message bytes (what the virtual reader sends on bulk IN).
+    pub fn encode(&self) -> Vec<u8> {
+        let (specific, data) = self.body.to_parts();
+        let header = [self.status.0, self.error, specific];
+        build(self.message_type(), self.slot, self.seq, header, &data)
+    }
+
+    /// Decode one RDR_to_PC message (what the driver does with a bulk IN message).
+    ///
+    /// Tolerant where readers are known to be sloppy: bytes after 10 + dwLength are
+    /// ignored; abData in a SlotStatus is ignored; a Parameters reply without data, or for
+    /// a protocol other than T=0/T=1, has `params: None`; a DataRateAndClockFrequency
+    /// reply without data reads as 0 kHz / 0 bps.
+    ///
+    /// Errors: [`CodecError::Truncated`] (header or abData incomplete),
+    /// [`CodecError::UnknownMessageType`], [`CodecError::BadLength`] (Parameters too
+    /// short for its protocol, DataRateAndClockFrequency with 1 to 7 bytes).
+    pub fn decode(bytes: &[u8]) -> Result<Response, CodecError> {
+        let (h, data, name) = split(bytes, false)?;
+        let [status, error, _] = h.specific;
+        Ok(Response {
+            slot: h.slot,
+            seq: h.seq,
+            status: SlotStatusByte(status),
+            error,
+            body: ResponseBody::from_parts(&h, data, name)?,
+        })
     }
 }
 
 impl fmt::Debug for Response {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = match self {
-            Response::DataBlock { .. } => "DataBlock",
-            Response::SlotStatus { .. } => "SlotStatus",
-            Response::Parameters { .. } => "Parameters",
-            Response::Escape { .. } => "Escape",
-            Response::DataRateAndClock { .. } => "DataRateAndClock",
-        };
-        let mut d = f.debug_struct(name);
-        d.field("slot", &self.slot())
-            .field("seq", &self.seq())
-            .field("status", &format_args!("{}", self.status()))
-            .field("error", &format_args!("{:#04x}", self.error_code()));
-        match self {
-            Response::DataBlock { chain, data, .. } => {
-                d.field("chain", chain).field("data", &Redacted(data.len()));
-            }
-            Response::SlotStatus { clock_status, .. } => {
-                d.field("clock_status", clock_status);
-            }
-            Response::Parameters { params, .. } => {
-                d.field("params", params);
-            }
-            Response::Escape { data, .. } => {
-                d.field("data", &Redacted(data.len()));
-            }
-            Response::DataRateAndClock {
-                clock_khz,
-                rate_bps,
-                ..
-            } => {
-                d.field("clock_khz", clock_khz).field("rate_bps", rate_bps);
-            }
-        }
+        let mut d = f.debug_struct(self.body.type_and_name().1);
+        d.field("slot", &self.slot)
+            .field("seq", &self.seq)
+            .field("status", &format_args!("{}", self.status))
+            .field("error", &format_args!("{:#04x}", self.error));
+        self.body.debug_fields(&mut d);
+        d.finish()
+    }
+}
+
+impl fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct(self.type_and_name().1);
+        self.debug_fields(&mut d);
         d.finish()
     }
 }

@@ -16,8 +16,8 @@ use crate::atr::{self, ParsedAtr};
 use crate::descriptor::{CcidDescriptor, ExchangeLevel};
 use crate::error::CcidError;
 use crate::message::{
-    CommandStatus, IccStatus, Notification, PowerSelect, ProtocolParams, Request, Response,
-    SlotError,
+    CommandStatus, IccStatus, Notification, PowerSelect, ProtocolParams, Request, RequestBody,
+    Response, ResponseBody, SlotError,
 };
 use crate::t0;
 use crate::t1::{BlockTransport, Checksum, T1Error, T1Terminal};
@@ -184,15 +184,20 @@ impl<T: CcidTransport + 'static> Inner<T> {
         }
     }
 
-    /// Send one request and wait for its reply (same bSeq), honouring time-extension
-    /// replies up to the exchange cap. On timeout the command is aborted.
-    fn command(&mut self, request: &Request, timeout: Duration) -> Result<Response, CcidError> {
+    /// Send one request to `slot` with the next bSeq and wait for its reply (same bSeq),
+    /// honouring time-extension replies up to the exchange cap. On timeout the command is
+    /// aborted.
+    fn command(
+        &mut self,
+        slot: u8,
+        body: RequestBody,
+        timeout: Duration,
+    ) -> Result<Response, CcidError> {
+        let seq = self.next_seq();
         if self.presence.gone.load(Ordering::SeqCst) {
             return Err(CcidError::Gone);
         }
-        let bytes = request.encode();
-        let seq = request.seq();
-        let slot = request.slot();
+        let bytes = Request { slot, seq, body }.encode();
         let started = Instant::now();
         if let Err(e) = self
             .transport
@@ -223,18 +228,18 @@ impl<T: CcidTransport + 'static> Inner<T> {
                     return Err(e.into());
                 }
             };
-            if resp.seq() != seq || resp.slot() != slot {
+            if resp.seq != seq || resp.slot != slot {
                 log::debug!(
                     "{}: dropping a stale reply (seq {} slot {}, waiting for seq {seq} slot {slot})",
                     self.uri,
-                    resp.seq(),
-                    resp.slot()
+                    resp.seq,
+                    resp.slot
                 );
                 continue;
             }
-            if resp.status().command() == CommandStatus::TimeExtension {
+            if resp.status.command() == CommandStatus::TimeExtension {
                 // bError is the multiplier of the card's waiting time the reader needs.
-                let multiplier = u32::from(resp.error_code().max(1));
+                let multiplier = u32::from(resp.error.max(1));
                 let extra = (timeout * multiplier).min(self.config.exchange_cap);
                 let cap_left = self.config.exchange_cap.saturating_sub(started.elapsed());
                 deadline = Deadline::after(extra.min(cap_left));
@@ -257,7 +262,12 @@ impl<T: CcidTransport + 'static> Inner<T> {
                 return;
             }
         }
-        let msg = Request::Abort { slot, seq }.encode();
+        let msg = Request {
+            slot,
+            seq,
+            body: RequestBody::Abort,
+        }
+        .encode();
         if let Err(e) = self.transport.send(&msg, d) {
             log::debug!("{}: Abort message: {e}", self.uri);
             return;
@@ -265,7 +275,7 @@ impl<T: CcidTransport + 'static> Inner<T> {
         // Drain replies up to the one for the Abort itself.
         while let Ok(raw) = self.transport.receive(d) {
             if let Ok(r) = Response::decode(&raw) {
-                if r.seq() == seq && matches!(r, Response::SlotStatus { .. }) {
+                if r.seq == seq && matches!(r.body, ResponseBody::SlotStatus { .. }) {
                     break;
                 }
             }
@@ -273,11 +283,8 @@ impl<T: CcidTransport + 'static> Inner<T> {
     }
 
     fn get_slot_status(&mut self, slot: u8) -> Result<Response, CcidError> {
-        let seq = self.next_seq();
-        self.command(
-            &Request::GetSlotStatus { slot, seq },
-            self.config.command_timeout,
-        )
+        let timeout = self.config.command_timeout;
+        self.command(slot, RequestBody::GetSlotStatus, timeout)
     }
 
     /// Presence and power as the reader reports them now, with CHANGED when the card left
@@ -285,7 +292,7 @@ impl<T: CcidTransport + 'static> Inner<T> {
     fn slot_status(&mut self, slot: u8) -> Result<SlotState, CcidError> {
         self.check_slot(slot)?;
         let resp = self.get_slot_status(slot)?;
-        let icc = resp.status().icc();
+        let icc = resp.status.icc();
         let mut st = SlotState::empty();
         let was_powered = self.slots[usize::from(slot)].powered;
         match icc {
@@ -357,9 +364,9 @@ impl<T: CcidTransport + 'static> Inner<T> {
     }
 
     fn check_response(slot: u8, resp: &Response) -> Result<(), CcidError> {
-        if resp.status().command() == CommandStatus::Failed {
-            let error = SlotError::from_code(resp.error_code());
-            if resp.status().icc() == IccStatus::Absent {
+        if resp.status.command() == CommandStatus::Failed {
+            let error = SlotError::from_code(resp.error);
+            if resp.status.icc() == IccStatus::Absent {
                 return Err(CcidError::CardAbsent { slot });
             }
             return Err(CcidError::Slot { slot, error });
@@ -374,14 +381,11 @@ impl<T: CcidTransport + 'static> Inner<T> {
         let mut last = CcidError::CardAbsent { slot };
         let mut atr_bytes = None;
         for power in voltage_sequence(&self.descriptor) {
-            let seq = self.next_seq();
-            let resp = self.command(
-                &Request::IccPowerOn { slot, seq, power },
-                self.config.power_on_timeout,
-            )?;
+            let timeout = self.config.power_on_timeout;
+            let resp = self.command(slot, RequestBody::IccPowerOn { power }, timeout)?;
             match Self::check_response(slot, &resp) {
                 Ok(()) => {
-                    if let Response::DataBlock { data, .. } = resp {
+                    if let ResponseBody::DataBlock { data, .. } = resp.body {
                         atr_bytes = Some(data);
                         break;
                     }
@@ -393,11 +397,8 @@ impl<T: CcidTransport + 'static> Inner<T> {
                     ..
                 }) => {
                     // Deactivate and try the next class.
-                    let seq = self.next_seq();
-                    let _ = self.command(
-                        &Request::IccPowerOff { slot, seq },
-                        self.config.command_timeout,
-                    );
+                    let timeout = self.config.command_timeout;
+                    let _ = self.command(slot, RequestBody::IccPowerOff, timeout);
                     last = CcidError::CardMute {
                         slot,
                         after: Duration::ZERO,
@@ -491,18 +492,17 @@ impl<T: CcidTransport + 'static> Inner<T> {
     /// PPS exchange through XfrBlock (TPDU-level readers that do not do it themselves).
     fn pps(&mut self, slot: u8, protocol: u8, fi_di: (u8, u8)) -> bool {
         let request = atr::pps_request(protocol, fi_di);
-        let seq = self.next_seq();
-        let req = Request::XfrBlock {
-            slot,
-            seq,
+        let body = RequestBody::XfrBlock {
             bwi: 0,
             level: 0,
             data: request.clone(),
         };
-        match self.command(&req, self.config.command_timeout) {
-            Ok(Response::DataBlock { data, status, .. })
-                if status.command() == CommandStatus::Processed =>
-            {
+        match self.command(slot, body, self.config.command_timeout) {
+            Ok(Response {
+                status,
+                body: ResponseBody::DataBlock { data, .. },
+                ..
+            }) if status.command() == CommandStatus::Processed => {
                 let ok = atr::pps_response_ok(&request, &data);
                 if !ok {
                     log::info!(
@@ -550,21 +550,15 @@ impl<T: CcidTransport + 'static> Inner<T> {
                 clock_stop: 0,
             }
         };
-        let seq = self.next_seq();
-        let resp = self.command(
-            &Request::SetParameters { slot, seq, params },
-            self.config.command_timeout,
-        )?;
+        let timeout = self.config.command_timeout;
+        let resp = self.command(slot, RequestBody::SetParameters { params }, timeout)?;
         Self::check_response(slot, &resp)
     }
 
     fn power_off(&mut self, slot: u8) -> Result<(), CcidError> {
         self.check_slot(slot)?;
-        let seq = self.next_seq();
-        let resp = self.command(
-            &Request::IccPowerOff { slot, seq },
-            self.config.command_timeout,
-        )?;
+        let timeout = self.config.command_timeout;
+        let resp = self.command(slot, RequestBody::IccPowerOff, timeout)?;
         let s = &mut self.slots[usize::from(slot)];
         s.powered = false;
         s.t1 = None;
@@ -597,17 +591,7 @@ impl<T: CcidTransport + 'static> Inner<T> {
                 detail: "the reader reported the card's removal".into(),
             });
         }
-        let seq = self.next_seq();
-        let resp = self.command(
-            &Request::XfrBlock {
-                slot,
-                seq,
-                bwi,
-                level,
-                data,
-            },
-            timeout,
-        )?;
+        let resp = self.command(slot, RequestBody::XfrBlock { bwi, level, data }, timeout)?;
         match Self::check_response(slot, &resp) {
             // The card we were talking to is not there any more: it was pulled.
             Err(CcidError::CardAbsent { .. }) => {
@@ -619,7 +603,7 @@ impl<T: CcidTransport + 'static> Inner<T> {
             Err(e) => return Err(e),
             // "Success, and no card in the slot": the card went during the exchange and the
             // reader flushed the command with an empty answer (QEMU's usb-ccid does this).
-            Ok(()) if resp.status().icc() == IccStatus::Absent => {
+            Ok(()) if resp.status.icc() == IccStatus::Absent => {
                 return Err(CcidError::CardRemoved {
                     slot,
                     detail: "the reader answered the exchange with no card in the slot".into(),
@@ -628,7 +612,10 @@ impl<T: CcidTransport + 'static> Inner<T> {
             Ok(()) => {}
         }
         match resp {
-            Response::DataBlock { data, chain, .. } => Ok((data, chain)),
+            Response {
+                body: ResponseBody::DataBlock { data, chain },
+                ..
+            } => Ok((data, chain)),
             other => Err(CcidError::Protocol(format!(
                 "XfrBlock answered with {other:?}"
             ))),
@@ -853,19 +840,17 @@ impl<T: CcidTransport + 'static> CcidReader<T> {
     /// Errors: `Slot` when the reader refuses it, link errors, `NoReply`.
     pub fn escape(&mut self, data: &[u8]) -> Result<Vec<u8>, CcidError> {
         let mut inner = self.lock();
-        let seq = inner.next_seq();
         let timeout = inner.config.command_timeout;
-        let resp = inner.command(
-            &Request::Escape {
-                slot: 0,
-                seq,
-                data: data.to_vec(),
-            },
-            timeout,
-        )?;
+        let body = RequestBody::Escape {
+            data: data.to_vec(),
+        };
+        let resp = inner.command(0, body, timeout)?;
         Inner::<T>::check_response(0, &resp)?;
         match resp {
-            Response::Escape { data, .. } => Ok(data),
+            Response {
+                body: ResponseBody::Escape { data },
+                ..
+            } => Ok(data),
             other => Err(CcidError::Protocol(format!(
                 "Escape answered with {other:?}"
             ))),
@@ -1018,7 +1003,7 @@ fn poll_monitor<T: CcidTransport + 'static>(
                     continue;
                 }
             };
-            let icc = resp.status().icc();
+            let icc = resp.status.icc();
             let present = matches!(icc, IccStatus::PresentActive | IccStatus::PresentInactive);
             let i = usize::from(slot);
             // Powered by us but inactive now: pulled and reinserted between two polls (or an

@@ -19,8 +19,8 @@ use pos_link::{Deadline, LinkError, Operation};
 
 use crate::descriptor::{CcidDescriptor, ExchangeLevel};
 use crate::message::{
-    Header, IccStatus, Notification, ProtocolParams, Request, Response, SlotChange, SlotError,
-    SlotStatusByte,
+    Header, IccStatus, Notification, ProtocolParams, Request, RequestBody, Response, ResponseBody,
+    SlotChange, SlotError, SlotStatusByte,
 };
 use crate::t1::{CardAction, Checksum, T1Card};
 use crate::transport::{CcidTransport, InterruptSource};
@@ -339,58 +339,53 @@ impl State {
         }
     }
 
-    fn slot_status(&self, slot: u8, seq: u8, failed: bool, error: u8) -> Vec<u8> {
-        Response::SlotStatus {
+    /// A reply to bSlot and bSeq, with the current slot's card state, encoded.
+    fn reply(&self, slot: u8, seq: u8, failed: bool, error: u8, body: ResponseBody) -> Vec<u8> {
+        let status = status(self.icc(), failed);
+        Response {
             slot,
             seq,
-            status: status(self.icc(), failed),
+            status,
             error,
-            clock_status: 0,
+            body,
         }
         .encode()
+    }
+
+    fn slot_status(&self, slot: u8, seq: u8, failed: bool, error: u8) -> Vec<u8> {
+        let body = ResponseBody::SlotStatus { clock_status: 0 };
+        self.reply(slot, seq, failed, error, body)
     }
 
     fn data_block(&self, slot: u8, seq: u8, data: Vec<u8>, chain: u8) -> Vec<u8> {
-        Response::DataBlock {
-            slot,
-            seq,
-            status: status(self.icc(), false),
-            error: 0,
-            chain,
-            data,
-        }
-        .encode()
+        self.reply(slot, seq, false, 0, ResponseBody::DataBlock { chain, data })
     }
 
     fn failed_block(&self, slot: u8, seq: u8, error: SlotError) -> Vec<u8> {
-        Response::DataBlock {
-            slot,
-            seq,
-            status: status(self.icc(), true),
-            error: error.code(),
+        let body = ResponseBody::DataBlock {
             chain: 0,
             data: Vec::new(),
-        }
-        .encode()
+        };
+        self.reply(slot, seq, true, error.code(), body)
     }
 
     fn handle(&mut self, req: Request) -> Vec<u8> {
-        let (slot, seq) = (req.slot(), req.seq());
+        let Request { slot, seq, body } = req;
         if usize::from(slot) >= self.slots.len() {
             // bError 5: the offset of bSlot, as readers answer a slot they do not have.
             self.cur = 0;
-            return Response::SlotStatus {
+            return Response {
                 slot,
                 seq,
                 status: status(IccStatus::Absent, true),
                 error: SlotError::BadParameter(5).code(),
-                clock_status: 0,
+                body: ResponseBody::SlotStatus { clock_status: 0 },
             }
             .encode();
         }
         self.cur = usize::from(slot);
-        match req {
-            Request::IccPowerOn { .. } => {
+        match body {
+            RequestBody::IccPowerOn { .. } => {
                 let atr = self.slots[self.cur].card.as_mut().map(|c| c.power_on());
                 match atr {
                     None => self.failed_block(slot, seq, SlotError::IccMute),
@@ -422,53 +417,36 @@ impl State {
                     }
                 }
             }
-            Request::IccPowerOff { .. } => {
+            RequestBody::IccPowerOff => {
                 self.slots[self.cur].powered = false;
                 self.slots[self.cur].t1 = None;
                 self.slot_status(slot, seq, false, 0)
             }
-            Request::GetSlotStatus { .. } | Request::Abort { .. } | Request::IccClock { .. } => {
+            RequestBody::GetSlotStatus | RequestBody::Abort | RequestBody::IccClock { .. } => {
                 self.slot_status(slot, seq, false, 0)
             }
-            Request::SetParameters { params, .. } => {
+            RequestBody::SetParameters { params } => {
                 self.parameters.push(params);
                 self.switch_protocol(params);
-                Response::Parameters {
-                    slot,
-                    seq,
-                    status: status(self.icc(), false),
-                    error: 0,
+                let body = ResponseBody::Parameters {
                     params: Some(params),
-                }
-                .encode()
+                };
+                self.reply(slot, seq, false, 0, body)
             }
-            Request::GetParameters { .. } | Request::ResetParameters { .. } => {
-                Response::Parameters {
-                    slot,
-                    seq,
-                    status: status(self.icc(), false),
-                    error: 0,
-                    params: Some(ProtocolParams::T0 {
-                        findex_dindex: 0x11,
-                        tcckst: 0,
-                        guard_time: 0,
-                        waiting_integer: 10,
-                        clock_stop: 0,
-                    }),
-                }
-                .encode()
+            RequestBody::GetParameters | RequestBody::ResetParameters => {
+                let params = Some(ProtocolParams::T0 {
+                    findex_dindex: 0x11,
+                    tcckst: 0,
+                    guard_time: 0,
+                    waiting_integer: 10,
+                    clock_stop: 0,
+                });
+                self.reply(slot, seq, false, 0, ResponseBody::Parameters { params })
             }
-            Request::Escape { data, .. } => Response::Escape {
-                slot,
-                seq,
-                status: status(self.icc(), false),
-                error: 0,
-                data,
+            RequestBody::Escape { data } => {
+                self.reply(slot, seq, false, 0, ResponseBody::Escape { data })
             }
-            .encode(),
-            Request::XfrBlock {
-                level, data, bwi, ..
-            } => self.xfr(slot, seq, level, bwi, data),
+            RequestBody::XfrBlock { level, data, bwi } => self.xfr(slot, seq, level, bwi, data),
             _ => self.slot_status(slot, seq, true, SlotError::NotSupported.code()),
         }
     }
@@ -664,19 +642,21 @@ impl CcidTransport for VirtualReader {
         }
         match Request::decode(message) {
             Ok(req) => {
-                if matches!(req, Request::Abort { .. }) {
+                if matches!(req.body, RequestBody::Abort) {
                     st.aborts += 1;
                 }
-                let is_xfr = matches!(req, Request::XfrBlock { .. });
+                let is_xfr = matches!(req.body, RequestBody::XfrBlock { .. });
                 if is_xfr {
                     for _ in 0..st.faults.time_extensions {
-                        let ext = Response::DataBlock {
-                            slot: req.slot(),
-                            seq: req.seq(),
+                        let ext = Response {
+                            slot: req.slot,
+                            seq: req.seq,
                             status: SlotStatusByte::time_extension(st.icc()),
                             error: 1,
-                            chain: 0,
-                            data: Vec::new(),
+                            body: ResponseBody::DataBlock {
+                                chain: 0,
+                                data: Vec::new(),
+                            },
                         }
                         .encode();
                         st.replies.push_back(ext);
