@@ -28,36 +28,36 @@ use std::fmt;
 use pos_hal::{Fault, FaultKind};
 
 /// Length of the bulk message header.
-pub const HEADER_LEN: usize = 10;
+pub(crate) const HEADER_LEN: usize = 10;
 
 /// PC_to_RDR_IccPowerOn.
-pub const PC_TO_RDR_ICC_POWER_ON: u8 = 0x62;
+pub(crate) const PC_TO_RDR_ICC_POWER_ON: u8 = 0x62;
 /// PC_to_RDR_IccPowerOff.
-pub const PC_TO_RDR_ICC_POWER_OFF: u8 = 0x63;
+pub(crate) const PC_TO_RDR_ICC_POWER_OFF: u8 = 0x63;
 /// PC_to_RDR_GetSlotStatus.
-pub const PC_TO_RDR_GET_SLOT_STATUS: u8 = 0x65;
+pub(crate) const PC_TO_RDR_GET_SLOT_STATUS: u8 = 0x65;
 /// PC_to_RDR_XfrBlock.
-pub const PC_TO_RDR_XFR_BLOCK: u8 = 0x6F;
+pub(crate) const PC_TO_RDR_XFR_BLOCK: u8 = 0x6F;
 /// PC_to_RDR_GetParameters.
 pub const PC_TO_RDR_GET_PARAMETERS: u8 = 0x6C;
 /// PC_to_RDR_ResetParameters.
-pub const PC_TO_RDR_RESET_PARAMETERS: u8 = 0x6D;
+pub(crate) const PC_TO_RDR_RESET_PARAMETERS: u8 = 0x6D;
 /// PC_to_RDR_SetParameters.
-pub const PC_TO_RDR_SET_PARAMETERS: u8 = 0x61;
+pub(crate) const PC_TO_RDR_SET_PARAMETERS: u8 = 0x61;
 /// PC_to_RDR_Escape.
-pub const PC_TO_RDR_ESCAPE: u8 = 0x6B;
+pub(crate) const PC_TO_RDR_ESCAPE: u8 = 0x6B;
 /// PC_to_RDR_IccClock.
-pub const PC_TO_RDR_ICC_CLOCK: u8 = 0x6E;
+pub(crate) const PC_TO_RDR_ICC_CLOCK: u8 = 0x6E;
 /// PC_to_RDR_T0APDU.
-pub const PC_TO_RDR_T0_APDU: u8 = 0x6A;
+pub(crate) const PC_TO_RDR_T0_APDU: u8 = 0x6A;
 /// PC_to_RDR_Secure.
-pub const PC_TO_RDR_SECURE: u8 = 0x69;
+pub(crate) const PC_TO_RDR_SECURE: u8 = 0x69;
 /// PC_to_RDR_Mechanical.
-pub const PC_TO_RDR_MECHANICAL: u8 = 0x71;
+pub(crate) const PC_TO_RDR_MECHANICAL: u8 = 0x71;
 /// PC_to_RDR_Abort.
-pub const PC_TO_RDR_ABORT: u8 = 0x72;
+pub(crate) const PC_TO_RDR_ABORT: u8 = 0x72;
 /// PC_to_RDR_SetDataRateAndClockFrequency.
-pub const PC_TO_RDR_SET_DATA_RATE_AND_CLOCK: u8 = 0x73;
+pub(crate) const PC_TO_RDR_SET_DATA_RATE_AND_CLOCK: u8 = 0x73;
 
 /// RDR_to_PC_DataBlock.
 pub const RDR_TO_PC_DATA_BLOCK: u8 = 0x80;
@@ -71,9 +71,9 @@ pub const RDR_TO_PC_ESCAPE: u8 = 0x83;
 pub const RDR_TO_PC_DATA_RATE_AND_CLOCK: u8 = 0x84;
 
 /// RDR_to_PC_NotifySlotChange (interrupt IN).
-pub const RDR_TO_PC_NOTIFY_SLOT_CHANGE: u8 = 0x50;
+pub(crate) const RDR_TO_PC_NOTIFY_SLOT_CHANGE: u8 = 0x50;
 /// RDR_to_PC_HardwareError (interrupt IN).
-pub const RDR_TO_PC_HARDWARE_ERROR: u8 = 0x51;
+pub(crate) const RDR_TO_PC_HARDWARE_ERROR: u8 = 0x51;
 
 /// Class request ABORT (bRequest; wValue = bSeq << 8 | bSlot, see [`abort_value`]).
 pub const ABORT_REQUEST: u8 = 0x01;
@@ -82,7 +82,7 @@ pub const GET_CLOCK_FREQUENCIES_REQUEST: u8 = 0x02;
 /// Class request GET_DATA_RATES (answer: a list of u32 LE rates in bps).
 pub const GET_DATA_RATES_REQUEST: u8 = 0x03;
 /// bmRequestType of class requests host to device, to the interface (ABORT).
-pub const CLASS_REQUEST_OUT: u8 = 0x21;
+pub(crate) const CLASS_REQUEST_OUT: u8 = 0x21;
 /// bmRequestType of class requests device to host, from the interface (GET_*).
 pub const CLASS_REQUEST_IN: u8 = 0xA1;
 
@@ -127,7 +127,7 @@ pub const MECHANICAL_LOCK: u8 = 0x04;
 pub const MECHANICAL_UNLOCK: u8 = 0x05;
 
 /// The spec's name of a message type (`"PC_to_RDR_XfrBlock"`, ...), or `"unknown"`.
-pub fn message_type_name(message_type: u8) -> &'static str {
+pub(crate) fn message_type_name(message_type: u8) -> &'static str {
     match message_type {
         PC_TO_RDR_ICC_POWER_ON => "PC_to_RDR_IccPowerOn",
         PC_TO_RDR_ICC_POWER_OFF => "PC_to_RDR_IccPowerOff",
@@ -269,7 +269,7 @@ impl Header {
     }
 
     /// 10 + dwLength.
-    pub fn total_len(&self) -> usize {
+    pub(crate) fn total_len(&self) -> usize {
         HEADER_LEN.saturating_add(usize::try_from(self.length).unwrap_or(usize::MAX))
     }
 }
@@ -454,7 +454,7 @@ impl ProtocolParams {
     }
 
     /// bProtocolNum: 0 for T=0, 1 for T=1.
-    pub fn protocol_num(&self) -> u8 {
+    pub(crate) fn protocol_num(&self) -> u8 {
         match self {
             ProtocolParams::T0 { .. } => 0,
             ProtocolParams::T1 { .. } => 1,
@@ -1000,7 +1000,7 @@ impl IccStatus {
     }
 
     /// True when a card is in the slot (active or not).
-    pub fn is_present(self) -> bool {
+    pub(crate) fn is_present(self) -> bool {
         matches!(self, IccStatus::PresentActive | IccStatus::PresentInactive)
     }
 

@@ -434,13 +434,7 @@ impl State {
                 self.reply(slot, seq, false, 0, body)
             }
             RequestBody::GetParameters | RequestBody::ResetParameters => {
-                let params = Some(ProtocolParams::T0 {
-                    findex_dindex: 0x11,
-                    tcckst: 0,
-                    guard_time: 0,
-                    waiting_integer: 10,
-                    clock_stop: 0,
-                });
+                let params = Some(ProtocolParams::default_t0());
                 self.reply(slot, seq, false, 0, ResponseBody::Parameters { params })
             }
             RequestBody::Escape { data } => {

@@ -64,14 +64,14 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// Largest INF field of a block (LEN = 0xFF is reserved).
-pub const MAX_INF: usize = 254;
+pub(crate) const MAX_INF: usize = 254;
 
 /// Default information field size (IFSC and IFSD) before any ATR byte or S(IFS) changes it.
-pub const DEFAULT_IFS: u8 = 32;
+pub(crate) const DEFAULT_IFS: u8 = 32;
 
 /// Largest response [`T1Terminal::transceive`] accepts by default: an extended Le of 65536
 /// bytes plus SW1 SW2.
-pub const DEFAULT_MAX_RESPONSE_LEN: usize = 65_538;
+pub(crate) const DEFAULT_MAX_RESPONSE_LEN: usize = 65_538;
 
 /// Error detection code of a T=1 block, chosen by the first TC for T=1 in the ATR (bit 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -86,7 +86,7 @@ pub enum Checksum {
 
 impl Checksum {
     /// Length of the EDC field in bytes (1 for LRC, 2 for CRC).
-    pub fn edc_len(self) -> usize {
+    pub(crate) fn edc_len(self) -> usize {
         match self {
             Checksum::Lrc => 1,
             Checksum::Crc => 2,
@@ -94,7 +94,7 @@ impl Checksum {
     }
 
     /// Appends the EDC of `data` to `out`.
-    pub fn append(self, data: &[u8], out: &mut Vec<u8>) {
+    pub(crate) fn append(self, data: &[u8], out: &mut Vec<u8>) {
         match self {
             Checksum::Lrc => out.push(lrc(data)),
             Checksum::Crc => out.extend_from_slice(&crc16(data).to_be_bytes()),
@@ -102,7 +102,7 @@ impl Checksum {
     }
 
     /// The EDC bytes of `data`.
-    pub fn compute(self, data: &[u8]) -> Vec<u8> {
+    pub(crate) fn compute(self, data: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(2);
         self.append(data, &mut out);
         out
@@ -116,7 +116,7 @@ pub fn lrc(data: &[u8]) -> u8 {
 
 /// CRC of `data` as T=1 uses it: generator x^16 + x^12 + x^5 + 1 processed least significant
 /// bit first (reflected polynomial 0x8408), initial value 0xFFFF, no final XOR. The block
-/// carries it most significant byte first ([`Checksum::append`]). This is the variant the
+/// carries it most significant byte first. This is the variant the
 /// deployed open-source reader stacks interoperate with; EMV cards use LRC only.
 pub fn crc16(data: &[u8]) -> u16 {
     let mut crc: u16 = 0xFFFF;
