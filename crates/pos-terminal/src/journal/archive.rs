@@ -111,8 +111,15 @@ impl Journal {
     /// `keep_days` whole days (before the start of the UTC day `keep_days` before `now_ms`)
     /// to archive files in `dir`, at most about `max_moves` of them (whole families: a run
     /// may go over by one family); [`ArchiveReport::more`] says when some are left for the
-    /// next call. See the [module](self) documentation. Finishes an interrupted earlier run
-    /// first.
+    /// next call. Finishes an interrupted earlier run first.
+    ///
+    /// Never archived: a reversal pending or stuck, a receipt owed, an open
+    /// pre-authorization. A transaction and the ones it references or that reference it (a
+    /// void and its sale, a completion and its pre-authorization) move together, to the
+    /// file of the month the oldest was created in. Each batch is noted durably in the
+    /// journal, copied (`INSERT OR IGNORE`), then deleted with the note in one durable
+    /// transaction: a crash anywhere loses nothing and duplicates nothing (the next run
+    /// finishes the move). See `docs/journal.md`, "Retention".
     ///
     /// # Errors
     /// [`JournalError::Sqlite`] / [`JournalError::Io`] when the journal or an archive file
