@@ -753,7 +753,7 @@ fn status(ctx: &Ctx) -> Result<Value, ApiError> {
         "busy": st.current.is_some(),
         "current": st.current.as_ref().map(|c: &Current| json!({
             "id": c.id,
-            "operation": c.operation,
+            "operation": c.operation.name(),
             "state": c.state.map(State::name),
         })),
         "shutting_down": st.shutting_down,
@@ -855,7 +855,7 @@ fn start(ctx: &Ctx, body: Value) -> Result<Reply, ApiError> {
         st.abandoned = false;
         st.current = Some(Current {
             id: None,
-            operation: op.name(),
+            operation: op,
             state: None,
         });
         st.pending_start = Some(tx);

@@ -8,9 +8,10 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+use pos_acquirer::Operation;
 use pos_hal::{
-    CardSpec, ChipReader, Fault, FaultKind, HealthLevel, PrinterConditions, ReceiptPrinter,
-    SlotState,
+    CardSpec, CheckOutcome, ChipReader, Fault, FaultKind, HealthLevel, PrinterConditions,
+    ReceiptPrinter, SlotState,
 };
 use pos_lane::{LaneError, SimLane};
 use pos_terminal::config::SupervisionConfig;
@@ -81,16 +82,45 @@ impl Role {
     }
 }
 
+/// Where a device of the lane stands, as `/v1/devices` shows it (`state`): the service's
+/// view, with a device that went away (`missing`, being re-opened) apart from one the lane
+/// does not have (`not_configured`). Not [`pos_hal::DeviceState`] (UnifiedPOS closed, idle,
+/// busy, error): these are the API's own names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Availability {
+    /// Open and usable.
+    Ready,
+    /// Open but not usable now (printer out of paper, reader error...): see `fault`.
+    Fault,
+    /// Gone (unplugged, not opened yet): being re-opened with backoff.
+    Missing,
+    /// The lane has no such device (its URI is `none`).
+    NotConfigured,
+}
+
+impl Availability {
+    /// The name on the wire: `ready`, `fault`, `missing`, `not_configured`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Availability::Ready => "ready",
+            Availability::Fault => "fault",
+            Availability::Missing => "missing",
+            Availability::NotConfigured => "not_configured",
+        }
+    }
+}
+
 /// What the service knows of one device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeviceStatus {
     /// The configured URI (`none`: the lane has no such device).
     pub uri: String,
-    /// `ready`, `fault` (open but not usable now), `missing` (gone; being re-opened),
-    /// `not_configured`.
-    pub state: &'static str,
-    /// The fault kind name, when not ready.
-    pub fault: Option<String>,
+    /// Ready, fault (open but not usable now), missing (gone; being re-opened), not
+    /// configured.
+    pub state: Availability,
+    /// The fault kind, when not ready (its [`FaultKind::name`] in JSON).
+    pub fault: Option<FaultKind>,
     /// Plain words.
     pub detail: String,
     /// Who the device is (from the driver).
@@ -114,8 +144,9 @@ pub struct DeviceStatus {
 /// The outcome of a device's last health check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HealthSummary {
-    /// `pass`, `warn` or `fail`.
-    pub outcome: String,
+    /// The worst outcome of its checks: `pass`, `warn` or `fail` (`skipped` when no check
+    /// ran); `fail` when the check itself failed.
+    pub outcome: CheckOutcome,
     /// The checks that did not pass: `name: detail`.
     pub problems: Vec<String>,
     /// When (ms since the Unix epoch).
@@ -128,9 +159,9 @@ impl DeviceStatus {
         DeviceStatus {
             uri: uri.to_string(),
             state: if configured {
-                "missing"
+                Availability::Missing
             } else {
-                "not_configured"
+                Availability::NotConfigured
             },
             fault: None,
             detail: if configured {
@@ -149,11 +180,10 @@ impl DeviceStatus {
     }
 
     fn configured(&self) -> bool {
-        self.state != "not_configured"
+        self.state != Availability::NotConfigured
     }
 
-    fn set(&mut self, state: &'static str, fault: Option<FaultKind>, detail: impl Into<String>) {
-        let fault = fault.map(|k| k.name().to_string());
+    fn set(&mut self, state: Availability, fault: Option<FaultKind>, detail: impl Into<String>) {
         if self.state != state || self.fault != fault {
             self.since_ms = now_ms();
         }
@@ -180,10 +210,15 @@ pub struct DevicesStatus {
 pub struct Current {
     /// Its journal id (`None` for the moment before it is created).
     pub id: Option<i64>,
-    /// The operation.
-    pub operation: &'static str,
+    /// The operation (its name in JSON).
+    #[serde(serialize_with = "operation_name")]
+    pub operation: Operation,
     /// Its state.
     pub state: Option<State>,
+}
+
+fn operation_name<S: serde::Serializer>(op: &Operation, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(op.name())
 }
 
 /// What the HTTP side and the worker share.
@@ -763,7 +798,7 @@ impl Worker {
             Err(e) => log::error!("reversal drain failed: {e}"),
         }
         // Owed receipts, when the printer is ready.
-        let printer_ready = self.shared.lock().devices.printer.state == "ready";
+        let printer_ready = self.shared.lock().devices.printer.state == Availability::Ready;
         if printer_ready && now >= self.next_reprint && self.owed() > 0 {
             match self.terminal.reprint_owed() {
                 Ok(ids) => self.printed(&ids),
@@ -922,7 +957,7 @@ impl Worker {
         if !status.configured() {
             return;
         }
-        let was_ready = status.state == "ready";
+        let was_ready = status.state == Availability::Ready;
         if self.slots[i].lost.take() && self.is_open(role) {
             self.went_away(role, &mut status, "the device went away");
         }
@@ -939,7 +974,7 @@ impl Worker {
                     let first = status.checked_ms == 0;
                     status.info = Some(info);
                     status.reopen_attempts = 0;
-                    status.set("ready", None, "opened");
+                    status.set(Availability::Ready, None, "opened");
                     self.shared
                         .metrics
                         .device_reconnects
@@ -959,7 +994,7 @@ impl Worker {
                         .min(Duration::from_millis(self.supervision.reopen_max_ms));
                     status.reopen_attempts += 1;
                     status.set(
-                        "missing",
+                        Availability::Missing,
                         Some(e.kind()),
                         format!(
                             "{e}; trying again in {} ms",
@@ -987,22 +1022,23 @@ impl Worker {
                         .as_ref()
                         .map(|m| m.info().to_string());
                 }
-                if status.state != "ready" && status.state != "fault" {
-                    status.set("ready", None, "open");
+                if status.state != Availability::Ready && status.state != Availability::Fault {
+                    status.set(Availability::Ready, None, "open");
                 }
             }
         }
         if health && self.is_open(role) {
             self.health_check(role, &mut status);
         }
-        let ready = status.state == "ready";
+        let ready = status.state == Availability::Ready;
         self.shared.metrics.set_up(name, ready);
-        if was_ready && status.state == "fault" && role != Role::Printer {
-            if let Some(f) = status.fault.clone() {
-                let mut e =
-                    NewEvent::new(EventKind::DeviceFault, status.detail.clone()).device(name);
-                e.fault = Some(f);
-                self.publish(e);
+        if was_ready && status.state == Availability::Fault && role != Role::Printer {
+            if let Some(f) = status.fault {
+                self.publish(
+                    NewEvent::new(EventKind::DeviceFault, status.detail.clone())
+                        .device(name)
+                        .fault(f),
+                );
             }
         }
         self.store(role, status);
@@ -1011,7 +1047,11 @@ impl Worker {
     fn went_away(&mut self, role: Role, status: &mut DeviceStatus, why: &str) {
         let name = role.name();
         self.drop_device(role);
-        status.set("missing", Some(FaultKind::Disconnected), why.to_string());
+        status.set(
+            Availability::Missing,
+            Some(FaultKind::Disconnected),
+            why.to_string(),
+        );
         status.card_present = None;
         self.shared.metrics.set_up(name, false);
         self.shared.metrics.fault(name, FaultKind::Disconnected);
@@ -1093,7 +1133,7 @@ impl Worker {
                 status.card_present = Some(present);
                 self.shared.metrics.card_present.set(i64::from(present));
                 status.set(
-                    "ready",
+                    Availability::Ready,
                     None,
                     if present {
                         "card in the slot"
@@ -1104,10 +1144,10 @@ impl Worker {
             }
             Err(e) if gone(e.kind()) => self.went_away(Role::Reader, status, &e.to_string()),
             Err(e) => {
-                if status.fault.as_deref() != Some(e.kind().name()) {
+                if status.fault != Some(e.kind()) {
                     self.shared.metrics.fault("reader", e.kind());
                 }
-                status.set("fault", Some(e.kind()), e.to_string());
+                status.set(Availability::Fault, Some(e.kind()), e.to_string());
             }
         }
     }
@@ -1123,7 +1163,7 @@ impl Worker {
         match printer.status() {
             Ok(c) => {
                 let names = c.names();
-                let was_ready = status.state == "ready";
+                let was_ready = status.state == Availability::Ready;
                 if names != old {
                     self.next_reprint = Instant::now();
                 }
@@ -1154,10 +1194,10 @@ impl Worker {
                             Some(_) => "ready; paper near end",
                             None => "ready",
                         };
-                        status.set("ready", None, detail);
+                        status.set(Availability::Ready, None, detail);
                     }
                     Some(kind) => status.set(
-                        "fault",
+                        Availability::Fault,
                         Some(kind),
                         format!("not ready: {}", names.join(", ")),
                     ),
@@ -1170,13 +1210,13 @@ impl Worker {
             }
             Err(e) => {
                 let names = vec!["offline"];
-                for ev in printer_events(&old, &names, status.state == "ready", false) {
+                for ev in printer_events(&old, &names, status.state == Availability::Ready, false) {
                     self.publish(ev);
                 }
-                if status.fault.as_deref() != Some(e.kind().name()) {
+                if status.fault != Some(e.kind()) {
                     self.shared.metrics.fault("printer", e.kind());
                 }
-                status.set("fault", Some(e.kind()), e.to_string());
+                status.set(Availability::Fault, Some(e.kind()), e.to_string());
                 status.conditions = Some(names);
             }
         }
@@ -1202,7 +1242,7 @@ impl Worker {
         let summary = match report {
             None => return,
             Some(Ok(r)) => HealthSummary {
-                outcome: r.overall().name().to_string(),
+                outcome: r.overall(),
                 problems: r
                     .problems()
                     .iter()
@@ -1215,21 +1255,21 @@ impl Worker {
                 return;
             }
             Some(Err(e)) => HealthSummary {
-                outcome: "fail".into(),
+                outcome: CheckOutcome::Fail,
                 problems: vec![e.to_string()],
                 checked_ms: now_ms(),
             },
         };
-        let before = status.health.as_ref().map(|h| h.outcome.clone());
-        if before.as_deref() != Some(summary.outcome.as_str())
-            && (before.is_some() || summary.outcome != "pass")
+        let before = status.health.as_ref().map(|h| h.outcome);
+        if before != Some(summary.outcome)
+            && (before.is_some() || summary.outcome != CheckOutcome::Pass)
         {
             let detail = if summary.problems.is_empty() {
-                format!("{name} health check: {}", summary.outcome)
+                format!("{name} health check: {}", summary.outcome.name())
             } else {
                 format!(
                     "{name} health check: {}: {}",
-                    summary.outcome,
+                    summary.outcome.name(),
                     summary.problems.join("; ")
                 )
             };
@@ -1289,8 +1329,45 @@ fn observe(shared: &Shared, change: &Change) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_fields_keep_their_wire_names() {
+        use serde_json::Value;
+        for (a, name) in [
+            (Availability::Ready, "ready"),
+            (Availability::Fault, "fault"),
+            (Availability::Missing, "missing"),
+            (Availability::NotConfigured, "not_configured"),
+        ] {
+            assert_eq!(a.name(), name);
+            assert_eq!(serde_json::to_value(a).unwrap(), name);
+        }
+        let mut d = DeviceStatus::new_for("none");
+        assert_eq!(serde_json::to_value(&d).unwrap()["state"], "not_configured");
+        assert_eq!(serde_json::to_value(&d).unwrap()["fault"], Value::Null);
+        d.set(Availability::Fault, Some(FaultKind::PaperOut), "not ready");
+        d.health = Some(HealthSummary {
+            outcome: CheckOutcome::Warn,
+            problems: Vec::new(),
+            checked_ms: 1,
+        });
+        let v = serde_json::to_value(&d).unwrap();
+        assert_eq!(v["state"], "fault");
+        assert_eq!(v["fault"], "paper_out");
+        assert_eq!(v["health"]["outcome"], "warn");
+        let c = Current {
+            id: Some(7),
+            operation: Operation::PreAuth,
+            state: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&c).unwrap(),
+            r#"{"id":7,"operation":"preauth","state":null}"#
+        );
+    }
 
     #[test]
     fn printer_events_follow_condition_changes() {
