@@ -3,6 +3,7 @@
 //! For integrators wiring a lane and technicians checking one: find the devices, see what is
 //! wrong, and (in later versions) run self-tests and sales. See `posctl --help`.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod card;
 mod devices;
