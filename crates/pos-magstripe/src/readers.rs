@@ -7,7 +7,7 @@
 //!   thread and delivers the head's track (the other two tracks are
 //!   [`pos_hal::TrackStatus::NotSupported`]).
 //!
-//! Both publish [`DeviceEvent::Swiped`] with the track statuses only: track data is never
+//! Both publish [`pos_hal::DeviceEvent::Swiped`] with the track statuses only: track data is never
 //! logged, never put in events and never shown by `Debug`.
 
 use std::fmt;
