@@ -204,23 +204,8 @@ pub(crate) fn utc_transmission_time() -> String {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    format!(
-        "{month:02}{day:02}{:02}{:02}{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    let (_, month, day, h, mi, sec) = pos_hal::calendar::civil_from_unix(secs);
+    format!("{month:02}{day:02}{h:02}{mi:02}{sec:02}")
 }
 
 /// Field 90: original MTI (4), STAN (6), transmission time (10), then 22 zeros (acquirer and

@@ -26,6 +26,7 @@
 //! assert_eq!(decode(&bytes, &dialect).unwrap(), echo);
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod acquirer;

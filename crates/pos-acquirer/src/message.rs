@@ -181,10 +181,6 @@ impl Message {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
-}
-
 struct FieldDebug<'a>(u8, &'a [u8]);
 
 impl fmt::Debug for FieldDebug<'_> {
@@ -210,7 +206,7 @@ impl fmt::Debug for FieldDebug<'_> {
             45 | 52 | 55 => write!(f, "<{} bytes redacted>", v.len()),
             _ => match std::str::from_utf8(v) {
                 Ok(s) if s.bytes().all(|b| (0x20..=0x7e).contains(&b)) => write!(f, "{s:?}"),
-                _ => write!(f, "0x{}", hex(v)),
+                _ => write!(f, "0x{}", hex::encode_upper(v)),
             },
         }
     }

@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use rustix::event::{PollFd, PollFlags, Timespec};
 use serde::{Deserialize, Serialize};
 
 use crate::acquirer::{Operation, is_approval_code};
@@ -39,6 +40,12 @@ const HOLD_LIMIT: Duration = Duration::from_secs(60);
 
 /// How often the threads look at the stop flag.
 const POLL: Duration = Duration::from_millis(20);
+
+/// [`POLL`] as poll(2) takes it.
+const POLL_TIMEOUT: Timespec = Timespec {
+    tv_sec: POLL.as_secs() as _,
+    tv_nsec: POLL.subsec_nanos() as _,
+};
 
 /// How the host answers financial requests, absent faults.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -475,14 +482,8 @@ fn accept_loop(shared: &Arc<Shared>) {
                     Err(_) => {
                         // Wait for the next connection without spinning: poll(2) wakes at
                         // once when one arrives, and at least every POLL to see `stop`.
-                        let mut fds = libc::pollfd {
-                            fd: std::os::fd::AsRawFd::as_raw_fd(l),
-                            events: libc::POLLIN,
-                            revents: 0,
-                        };
-                        let ms = libc::c_int::try_from(POLL.as_millis()).unwrap_or(20);
-                        // SAFETY: one valid pollfd for a socket this guard keeps open.
-                        unsafe { libc::poll(&mut fds, 1, ms) };
+                        let mut fds = [PollFd::new(l, PollFlags::IN)];
+                        let _ = rustix::event::poll(&mut fds, Some(&POLL_TIMEOUT));
                         continue;
                     }
                 },

@@ -136,7 +136,7 @@ fn short_len(byte: u8) -> u16 {
 }
 
 /// Whether INS can be used with T=0 (not 6X nor 9X).
-pub fn ins_valid(ins: u8) -> bool {
+pub(crate) fn ins_valid(ins: u8) -> bool {
     !matches!(ins & 0xF0, 0x60 | 0x90)
 }
 
@@ -225,7 +225,7 @@ pub enum ProcedureByte {
 
 /// Classifies `byte` received where a procedure byte is expected, for instruction `ins`:
 /// 0x60 is NULL, 6X and 9X are SW1, INS an acknowledgement of all data, INS ^ 0xFF of one
-/// byte. (For the valid INS values, see [`ins_valid`], these never overlap.)
+/// byte. (A valid T=0 INS is never 6X or 9X, so these never overlap.)
 pub fn classify_procedure(ins: u8, byte: u8) -> ProcedureByte {
     if byte == 0x60 {
         ProcedureByte::Null
@@ -301,7 +301,7 @@ enum State {
 }
 
 /// Default bound on NULL bytes in one exchange.
-pub const DEFAULT_MAX_NULLS: u32 = 1000;
+pub(crate) const DEFAULT_MAX_NULLS: u32 = 1000;
 
 /// Host side of one T=0 command at character level.
 ///

@@ -17,12 +17,6 @@ use crate::message;
 /// USB interface class of CCID readers.
 pub const USB_CLASS_CCID: u8 = 0x0B;
 
-/// The class request ABORT (bRequest 0x01), sent before the bulk Abort message.
-const REQUEST_ABORT: u8 = 0x01;
-
-/// bmRequestType for a class request to an interface, host to device.
-const CLASS_INTERFACE_OUT: u8 = 0x21;
-
 /// The longest reply we accept: dwMaxCCIDMessageLength is at most this on real readers.
 const MAX_MESSAGE: usize = 65_546;
 
@@ -137,9 +131,9 @@ impl CcidTransport for UsbTransport {
         let interface = u16::from(self.link.endpoints().interface);
         self.link
             .control_out(
-                CLASS_INTERFACE_OUT,
-                REQUEST_ABORT,
-                u16::from(seq) << 8 | u16::from(slot),
+                message::CLASS_REQUEST_OUT,
+                message::ABORT_REQUEST,
+                message::abort_value(slot, seq),
                 interface,
                 &[],
                 deadline,

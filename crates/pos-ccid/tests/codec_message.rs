@@ -4,7 +4,7 @@
 
 use pos_ccid::message::{
     self, CodecError, CommandStatus, Header, IccStatus, PowerSelect, ProtocolParams, ReplyMatch,
-    Request, Response, SlotError, SlotStatusByte,
+    Request, RequestBody, Response, ResponseBody, SlotError, SlotStatusByte,
 };
 use pos_hal::{Fault, FaultKind};
 use proptest::prelude::*;
@@ -19,10 +19,12 @@ fn hex(s: &str) -> Vec<u8> {
 
 #[test]
 fn icc_power_on_slot0_seq0_automatic() {
-    let r = Request::IccPowerOn {
+    let r = Request {
         slot: 0,
         seq: 0,
-        power: PowerSelect::Automatic,
+        body: RequestBody::IccPowerOn {
+            power: PowerSelect::Automatic,
+        },
     };
     assert_eq!(r.encode(), hex("62 00 00 00 00 00 00 00 00 00"));
     assert_eq!(Request::decode(&r.encode()), Ok(r));
@@ -36,10 +38,12 @@ fn icc_power_on_5v_from_a_libccid_log() {
     let r = Request::decode(&bytes).expect("IccPowerOn");
     assert_eq!(
         r,
-        Request::IccPowerOn {
+        Request {
             slot: 0,
             seq: 0x1A,
-            power: PowerSelect::V5
+            body: RequestBody::IccPowerOn {
+                power: PowerSelect::V5
+            }
         }
     );
     assert_eq!(r.encode(), bytes);
@@ -48,10 +52,10 @@ fn icc_power_on_5v_from_a_libccid_log() {
         (PowerSelect::V3, 2),
         (PowerSelect::V1_8, 3),
     ] {
-        let e = Request::IccPowerOn {
+        let e = Request {
             slot: 1,
             seq: 2,
-            power,
+            body: RequestBody::IccPowerOn { power },
         }
         .encode();
         assert_eq!(e[7], byte);
@@ -66,7 +70,14 @@ fn get_slot_status_from_a_libccid_log() {
     // "-> 000000 65 00 00 00 00 00 04 00 00 00".
     let bytes = hex("65 00 00 00 00 00 04 00 00 00");
     let r = Request::decode(&bytes).expect("GetSlotStatus");
-    assert_eq!(r, Request::GetSlotStatus { slot: 0, seq: 4 });
+    assert_eq!(
+        r,
+        Request {
+            slot: 0,
+            seq: 4,
+            body: RequestBody::GetSlotStatus
+        }
+    );
     assert_eq!(r.encode(), bytes);
 }
 
@@ -77,12 +88,14 @@ fn xfr_block_from_a_libccid_log() {
     let r = Request::decode(&bytes).expect("XfrBlock");
     assert_eq!(
         r,
-        Request::XfrBlock {
+        Request {
             slot: 0,
             seq: 0x2D,
-            bwi: 0,
-            level: 0,
-            data: hex("00 A4 09 04 04 3F 00 D0 03"),
+            body: RequestBody::XfrBlock {
+                bwi: 0,
+                level: 0,
+                data: hex("00 A4 09 04 04 3F 00 D0 03")
+            }
         }
     );
     assert_eq!(r.encode(), bytes);
@@ -91,37 +104,43 @@ fn xfr_block_from_a_libccid_log() {
 
 #[test]
 fn xfr_block_carries_bwi_and_level_little_endian() {
-    let r = Request::XfrBlock {
+    let r = Request {
         slot: 0,
         seq: 9,
-        bwi: 3,
-        level: message::CHAIN_EMPTY_MORE,
-        data: vec![],
+        body: RequestBody::XfrBlock {
+            bwi: 3,
+            level: message::CHAIN_EMPTY_MORE,
+            data: vec![],
+        },
     };
     assert_eq!(r.encode(), hex("6F 00 00 00 00 00 09 03 10 00"));
 }
 
 #[test]
 fn set_parameters_t1_and_t0() {
-    let r = Request::SetParameters {
+    let r = Request {
         slot: 0,
         seq: 3,
-        params: ProtocolParams::default_t1(),
+        body: RequestBody::SetParameters {
+            params: ProtocolParams::default_t1(),
+        },
     };
     assert_eq!(
         r.encode(),
         hex("61 07 00 00 00 00 03 01 00 00 11 10 00 4D 00 20 00")
     );
     assert_eq!(Request::decode(&r.encode()), Ok(r));
-    let r = Request::SetParameters {
+    let r = Request {
         slot: 0,
         seq: 4,
-        params: ProtocolParams::T0 {
-            findex_dindex: 0x96,
-            tcckst: 0x00,
-            guard_time: 0x02,
-            waiting_integer: 0x0A,
-            clock_stop: 0x00,
+        body: RequestBody::SetParameters {
+            params: ProtocolParams::T0 {
+                findex_dindex: 0x96,
+                tcckst: 0x00,
+                guard_time: 0x02,
+                waiting_integer: 0x0A,
+                clock_stop: 0x00,
+            },
         },
     };
     assert_eq!(
@@ -133,7 +152,11 @@ fn set_parameters_t1_and_t0() {
 
 #[test]
 fn abort_message_and_class_request_value() {
-    let r = Request::Abort { slot: 1, seq: 0x42 };
+    let r = Request {
+        slot: 1,
+        seq: 0x42,
+        body: RequestBody::Abort,
+    };
     assert_eq!(r.encode(), hex("72 00 00 00 00 01 42 00 00 00"));
     assert_eq!(message::abort_value(1, 0x42), 0x4201);
     assert_eq!(message::parse_abort_value(0x4201), (1, 0x42));
@@ -144,11 +167,13 @@ fn abort_message_and_class_request_value() {
 
 #[test]
 fn set_data_rate_and_clock_is_khz_and_bps() {
-    let r = Request::SetDataRateAndClock {
+    let r = Request {
         slot: 0,
         seq: 1,
-        clock_khz: 4000,
-        rate_bps: 10752,
+        body: RequestBody::SetDataRateAndClock {
+            clock_khz: 4000,
+            rate_bps: 10752,
+        },
     };
     assert_eq!(
         r.encode(),
@@ -173,12 +198,14 @@ fn unmodelled_types_decode_as_other() {
     let r = Request::decode(&bytes).expect("Other");
     assert_eq!(
         r,
-        Request::Other {
-            message_type: 0x70,
+        Request {
             slot: 0,
             seq: 5,
-            specific: [1, 2, 3],
-            data: vec![0xAA, 0xBB]
+            body: RequestBody::Other {
+                message_type: 0x70,
+                specific: [1, 2, 3],
+                data: vec![0xAA, 0xBB]
+            }
         }
     );
     assert_eq!(r.encode(), bytes);
@@ -252,13 +279,15 @@ fn header_lets_a_reader_answer_a_malformed_command() {
     assert_eq!((h.message_type, h.slot, h.seq), (0x62, 0, 0x33));
     assert_eq!(h.to_bytes().to_vec(), bytes);
     let e = Request::decode(&bytes).expect_err("bad power select");
-    let reply = Response::DataBlock {
+    let reply = Response {
         slot: h.slot,
         seq: h.seq,
         status: SlotStatusByte::failed(IccStatus::PresentInactive),
         error: e.slot_error().expect("answerable").code(),
-        chain: 0,
-        data: vec![],
+        body: ResponseBody::DataBlock {
+            chain: 0,
+            data: vec![],
+        },
     };
     assert_eq!(reply.encode(), hex("80 00 00 00 00 00 33 41 07 00"));
 }
@@ -273,17 +302,19 @@ fn slot_status_no_card() {
     let r = Response::decode(&bytes).expect("SlotStatus");
     assert_eq!(
         r,
-        Response::SlotStatus {
+        Response {
             slot: 0,
             seq: 0,
             status: SlotStatusByte(0x02),
             error: 0,
-            clock_status: message::CLOCK_RUNNING
+            body: ResponseBody::SlotStatus {
+                clock_status: message::CLOCK_RUNNING
+            }
         }
     );
-    assert_eq!(r.status().icc(), IccStatus::Absent);
-    assert_eq!(r.status().command(), CommandStatus::Processed);
-    assert!(!r.status().card_present());
+    assert_eq!(r.status.icc(), IccStatus::Absent);
+    assert_eq!(r.status.command(), CommandStatus::Processed);
+    assert!(!r.status.card_present());
     assert_eq!(r.slot_error(), None);
     assert_eq!(r.fault_kind(), None);
     assert_eq!(r.encode(), bytes);
@@ -294,11 +325,16 @@ fn slot_status_no_card_with_junk_berror_from_a_libccid_log() {
     // ACR122U, LudovicRousseau/pyscard issue #18: "<- 000000 81 00 00 00 00 00 04 02 81 00".
     // bError 0x81 with bmCommandStatus 0 means nothing.
     let r = Response::decode(&hex("81 00 00 00 00 00 04 02 81 00")).expect("SlotStatus");
-    assert_eq!(r.seq(), 4);
-    assert_eq!(r.status().icc(), IccStatus::Absent);
-    assert_eq!(r.error_code(), 0x81);
+    assert_eq!(r.seq, 4);
+    assert_eq!(r.status.icc(), IccStatus::Absent);
+    assert_eq!(r.error, 0x81);
     assert_eq!(r.slot_error(), None);
-    assert!(Request::GetSlotStatus { slot: 0, seq: 4 }.match_reply(&r) == ReplyMatch::Reply);
+    let request = Request {
+        slot: 0,
+        seq: 4,
+        body: RequestBody::GetSlotStatus,
+    };
+    assert!(request.match_reply(&r) == ReplyMatch::Reply);
 }
 
 #[test]
@@ -309,8 +345,8 @@ fn power_on_without_card_is_icc_mute_with_no_icc() {
     // ccid_write_data_block_atr).
     let bytes = hex("80 00 00 00 00 00 05 42 FE 00");
     let r = Response::decode(&bytes).expect("DataBlock");
-    assert_eq!(r.status(), SlotStatusByte::failed(IccStatus::Absent));
-    assert_eq!(r.status().command(), CommandStatus::Failed);
+    assert_eq!(r.status, SlotStatusByte::failed(IccStatus::Absent));
+    assert_eq!(r.status.command(), CommandStatus::Failed);
     assert_eq!(r.slot_error(), Some(SlotError::IccMute));
     assert_eq!(r.slot_error().map(SlotError::name), Some("ICC_MUTE"));
     assert_eq!(r.fault_kind(), Some(FaultKind::CardAbsent));
@@ -318,7 +354,7 @@ fn power_on_without_card_is_icc_mute_with_no_icc() {
 
     // The same error with a card present: the card is mute.
     let r = Response::decode(&hex("80 00 00 00 00 00 05 41 FE 00")).expect("DataBlock");
-    assert_eq!(r.status().icc(), IccStatus::PresentInactive);
+    assert_eq!(r.status.icc(), IccStatus::PresentInactive);
     assert_eq!(r.fault_kind(), Some(FaultKind::CardMute));
 }
 
@@ -330,16 +366,18 @@ fn data_block_with_an_atr_from_a_libccid_log() {
          3B FA 18 00 00 81 31 FE 45 4A 54 61 78 43 6F 72 65 56 31 B2");
     assert_eq!(message::message_length(&bytes[..10]), Some(30));
     let r = Response::decode(&bytes).expect("DataBlock");
-    assert_eq!(r.seq(), 0x1A);
-    assert_eq!(r.status(), SlotStatusByte::ok(IccStatus::PresentActive));
+    assert_eq!(r.seq, 0x1A);
+    assert_eq!(r.status, SlotStatusByte::ok(IccStatus::PresentActive));
     assert_eq!(
         r.payload(),
         hex("3B FA 18 00 00 81 31 FE 45 4A 54 61 78 43 6F 72 65 56 31 B2").as_slice()
     );
-    let request = Request::IccPowerOn {
+    let request = Request {
         slot: 0,
         seq: 0x1A,
-        power: PowerSelect::V5,
+        body: RequestBody::IccPowerOn {
+            power: PowerSelect::V5,
+        },
     };
     assert_eq!(request.match_reply(&r), ReplyMatch::Reply);
     assert_eq!(r.encode(), bytes);
@@ -353,7 +391,7 @@ fn data_block_with_trailing_padding_from_a_libccid_log() {
     bytes.extend_from_slice(&[0; 20]);
     let r = Response::decode(&bytes).expect("DataBlock");
     assert_eq!(r.payload(), &[0x61, 0x27]);
-    assert_eq!(r.seq(), 0x2D);
+    assert_eq!(r.seq, 0x2D);
 }
 
 #[test]
@@ -362,8 +400,8 @@ fn time_extension_data_block() {
     // is the BWT multiplier (2).
     let bytes = hex("80 00 00 00 00 00 07 80 02 00");
     let r = Response::decode(&bytes).expect("DataBlock");
-    assert_eq!(r.status().command(), CommandStatus::TimeExtension);
-    assert_eq!(r.status().icc(), IccStatus::PresentActive);
+    assert_eq!(r.status.command(), CommandStatus::TimeExtension);
+    assert_eq!(r.status.icc(), IccStatus::PresentActive);
     assert!(r.is_time_extension());
     assert_eq!(r.time_extension_multiplier(), Some(2));
     assert_eq!(r.slot_error(), None, "bError is a multiplier, not an error");
@@ -377,20 +415,22 @@ fn time_extension_data_block() {
 
 #[test]
 fn parameters_replies() {
-    let r = Response::Parameters {
+    let r = Response {
         slot: 0,
         seq: 0x0B,
         status: SlotStatusByte::ok(IccStatus::PresentActive),
         error: 0,
-        params: Some(ProtocolParams::T1 {
-            findex_dindex: 0x11,
-            tcckst: 0x10,
-            guard_time: 0xFE,
-            bwi_cwi: 0x55,
-            clock_stop: 0x03,
-            ifsc: 0xFE,
-            nad: 0x00,
-        }),
+        body: ResponseBody::Parameters {
+            params: Some(ProtocolParams::T1 {
+                findex_dindex: 0x11,
+                tcckst: 0x10,
+                guard_time: 0xFE,
+                bwi_cwi: 0x55,
+                clock_stop: 0x03,
+                ifsc: 0xFE,
+                nad: 0x00,
+            }),
+        },
     };
     let bytes = hex("82 07 00 00 00 00 0B 00 00 01 11 10 FE 55 03 FE 00");
     assert_eq!(r.encode(), bytes);
@@ -398,14 +438,14 @@ fn parameters_replies() {
 
     // A failed SetParameters with no structure.
     let r = Response::decode(&hex("82 00 00 00 00 00 0C 41 07 00")).expect("Parameters");
-    assert!(matches!(r, Response::Parameters { params: None, .. }));
+    assert!(matches!(r.body, ResponseBody::Parameters { params: None }));
     assert_eq!(r.slot_error(), Some(SlotError::BadParameter(7)));
 
     // Older QEMU builds send dwLength 0 with the structure after the header: the
     // structure is not part of the message.
     let r = Response::decode(&hex("82 00 00 00 00 00 0D 00 00 00 11 00 00 0A 00 00 00"))
         .expect("Parameters");
-    assert!(matches!(r, Response::Parameters { params: None, .. }));
+    assert!(matches!(r.body, ResponseBody::Parameters { params: None }));
 
     // T=1 announced, T=0 length: malformed.
     let err = Response::decode(&hex("82 05 00 00 00 00 0D 00 00 01 11 10 00 4D 00"))
@@ -418,23 +458,27 @@ fn parameters_replies() {
 
 #[test]
 fn escape_and_data_rate_replies() {
-    let r = Response::Escape {
+    let r = Response {
         slot: 0,
         seq: 1,
         status: SlotStatusByte::ok(IccStatus::Absent),
         error: 0,
-        data: vec![0x41, 0x43, 0x52],
+        body: ResponseBody::Escape {
+            data: vec![0x41, 0x43, 0x52],
+        },
     };
     assert_eq!(r.encode(), hex("83 03 00 00 00 00 01 02 00 00 41 43 52"));
     assert_eq!(Response::decode(&r.encode()), Ok(r));
 
-    let r = Response::DataRateAndClock {
+    let r = Response {
         slot: 0,
         seq: 2,
         status: SlotStatusByte::ok(IccStatus::PresentActive),
         error: 0,
-        clock_khz: 4000,
-        rate_bps: 9600,
+        body: ResponseBody::DataRateAndClock {
+            clock_khz: 4000,
+            rate_bps: 9600,
+        },
     };
     assert_eq!(
         r.encode(),
@@ -444,14 +488,13 @@ fn escape_and_data_rate_replies() {
 
     // A failed one without data reads as zeros.
     let r = Response::decode(&hex("84 00 00 00 00 00 03 41 00 00")).expect("DataRateAndClock");
-    assert!(matches!(
-        r,
-        Response::DataRateAndClock {
+    assert_eq!(
+        r.body,
+        ResponseBody::DataRateAndClock {
             clock_khz: 0,
-            rate_bps: 0,
-            ..
+            rate_bps: 0
         }
-    ));
+    );
     assert_eq!(r.slot_error(), Some(SlotError::NotSupported));
 }
 
@@ -481,30 +524,34 @@ fn malformed_responses_name_the_offset() {
 
 #[test]
 fn replies_are_matched_by_slot_seq_and_type() {
-    let req = Request::XfrBlock {
+    let req = Request {
         slot: 0,
         seq: 7,
-        bwi: 0,
-        level: 0,
-        data: vec![0x00, 0xB2, 0x01, 0x0C, 0x00],
+        body: RequestBody::XfrBlock {
+            bwi: 0,
+            level: 0,
+            data: vec![0x00, 0xB2, 0x01, 0x0C, 0x00],
+        },
     };
-    let reply = |seq, slot| Response::DataBlock {
+    let reply = |seq, slot| Response {
         slot,
         seq,
         status: SlotStatusByte(0),
         error: 0,
-        chain: 0,
-        data: vec![0x90, 0x00],
+        body: ResponseBody::DataBlock {
+            chain: 0,
+            data: vec![0x90, 0x00],
+        },
     };
     assert_eq!(req.match_reply(&reply(7, 0)), ReplyMatch::Reply);
     assert_eq!(req.match_reply(&reply(6, 0)), ReplyMatch::Stale);
     assert_eq!(req.match_reply(&reply(7, 1)), ReplyMatch::Stale);
-    let refusal = Response::SlotStatus {
+    let refusal = Response {
         slot: 0,
         seq: 7,
         status: SlotStatusByte::failed(IccStatus::PresentActive),
         error: 0,
-        clock_status: 0,
+        body: ResponseBody::SlotStatus { clock_status: 0 },
     };
     assert_eq!(req.match_reply(&refusal), ReplyMatch::WrongType);
     assert_eq!(
@@ -512,10 +559,10 @@ fn replies_are_matched_by_slot_seq_and_type() {
         message::RDR_TO_PC_PARAMETERS
     );
     assert_eq!(
-        Request::Escape {
+        Request {
             slot: 0,
             seq: 0,
-            data: vec![]
+            body: RequestBody::Escape { data: vec![] }
         }
         .response_type(),
         message::RDR_TO_PC_ESCAPE
@@ -608,23 +655,27 @@ fn slot_errors_have_the_spec_names() {
 #[test]
 fn debug_output_never_shows_payload_bytes() {
     let pan_apdu = hex("80 A8 00 00 0A 54 13 33 00 89 60 00 44 00 00");
-    let r = Request::XfrBlock {
+    let r = Request {
         slot: 0,
         seq: 1,
-        bwi: 0,
-        level: 0,
-        data: pan_apdu.clone(),
+        body: RequestBody::XfrBlock {
+            bwi: 0,
+            level: 0,
+            data: pan_apdu.clone(),
+        },
     };
     let s = format!("{r:?}");
     assert!(s.contains("<15 bytes>"), "{s}");
     assert!(!s.contains("84"), "{s}");
-    let resp = Response::DataBlock {
+    let resp = Response {
         slot: 0,
         seq: 1,
         status: SlotStatusByte(0),
         error: 0,
-        chain: 0,
-        data: pan_apdu,
+        body: ResponseBody::DataBlock {
+            chain: 0,
+            data: pan_apdu,
+        },
     };
     let s = format!("{resp:?}");
     assert!(s.contains("<15 bytes>") && !s.contains("137"), "{s}");
@@ -671,79 +722,45 @@ const MODELLED_REQUESTS: [u8; 14] = [
 ];
 
 fn request() -> impl Strategy<Value = Request> {
-    let ss = (any::<u8>(), any::<u8>());
-    prop_oneof![
-        (ss, power()).prop_map(|((slot, seq), power)| Request::IccPowerOn { slot, seq, power }),
-        ss.prop_map(|(slot, seq)| Request::IccPowerOff { slot, seq }),
-        ss.prop_map(|(slot, seq)| Request::GetSlotStatus { slot, seq }),
-        (ss, any::<u8>(), any::<u16>(), payload()).prop_map(|((slot, seq), bwi, level, data)| {
-            Request::XfrBlock {
-                slot,
-                seq,
-                bwi,
-                level,
-                data,
-            }
-        }),
-        ss.prop_map(|(slot, seq)| Request::GetParameters { slot, seq }),
-        ss.prop_map(|(slot, seq)| Request::ResetParameters { slot, seq }),
-        (ss, params()).prop_map(|((slot, seq), params)| Request::SetParameters {
-            slot,
-            seq,
-            params
-        }),
-        (ss, payload()).prop_map(|((slot, seq), data)| Request::Escape { slot, seq, data }),
-        (ss, any::<u8>()).prop_map(|((slot, seq), command)| Request::IccClock {
-            slot,
-            seq,
-            command
-        }),
-        (ss, any::<[u8; 3]>()).prop_map(|((slot, seq), b)| Request::T0Apdu {
-            slot,
-            seq,
-            changes: b[0],
-            class_get_response: b[1],
-            class_envelope: b[2],
-        }),
-        (ss, any::<u8>(), any::<u16>(), payload()).prop_map(|((slot, seq), bwi, level, data)| {
-            Request::Secure {
-                slot,
-                seq,
-                bwi,
-                level,
-                data,
-            }
-        }),
-        (ss, any::<u8>()).prop_map(|((slot, seq), function)| Request::Mechanical {
-            slot,
-            seq,
-            function
-        }),
-        ss.prop_map(|(slot, seq)| Request::Abort { slot, seq }),
-        (ss, any::<u32>(), any::<u32>()).prop_map(|((slot, seq), clock_khz, rate_bps)| {
-            Request::SetDataRateAndClock {
-                slot,
-                seq,
-                clock_khz,
-                rate_bps,
-            }
-        }),
-        (
-            ss,
-            any::<u8>().prop_filter("not a modelled type", |t| !MODELLED_REQUESTS.contains(t)),
-            any::<[u8; 3]>(),
-            payload()
-        )
-            .prop_map(
-                |((slot, seq), message_type, specific, data)| Request::Other {
+    let body =
+        prop_oneof![
+            power().prop_map(|power| RequestBody::IccPowerOn { power }),
+            Just(RequestBody::IccPowerOff),
+            Just(RequestBody::GetSlotStatus),
+            (any::<u8>(), any::<u16>(), payload())
+                .prop_map(|(bwi, level, data)| RequestBody::XfrBlock { bwi, level, data }),
+            Just(RequestBody::GetParameters),
+            Just(RequestBody::ResetParameters),
+            params().prop_map(|params| RequestBody::SetParameters { params }),
+            payload().prop_map(|data| RequestBody::Escape { data }),
+            any::<u8>().prop_map(|command| RequestBody::IccClock { command }),
+            any::<[u8; 3]>().prop_map(|b| RequestBody::T0Apdu {
+                changes: b[0],
+                class_get_response: b[1],
+                class_envelope: b[2],
+            }),
+            (any::<u8>(), any::<u16>(), payload())
+                .prop_map(|(bwi, level, data)| RequestBody::Secure { bwi, level, data }),
+            any::<u8>().prop_map(|function| RequestBody::Mechanical { function }),
+            Just(RequestBody::Abort),
+            (any::<u32>(), any::<u32>()).prop_map(|(clock_khz, rate_bps)| {
+                RequestBody::SetDataRateAndClock {
+                    clock_khz,
+                    rate_bps,
+                }
+            }),
+            (
+                any::<u8>().prop_filter("not a modelled type", |t| !MODELLED_REQUESTS.contains(t)),
+                any::<[u8; 3]>(),
+                payload()
+            )
+                .prop_map(|(message_type, specific, data)| RequestBody::Other {
                     message_type,
-                    slot,
-                    seq,
                     specific,
                     data
-                }
-            ),
-    ]
+                }),
+        ];
+    (any::<u8>(), any::<u8>(), body).prop_map(|(slot, seq, body)| Request { slot, seq, body })
 }
 
 fn status() -> impl Strategy<Value = SlotStatusByte> + Clone {
@@ -751,56 +768,27 @@ fn status() -> impl Strategy<Value = SlotStatusByte> + Clone {
 }
 
 fn response() -> impl Strategy<Value = Response> {
-    let head = (any::<u8>(), any::<u8>(), status(), any::<u8>());
-    prop_oneof![
-        (head.clone(), any::<u8>(), payload()).prop_map(
-            |((slot, seq, status, error), chain, data)| Response::DataBlock {
-                slot,
-                seq,
-                status,
-                error,
-                chain,
-                data
-            }
-        ),
-        (head.clone(), any::<u8>()).prop_map(|((slot, seq, status, error), clock_status)| {
-            Response::SlotStatus {
-                slot,
-                seq,
-                status,
-                error,
-                clock_status,
-            }
-        }),
-        (head.clone(), proptest::option::of(params())).prop_map(
-            |((slot, seq, status, error), params)| Response::Parameters {
-                slot,
-                seq,
-                status,
-                error,
-                params
-            }
-        ),
-        (head.clone(), payload()).prop_map(|((slot, seq, status, error), data)| {
-            Response::Escape {
-                slot,
-                seq,
-                status,
-                error,
-                data,
-            }
-        }),
-        (head, any::<u32>(), any::<u32>()).prop_map(
-            |((slot, seq, status, error), clock_khz, rate_bps)| Response::DataRateAndClock {
-                slot,
-                seq,
-                status,
-                error,
+    let body = prop_oneof![
+        (any::<u8>(), payload()).prop_map(|(chain, data)| ResponseBody::DataBlock { chain, data }),
+        any::<u8>().prop_map(|clock_status| ResponseBody::SlotStatus { clock_status }),
+        proptest::option::of(params()).prop_map(|params| ResponseBody::Parameters { params }),
+        payload().prop_map(|data| ResponseBody::Escape { data }),
+        (any::<u32>(), any::<u32>()).prop_map(|(clock_khz, rate_bps)| {
+            ResponseBody::DataRateAndClock {
                 clock_khz,
-                rate_bps
+                rate_bps,
             }
-        ),
-    ]
+        }),
+    ];
+    (any::<u8>(), any::<u8>(), status(), any::<u8>(), body).prop_map(
+        |(slot, seq, status, error, body)| Response {
+            slot,
+            seq,
+            status,
+            error,
+            body,
+        },
+    )
 }
 
 proptest! {
@@ -809,8 +797,8 @@ proptest! {
         let bytes = r.encode();
         prop_assert_eq!(message::message_length(&bytes), Some(bytes.len()));
         prop_assert_eq!(bytes[0], r.message_type());
-        prop_assert_eq!(bytes[5], r.slot());
-        prop_assert_eq!(bytes[6], r.seq());
+        prop_assert_eq!(bytes[5], r.slot);
+        prop_assert_eq!(bytes[6], r.seq);
         prop_assert_eq!(r.payload(), bytes[10..].to_vec());
         prop_assert_eq!(Request::decode(&bytes), Ok(r));
     }
@@ -819,8 +807,8 @@ proptest! {
     fn every_response_round_trips(r in response()) {
         let bytes = r.encode();
         prop_assert_eq!(message::message_length(&bytes), Some(bytes.len()));
-        prop_assert_eq!(bytes[7], r.status().0);
-        prop_assert_eq!(bytes[8], r.error_code());
+        prop_assert_eq!(bytes[7], r.status.0);
+        prop_assert_eq!(bytes[8], r.error);
         prop_assert_eq!(Response::decode(&bytes), Ok(r.clone()));
         // Padding after the message does not change it.
         let mut padded = bytes.clone();
@@ -830,23 +818,16 @@ proptest! {
 
     #[test]
     fn a_reply_built_from_a_request_matches_it(r in request(), st in status(), err in any::<u8>()) {
-        let reply = match r.response_type() {
-            message::RDR_TO_PC_DATA_BLOCK => Response::DataBlock {
-                slot: r.slot(), seq: r.seq(), status: st, error: err, chain: 0, data: vec![],
+        let body = match r.response_type() {
+            message::RDR_TO_PC_DATA_BLOCK => ResponseBody::DataBlock { chain: 0, data: vec![] },
+            message::RDR_TO_PC_PARAMETERS => ResponseBody::Parameters { params: None },
+            message::RDR_TO_PC_ESCAPE => ResponseBody::Escape { data: vec![] },
+            message::RDR_TO_PC_DATA_RATE_AND_CLOCK => ResponseBody::DataRateAndClock {
+                clock_khz: 0, rate_bps: 0,
             },
-            message::RDR_TO_PC_PARAMETERS => Response::Parameters {
-                slot: r.slot(), seq: r.seq(), status: st, error: err, params: None,
-            },
-            message::RDR_TO_PC_ESCAPE => Response::Escape {
-                slot: r.slot(), seq: r.seq(), status: st, error: err, data: vec![],
-            },
-            message::RDR_TO_PC_DATA_RATE_AND_CLOCK => Response::DataRateAndClock {
-                slot: r.slot(), seq: r.seq(), status: st, error: err, clock_khz: 0, rate_bps: 0,
-            },
-            _ => Response::SlotStatus {
-                slot: r.slot(), seq: r.seq(), status: st, error: err, clock_status: 0,
-            },
+            _ => ResponseBody::SlotStatus { clock_status: 0 },
         };
+        let reply = Response { slot: r.slot, seq: r.seq, status: st, error: err, body };
         prop_assert_eq!(r.match_reply(&reply), ReplyMatch::Reply);
     }
 
@@ -882,15 +863,15 @@ proptest! {
         bytes.extend_from_slice(&body);
         match Request::decode(&bytes) {
             Ok(r) => {
-                prop_assert_eq!(r.slot(), slot);
-                prop_assert_eq!(r.seq(), seq);
+                prop_assert_eq!(r.slot, slot);
+                prop_assert_eq!(r.seq, seq);
             }
             Err(e) => prop_assert!(e.slot_error().is_some()),
         }
         if let Ok(r) = Response::decode(&bytes) {
-            prop_assert_eq!(r.slot(), slot);
-            prop_assert_eq!(r.seq(), seq);
-            prop_assert_eq!(r.status().0, specific[0]);
+            prop_assert_eq!(r.slot, slot);
+            prop_assert_eq!(r.seq, seq);
+            prop_assert_eq!(r.status.0, specific[0]);
             // What decodes re-encodes to something that decodes the same.
             prop_assert_eq!(Response::decode(&r.encode()), Ok(r));
         }

@@ -171,7 +171,7 @@ impl CaKeys {
                 return Err(CapkError::Duplicate {
                     line,
                     first: lines.get(pos).copied().unwrap_or(0),
-                    rid: hex(&key.rid),
+                    rid: hex::encode_upper(key.rid),
                     index: key.index,
                 });
             }
@@ -285,8 +285,8 @@ fn parse_line(content: &str, line: usize) -> Result<CaPublicKey, CapkError> {
         if computed != expected {
             return Err(CapkError::Checksum {
                 line,
-                expected: hex(&expected),
-                computed: hex(&computed),
+                expected: hex::encode_upper(expected),
+                computed: hex::encode_upper(computed),
             });
         }
     }
@@ -324,8 +324,4 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
             u8::try_from(hi * 16 + lo).ok()
         })
         .collect()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02X}")).collect()
 }

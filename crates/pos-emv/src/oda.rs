@@ -50,7 +50,7 @@ impl fmt::Debug for RsaKey {
             f,
             "RsaKey {{ bits: {}, exponent: {} }}",
             self.modulus.len() * 8,
-            hex(&self.exponent)
+            hex::encode_upper(&self.exponent)
         )
     }
 }
@@ -156,7 +156,10 @@ impl fmt::Display for Signed {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OdaError {
     /// The terminal has no CA public key for the card's RID and index (`8F`).
-    #[error("no CA public key for RID {} index {index:02X}", hex(rid))]
+    #[error(
+        "no CA public key for RID {} index {index:02X}",
+        hex::encode_upper(rid)
+    )]
     UnknownCaKey {
         /// The RID.
         rid: [u8; 5],
@@ -755,8 +758,4 @@ pub fn pan_digits(pan_5a: &[u8]) -> Result<String, OdaError> {
     cn_digits(pan_5a)
         .filter(|d| !d.is_empty())
         .ok_or(OdaError::MissingData("PAN (5A) not BCD"))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02X}")).collect()
 }

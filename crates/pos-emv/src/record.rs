@@ -293,31 +293,27 @@ impl TransactionRecord {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
-}
-
 impl fmt::Debug for TransactionRecord {
     /// Masked PAN; the cryptogram, IAD and ICC data as lengths only.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TransactionRecord")
             .field("pan_masked", &self.pan_masked)
             .field("expiry", &self.expiry)
-            .field("aid", &hex(&self.aid))
+            .field("aid", &hex::encode_upper(&self.aid))
             .field("label", &self.label)
             .field("cid", &format_args!("{:02X}", self.cid))
             .field("cryptogram_type", &self.cryptogram_type)
             .field("cryptogram_present", &self.cryptogram.is_some())
-            .field("atc", &hex(&self.atc))
+            .field("atc", &hex::encode_upper(self.atc))
             .field("iad_len", &self.iad.len())
-            .field("tvr", &hex(&self.tvr.to_bytes()))
-            .field("tsi", &hex(&self.tsi.to_bytes()))
+            .field("tvr", &hex::encode_upper(self.tvr.to_bytes()))
+            .field("tsi", &hex::encode_upper(self.tsi.to_bytes()))
             .field("amount", &self.amount)
             .field("currency", &self.currency)
             .field("date", &self.date)
             .field("transaction_type", &self.transaction_type)
-            .field("arc", &self.arc.map(|a| hex(&a)))
-            .field("script_results", &hex(&self.script_results))
+            .field("arc", &self.arc.map(hex::encode_upper))
+            .field("script_results", &hex::encode_upper(&self.script_results))
             .field("icc_data_len", &self.icc_data.len())
             .field("steps", &self.steps)
             .finish()
@@ -331,7 +327,7 @@ impl fmt::Display for TransactionRecord {
             f,
             "{} AID {} ({}) ",
             self.pan_masked.as_deref().unwrap_or("(no PAN)"),
-            hex(&self.aid),
+            hex::encode_upper(&self.aid),
             self.label.as_deref().unwrap_or("no label"),
         )?;
         match self.cryptogram_type {
@@ -341,12 +337,12 @@ impl fmt::Display for TransactionRecord {
         write!(
             f,
             " ATC {} TVR {} TSI {}",
-            hex(&self.atc),
-            hex(&self.tvr.to_bytes()),
-            hex(&self.tsi.to_bytes())
+            hex::encode_upper(self.atc),
+            hex::encode_upper(self.tvr.to_bytes()),
+            hex::encode_upper(self.tsi.to_bytes())
         )?;
         if let Some(arc) = self.arc {
-            write!(f, " ARC {}", hex(&arc))?;
+            write!(f, " ARC {}", hex::encode_upper(arc))?;
         }
         for s in &self.steps {
             write!(f, "\n  {s}")?;

@@ -106,7 +106,7 @@ pub struct Candidate {
 impl fmt::Debug for Candidate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Candidate")
-            .field("aid", &hex(&self.aid))
+            .field("aid", &hex::encode_upper(&self.aid))
             .field("label", &self.label)
             .field("preferred_name", &self.preferred_name)
             .field("priority", &self.priority)
@@ -146,12 +146,8 @@ impl Candidate {
         self.preferred_name
             .clone()
             .or_else(|| self.label.clone())
-            .unwrap_or_else(|| hex(&self.aid))
+            .unwrap_or_else(|| hex::encode_upper(&self.aid))
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
 
 /// Bytes as ISO 8859-1 text, control characters replaced by `?`.
@@ -204,7 +200,10 @@ pub fn candidates_from_directory(
                 continue;
             };
             if !supported.iter().any(|s| s.matches(adf.value)) {
-                log::debug!("PSE directory: {} not supported", hex(adf.value));
+                log::debug!(
+                    "PSE directory: {} not supported",
+                    hex::encode_upper(adf.value)
+                );
                 continue;
             }
             if out.iter().any(|c| c.aid == adf.value) {
@@ -307,7 +306,7 @@ impl fmt::Debug for SelectedApp {
         f.debug_struct("SelectedApp")
             .field("candidate", &self.candidate)
             .field("fci_len", &self.fci.len())
-            .field("pdol", &self.pdol.as_deref().map(hex))
+            .field("pdol", &self.pdol.as_deref().map(hex::encode_upper))
             .finish()
     }
 }
@@ -417,7 +416,7 @@ fn list_of_aids<C: CardChannel>(
             let fci = match parse_fci(&resp.data) {
                 Ok(f) => f,
                 Err(e) => {
-                    log::debug!("SELECT {}: FCI malformed ({e})", hex(&s.aid));
+                    log::debug!("SELECT {}: FCI malformed ({e})", hex::encode_upper(&s.aid));
                     current = None;
                     break;
                 }
@@ -427,7 +426,10 @@ fn list_of_aids<C: CardChannel>(
             if usable && !candidates.iter().any(|c| c.aid == fci.df_name) {
                 candidates.push(Candidate::from_fields(fci.df_name, &fci.proprietary));
             } else if sw == 0x6283 {
-                log::debug!("application {} blocked (6283): skipped", hex(fci.df_name));
+                log::debug!(
+                    "application {} blocked (6283): skipped",
+                    hex::encode_upper(fci.df_name)
+                );
             }
             current = (sw == 0x9000).then(|| (fci.df_name.to_vec(), resp.data.clone()));
             if exact || !fci.df_name.starts_with(&s.aid) {
@@ -479,7 +481,7 @@ pub fn final_selection<C: CardChannel>(
         if sw != 0x9000 {
             log::debug!(
                 "SELECT {} answered {sw:04X}: removed from the candidates",
-                hex(&candidate.aid)
+                hex::encode_upper(&candidate.aid)
             );
             continue;
         }
@@ -488,11 +490,17 @@ pub fn final_selection<C: CardChannel>(
                 fci.get(tags::PDOL).map(<[u8]>::to_vec)
             }
             Ok(_) => {
-                log::debug!("SELECT {}: other DF name in FCI", hex(&candidate.aid));
+                log::debug!(
+                    "SELECT {}: other DF name in FCI",
+                    hex::encode_upper(&candidate.aid)
+                );
                 continue;
             }
             Err(e) => {
-                log::debug!("SELECT {}: FCI malformed ({e})", hex(&candidate.aid));
+                log::debug!(
+                    "SELECT {}: FCI malformed ({e})",
+                    hex::encode_upper(&candidate.aid)
+                );
                 continue;
             }
         };

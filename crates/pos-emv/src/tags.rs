@@ -113,6 +113,10 @@ tag_consts! {
     FCI_TEMPLATE = 0x6F;
     /// `70` READ RECORD Response Message Template.
     RECORD_TEMPLATE = 0x70;
+    /// `71` Issuer Script Template 1 (scripts before the second GENERATE AC).
+    ISSUER_SCRIPT_1 = 0x71;
+    /// `72` Issuer Script Template 2 (scripts after the second GENERATE AC).
+    ISSUER_SCRIPT_2 = 0x72;
     /// `77` Response Message Template Format 2.
     RESPONSE_FORMAT_2 = 0x77;
     /// `80` Response Message Template Format 1.
@@ -449,17 +453,15 @@ pub fn render_value(tag: Tag, value: &[u8]) -> String {
         return render_masked(tag, value);
     }
     match format_of(tag) {
-        Format::N => {
-            bcd_digits(value, false).unwrap_or_else(|| format!("{} (not BCD)", hex(value)))
-        }
-        Format::Cn => {
-            bcd_digits(value, true).unwrap_or_else(|| format!("{} (not BCD)", hex(value)))
-        }
+        Format::N => bcd_digits(value, false)
+            .unwrap_or_else(|| format!("{} (not BCD)", hex::encode_upper(value))),
+        Format::Cn => bcd_digits(value, true)
+            .unwrap_or_else(|| format!("{} (not BCD)", hex::encode_upper(value))),
         Format::A | Format::An | Format::Ans => match printable(value) {
             Some(text) => format!("\"{text}\""),
-            None => hex(value),
+            None => hex::encode_upper(value),
         },
-        Format::B | Format::Var => hex(value),
+        Format::B | Format::Var => hex::encode_upper(value),
     }
 }
 
@@ -534,14 +536,6 @@ fn printable(value: &[u8]) -> Option<&str> {
     } else {
         None
     }
-}
-
-fn hex(value: &[u8]) -> String {
-    let mut s = String::with_capacity(value.len() * 2);
-    for b in value {
-        let _ = write!(s, "{b:02X}");
-    }
-    s
 }
 
 #[cfg(test)]

@@ -182,28 +182,8 @@ fn bcd(mut value: u64, n: usize) -> Vec<u8> {
 }
 
 /// (year, month, day, hours, minutes, seconds) in UTC of a number of seconds since
-/// 1970-01-01 (the civil-from-days algorithm of H. Hinnant).
-pub fn civil_from_unix(secs: u64) -> (u32, u32, u32, u32, u32, u32) {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = (yoe + era * 400 + i64::from(month <= 2)) as u32;
-    (
-        year,
-        month,
-        day,
-        (rem / 3600) as u32,
-        (rem % 3600 / 60) as u32,
-        (rem % 60) as u32,
-    )
-}
+/// 1970-01-01: [`pos_hal::calendar::civil_from_unix`].
+pub use pos_hal::calendar::civil_from_unix;
 
 impl TerminalData {
     /// Terminal data with defaults, the transaction date and time taken from the system clock

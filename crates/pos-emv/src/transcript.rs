@@ -147,10 +147,6 @@ fn parse_hex(text: &str, line: usize) -> Result<Vec<u8>, TranscriptError> {
     Ok(out)
 }
 
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
-}
-
 impl Transcript {
     /// Parse transcript text.
     ///
@@ -260,8 +256,8 @@ impl fmt::Display for Transcript {
             writeln!(f, "# {c}")?;
         }
         for e in &self.exchanges {
-            writeln!(f, "> {}", to_hex(&e.command))?;
-            writeln!(f, "< {}", to_hex(&e.response))?;
+            writeln!(f, "> {}", hex::encode_upper(&e.command))?;
+            writeln!(f, "< {}", hex::encode_upper(&e.response))?;
         }
         Ok(())
     }

@@ -53,10 +53,7 @@ fn run(
 }
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
+    hex::decode(s.split_whitespace().collect::<String>()).expect("test hex")
 }
 
 #[test]

@@ -47,10 +47,7 @@ impl CardChannel for Slot {
 }
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
+    hex::decode(s.split_whitespace().collect::<String>()).expect("test hex")
 }
 
 /// The response data (without SW) of the `n`th GENERATE AC of a transcript.

@@ -322,7 +322,7 @@ fn issuer_certificate_failures() {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02X}")).collect()
+    hex::encode_upper(b)
 }
 
 #[test]

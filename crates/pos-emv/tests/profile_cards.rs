@@ -45,10 +45,7 @@ impl CardChannel for Slot {
 }
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
+    hex::decode(s.split_whitespace().collect::<String>()).expect("test hex")
 }
 
 const UN: [u8; 4] = [0x11, 0x22, 0x33, 0x44];

@@ -19,7 +19,7 @@ fn channel(profile: Profile) -> VirtualChannel<ProfileCard> {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
+    hex::encode_upper(bytes)
 }
 
 #[test]

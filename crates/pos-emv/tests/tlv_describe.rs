@@ -4,11 +4,7 @@
 use pos_emv::tags::{self, Format, describe, info, render_value};
 
 fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digits"))
-        .collect()
+    hex::decode(s.split_whitespace().collect::<String>()).expect("test hex")
 }
 
 /// Every card response with data of a transcript file, status word removed.

@@ -112,10 +112,7 @@ impl CardChannel for Slot {
 }
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
+    hex::decode(s.split_whitespace().collect::<String>()).expect("test hex")
 }
 
 fn ac(s: &str) -> Option<[u8; 8]> {

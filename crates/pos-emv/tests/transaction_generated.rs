@@ -62,7 +62,7 @@ fn exponent(k: &RsaPrivateKey) -> Vec<u8> {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02X}")).collect()
+    hex::encode_upper(b)
 }
 
 fn sign(k: &RsaPrivateKey, m: &[u8]) -> Vec<u8> {

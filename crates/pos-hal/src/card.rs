@@ -110,6 +110,27 @@ pub trait ChipReader: Device {
     fn transmit(&mut self, slot: u8, command: &[u8]) -> Result<Vec<u8>, Self::Error>;
 }
 
+impl<R: ChipReader + ?Sized> ChipReader for &mut R {
+    fn slot_count(&self) -> u8 {
+        (**self).slot_count()
+    }
+    fn capabilities(&self) -> ReaderCapabilities {
+        (**self).capabilities()
+    }
+    fn slot_status(&mut self, slot: u8) -> Result<SlotState, Self::Error> {
+        (**self).slot_status(slot)
+    }
+    fn power_on(&mut self, slot: u8) -> Result<Atr, Self::Error> {
+        (**self).power_on(slot)
+    }
+    fn power_off(&mut self, slot: u8) -> Result<(), Self::Error> {
+        (**self).power_off(slot)
+    }
+    fn transmit(&mut self, slot: u8, command: &[u8]) -> Result<Vec<u8>, Self::Error> {
+        (**self).transmit(slot, command)
+    }
+}
+
 impl<R: ChipReader + ?Sized> ChipReader for Box<R> {
     fn slot_count(&self) -> u8 {
         (**self).slot_count()
@@ -199,6 +220,15 @@ pub trait VirtualCard: Send {
     /// Answer a command APDU with a response APDU (data then SW1 SW2), or `None` when the
     /// card stays silent (mute from now on, or a card that hangs on this command).
     fn transmit(&mut self, command: &[u8]) -> Option<Vec<u8>>;
+}
+
+impl<V: VirtualCard + ?Sized> VirtualCard for &mut V {
+    fn power_on(&mut self) -> Option<Vec<u8>> {
+        (**self).power_on()
+    }
+    fn transmit(&mut self, command: &[u8]) -> Option<Vec<u8>> {
+        (**self).transmit(command)
+    }
 }
 
 impl<V: VirtualCard + ?Sized> VirtualCard for Box<V> {

@@ -60,6 +60,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod calendar;
 mod card;
 mod device;
 mod document;

@@ -110,6 +110,12 @@ pub trait MagstripeReader: Device {
     fn wait_for_swipe(&mut self, timeout: Duration) -> Result<Swipe, Self::Error>;
 }
 
+impl<R: MagstripeReader + ?Sized> MagstripeReader for &mut R {
+    fn wait_for_swipe(&mut self, timeout: Duration) -> Result<Swipe, Self::Error> {
+        (**self).wait_for_swipe(timeout)
+    }
+}
+
 impl<R: MagstripeReader + ?Sized> MagstripeReader for Box<R> {
     fn wait_for_swipe(&mut self, timeout: Duration) -> Result<Swipe, Self::Error> {
         (**self).wait_for_swipe(timeout)

@@ -14,9 +14,10 @@ use pos_emv::tlv;
 use pos_terminal::config::PinPadConfig;
 use pos_terminal::{Config, NoHook, State, Terminal, TxnRequest};
 
-/// A host that approves every authorisation and keeps the ICC data it was sent.
+/// A host that approves every authorisation (with this issuer data in field 55) and keeps
+/// the ICC data it was sent.
 #[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<Vec<u8>>>>);
+struct Capture(Arc<Mutex<Vec<Vec<u8>>>>, Vec<u8>);
 
 impl Capture {
     fn icc(&self) -> Vec<Vec<u8>> {
@@ -41,7 +42,7 @@ impl Capture {
             response_code: "00".into(),
             auth_code: "A1B2C3".into(),
             rrn: "000000000001".into(),
-            issuer_data: vec![],
+            issuer_data: self.1.clone(),
             elapsed: Duration::from_millis(1),
         })
     }
@@ -228,4 +229,31 @@ fn a_missing_ca_key_is_named_in_the_journal_with_how_to_add_it() {
         panic!("the lane opened without its CA key file");
     };
     assert!(err.to_string().contains("missing.txt"), "{err}");
+}
+
+/// A host whose field 55 is malformed (a script template cut short after good issuer
+/// authentication data): the sale goes on with what was well formed, and the journal says
+/// what was wrong instead of dropping it silently.
+#[test]
+fn a_malformed_field_55_from_the_host_is_journaled() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        journal: Some(dir.path().join("journal.sqlite")),
+        card_timeout_ms: 2_000,
+        ..Config::default()
+    };
+    let lane = pos_lane::open(&config.devices, Some(Profile::VisaPse.into())).unwrap();
+    let host = Capture(Arc::default(), vec![0x72, 0x09, 0x9F, 0x18, 0x04, 0x00]);
+    let mut terminal = Terminal::open(config, lane.devices, Box::new(host)).unwrap();
+    terminal.set_ca_keys(pos_emv::profile_card::test_and_sim_ca_keys().unwrap());
+    let r = terminal.run(&TxnRequest::sale(1250), &mut NoHook).unwrap();
+    assert!(r.state.is_resting(), "{r:?}");
+    let events = terminal.journal().events(Some(r.id)).unwrap();
+    let host: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind == "host")
+        .map(|e| e.detail.as_str())
+        .collect();
+    assert_eq!(host.len(), 1, "{events:?}");
+    assert!(host[0].contains("field 55) is malformed"), "{}", host[0]);
 }

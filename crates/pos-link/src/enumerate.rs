@@ -22,9 +22,7 @@
 //! ```
 
 use std::collections::HashMap;
-use std::ffi::CString;
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -244,16 +242,12 @@ pub fn check_access(path: &Path) -> Access {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Access::Missing,
         _ => {}
     }
-    let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
-        return Access::Unknown;
+    let mode = rustix::fs::Access::READ_OK | rustix::fs::Access::WRITE_OK;
+    let err = match rustix::fs::access(path, mode) {
+        Ok(()) => return Access::ReadWrite,
+        // A path with a NUL byte in it is EINVAL: unknown, as any other error.
+        Err(errno) => std::io::Error::from(errno),
     };
-    // SAFETY: `c_path` is a valid NUL-terminated string that outlives the call; access(2)
-    // only reads it.
-    let rc = unsafe { libc::access(c_path.as_ptr(), libc::R_OK | libc::W_OK) };
-    if rc == 0 {
-        return Access::ReadWrite;
-    }
-    let err = std::io::Error::last_os_error();
     match err.raw_os_error() {
         Some(libc::EACCES) | Some(libc::EPERM) => Access::PermissionDenied {
             hint: permission_hint(&path.to_string_lossy()),

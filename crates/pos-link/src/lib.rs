@@ -15,7 +15,7 @@
 //!
 //! [`open`] opens any of the first three from a [`DeviceUri`]. [`enumerate`] lists serial
 //! ports (from `/sys`) and USB devices (with interface classes and labels for known POS
-//! hardware). [`udev`] holds the shipped udev rules and their syntax checker; [`holders`]
+//! hardware). [`udev`] holds the shipped udev rules (their checker is the `pos-udev` crate); [`holders`]
 //! finds who holds a busy device node (a bounded `/proc` scan).
 //!
 //! ```no_run
@@ -30,6 +30,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod enumerate;

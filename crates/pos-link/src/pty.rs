@@ -15,11 +15,14 @@
 //! # Ok::<(), pos_link::LinkError>(())
 //! ```
 
-use std::ffi::CStr;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::pty::OpenptFlags;
+use rustix::termios::OptionalActions;
 
 use crate::error::{LinkError, Operation, classify_io, read_outcome};
 use crate::link::{Deadline, Link, Pacing, write_all_with};
@@ -42,8 +45,17 @@ pub struct PtyMaster {
     target: String,
 }
 
-fn last_os_error(target: &str, op: Operation) -> LinkError {
-    classify_io(std::io::Error::last_os_error(), target, op, Duration::ZERO)
+fn os_error(errno: Errno, target: &str, op: Operation) -> LinkError {
+    classify_io(errno.into(), target, op, Duration::ZERO)
+}
+
+/// `timeout` as poll(2) takes it: whole milliseconds, at most `i32::MAX` of them.
+fn poll_timeout(timeout: Duration) -> Timespec {
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i64;
+    Timespec {
+        tv_sec: ms / 1000,
+        tv_nsec: (ms % 1000 * 1_000_000) as _,
+    }
 }
 
 impl PtyPair {
@@ -52,49 +64,25 @@ impl PtyPair {
     /// Errors: `Io` when the system has no free ptys or `/dev/ptmx` cannot be opened.
     pub fn open() -> Result<Self, LinkError> {
         let target = "pty:master";
-        // SAFETY: posix_openpt takes flags only and returns a new fd or -1.
-        let fd = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
-        if fd < 0 {
-            return Err(last_os_error(target, Operation::Open));
-        }
-        // SAFETY: fd is a freshly opened descriptor we own exclusively.
-        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: grantpt/unlockpt take a valid master fd.
-        if unsafe { libc::grantpt(owned.as_raw_fd()) } != 0
-            || unsafe { libc::unlockpt(owned.as_raw_fd()) } != 0
-        {
-            return Err(last_os_error(target, Operation::Open));
-        }
-        let mut name = [0 as libc::c_char; 128];
-        // SAFETY: the buffer is valid for name.len() bytes; ptsname_r NUL-terminates on success.
-        let rc = unsafe { libc::ptsname_r(owned.as_raw_fd(), name.as_mut_ptr(), name.len()) };
-        if rc != 0 {
-            return Err(classify_io(
-                std::io::Error::from_raw_os_error(rc),
-                target,
-                Operation::Open,
-                Duration::ZERO,
-            ));
-        }
-        // SAFETY: ptsname_r succeeded, so `name` holds a NUL-terminated string.
-        let slave_path = unsafe { CStr::from_ptr(name.as_ptr()) }
+        let open_error = |errno| os_error(errno, target, Operation::Open);
+        let master =
+            rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+                .map_err(open_error)?;
+        rustix::pty::grantpt(&master).map_err(open_error)?;
+        rustix::pty::unlockpt(&master).map_err(open_error)?;
+        let slave_path = rustix::pty::ptsname(&master, Vec::with_capacity(128))
+            .map_err(open_error)?
             .to_string_lossy()
             .into_owned();
         // Raw mode on the pair: termios set through the master applies to the slave.
-        // SAFETY: termios is plain data; tcgetattr fills it for a valid fd.
-        let mut tio: libc::termios = unsafe { std::mem::zeroed() };
-        // SAFETY: valid fd and pointer to an initialised termios.
-        if unsafe { libc::tcgetattr(owned.as_raw_fd(), &mut tio) } == 0 {
-            // SAFETY: tio was filled by tcgetattr.
-            unsafe { libc::cfmakeraw(&mut tio) };
-            // SAFETY: valid fd and termios.
-            if unsafe { libc::tcsetattr(owned.as_raw_fd(), libc::TCSANOW, &tio) } != 0 {
-                return Err(last_os_error(target, Operation::Configure));
-            }
+        if let Ok(mut tio) = rustix::termios::tcgetattr(&master) {
+            tio.make_raw();
+            rustix::termios::tcsetattr(&master, OptionalActions::Now, &tio)
+                .map_err(|errno| os_error(errno, target, Operation::Configure))?;
         }
         Ok(PtyPair {
             master: PtyMaster {
-                file: File::from(owned),
+                file: File::from(master),
                 target: format!("pty:{slave_path}"),
             },
             slave_path,
@@ -123,33 +111,20 @@ impl PtyPair {
 }
 
 impl PtyMaster {
-    /// Wait up to `timeout` for `events` (POLLIN/POLLOUT). Ok(true) when ready.
-    fn wait(
-        &self,
-        events: libc::c_short,
-        timeout: Duration,
-        op: Operation,
-    ) -> Result<bool, LinkError> {
-        let mut pfd = libc::pollfd {
-            fd: self.file.as_raw_fd(),
-            events,
-            revents: 0,
-        };
-        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    /// Wait up to `timeout` for `events` (IN/OUT). Ok(true) when ready.
+    fn wait(&self, events: PollFlags, timeout: Duration, op: Operation) -> Result<bool, LinkError> {
+        let mut fds = [PollFd::new(&self.file, events)];
+        let ts = poll_timeout(timeout);
         loop {
-            // SAFETY: one valid pollfd.
-            let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-            if rc < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(classify_io(e, &self.target, op, timeout));
-            }
+            let rc = match rustix::event::poll(&mut fds, Some(&ts)) {
+                Ok(rc) => rc,
+                Err(Errno::INTR) => continue,
+                Err(errno) => return Err(classify_io(errno.into(), &self.target, op, timeout)),
+            };
             if rc == 0 {
                 return Ok(false);
             }
-            if pfd.revents & events != 0 {
+            if fds[0].revents().intersects(events) {
                 return Ok(true);
             }
             // POLLHUP/POLLERR without the wanted event: the slave side is closed.
@@ -170,7 +145,7 @@ impl Link for PtyMaster {
     fn write_all(&mut self, data: &[u8], deadline: Deadline) -> Result<(), LinkError> {
         let target = self.target.clone();
         write_all_with(&target, data, deadline, |chunk, remaining| {
-            if !self.wait(libc::POLLOUT, remaining, Operation::Write)? {
+            if !self.wait(PollFlags::OUT, remaining, Operation::Write)? {
                 return Err(LinkError::timeout(
                     &target,
                     Operation::Write,
@@ -188,7 +163,7 @@ impl Link for PtyMaster {
         if buf.is_empty() {
             return Ok(0);
         }
-        if !self.wait(libc::POLLIN, deadline.remaining(), Operation::Read)? {
+        if !self.wait(PollFlags::IN, deadline.remaining(), Operation::Read)? {
             return Err(LinkError::timeout(
                 &self.target,
                 Operation::Read,
@@ -207,7 +182,7 @@ impl Link for PtyMaster {
     fn discard_input(&mut self) -> Result<usize, LinkError> {
         let mut n = 0;
         let mut buf = [0u8; 256];
-        while self.wait(libc::POLLIN, Duration::ZERO, Operation::Read)? {
+        while self.wait(PollFlags::IN, Duration::ZERO, Operation::Read)? {
             match self.file.read(&mut buf) {
                 Ok(0) => break,
                 Ok(k) => n += k,

@@ -40,12 +40,13 @@ use std::fmt;
 use std::time::Duration;
 
 use pos_hal::{
-    DeviceEvent, DeviceInfo, DeviceKind, DeviceState, EventHub, Fault, FaultKind, HealthLevel,
-    HealthReport, Sensitive, Subscription, Swipe, TrackStatus,
+    DeviceInfo, DeviceState, Fault, FaultKind, HealthLevel, HealthReport, Sensitive, Subscription,
+    Swipe, TrackStatus,
 };
 use pos_link::usb::{CLASS_HID, UsbLink, UsbOpenOptions};
 use pos_link::{Address, Deadline, DeviceUri, Link, LinkError};
 
+use crate::core::{ReaderCore, wipe};
 use crate::serial::MsrError;
 
 /// The MagTek vendor usage page of the magnetic-stripe reader fields.
@@ -630,12 +631,6 @@ impl HidTransport for UsbLink {
     }
 }
 
-/// Overwrite bytes that may hold card data.
-fn wipe(buf: &mut [u8]) {
-    buf.fill(0);
-    std::hint::black_box(buf);
-}
-
 /// A vendor-mode USB HID magstripe reader.
 ///
 /// [`wait_for_swipe`](pos_hal::MagstripeReader::wait_for_swipe) reads transfers until a
@@ -646,10 +641,8 @@ fn wipe(buf: &mut [u8]) {
 /// report (padding) are dropped. Reports of another report ID are skipped.
 pub struct HidMsr<T: HidTransport = UsbLink> {
     transport: T,
-    uri: String,
+    core: ReaderCore,
     layout: MagtekLayout,
-    hub: EventHub,
-    state: DeviceState,
     gap: Duration,
     /// Bytes of a report under way (card data: wiped).
     pending: Vec<u8>,
@@ -658,9 +651,9 @@ pub struct HidMsr<T: HidTransport = UsbLink> {
 impl<T: HidTransport> fmt::Debug for HidMsr<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HidMsr")
-            .field("uri", &self.uri)
+            .field("uri", &self.core.uri())
             .field("layout", &self.layout)
-            .field("state", &self.state)
+            .field("state", &self.core.state())
             .field("pending_len", &self.pending.len())
             .finish_non_exhaustive()
     }
@@ -677,10 +670,8 @@ impl<T: HidTransport> HidMsr<T> {
     pub fn new(transport: T, uri: &str, layout: MagtekLayout) -> Self {
         HidMsr {
             transport,
-            uri: uri.to_string(),
+            core: ReaderCore::new(uri),
             layout,
-            hub: EventHub::new(uri),
-            state: DeviceState::Idle,
             gap: Duration::from_millis(500),
             pending: Vec::new(),
         }
@@ -695,24 +686,6 @@ impl<T: HidTransport> HidMsr<T> {
     /// The report layout in use.
     pub fn layout(&self) -> &MagtekLayout {
         &self.layout
-    }
-
-    fn link_failed(&mut self, e: LinkError) -> MsrError {
-        if e.kind() == FaultKind::Disconnected {
-            self.state = DeviceState::Error;
-            log::warn!("{}: reader disconnected: {e}", self.uri);
-            self.hub.publish(DeviceEvent::Disconnected {
-                detail: e.to_string(),
-            });
-        }
-        MsrError::Link(e)
-    }
-
-    fn timeout(&self, deadline: &Deadline) -> MsrError {
-        MsrError::Timeout {
-            target: self.uri.clone(),
-            waited: deadline.waited(),
-        }
     }
 
     fn wait_inner(&mut self, timeout: Duration) -> Result<Swipe, MsrError> {
@@ -739,7 +712,7 @@ impl<T: HidTransport> HidMsr<T> {
                         if n > take {
                             log::debug!(
                                 "{}: dropped {} bytes after the end of an input report",
-                                self.uri,
+                                self.core.uri(),
                                 n - take
                             );
                         }
@@ -747,23 +720,23 @@ impl<T: HidTransport> HidMsr<T> {
                     }
                     Err(e) if e.kind() == FaultKind::Timeout => {
                         if self.pending.is_empty() {
-                            return Err(self.timeout(&deadline));
+                            return Err(self.core.timeout(deadline.waited()));
                         }
                         log::warn!(
                             "{}: dropped an incomplete input report ({} of {want} bytes)",
-                            self.uri,
+                            self.core.uri(),
                             self.pending.len()
                         );
                         wipe(&mut self.pending);
                         self.pending.clear();
                         if deadline.passed() {
-                            return Err(self.timeout(&deadline));
+                            return Err(self.core.timeout(deadline.waited()));
                         }
                         continue;
                     }
                     Err(e) => {
                         wipe(&mut buf);
-                        return Err(self.link_failed(e));
+                        return Err(self.core.link_failed(e));
                     }
                 }
             }
@@ -772,25 +745,16 @@ impl<T: HidTransport> HidMsr<T> {
             wipe(&mut report);
             match parsed {
                 Ok(hs) => {
-                    let tracks = hs.swipe.statuses();
-                    log::info!(
-                        "{}: swipe ({want}-byte report, encode type {:?}), tracks {} {} {}",
-                        self.uri,
-                        hs.encode_type,
-                        tracks[0].name(),
-                        tracks[1].name(),
-                        tracks[2].name()
-                    );
-                    self.hub.publish(DeviceEvent::Swiped { tracks });
-                    if tracks.contains(&TrackStatus::Ok) {
-                        return Ok(hs.swipe);
-                    }
-                    return Err(MsrError::BadRead { tracks });
+                    let what = format!("{want}-byte report, encode type {:?}", hs.encode_type);
+                    return self
+                        .core
+                        .swiped(hs.swipe, &what)
+                        .map_err(|tracks| MsrError::BadRead { tracks });
                 }
                 Err(e) => {
-                    log::debug!("{}: skipped an input report: {e}", self.uri);
+                    log::debug!("{}: skipped an input report: {e}", self.core.uri());
                     if deadline.passed() && self.pending.is_empty() {
-                        return Err(self.timeout(&deadline));
+                        return Err(self.core.timeout(deadline.waited()));
                     }
                 }
             }
@@ -802,52 +766,38 @@ impl<T: HidTransport> pos_hal::Device for HidMsr<T> {
     type Error = MsrError;
 
     fn info(&self) -> DeviceInfo {
-        DeviceInfo::new(DeviceKind::MagstripeReader, self.uri.clone())
+        self.core.info()
     }
 
     fn state(&self) -> DeviceState {
-        self.state
+        self.core.state()
     }
 
     /// Internal: the interface is claimed (no disconnection seen) and which layout is used.
     /// External and Interactive are skipped (no status request is sent; a swipe needs a
     /// person).
     fn check_health(&mut self, level: HealthLevel) -> Result<HealthReport, MsrError> {
-        let mut r = HealthReport::new(self.uri.clone(), level);
-        if self.state == DeviceState::Error {
-            r.fail(
-                "link_open",
-                FaultKind::Disconnected,
-                format!("{}: the reader went away", self.transport.target()),
-            );
-        } else {
-            r.pass("link_open", format!("{} open", self.transport.target()));
-        }
-        r.pass(
-            "report_layout",
-            format!(
-                "{}-byte input report, layout from {}",
-                self.layout.report_len,
-                match self.layout.source {
-                    LayoutSource::Descriptor => "the report descriptor",
-                    LayoutSource::Default => "the documented defaults",
-                }
-            ),
+        let target = self.transport.target();
+        let layout = format!(
+            "{}-byte input report, layout from {}",
+            self.layout.report_len,
+            match self.layout.source {
+                LayoutSource::Descriptor => "the report descriptor",
+                LayoutSource::Default => "the documented defaults",
+            }
         );
-        if level >= HealthLevel::External {
-            r.skip(
-                "status",
-                "vendor-mode HID readers are not queried for status",
-            );
-        }
-        if level >= HealthLevel::Interactive {
-            r.skip("swipe", "use wait_for_swipe with a test card");
-        }
-        Ok(r)
+        Ok(self.core.health(
+            level,
+            "vendor-mode HID readers are not queried for status",
+            |r| {
+                self.core.link_check(r, "link_open", target);
+                r.pass("report_layout", layout);
+            },
+        ))
     }
 
     fn subscribe(&mut self) -> Result<Subscription, MsrError> {
-        Ok(self.hub.subscribe())
+        Ok(self.core.subscribe())
     }
 }
 
@@ -856,18 +806,9 @@ impl<T: HidTransport> pos_hal::MagstripeReader for HidMsr<T> {
     /// [`MsrError::BadRead`] (after its `Swiped` event). Timeout: `timeout` plus at most the
     /// report gap per transfer of a report already under way.
     fn wait_for_swipe(&mut self, timeout: Duration) -> Result<Swipe, MsrError> {
-        if self.state == DeviceState::Error {
-            return Err(MsrError::Link(LinkError::disconnected(
-                &self.uri,
-                pos_link::Operation::Read,
-                "the reader went away earlier",
-            )));
-        }
-        self.state = DeviceState::Busy;
+        self.core.begin()?;
         let r = self.wait_inner(timeout);
-        if self.state == DeviceState::Busy {
-            self.state = DeviceState::Idle;
-        }
+        self.core.end();
         r
     }
 }

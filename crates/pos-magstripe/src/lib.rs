@@ -24,6 +24,8 @@ mod ascii;
 mod bits;
 mod card;
 #[cfg(feature = "std")]
+mod core;
+#[cfg(feature = "std")]
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub mod hid;
 #[cfg(feature = "std")]

@@ -7,7 +7,7 @@
 //!   thread and delivers the head's track (the other two tracks are
 //!   [`pos_hal::TrackStatus::NotSupported`]).
 //!
-//! Both publish [`DeviceEvent::Swiped`] with the track statuses only: track data is never
+//! Both publish [`pos_hal::DeviceEvent::Swiped`] with the track statuses only: track data is never
 //! logged, never put in events and never shown by `Debug`.
 
 use std::fmt;
@@ -15,26 +15,16 @@ use std::time::{Duration, Instant};
 
 use embedded_hal::digital::InputPin;
 use pos_hal::{
-    DeviceEvent, DeviceInfo, DeviceKind, DeviceState, EventHub, Fault, FaultKind, HealthLevel,
-    HealthReport, Sensitive, Subscription, Swipe,
+    DeviceInfo, DeviceState, Fault, FaultKind, HealthLevel, HealthReport, Sensitive, Subscription,
+    Swipe,
 };
 use pos_link::{Address, Deadline, DeviceUri, LinkError, Operation};
 
+use crate::core::{ReaderCore, wipe_string};
 use crate::serial::MsrError;
 use crate::ttl::{TrackResult, TtlError, TtlHead};
 use crate::wedge::{EvdevWedge, WedgeDecoder, WedgeSwipe};
 use crate::{Track, parse_ascii};
-
-/// Overwrite bytes that may hold card data before they are freed.
-fn wipe(buf: &mut [u8]) {
-    buf.fill(0);
-    std::hint::black_box(buf);
-}
-
-fn wipe_string(s: String) {
-    let mut bytes = s.into_bytes();
-    wipe(&mut bytes);
-}
 
 /// A source of keyboard-wedge key events (`EV_KEY` only).
 pub trait KeySource: Send {
@@ -158,16 +148,14 @@ fn hal_track(status: crate::TrackStatus, data: &str) -> pos_hal::Track {
 /// [`DeviceState::Error`]).
 pub struct WedgeMsr<S> {
     source: S,
-    uri: String,
-    hub: EventHub,
-    state: DeviceState,
+    core: ReaderCore,
 }
 
 impl<S> fmt::Debug for WedgeMsr<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WedgeMsr")
-            .field("uri", &self.uri)
-            .field("state", &self.state)
+            .field("uri", &self.core.uri())
+            .field("state", &self.core.state())
             .finish_non_exhaustive()
     }
 }
@@ -177,9 +165,7 @@ impl<S: SwipeSource> WedgeMsr<S> {
     pub fn new(source: S, uri: &str) -> Self {
         WedgeMsr {
             source,
-            uri: uri.to_string(),
-            hub: EventHub::new(uri),
-            state: DeviceState::Idle,
+            core: ReaderCore::new(uri),
         }
     }
 
@@ -190,19 +176,8 @@ impl<S: SwipeSource> WedgeMsr<S> {
 
     fn failed(&mut self, e: LinkError, deadline: &Deadline) -> MsrError {
         match e.kind() {
-            FaultKind::Timeout => MsrError::Timeout {
-                target: self.uri.clone(),
-                waited: deadline.waited(),
-            },
-            FaultKind::Disconnected => {
-                self.state = DeviceState::Error;
-                log::warn!("{}: reader disconnected: {e}", self.uri);
-                self.hub.publish(DeviceEvent::Disconnected {
-                    detail: e.to_string(),
-                });
-                MsrError::Link(e)
-            }
-            _ => MsrError::Link(e),
+            FaultKind::Timeout => self.core.timeout(deadline.waited()),
+            _ => self.core.link_failed(e),
         }
     }
 
@@ -211,7 +186,7 @@ impl<S: SwipeSource> WedgeMsr<S> {
         if s.unknown_keys > 0 || s.dropped > 0 {
             log::debug!(
                 "{}: swipe had {} unknown keys, {} dropped characters",
-                self.uri,
+                self.core.uri(),
                 s.unknown_keys,
                 s.dropped
             );
@@ -220,7 +195,7 @@ impl<S: SwipeSource> WedgeMsr<S> {
         let swipe = if tracks.iter().all(|t| t.status == crate::TrackStatus::Empty) {
             log::debug!(
                 "{}: ignored {} typed characters with no track in them",
-                self.uri,
+                self.core.uri(),
                 s.text.len()
             );
             None
@@ -244,19 +219,10 @@ impl<S: SwipeSource> WedgeMsr<S> {
             let Some(swipe) = self.to_swipe(s) else {
                 continue;
             };
-            let tracks = swipe.statuses();
-            log::info!(
-                "{}: swipe ({len} characters), tracks {} {} {}",
-                self.uri,
-                tracks[0].name(),
-                tracks[1].name(),
-                tracks[2].name()
-            );
-            self.hub.publish(DeviceEvent::Swiped { tracks });
-            if tracks.contains(&pos_hal::TrackStatus::Ok) {
-                return Ok(swipe);
-            }
-            return Err(MsrError::BadRead { tracks });
+            return self
+                .core
+                .swiped(swipe, &format!("{len} characters"))
+                .map_err(|tracks| MsrError::BadRead { tracks });
         }
     }
 }
@@ -265,37 +231,27 @@ impl<S: SwipeSource> pos_hal::Device for WedgeMsr<S> {
     type Error = MsrError;
 
     fn info(&self) -> DeviceInfo {
-        DeviceInfo::new(DeviceKind::MagstripeReader, self.uri.clone())
+        self.core.info()
     }
 
     fn state(&self) -> DeviceState {
-        self.state
+        self.core.state()
     }
 
     /// Internal: the device is open (no disconnection seen). External and Interactive are
     /// reported as skipped (wedge readers have no status request; a swipe needs a person).
     fn check_health(&mut self, level: HealthLevel) -> Result<HealthReport, MsrError> {
-        let mut r = HealthReport::new(self.uri.clone(), level);
-        if self.state == DeviceState::Error {
-            r.fail(
-                "device_open",
-                FaultKind::Disconnected,
-                format!("{}: the reader went away", self.uri),
-            );
-        } else {
-            r.pass("device_open", format!("{} open", self.uri));
-        }
-        if level >= HealthLevel::External {
-            r.skip("status", "keyboard-wedge readers have no status request");
-        }
-        if level >= HealthLevel::Interactive {
-            r.skip("swipe", "use wait_for_swipe with a test card");
-        }
-        Ok(r)
+        Ok(self.core.health(
+            level,
+            "keyboard-wedge readers have no status request",
+            |r| {
+                self.core.link_check(r, "device_open", self.core.uri());
+            },
+        ))
     }
 
     fn subscribe(&mut self) -> Result<Subscription, MsrError> {
-        Ok(self.hub.subscribe())
+        Ok(self.core.subscribe())
     }
 }
 
@@ -303,18 +259,9 @@ impl<S: SwipeSource> pos_hal::MagstripeReader for WedgeMsr<S> {
     /// Waits for a typed swipe. Text with no track is skipped. Returns within `timeout`
     /// plus the inter-key timeout of a swipe already under way.
     fn wait_for_swipe(&mut self, timeout: Duration) -> Result<Swipe, MsrError> {
-        if self.state == DeviceState::Error {
-            return Err(MsrError::Link(LinkError::disconnected(
-                &self.uri,
-                Operation::Read,
-                "the reader went away earlier",
-            )));
-        }
-        self.state = DeviceState::Busy;
+        self.core.begin()?;
         let r = self.wait_inner(timeout);
-        if self.state == DeviceState::Busy {
-            self.state = DeviceState::Idle;
-        }
+        self.core.end();
         r
     }
 }
@@ -441,9 +388,7 @@ impl Fault for TtlMsrError {
 /// ```
 pub struct TtlMsr<CP, STB, DATA> {
     head: TtlHead<CP, STB, DATA>,
-    uri: String,
-    hub: EventHub,
-    state: DeviceState,
+    core: ReaderCore,
     poll_interval: Duration,
     swipe_grace: Duration,
     last_pin_error: Option<TtlError>,
@@ -452,9 +397,9 @@ pub struct TtlMsr<CP, STB, DATA> {
 impl<CP, STB, DATA> fmt::Debug for TtlMsr<CP, STB, DATA> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TtlMsr")
-            .field("uri", &self.uri)
+            .field("uri", &self.core.uri())
             .field("head", &self.head)
-            .field("state", &self.state)
+            .field("state", &self.core.state())
             .field("poll_interval", &self.poll_interval)
             .finish_non_exhaustive()
     }
@@ -471,9 +416,7 @@ where
     pub fn new(head: TtlHead<CP, STB, DATA>, uri: &str) -> Self {
         TtlMsr {
             head,
-            uri: uri.to_string(),
-            hub: EventHub::new(uri),
-            state: DeviceState::Idle,
+            core: ReaderCore::new(uri),
             poll_interval: DEFAULT_POLL_INTERVAL,
             swipe_grace: DEFAULT_SWIPE_GRACE,
             last_pin_error: None,
@@ -534,37 +477,24 @@ where
                     self.last_pin_error = None;
                     let bits = r.bits;
                     let swipe = Self::to_swipe(r);
-                    let tracks = swipe.statuses();
-                    log::info!(
-                        "{}: swipe ({bits} bits), tracks {} {} {}",
-                        self.uri,
-                        tracks[0].name(),
-                        tracks[1].name(),
-                        tracks[2].name()
-                    );
-                    self.hub.publish(DeviceEvent::Swiped { tracks });
-                    if tracks.contains(&pos_hal::TrackStatus::Ok) {
-                        return Ok(swipe);
-                    }
-                    return Err(TtlMsrError::BadRead { tracks });
+                    return self
+                        .core
+                        .swiped(swipe, &format!("{bits} bits"))
+                        .map_err(|tracks| TtlMsrError::BadRead { tracks });
                 }
                 Ok(None) => self.last_pin_error = None,
                 Err(error) => {
                     self.last_pin_error = Some(error);
-                    log::warn!("{}: {error}", self.uri);
-                    self.hub.publish(DeviceEvent::Fault {
-                        kind: FaultKind::Io,
-                        detail: error.to_string(),
-                    });
+                    self.core.fault(FaultKind::Io, error.to_string());
                     return Err(TtlMsrError::Pin {
-                        target: self.uri.clone(),
+                        target: self.core.uri().to_string(),
                         error,
                     });
                 }
             }
             if deadline.passed() && (!self.head.is_reading() || hard.passed()) {
                 return Err(TtlMsrError::Timeout {
-                    target: self.uri.clone(),
+                    target: self.core.uri().to_string(),
                     waited: deadline.waited(),
                 });
             }
@@ -586,36 +516,29 @@ where
     type Error = TtlMsrError;
 
     fn info(&self) -> DeviceInfo {
-        DeviceInfo::new(DeviceKind::MagstripeReader, self.uri.clone())
+        self.core.info()
     }
 
     fn state(&self) -> DeviceState {
-        self.state
+        self.core.state()
     }
 
     /// Internal: the last pin read succeeded. External and Interactive are reported as
     /// skipped (a head has no status request; a swipe needs a person).
     fn check_health(&mut self, level: HealthLevel) -> Result<HealthReport, TtlMsrError> {
-        let mut r = HealthReport::new(self.uri.clone(), level);
-        match self.last_pin_error {
-            Some(e) => {
-                r.fail("pins", FaultKind::Io, format!("{}: {e}", self.uri));
-            }
-            None => {
-                r.pass("pins", format!("{}: pins read", self.uri));
-            }
-        }
-        if level >= HealthLevel::External {
-            r.skip("status", "TTL heads have no status request");
-        }
-        if level >= HealthLevel::Interactive {
-            r.skip("swipe", "use wait_for_swipe with a test card");
-        }
-        Ok(r)
+        let uri = self.core.uri();
+        Ok(self
+            .core
+            .health(level, "TTL heads have no status request", |r| {
+                match self.last_pin_error {
+                    Some(e) => r.fail("pins", FaultKind::Io, format!("{uri}: {e}")),
+                    None => r.pass("pins", format!("{uri}: pins read")),
+                };
+            }))
     }
 
     fn subscribe(&mut self) -> Result<Subscription, TtlMsrError> {
-        Ok(self.hub.subscribe())
+        Ok(self.core.subscribe())
     }
 }
 
@@ -629,9 +552,9 @@ where
     /// grace (default 500 ms) to finish. Errors: `Timeout`, `BadRead` (the track did not
     /// read), `Io` (a pin read failed; see [`TtlMsrError::Pin`]).
     fn wait_for_swipe(&mut self, timeout: Duration) -> Result<Swipe, TtlMsrError> {
-        self.state = DeviceState::Busy;
+        self.core.busy();
         let r = self.wait_inner(timeout);
-        self.state = DeviceState::Idle;
+        self.core.end();
         r
     }
 }

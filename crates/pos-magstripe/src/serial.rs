@@ -23,11 +23,12 @@ use std::fmt;
 use std::time::Duration;
 
 use pos_hal::{
-    DeviceEvent, DeviceInfo, DeviceKind, DeviceState, EventHub, Fault, FaultKind, HealthLevel,
-    HealthReport, Sensitive, Subscription, Swipe,
+    DeviceInfo, DeviceState, Fault, FaultKind, HealthLevel, HealthReport, Sensitive, Subscription,
+    Swipe,
 };
 use pos_link::{Address, Deadline, DeviceUri, Link, LinkError};
 
+use crate::core::{ReaderCore, wipe};
 use crate::parse_ascii;
 
 /// Longest frame kept before it is handed to the parser even without a suffix (a reader
@@ -186,19 +187,11 @@ impl Fault for MsrError {
     }
 }
 
-/// Overwrite bytes that may hold card data before they are freed.
-fn wipe(buf: &mut [u8]) {
-    buf.fill(0);
-    std::hint::black_box(buf);
-}
-
 /// A serial ASCII magstripe reader on a [`Link`].
 pub struct SerialMsr<L: Link> {
     link: L,
-    uri: String,
+    core: ReaderCore,
     framing: Framing,
-    hub: EventHub,
-    state: DeviceState,
     /// Bytes received but not yet part of a finished frame (may hold card data: wiped).
     pending: Vec<u8>,
     #[cfg(feature = "sim")]
@@ -208,9 +201,9 @@ pub struct SerialMsr<L: Link> {
 impl<L: Link> fmt::Debug for SerialMsr<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SerialMsr")
-            .field("uri", &self.uri)
+            .field("uri", &self.core.uri())
             .field("framing", &self.framing)
-            .field("state", &self.state)
+            .field("state", &self.core.state())
             .field("pending_len", &self.pending.len())
             .finish_non_exhaustive()
     }
@@ -237,10 +230,8 @@ impl<L: Link> SerialMsr<L> {
     pub fn new(link: L, uri: &str, framing: Framing) -> Self {
         SerialMsr {
             link,
-            uri: uri.to_string(),
+            core: ReaderCore::new(uri),
             framing,
-            hub: EventHub::new(uri),
-            state: DeviceState::Idle,
             pending: Vec::new(),
             #[cfg(feature = "sim")]
             simulator: None,
@@ -323,23 +314,12 @@ impl<L: Link> SerialMsr<L> {
         if swipe.is_none() {
             log::debug!(
                 "{}: ignored a {}-byte frame with no track in it (line noise)",
-                self.uri,
+                self.core.uri(),
                 text.len()
             );
         }
         wipe(&mut text);
         swipe
-    }
-
-    fn link_failed(&mut self, e: LinkError) -> MsrError {
-        if e.kind() == FaultKind::Disconnected {
-            self.state = DeviceState::Error;
-            log::warn!("{}: reader disconnected: {e}", self.uri);
-            self.hub.publish(DeviceEvent::Disconnected {
-                detail: e.to_string(),
-            });
-        }
-        MsrError::Link(e)
     }
 
     fn wait_inner(&mut self, timeout: Duration) -> Result<Swipe, MsrError> {
@@ -364,42 +344,23 @@ impl<L: Link> SerialMsr<L> {
                     }
                     Err(e) if e.kind() == FaultKind::Timeout => {
                         if self.pending.is_empty() {
-                            return Err(MsrError::Timeout {
-                                target: self.uri.clone(),
-                                waited: deadline.waited(),
-                            });
+                            return Err(self.core.timeout(deadline.waited()));
                         }
                         frame = self.take_frame(true);
                     }
-                    Err(e) => return Err(self.link_failed(e)),
+                    Err(e) => return Err(self.core.link_failed(e)),
                 }
             }
             let Some(frame) = frame else { continue };
             let len = frame.len();
             if let Some(swipe) = self.frame_to_swipe(frame) {
-                let tracks = swipe.statuses();
-                log::info!(
-                    "{}: swipe ({len} bytes), tracks {} {} {}",
-                    self.uri,
-                    tracks[0].name(),
-                    tracks[1].name(),
-                    tracks[2].name()
-                );
-                self.hub.publish(DeviceEvent::Swiped { tracks });
-                if swipe
-                    .tracks
-                    .iter()
-                    .any(|t| t.status == pos_hal::TrackStatus::Ok)
-                {
-                    return Ok(swipe);
-                }
-                return Err(MsrError::BadRead { tracks });
+                return self
+                    .core
+                    .swiped(swipe, &format!("{len} bytes"))
+                    .map_err(|tracks| MsrError::BadRead { tracks });
             }
             if deadline.passed() && self.pending.is_empty() {
-                return Err(MsrError::Timeout {
-                    target: self.uri.clone(),
-                    waited: deadline.waited(),
-                });
+                return Err(self.core.timeout(deadline.waited()));
             }
         }
     }
@@ -409,38 +370,27 @@ impl<L: Link> pos_hal::Device for SerialMsr<L> {
     type Error = MsrError;
 
     fn info(&self) -> DeviceInfo {
-        DeviceInfo::new(DeviceKind::MagstripeReader, self.uri.clone())
+        self.core.info()
     }
 
     fn state(&self) -> DeviceState {
-        self.state
+        self.core.state()
     }
 
     /// Internal: the link is open (no disconnection seen). External and Interactive add
     /// nothing yet: ASCII readers have no status request, and a swipe check would need a
     /// person; they are reported as skipped.
     fn check_health(&mut self, level: HealthLevel) -> Result<HealthReport, MsrError> {
-        let mut r = HealthReport::new(self.uri.clone(), level);
-        if self.state == DeviceState::Error {
-            r.fail(
-                "link_open",
-                FaultKind::Disconnected,
-                format!("{}: the reader went away", self.link.target()),
-            );
-        } else {
-            r.pass("link_open", format!("{} open", self.link.target()));
-        }
-        if level >= HealthLevel::External {
-            r.skip("status", "serial ASCII readers have no status request");
-        }
-        if level >= HealthLevel::Interactive {
-            r.skip("swipe", "use wait_for_swipe with a test card");
-        }
-        Ok(r)
+        let target = self.link.target();
+        Ok(self
+            .core
+            .health(level, "serial ASCII readers have no status request", |r| {
+                self.core.link_check(r, "link_open", target);
+            }))
     }
 
     fn subscribe(&mut self) -> Result<Subscription, MsrError> {
-        Ok(self.hub.subscribe())
+        Ok(self.core.subscribe())
     }
 }
 
@@ -448,18 +398,9 @@ impl<L: Link> pos_hal::MagstripeReader for SerialMsr<L> {
     /// Reads frames until one holds a track. Noise frames are skipped. Timeout: `timeout`
     /// plus at most the inter-character gap per byte of a swipe already under way.
     fn wait_for_swipe(&mut self, timeout: Duration) -> Result<Swipe, MsrError> {
-        if self.state == DeviceState::Error {
-            return Err(MsrError::Link(LinkError::disconnected(
-                &self.uri,
-                pos_link::Operation::Read,
-                "the reader went away earlier",
-            )));
-        }
-        self.state = DeviceState::Busy;
+        self.core.begin()?;
         let r = self.wait_inner(timeout);
-        if self.state == DeviceState::Busy {
-            self.state = DeviceState::Idle;
-        }
+        self.core.end();
         r
     }
 }

@@ -19,6 +19,9 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
 
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+
 use pos_link::{Address, Deadline, DeviceUri, LinkError, Operation, classify_io};
 
 /// `KEY_ENTER`.
@@ -384,23 +387,28 @@ impl EvdevWedge {
     }
 
     fn wait_readable(&self, wait: Duration) -> Result<bool, LinkError> {
-        let ms = libc::c_int::try_from(wait.as_millis().min(60_000)).unwrap_or(60_000);
-        let mut pfd = libc::pollfd {
-            fd: self.file.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
+        // Whole milliseconds, at most a minute.
+        let ms = wait.as_millis().min(60_000) as i64;
+        let timeout = Timespec {
+            tv_sec: ms / 1000,
+            tv_nsec: (ms % 1000 * 1_000_000) as _,
         };
-        // SAFETY: one valid pollfd for the duration of the call.
-        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                return Ok(false);
+        let mut fds = [PollFd::new(&self.file, PollFlags::IN)];
+        let rc = match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(rc) => rc,
+            Err(Errno::INTR) => return Ok(false),
+            Err(errno) => {
+                return Err(classify_io(
+                    errno.into(),
+                    &self.target,
+                    Operation::Read,
+                    wait,
+                ));
             }
-            return Err(classify_io(e, &self.target, Operation::Read, wait));
-        }
-        let hung_up = pfd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0;
-        if rc > 0 && hung_up && pfd.revents & libc::POLLIN == 0 {
+        };
+        let revents = fds[0].revents();
+        let hung_up = revents.intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL);
+        if rc > 0 && hung_up && !revents.contains(PollFlags::IN) {
             return Err(LinkError::disconnected(
                 &self.target,
                 Operation::Read,

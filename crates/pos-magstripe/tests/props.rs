@@ -112,3 +112,15 @@ proptest! {
         prop_assert_eq!(tracks[idx].data, text.as_str());
     }
 }
+
+#[cfg(feature = "std")]
+proptest! {
+    /// The no-std, no-alloc masking is the same rule as `pos_hal::mask_pan` (the one every
+    /// std crate uses): two implementations because the HAL needs std and this one must not,
+    /// held to one behaviour here.
+    #[test]
+    fn no_std_masking_is_the_hal_rule(pan in "[0-9 -]{0,32}") {
+        let masked = pos_magstripe::mask_pan(&pan);
+        prop_assert_eq!(masked.as_str(), pos_hal::mask_pan(&pan));
+    }
+}

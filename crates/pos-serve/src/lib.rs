@@ -65,7 +65,7 @@ use pos_terminal::service::TerminalError;
 use pos_terminal::{Config, Devices, Terminal};
 
 pub use api::ROUTES;
-pub use worker::{DeviceStatus, DevicesStatus, Reopen};
+pub use worker::{Availability, DeviceStatus, DevicesStatus, Reopen};
 
 use worker::{Command, LaneState, Shared, Worker};
 

@@ -203,6 +203,15 @@ fn tcp_needs_the_token_and_the_token_file_is_group_only() {
     assert_eq!(r.status, 401, "no other local user can start a sale");
     let wrong = Client::new(&rig.client.address, Some("0".repeat(48)));
     assert_eq!(wrong.get("/v1/status").status, 401);
+    // Compared whole: a prefix of the token, or the token and more, is not the token.
+    let token = std::fs::read_to_string(rig.service().token_path()).unwrap();
+    let token = token.trim();
+    for guess in [&token[..token.len() - 1], &format!("{token}0"), ""] {
+        let c = Client::new(&rig.client.address, Some(guess.to_string()));
+        assert_eq!(c.get("/v1/status").status, 401, "{guess:?}");
+    }
+    let right = Client::new(&rig.client.address, Some(token.to_string()));
+    assert_eq!(right.get("/v1/status").status, 200);
     // Liveness and metrics need no token (no card data, read-only).
     assert_eq!(bare.get("/healthz").status, 200);
     assert_eq!(bare.get("/metrics").status, 200);

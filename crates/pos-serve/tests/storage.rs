@@ -238,3 +238,64 @@ fn a_sale_in_flight_when_the_disk_fills_is_answered_at_once() {
         },
     );
 }
+
+/// The retention policy runs by itself on an idle lane: closed transactions older than
+/// `retention.keep_days` leave the journal for the archive file of their month, a reversal
+/// pending stays whatever its age, and the API's list shows what the journal keeps.
+#[test]
+fn an_idle_lane_archives_old_closed_transactions_by_itself() {
+    let mut rig = Rig::with(|c| c.retention.interval_s = 0);
+    assert_eq!(rig.sale(100, json!({}))["state"], "completed");
+    assert_eq!(rig.sale(200, json!({}))["state"], "completed");
+    let pending = rig.sale(
+        300,
+        json!({"inject": ["after-send:host-timeout", "after-send:reversal-rejected:99"]}),
+    );
+    let today = rig.sale(400, json!({}));
+    rig.stop();
+    // Three of them 200 days old.
+    let path = rig.journal_path();
+    let db = rusqlite::Connection::open(&path).unwrap();
+    let old = 200 * 86_400_000_i64;
+    let n = db
+        .execute(
+            "UPDATE txn SET created_ms = created_ms - ?1 WHERE id IN (1, 2, 3)",
+            [old],
+        )
+        .unwrap();
+    assert_eq!(n, 3);
+    let created: i64 = db
+        .query_row("SELECT created_ms FROM txn WHERE id = 1", [], |r| r.get(0))
+        .unwrap();
+    drop(db);
+    assert_eq!(pending["id"], 3, "{pending:#}");
+    let state = |id: i64| {
+        let j = pos_terminal::Journal::open_read_only(&path).unwrap();
+        j.get(id).ok().map(|t| t.state.name().to_string())
+    };
+    assert_eq!(state(3).as_deref(), Some("reversal_pending"));
+
+    let mut c = common::config(rig.dir.path());
+    c.retention.interval_s = 1;
+    // The host is down now: the reversal stays pending.
+    c.acquirer.address = "127.0.0.1:1".into();
+    let service = pos_serve::Service::start(pos_serve::open_lane(c, None).unwrap()).unwrap();
+    let file = pos_terminal::journal::archive_file(&rig.dir.path().join("archive"), created);
+    eventually(T, "the old sales archived", || {
+        state(1).is_none() && state(2).is_none()
+    });
+    // The reversal pending stays (its age does not matter), today's sale too.
+    assert_eq!(state(3).as_deref(), Some("reversal_pending"));
+    assert_eq!(
+        state(today["id"].as_i64().unwrap()).as_deref(),
+        Some("completed")
+    );
+    let a = pos_terminal::Journal::open_read_only(&file).unwrap();
+    let archived: Vec<i64> = a.list(10).unwrap().iter().map(|t| t.id).collect();
+    assert_eq!(archived, vec![2, 1]);
+    assert_eq!(
+        a.timeline(1).unwrap().last().unwrap().state.name(),
+        "completed"
+    );
+    service.shutdown();
+}

@@ -101,6 +101,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// Device supervision of `posctl serve`.
     pub supervision: SupervisionConfig,
+    /// How long the journal keeps closed transactions before archiving them.
+    pub retention: RetentionConfig,
 }
 
 impl Default for Config {
@@ -122,6 +124,7 @@ impl Default for Config {
             limits: Limits::default(),
             api: ApiConfig::default(),
             supervision: SupervisionConfig::default(),
+            retention: RetentionConfig::default(),
             card_timeout_ms: 30_000,
         }
     }
@@ -437,6 +440,33 @@ impl Default for SupervisionConfig {
     }
 }
 
+/// The journal's retention policy: closed transactions older than `keep_days` move to
+/// monthly archive files (see [`crate::journal::Journal::archive`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Whole days of closed transactions the journal keeps (besides today). Never archived
+    /// whatever their age: a reversal pending or stuck, a receipt owed, an open
+    /// pre-authorization.
+    pub keep_days: u32,
+    /// Where archive files (`journal-YYYY-MM.sqlite`) go. Default: `archive/` beside the
+    /// journal.
+    pub archive_dir: Option<PathBuf>,
+    /// How often an idle `posctl serve` lane runs the archiving, seconds; 0: never
+    /// automatically (only `posctl journal archive`).
+    pub interval_s: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            keep_days: 90,
+            archive_dir: None,
+            interval_s: 3_600,
+        }
+    }
+}
+
 /// A config file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -485,6 +515,15 @@ impl Config {
             source,
         })?;
         Config::from_toml(&text, path)
+    }
+
+    /// The directory archive files go to: `retention.archive_dir`, else `archive/` beside
+    /// the journal.
+    pub fn archive_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.retention.archive_dir {
+            return dir.clone();
+        }
+        self.journal_path().with_file_name("archive")
     }
 
     /// Check values the types do not.

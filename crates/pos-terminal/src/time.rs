@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use pos_emv::terminal::civil_from_unix;
+use pos_hal::calendar::civil_from_unix;
 
 /// The service's clock: the system clock, or a settable one for tests of backoff.
 #[derive(Clone)]
@@ -65,6 +65,16 @@ pub fn local_time(secs: u64) -> (String, String) {
     (format!("{h:02}{mi:02}{s:02}"), format!("{mo:02}{d:02}"))
 }
 
+/// The days since 1970-01-01 of the civil date `y-m-d`:
+/// [`pos_hal::calendar::days_from_civil`].
+pub use pos_hal::calendar::days_from_civil;
+
+/// `(year, month)` (UTC) of `ms` since the epoch; before the epoch, January 1970.
+pub fn year_month(ms: i64) -> (u32, u32) {
+    let (y, m, ..) = civil_from_unix(u64::try_from(ms.max(0) / 1000).unwrap_or(0));
+    (y, m)
+}
+
 /// `YYYY-MM-DD hh:mm:ss UTC` for people.
 pub fn human(ms: i64) -> String {
     let (y, mo, d, h, mi, s) = civil_from_unix(u64::try_from(ms / 1000).unwrap_or(0));
@@ -108,6 +118,18 @@ mod tests {
         assert!(expired("2212", T));
         assert!(!expired("xx12", T));
         assert!(!expired("", T));
+    }
+
+    #[test]
+    fn civil_days_round_trip() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(days_from_civil(1969, 12, 31), -1);
+        for days in [0_i64, 59, 365, 11_016, 20_000, 20_454] {
+            let (y, m, d, ..) = civil_from_unix(u64::try_from(days * 86_400).unwrap_or(0));
+            assert_eq!(days_from_civil(i64::from(y), m, d), days, "{y}-{m}-{d}");
+        }
+        assert_eq!(year_month(T as i64 * 1000), (2026, 11));
     }
 
     #[test]

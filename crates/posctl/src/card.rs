@@ -34,10 +34,6 @@ use pos_emv::{CardData, CardRead, EmvError, Method, TerminalData, tags};
 use pos_hal::{ChipReader, Fault, FaultKind, SlotChannel};
 use pos_link::DeviceUri;
 
-fn hex_upper(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02X}")).collect()
-}
-
 /// Open the reader as the lane does: `sim:ccid?card=visa` (every EMV profile),
 /// `sim:ccid?script=FILE` (a recorded session) and every other `sim:ccid` option work here
 /// exactly as in the lane config.
@@ -173,19 +169,19 @@ pub fn read(
         "atr": atr.to_hex(),
         "candidates_from": candidates_from,
         "candidates": candidates.iter().map(|c| serde_json::json!({
-            "aid": hex_upper(&c.aid),
+            "aid": hex::encode_upper(&c.aid),
             "label": c.label,
             "priority": c.priority,
             "confirmation_required": c.confirmation_required,
         })).collect::<Vec<_>>(),
-        "aid": hex_upper(&app.candidate.aid),
+        "aid": hex::encode_upper(&app.candidate.aid),
         "label": app.candidate.label,
         "pan_masked": data.pan_masked(),
         "expiry": data.expiry(),
-        "aip": hex_upper(&processing.aip),
+        "aip": hex::encode_upper(processing.aip),
         "aip_features": aip_features(processing.aip),
         "afl": afl,
-        "cvm_list": data.get(tags::CVM_LIST).map(hex_upper),
+        "cvm_list": data.get(tags::CVM_LIST).map(hex::encode_upper),
         "cvm_rules": cvm_rules(data.get(tags::CVM_LIST)),
         "records": data.records.len(),
         "oda": oda_summary(data, &app.candidate.aid, processing.aip, &ca_keys, ca_keys_file, today),
@@ -207,7 +203,7 @@ pub fn read(
         for c in candidates {
             println!(
                 "    {} {} (priority {})",
-                hex_upper(&c.aid),
+                hex::encode_upper(&c.aid),
                 c.label.as_deref().unwrap_or(""),
                 c.priority.map_or("none".to_string(), |p| p.to_string())
             );
@@ -249,7 +245,7 @@ pub fn read(
 
 /// How to give `card read` the CA key it lacks (RID `rid`, index `index`).
 fn add_ca_key(rid: [u8; 5], index: u8, ca_keys_file: Option<&std::path::Path>) -> String {
-    let line = format!("{} {index:02X} EXPONENT MODULUS", hex_upper(&rid));
+    let line = format!("{} {index:02X} EXPONENT MODULUS", hex::encode_upper(rid));
     match ca_keys_file {
         Some(path) => format!(
             "add the scheme's key to {} as a line `{line}` ({})",
@@ -310,7 +306,7 @@ fn oda_summary(
     if data.get(tags::SDA_TAG_LIST) == Some(&[0x82][..]) {
         static_data.extend_from_slice(&aip);
     }
-    let ca_name = format!("CA {}/{index:02X}", hex_upper(&rid));
+    let ca_name = format!("CA {}/{index:02X}", hex::encode_upper(rid));
     if let (Some(cert), Some(exp)) = (data.get(tags::ICC_PK_CERT), data.get(tags::ICC_PK_EXPONENT))
     {
         return match oda::recover_icc_key(
@@ -333,7 +329,7 @@ fn oda_summary(
         Some(ssad) if aip[0] & 0x40 != 0 => match oda::verify_sda(&issuer, ssad, &static_data) {
             Ok(dac) => format!(
                 "SDA verified with {ca_name} (data authentication code {})",
-                hex_upper(&dac)
+                hex::encode_upper(dac)
             ),
             Err(e) => format!("failed: {e}"),
         },

@@ -3,6 +3,7 @@
 //! For integrators wiring a lane and technicians checking one: find the devices, see what is
 //! wrong, and (in later versions) run self-tests and sales. See `posctl --help`.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod card;
 mod devices;
@@ -254,8 +255,13 @@ enum JournalCommand {
         /// How many.
         #[arg(long, default_value_t = 20)]
         limit: u32,
+        /// The archived transactions instead (the archive files of `posctl journal
+        /// archive`, newest first).
+        #[arg(long)]
+        archive: bool,
     },
-    /// One transaction: summary, timeline, events, host messages.
+    /// One transaction: summary, timeline, events, host messages (looked for in the archive
+    /// files too).
     Show {
         /// Transaction id.
         id: i64,
@@ -275,6 +281,16 @@ enum JournalCommand {
     /// Check the journal: SQLite's integrity check, its identity against the lane's marker,
     /// its counters and what is in flight. Reads only. Exit 2 when it is not sound.
     Check,
+    /// Apply the retention policy now: erase sealed card data no reversal can need, move
+    /// closed transactions older than `retention.keep_days` to the monthly archive files
+    /// (`retention.archive_dir`, default `archive/` beside the journal). Never a reversal
+    /// pending or stuck, a receipt owed or an open pre-authorization. `posctl serve` does
+    /// this itself when the lane is idle.
+    Archive {
+        /// Keep this many days instead of the config's `retention.keep_days`.
+        #[arg(long, value_name = "DAYS")]
+        keep_days: Option<u32>,
+    },
     /// Start a new journal after the lane's journal was lost, emptied, damaged or replaced:
     /// the old files are set aside (never deleted), and STANs and ids continue past
     /// everything the old journal may have used. Refused while the journal is healthy.
@@ -598,8 +614,13 @@ fn main() -> ExitCode {
         ),
         Command::Journal { action } => {
             let action = match action {
-                None => txn::JournalAction::List(20),
-                Some(JournalCommand::List { limit }) => txn::JournalAction::List(*limit),
+                None => txn::JournalAction::List(20, false),
+                Some(JournalCommand::List { limit, archive }) => {
+                    txn::JournalAction::List(*limit, *archive)
+                }
+                Some(JournalCommand::Archive { keep_days }) => {
+                    txn::JournalAction::Archive(*keep_days)
+                }
                 Some(JournalCommand::Show { id }) => txn::JournalAction::Show(*id),
                 Some(JournalCommand::Pending) => txn::JournalAction::Pending,
                 Some(JournalCommand::Evidence { id }) => txn::JournalAction::Evidence(*id),

@@ -53,7 +53,7 @@ fn describe_atr(bytes: &[u8]) -> serde_json::Value {
                 "wi": a.wi(),
                 "ifsc": a.ifsc(),
                 "bwi": bwi, "cwi": cwi,
-                "historical": hex_compact(&a.historical),
+                "historical": hex::encode_upper(&a.historical),
                 "tck_valid": a.tck_valid,
             })
         }
@@ -66,10 +66,6 @@ fn hex(b: &[u8]) -> String {
         .map(|x| format!("{x:02X}"))
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-fn hex_compact(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02X}")).collect()
 }
 
 fn print_atr(v: &serde_json::Value) {
@@ -270,7 +266,7 @@ pub fn apdu(device: &str, slot: u8, apdus: &[String], json: bool) -> Result<Exit
         if json {
             out.push(serde_json::json!({
                 "command": hex(cmd),
-                "data": hex_compact(data),
+                "data": hex::encode_upper(data),
                 "sw": format!("{sw1:02X}{sw2:02X}"),
                 "meaning": meaning,
                 "micros": took.as_micros() as u64,

@@ -1,8 +1,6 @@
 //! `posctl serve`: the terminal service as a long-running process (pos-serve), with signal
 //! handling and the systemd readiness protocol.
 
-use std::sync::atomic::Ordering;
-
 use pos_serve::{STOP_REQUESTED, Service, open_lane};
 
 use crate::txn::{LaneArgs, load_config};
@@ -19,17 +17,13 @@ pub struct ServeArgs {
     pub check: bool,
 }
 
-extern "C" fn on_signal(_sig: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
-    STOP_REQUESTED.store(true, Ordering::SeqCst);
-}
-
+/// SIGTERM and SIGINT set [`STOP_REQUESTED`] (the handler only stores to the atomic, which
+/// is async-signal-safe); the service sees it and stops gracefully.
 fn install_signal_handlers() {
-    let handler: extern "C" fn(libc::c_int) = on_signal;
-    for sig in [libc::SIGTERM, libc::SIGINT] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe {
-            libc::signal(sig, handler as libc::sighandler_t);
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    for sig in [SIGTERM, SIGINT] {
+        if let Err(e) = signal_hook::flag::register(sig, &STOP_REQUESTED) {
+            log::warn!("cannot handle signal {sig}: {e}");
         }
     }
 }

@@ -550,8 +550,8 @@ fn journal_init(config: &Config, new_identity: bool, json: bool) -> Result<Exit,
 /// What `posctl journal` does.
 #[derive(Debug, Clone)]
 pub enum JournalAction {
-    /// Latest transactions.
-    List(u32),
+    /// Latest transactions (`true`: the archived ones).
+    List(u32, bool),
     /// One transaction with its timeline, events and host messages.
     Show(i64),
     /// Pending and stuck reversals, owed receipts.
@@ -564,6 +564,8 @@ pub enum JournalAction {
     Check,
     /// A new journal with a new identity (`true`: --new-identity given).
     Init(bool),
+    /// Apply the retention policy now (keep this many days instead of the config's).
+    Archive(Option<u32>),
 }
 
 /// `posctl journal ...`.
@@ -573,11 +575,32 @@ pub fn journal(lane_args: &LaneArgs, action: &JournalAction, json: bool) -> Resu
         JournalAction::Init(new_identity) => {
             return journal_init(&load_config(lane_args)?, *new_identity, json);
         }
+        JournalAction::Archive(keep_days) => {
+            return journal_archive(&load_config(lane_args)?, *keep_days, json);
+        }
+        JournalAction::List(n, true) => {
+            return archive_list(&load_config(lane_args)?, *n, json);
+        }
         _ => {}
     }
     let (config, j) = open_journal(lane_args)?;
+    // A transaction no longer in the journal is looked for in the archive files.
+    let (j, from_archive) = match action {
+        JournalAction::Show(id) | JournalAction::Evidence(id) if j.get(*id).is_err() => {
+            match find_archived(&config, *id)? {
+                Some((file, a)) => (a, Some(file)),
+                None => (j, None),
+            }
+        }
+        _ => (j, None),
+    };
+    if let (Some(file), false) = (&from_archive, json) {
+        if matches!(action, JournalAction::Show(_)) {
+            println!("(archived: {})", file.display());
+        }
+    }
     match action {
-        JournalAction::List(n) => {
+        JournalAction::List(n, _) => {
             let rows = j.list(*n).map_err(err)?;
             if json {
                 println!(
@@ -586,16 +609,7 @@ pub fn journal(lane_args: &LaneArgs, action: &JournalAction, json: bool) -> Resu
                 );
             } else {
                 for t in rows {
-                    println!(
-                        "{:>6}  {}  {:<10} {:>10}  {:<16} {:<16} {}",
-                        t.id,
-                        pos_terminal::time::human(t.created_ms),
-                        t.kind.name(),
-                        pos_terminal::receipt::money(t.amount),
-                        t.state.name(),
-                        t.pan_masked.as_deref().unwrap_or("-"),
-                        t.reason.as_deref().unwrap_or("")
-                    );
+                    println!("{}", list_line(&t));
                 }
             }
         }
@@ -697,7 +711,141 @@ pub fn journal(lane_args: &LaneArgs, action: &JournalAction, json: bool) -> Resu
                 println!("journal backed up to {}", dest.display());
             }
         }
-        JournalAction::Check | JournalAction::Init(_) => {}
+        JournalAction::Check | JournalAction::Init(_) | JournalAction::Archive(_) => {}
+    }
+    Ok(Exit::Ok)
+}
+
+/// One line of `journal list`.
+fn list_line(t: &pos_terminal::Txn) -> String {
+    format!(
+        "{:>6}  {}  {:<10} {:>10}  {:<16} {:<16} {}",
+        t.id,
+        pos_terminal::time::human(t.created_ms),
+        t.kind.name(),
+        pos_terminal::receipt::money(t.amount),
+        t.state.name(),
+        t.pan_masked.as_deref().unwrap_or("-"),
+        t.reason.as_deref().unwrap_or("")
+    )
+}
+
+/// The archive file holding transaction `id`, opened read-only (newest file first).
+fn find_archived(
+    config: &Config,
+    id: i64,
+) -> Result<Option<(PathBuf, pos_terminal::Journal)>, CliError> {
+    let files = pos_terminal::journal::archive_files(&config.archive_dir());
+    for file in files.into_iter().rev() {
+        let a = pos_terminal::Journal::open_read_only(&file).map_err(err)?;
+        if a.get(id).is_ok() {
+            return Ok(Some((file, a)));
+        }
+    }
+    Ok(None)
+}
+
+/// `posctl journal list --archive`: the latest archived transactions, newest file first.
+fn archive_list(config: &Config, limit: u32, json: bool) -> Result<Exit, CliError> {
+    let dir = config.archive_dir();
+    let files = pos_terminal::journal::archive_files(&dir);
+    if files.is_empty() && !json {
+        println!("no archive files in {}", dir.display());
+        return Ok(Exit::Ok);
+    }
+    let mut rows = Vec::new();
+    for file in files.iter().rev() {
+        let left = limit.saturating_sub(u32::try_from(rows.len()).unwrap_or(u32::MAX));
+        if left == 0 {
+            break;
+        }
+        let a = pos_terminal::Journal::open_read_only(file).map_err(err)?;
+        let mut txns = a.list(left).map_err(err)?;
+        txns.sort_by_key(|t| std::cmp::Reverse(t.id));
+        rows.extend(txns.into_iter().map(|t| (file.clone(), t)));
+    }
+    if json {
+        let doc: Vec<_> = rows
+            .iter()
+            .map(|(f, t)| serde_json::json!({"archive": f, "transaction": t}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return Ok(Exit::Ok);
+    }
+    let mut shown: Option<&PathBuf> = None;
+    for (file, t) in &rows {
+        if shown != Some(file) {
+            println!("{}:", file.display());
+            shown = Some(file);
+        }
+        println!("{}", list_line(t));
+    }
+    Ok(Exit::Ok)
+}
+
+/// `posctl journal archive`: the retention policy, now.
+fn journal_archive(config: &Config, keep_days: Option<u32>, json: bool) -> Result<Exit, CliError> {
+    let path = config.journal_path();
+    if !path.exists() {
+        return Err(CliError {
+            message: format!("no journal at {}", path.display()),
+            hint: Some("pass --journal / --config".into()),
+            exit: Exit::Error,
+        });
+    }
+    let mut j = pos_terminal::Journal::open(&path).map_err(journal_refused)?;
+    // Crash tests: die right after the Nth write (the note, the copy, the delete).
+    if let Some(n) = std::env::var("POS_TEST_CRASH_AFTER_COMMITS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        j.set_crash_after_commits(Some(n));
+    }
+    let keep = keep_days.unwrap_or(config.retention.keep_days);
+    let dir = config.archive_dir();
+    if !json {
+        eprintln!(
+            "archiving closed transactions older than {keep} day(s) from {} to {} ...",
+            path.display(),
+            dir.display()
+        );
+    }
+    // In batches, with progress: a first run on years of history moves a lot.
+    let mut r = pos_terminal::journal::ArchiveReport::default();
+    loop {
+        let step = j
+            .archive(keep, &dir, pos_terminal::journal::now_ms(), 10_000)
+            .map_err(err)?;
+        r.moved += step.moved;
+        r.events_moved += step.events_moved;
+        r.sealed_erased += step.sealed_erased;
+        r.kept = step.kept;
+        r.resumed |= step.resumed;
+        for f in step.files {
+            if !r.files.contains(&f) {
+                r.files.push(f);
+            }
+        }
+        if !step.more {
+            break;
+        }
+        if !json {
+            eprintln!("  {} moved so far ...", r.moved);
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+    } else {
+        if r.resumed {
+            println!("finished an archive move that was interrupted");
+        }
+        println!(
+            "moved {} transaction(s) and {} lane event(s); kept {} old one(s) still open (reversal pending or stuck, receipt owed, open pre-authorization, or tied to one); sealed card data erased from {}",
+            r.moved, r.events_moved, r.kept, r.sealed_erased
+        );
+        for f in &r.files {
+            println!("  {}", f.display());
+        }
     }
     Ok(Exit::Ok)
 }

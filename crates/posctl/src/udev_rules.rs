@@ -12,10 +12,10 @@ pub fn run(check: Option<&Path>, json: bool) -> Result<Exit, CliError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::new(format!("cannot read {}: {e}", path.display())))?;
     let mut problems: Vec<String> = Vec::new();
-    match pos_link::udev::check(&text) {
+    match pos_udev::check(&text) {
         Ok(rules) => {
             problems.extend(
-                pos_link::udev::check_policy(&rules)
+                pos_udev::check_policy(&rules)
                     .iter()
                     .map(ToString::to_string),
             );

@@ -696,21 +696,11 @@ fn reader_commands_take_every_sim_card() {
 /// the status of a process ended by SIGPIPE, never a panic message.
 #[test]
 fn a_closed_standard_output_ends_quietly() {
-    use std::os::fd::FromRawFd;
     for args in [
         &["udev-rules"][..],
         &["card", "tlv", "9F0206000000001000"][..],
     ] {
-        let mut fds = [0i32; 2];
-        // SAFETY: pipe(2) fills two descriptors on success, which we then own.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        // SAFETY: both descriptors were just created by pipe(2) and are owned here only.
-        let (read_end, write_end) = unsafe {
-            (
-                std::fs::File::from_raw_fd(fds[0]),
-                std::fs::File::from_raw_fd(fds[1]),
-            )
-        };
+        let (read_end, write_end) = rustix::pipe::pipe().expect("pipe");
         // The reader is gone before posctl writes a byte: every write fails with EPIPE.
         drop(read_end);
         let out = Command::new(env!("CARGO_BIN_EXE_posctl"))

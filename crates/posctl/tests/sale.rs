@@ -312,3 +312,179 @@ fn a_lost_emptied_or_damaged_journal_is_refused_and_replaced_on_purpose() {
         .count();
     assert!(aside >= 3, "{aside}");
 }
+
+/// `posctl journal archive` moves old closed sales to the month's archive file;
+/// `journal list --archive` lists them, `journal show` finds one there; a reversal
+/// pending stays in the journal whatever its age.
+#[test]
+fn journal_archive_moves_old_sales_and_they_can_still_be_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = dir.path().join("journal.sqlite");
+    for args in [
+        &["sale", "1.00"][..],
+        &["sale", "2.00"],
+        &["sale", "3.00"],
+        // Last: a later sale would send its reversal.
+        &[
+            "sale",
+            "4.00",
+            "--inject",
+            "after-send:host-timeout",
+            "--inject",
+            "after-send:reversal-rejected:99",
+        ],
+    ] {
+        let out = posctl(&j, args);
+        assert!(
+            out.status.code().is_some_and(|c| c <= 2),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Nothing is old yet.
+    let out = posctl(&j, &["journal", "archive", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(json(&out)["moved"], 0);
+    // All but the third 120 days old.
+    let db = rusqlite::Connection::open(&j).unwrap();
+    let state: String = db
+        .query_row("SELECT state FROM txn WHERE id = 4", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(state, "reversal_pending");
+    db.execute(
+        "UPDATE txn SET created_ms = created_ms - 120 * 86400000 WHERE id != 3",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    let out = posctl(&j, &["journal", "archive"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("moved 2 transaction(s)"), "{stdout}");
+    assert!(stdout.contains("kept 1"), "{stdout}");
+    assert!(stdout.contains("archive/journal-"), "{stdout}");
+    // The journal keeps the pending reversal and today's sale.
+    let out = posctl(&j, &["journal", "list", "--json"]);
+    let ids: Vec<i64> = json(&out)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![4, 3]);
+    assert_eq!(json(&out)[0]["state"], "reversal_pending");
+    // The archive lists the two, with their file.
+    let out = posctl(&j, &["journal", "list", "--archive"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("archive/journal-"), "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.contains("completed")).count(),
+        2,
+        "{stdout}"
+    );
+    assert!(!stdout.contains("4761739001010010"), "{stdout}");
+    // `show` finds an archived one, timeline and all.
+    let out = posctl(&j, &["journal", "show", "1"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("(archived:"), "{stdout}");
+    assert!(stdout.contains("timeline:"), "{stdout}");
+    assert!(stdout.contains("completed"), "{stdout}");
+    // An id in neither is still a clear error.
+    let out = posctl(&j, &["journal", "show", "99"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+/// Rows per transaction id in the journal and the archive files: `(id, txn rows, timeline
+/// rows)` summed over every file.
+fn rows_by_id(dir: &Path) -> std::collections::BTreeMap<i64, (i64, i64)> {
+    let mut files = vec![dir.join("journal.sqlite")];
+    if let Ok(rd) = std::fs::read_dir(dir.join("archive")) {
+        files.extend(
+            rd.map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "sqlite")),
+        );
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for f in files {
+        let db = rusqlite::Connection::open(&f).unwrap();
+        let mut st = db
+            .prepare("SELECT id, (SELECT count(*) FROM timeline WHERE txn_id = txn.id) FROM txn")
+            .unwrap();
+        for r in st
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+            .unwrap()
+        {
+            let (id, timeline) = r.unwrap();
+            let e = out.entry(id).or_insert((0, 0));
+            e.0 += 1;
+            e.1 += timeline;
+        }
+    }
+    out
+}
+
+/// `posctl journal archive` killed (SIGKILL) right after each of its writes: the sealed
+/// data erased, the note, the copy into the archive file, the delete. The next run finishes
+/// the move: every transaction is then in exactly one place, whole.
+#[test]
+fn journal_archive_killed_at_each_write_loses_and_duplicates_nothing() {
+    let base = tempfile::tempdir().unwrap();
+    let j = base.path().join("journal.sqlite");
+    for amount in ["1.00", "2.00", "3.00", "4.00"] {
+        let out = posctl(&j, &["sale", amount]);
+        assert_eq!(out.status.code(), Some(0));
+    }
+    let db = rusqlite::Connection::open(&j).unwrap();
+    db.execute(
+        "UPDATE txn SET created_ms = created_ms - 100 * 86400000 WHERE id <= 3",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    let whole = rows_by_id(base.path());
+    assert_eq!(whole.len(), 4);
+    for crash_after in 1..=5 {
+        let dir = tempfile::tempdir().unwrap();
+        for e in std::fs::read_dir(base.path()).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
+            }
+        }
+        let jj = dir.path().join("journal.sqlite");
+        let out = Command::new(env!("CARGO_BIN_EXE_posctl"))
+            .args(["journal", "archive", "--journal"])
+            .arg(&jj)
+            .env("POS_TEST_CRASH_AFTER_COMMITS", crash_after.to_string())
+            .env_remove("POS_CONFIG")
+            .output()
+            .unwrap();
+        let killed = out.status.code().is_none();
+        assert_eq!(
+            killed,
+            crash_after <= 4,
+            "crash after {crash_after}: {out:?}"
+        );
+        // Every transaction is somewhere, whole (in both places at most while the move is
+        // unfinished).
+        let now = rows_by_id(dir.path());
+        assert_eq!(
+            now.keys().collect::<Vec<_>>(),
+            whole.keys().collect::<Vec<_>>()
+        );
+        for (id, (n, timeline)) in &now {
+            assert!(
+                *n >= 1 && *timeline >= whole[id].1 * n,
+                "{id}: {n} {timeline}"
+            );
+        }
+        let out = posctl(&jj, &["journal", "archive", "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let after = rows_by_id(dir.path());
+        assert_eq!(after, whole, "crash after write {crash_after}");
+        let list = json(&posctl(&jj, &["journal", "list", "--json"]));
+        assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    }
+}

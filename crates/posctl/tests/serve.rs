@@ -96,10 +96,11 @@ fn serve_tells_systemd_runs_a_sale_and_stops_cleanly_on_sigterm_mid_sale() {
     assert_eq!(status, 202, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     let id = v["id"].as_i64().unwrap();
-    // SAFETY: kill(2) on our own child.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-    }
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .expect("SIGTERM to the service");
     let n = sd.recv(&mut buf).unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("STOPPING=1"));
     let end = Instant::now() + Duration::from_secs(20);

@@ -14,16 +14,22 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use pos_hal::{CardCatalog, CardProtocol, CardSpec, VirtualCard};
+use pos_hal::VirtualCard;
 use pos_link::{Deadline, LinkError, Operation};
 
-use crate::descriptor::{CcidDescriptor, ExchangeLevel};
+use crate::descriptor::CcidDescriptor;
 use crate::message::{
-    Header, IccStatus, Notification, ProtocolParams, Request, Response, SlotChange, SlotError,
-    SlotStatusByte,
+    Header, IccStatus, Notification, ProtocolParams, Request, RequestBody, Response, ResponseBody,
+    SlotChange, SlotError, SlotStatusByte,
 };
 use crate::t1::{CardAction, Checksum, T1Card};
 use crate::transport::{CcidTransport, InterruptSource};
+
+mod card;
+mod uri;
+
+pub use card::{PSE, TestCard};
+pub use uri::{SIM_OPTIONS, SimCard, SimSpec, TEST_CARDS, level_of, make_card};
 
 /// The exchange level the virtual reader offers.
 ///
@@ -339,58 +345,53 @@ impl State {
         }
     }
 
-    fn slot_status(&self, slot: u8, seq: u8, failed: bool, error: u8) -> Vec<u8> {
-        Response::SlotStatus {
+    /// A reply to bSlot and bSeq, with the current slot's card state, encoded.
+    fn reply(&self, slot: u8, seq: u8, failed: bool, error: u8, body: ResponseBody) -> Vec<u8> {
+        let status = status(self.icc(), failed);
+        Response {
             slot,
             seq,
-            status: status(self.icc(), failed),
+            status,
             error,
-            clock_status: 0,
+            body,
         }
         .encode()
+    }
+
+    fn slot_status(&self, slot: u8, seq: u8, failed: bool, error: u8) -> Vec<u8> {
+        let body = ResponseBody::SlotStatus { clock_status: 0 };
+        self.reply(slot, seq, failed, error, body)
     }
 
     fn data_block(&self, slot: u8, seq: u8, data: Vec<u8>, chain: u8) -> Vec<u8> {
-        Response::DataBlock {
-            slot,
-            seq,
-            status: status(self.icc(), false),
-            error: 0,
-            chain,
-            data,
-        }
-        .encode()
+        self.reply(slot, seq, false, 0, ResponseBody::DataBlock { chain, data })
     }
 
     fn failed_block(&self, slot: u8, seq: u8, error: SlotError) -> Vec<u8> {
-        Response::DataBlock {
-            slot,
-            seq,
-            status: status(self.icc(), true),
-            error: error.code(),
+        let body = ResponseBody::DataBlock {
             chain: 0,
             data: Vec::new(),
-        }
-        .encode()
+        };
+        self.reply(slot, seq, true, error.code(), body)
     }
 
     fn handle(&mut self, req: Request) -> Vec<u8> {
-        let (slot, seq) = (req.slot(), req.seq());
+        let Request { slot, seq, body } = req;
         if usize::from(slot) >= self.slots.len() {
             // bError 5: the offset of bSlot, as readers answer a slot they do not have.
             self.cur = 0;
-            return Response::SlotStatus {
+            return Response {
                 slot,
                 seq,
                 status: status(IccStatus::Absent, true),
                 error: SlotError::BadParameter(5).code(),
-                clock_status: 0,
+                body: ResponseBody::SlotStatus { clock_status: 0 },
             }
             .encode();
         }
         self.cur = usize::from(slot);
-        match req {
-            Request::IccPowerOn { .. } => {
+        match body {
+            RequestBody::IccPowerOn { .. } => {
                 let atr = self.slots[self.cur].card.as_mut().map(|c| c.power_on());
                 match atr {
                     None => self.failed_block(slot, seq, SlotError::IccMute),
@@ -422,53 +423,30 @@ impl State {
                     }
                 }
             }
-            Request::IccPowerOff { .. } => {
+            RequestBody::IccPowerOff => {
                 self.slots[self.cur].powered = false;
                 self.slots[self.cur].t1 = None;
                 self.slot_status(slot, seq, false, 0)
             }
-            Request::GetSlotStatus { .. } | Request::Abort { .. } | Request::IccClock { .. } => {
+            RequestBody::GetSlotStatus | RequestBody::Abort | RequestBody::IccClock { .. } => {
                 self.slot_status(slot, seq, false, 0)
             }
-            Request::SetParameters { params, .. } => {
+            RequestBody::SetParameters { params } => {
                 self.parameters.push(params);
                 self.switch_protocol(params);
-                Response::Parameters {
-                    slot,
-                    seq,
-                    status: status(self.icc(), false),
-                    error: 0,
+                let body = ResponseBody::Parameters {
                     params: Some(params),
-                }
-                .encode()
+                };
+                self.reply(slot, seq, false, 0, body)
             }
-            Request::GetParameters { .. } | Request::ResetParameters { .. } => {
-                Response::Parameters {
-                    slot,
-                    seq,
-                    status: status(self.icc(), false),
-                    error: 0,
-                    params: Some(ProtocolParams::T0 {
-                        findex_dindex: 0x11,
-                        tcckst: 0,
-                        guard_time: 0,
-                        waiting_integer: 10,
-                        clock_stop: 0,
-                    }),
-                }
-                .encode()
+            RequestBody::GetParameters | RequestBody::ResetParameters => {
+                let params = Some(ProtocolParams::default_t0());
+                self.reply(slot, seq, false, 0, ResponseBody::Parameters { params })
             }
-            Request::Escape { data, .. } => Response::Escape {
-                slot,
-                seq,
-                status: status(self.icc(), false),
-                error: 0,
-                data,
+            RequestBody::Escape { data } => {
+                self.reply(slot, seq, false, 0, ResponseBody::Escape { data })
             }
-            .encode(),
-            Request::XfrBlock {
-                level, data, bwi, ..
-            } => self.xfr(slot, seq, level, bwi, data),
+            RequestBody::XfrBlock { level, data, bwi } => self.xfr(slot, seq, level, bwi, data),
             _ => self.slot_status(slot, seq, true, SlotError::NotSupported.code()),
         }
     }
@@ -664,19 +642,21 @@ impl CcidTransport for VirtualReader {
         }
         match Request::decode(message) {
             Ok(req) => {
-                if matches!(req, Request::Abort { .. }) {
+                if matches!(req.body, RequestBody::Abort) {
                     st.aborts += 1;
                 }
-                let is_xfr = matches!(req, Request::XfrBlock { .. });
+                let is_xfr = matches!(req.body, RequestBody::XfrBlock { .. });
                 if is_xfr {
                     for _ in 0..st.faults.time_extensions {
-                        let ext = Response::DataBlock {
-                            slot: req.slot(),
-                            seq: req.seq(),
+                        let ext = Response {
+                            slot: req.slot,
+                            seq: req.seq,
                             status: SlotStatusByte::time_extension(st.icc()),
                             error: 1,
-                            chain: 0,
-                            data: Vec::new(),
+                            body: ResponseBody::DataBlock {
+                                chain: 0,
+                                data: Vec::new(),
+                            },
                         }
                         .encode();
                         st.replies.push_back(ext);
@@ -789,291 +769,4 @@ fn wait_pop(
             .map(|(g, _)| g)
             .unwrap_or_else(|e| e.into_inner().0);
     }
-}
-
-/// A small card for tests and `sim:ccid`: answers SELECT of the payment directory
-/// (1PAY.SYS.DDF01) with an FCI, echoes data for `80 EE` (a test command), and `6D 00` to
-/// anything else. Its ATR offers T=0 or T=1 as asked.
-#[derive(Debug, Clone)]
-pub struct TestCard {
-    atr: Vec<u8>,
-    /// When true the card never answers reset.
-    pub mute: bool,
-}
-
-/// The payment system environment's name.
-pub const PSE: &[u8] = b"1PAY.SYS.DDF01";
-
-impl TestCard {
-    /// A T=0 card (ATR `3B 02 14 50`: T=0, Fi/Di default).
-    pub fn t0() -> Self {
-        TestCard {
-            atr: vec![0x3B, 0x02, 0x14, 0x50],
-            mute: false,
-        }
-    }
-
-    /// A card with this ATR (it must offer the protocol the reader level speaks).
-    pub fn with_atr(atr: Vec<u8>) -> Self {
-        TestCard { atr, mute: false }
-    }
-
-    /// A T=1 card (ATR offering T=1 with IFSC 254, LRC, TCK).
-    pub fn t1() -> Self {
-        Self::t1_with_ifsc(0xFE)
-    }
-
-    /// A T=1 card whose information field is `ifsc` bytes (small values force chaining).
-    pub fn t1_with_ifsc(ifsc: u8) -> Self {
-        // TS T0(TD1, 2 historical) TD1(TD2, T=1) TD2(TA3 TB3, T=1) TA3=IFSC TB3=45 hist TCK
-        let mut atr = vec![0x3B, 0x82, 0x81, 0x31, ifsc, 0x45, 0x50, 0x4F];
-        let tck = atr[1..].iter().fold(0u8, |a, b| a ^ b);
-        atr.push(tck);
-        TestCard { atr, mute: false }
-    }
-}
-
-impl VirtualCard for TestCard {
-    fn power_on(&mut self) -> Option<Vec<u8>> {
-        (!self.mute).then(|| self.atr.clone())
-    }
-
-    fn transmit(&mut self, command: &[u8]) -> Option<Vec<u8>> {
-        if command.len() < 4 {
-            return Some(vec![0x67, 0x00]);
-        }
-        let (cla, ins) = (command[0], command[1]);
-        match (cla, ins) {
-            (0x00, 0xA4) => {
-                let lc = command.get(4).copied().unwrap_or(0) as usize;
-                let name = command.get(5..5 + lc).unwrap_or(&[]);
-                if name == PSE {
-                    // FCI: 6F { 84 name, A5 { 88 01 01 } }
-                    let mut fci = vec![0x84, PSE.len() as u8];
-                    fci.extend_from_slice(PSE);
-                    fci.extend_from_slice(&[0xA5, 0x03, 0x88, 0x01, 0x01]);
-                    let mut r = vec![0x6F, fci.len() as u8];
-                    r.extend(fci);
-                    r.extend_from_slice(&[0x90, 0x00]);
-                    Some(r)
-                } else {
-                    Some(vec![0x6A, 0x82])
-                }
-            }
-            (0x80, 0xEE) => {
-                // Echo: data back (case 4), or Le zero bytes of pattern (case 2).
-                let mut r = if command.len() > 5 {
-                    let lc = usize::from(command[4]);
-                    command.get(5..5 + lc).unwrap_or(&[]).to_vec()
-                } else {
-                    let le = command.get(4).copied().unwrap_or(0);
-                    let n = if le == 0 { 256 } else { usize::from(le) };
-                    (0..n).map(|i| i as u8).collect()
-                };
-                r.extend_from_slice(&[0x90, 0x00]);
-                Some(r)
-            }
-            _ => Some(vec![0x6D, 0x00]),
-        }
-    }
-}
-
-/// The `sim:ccid` options, for help texts and error messages: every accepted value.
-pub const SIM_OPTIONS: &str = "level=apdu|t0|t1, interrupt=on|off, pps=reader|host, \
-card=NAME|none, script=FILE, remove_at=N, parity_error_at=N, wtx=N, time_extensions=N, \
-fault=mute-after-atr|refuse-pps|removal-answers-empty (several: comma-separated)";
-
-/// The bare test cards of this crate, by name (`card=t0`, `card=t1`, `card=mute`).
-pub const TEST_CARDS: [&str; 3] = ["t0", "t1", "mute"];
-
-/// The card a `sim:ccid` URI asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SimCard {
-    /// No `card` or `script` option: the opener's default card ([`TestCard`], or the
-    /// default of the [`CardCatalog`] it was given).
-    Default,
-    /// `card=none`: the reader starts empty.
-    None,
-    /// `card=NAME` or `script=FILE`.
-    Spec(CardSpec),
-}
-
-/// A `sim:ccid` URI, read: the virtual reader's build, its faults, and its card.
-#[derive(Debug, Clone)]
-pub struct SimSpec {
-    /// How the reader is built (`level`, `interrupt`, `pps`).
-    pub config: SimReaderConfig,
-    /// Faults (`remove_at`, `parity_error_at`, `wtx`, `time_extensions`, `fault`).
-    pub faults: SimFaults,
-    /// The card it starts with (`card`, `script`).
-    pub card: SimCard,
-    /// The protocol cards made for it offer: T=1 for `level=t1`, else T=0. Bare test cards
-    /// named `t0` or `t1` keep their own.
-    pub protocol: CardProtocol,
-}
-
-impl SimSpec {
-    /// Read a `sim:ccid` URI's options ([`SIM_OPTIONS`]).
-    ///
-    /// Errors: a message naming the bad option and listing every accepted one.
-    pub fn parse(uri: &pos_link::DeviceUri) -> Result<SimSpec, String> {
-        let mut spec = SimSpec {
-            config: SimReaderConfig::default(),
-            faults: SimFaults::default(),
-            card: SimCard::Default,
-            protocol: CardProtocol::T0,
-        };
-        let number = |k: &str, v: &str| -> Result<u32, String> {
-            v.parse()
-                .map_err(|_| format!("{uri}: {k}={v:?} is not a number (accepted: {SIM_OPTIONS})"))
-        };
-        let small = |k: &str, v: &str| -> Result<u8, String> {
-            v.parse().map_err(|_| {
-                format!("{uri}: {k}={v:?} is not a number from 0 to 255 (accepted: {SIM_OPTIONS})")
-            })
-        };
-        let mut card_given = false;
-        for (k, v) in uri.options() {
-            match (k.as_str(), v.as_str()) {
-                ("level", "apdu") => spec.config.level = SimLevel::Apdu,
-                ("level", "t1") => spec.config.level = SimLevel::TpduT1,
-                ("level", "t0") => spec.config.level = SimLevel::TpduT0,
-                ("interrupt", "on") => spec.config.interrupt = true,
-                ("interrupt", "off") => spec.config.interrupt = false,
-                ("pps", "reader") => spec.config.auto_pps = true,
-                ("pps", "host") => spec.config.auto_pps = false,
-                ("card" | "script", v) if card_given => {
-                    return Err(format!(
-                        "{uri}: {k}={v}: the card is already given (one card= or script= option)"
-                    ));
-                }
-                ("card", "") | ("script", "") => {
-                    return Err(format!(
-                        "{uri}: {k}= needs a value (accepted: {SIM_OPTIONS})"
-                    ));
-                }
-                ("card", "none") => {
-                    card_given = true;
-                    spec.card = SimCard::None;
-                }
-                ("card", name) => {
-                    card_given = true;
-                    spec.card = SimCard::Spec(CardSpec::Named(name.to_string()));
-                }
-                ("script", path) => {
-                    card_given = true;
-                    spec.card = SimCard::Spec(CardSpec::Script(path.into()));
-                }
-                ("remove_at", n) => spec.faults.remove_at_exchange = Some(number(k, n)?),
-                ("parity_error_at", n) => {
-                    spec.faults.parity_error_at_exchange = Some(number(k, n)?)
-                }
-                ("wtx", n) => spec.faults.wtx_storm = small(k, n)?,
-                ("time_extensions", n) => spec.faults.time_extensions = small(k, n)?,
-                ("fault", list) => {
-                    for fault in list.split(',') {
-                        match fault.trim() {
-                            "mute-after-atr" => spec.faults.mute_after_atr = true,
-                            "refuse-pps" => spec.faults.refuse_pps = true,
-                            "removal-answers-empty" => spec.faults.removal_answers_empty = true,
-                            other => {
-                                return Err(format!(
-                                    "{uri}: unknown fault {other:?} (fault=mute-after-atr|refuse-pps|removal-answers-empty)"
-                                ));
-                            }
-                        }
-                    }
-                }
-                (k, v) => {
-                    return Err(format!(
-                        "{uri}: unknown option {k}={v} (accepted: {SIM_OPTIONS})"
-                    ));
-                }
-            }
-        }
-        if spec.config.level == SimLevel::TpduT1 {
-            spec.protocol = CardProtocol::T1;
-        }
-        Ok(spec)
-    }
-
-    /// The card to insert at start, made fresh: this crate's test cards by name, the rest
-    /// from `catalog` (e.g. pos-emv's EMV cards); `None` for `card=none`.
-    ///
-    /// Errors: a message naming the card and listing every accepted name, or the catalog's
-    /// message (a script file that cannot be read).
-    pub fn make_card(
-        &self,
-        catalog: Option<&dyn CardCatalog>,
-    ) -> Result<Option<Box<dyn VirtualCard>>, String> {
-        match &self.card {
-            SimCard::None => Ok(None),
-            SimCard::Spec(spec) => make_card(spec, self.protocol, catalog).map(Some),
-            SimCard::Default => match catalog.and_then(|c| c.default_card()) {
-                Some(name) => make_card(&CardSpec::Named(name), self.protocol, catalog).map(Some),
-                None => Ok(Some(Box::new(match self.protocol {
-                    CardProtocol::T0 => TestCard::t0(),
-                    CardProtocol::T1 => TestCard::t1(),
-                }))),
-            },
-        }
-    }
-}
-
-/// A fresh card for `spec`: this crate's bare test cards ([`TEST_CARDS`]) by name, anything
-/// else from `catalog`.
-///
-/// Errors: a message naming the card and listing every accepted name (this crate's and the
-/// catalog's), or saying which catalog a script or a named card needs when there is none.
-pub fn make_card(
-    spec: &CardSpec,
-    protocol: CardProtocol,
-    catalog: Option<&dyn CardCatalog>,
-) -> Result<Box<dyn VirtualCard>, String> {
-    if let CardSpec::Named(name) = spec {
-        match name.as_str() {
-            "t0" => return Ok(Box::new(TestCard::t0())),
-            "t1" => return Ok(Box::new(TestCard::t1())),
-            "mute" => {
-                let mut c = match protocol {
-                    CardProtocol::T0 => TestCard::t0(),
-                    CardProtocol::T1 => TestCard::t1(),
-                };
-                c.mute = true;
-                return Ok(Box::new(c));
-            }
-            _ => {}
-        }
-    }
-    if let Some(made) = catalog.and_then(|c| c.make(spec, protocol)) {
-        return made;
-    }
-    let mut names: Vec<String> = TEST_CARDS.iter().map(|n| n.to_string()).collect();
-    names.extend(catalog.map(|c| c.names()).unwrap_or_default());
-    names.push("none".into());
-    match (spec, catalog) {
-        (CardSpec::Script(path), Some(c)) if c.plays_scripts() => Err(format!(
-            "script={}: the card catalog could not play it",
-            path.display()
-        )),
-        (CardSpec::Script(path), _) => Err(format!(
-            "script={}: recorded sessions are played by an EMV card catalog, which this \
-             reader was not given (pos_ccid::ReaderConfig::cards = pos_emv::sim::EmvCards)",
-            path.display()
-        )),
-        (CardSpec::Named(name), None) => Err(format!(
-            "unknown card {name:?}: accepted card={} (EMV cards such as visa come with an \
-             EMV card catalog: pos_ccid::ReaderConfig::cards = pos_emv::sim::EmvCards), or script=FILE",
-            names.join("|")
-        )),
-        (CardSpec::Named(name), Some(_)) => Err(format!(
-            "unknown card {name:?}: accepted card={}, or script=FILE",
-            names.join("|")
-        )),
-    }
-}
-
-/// Level as the descriptor states it, for tests.
-pub fn level_of(cfg: &SimReaderConfig) -> ExchangeLevel {
-    descriptor_for(cfg).exchange_level()
 }

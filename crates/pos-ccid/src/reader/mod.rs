@@ -2,7 +2,7 @@
 //! classification of every failure (removed, mute, unplugged, protocol).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -16,12 +16,16 @@ use crate::atr::{self, ParsedAtr};
 use crate::descriptor::{CcidDescriptor, ExchangeLevel};
 use crate::error::CcidError;
 use crate::message::{
-    CommandStatus, IccStatus, Notification, PowerSelect, ProtocolParams, Request, Response,
-    SlotError,
+    CommandStatus, IccStatus, PowerSelect, ProtocolParams, Request, RequestBody, Response,
+    ResponseBody, SlotError,
 };
-use crate::t0;
-use crate::t1::{BlockTransport, Checksum, T1Error, T1Terminal};
+use crate::t1::{Checksum, T1Terminal};
 use crate::transport::{CcidTransport, InterruptSource, is_gone};
+
+mod exchange;
+mod monitor;
+
+use exchange::SlotBlocks;
 
 /// Whether `r` can be a card's response APDU: data, then SW1 SW2 with SW1 `6X` (but not
 /// `60`, the T=0 NULL byte) or `9X` (ISO/IEC 7816-3 10.3.3, 7816-4 5.1.3).
@@ -184,15 +188,20 @@ impl<T: CcidTransport + 'static> Inner<T> {
         }
     }
 
-    /// Send one request and wait for its reply (same bSeq), honouring time-extension
-    /// replies up to the exchange cap. On timeout the command is aborted.
-    fn command(&mut self, request: &Request, timeout: Duration) -> Result<Response, CcidError> {
+    /// Send one request to `slot` with the next bSeq and wait for its reply (same bSeq),
+    /// honouring time-extension replies up to the exchange cap. On timeout the command is
+    /// aborted.
+    fn command(
+        &mut self,
+        slot: u8,
+        body: RequestBody,
+        timeout: Duration,
+    ) -> Result<Response, CcidError> {
+        let seq = self.next_seq();
         if self.presence.gone.load(Ordering::SeqCst) {
             return Err(CcidError::Gone);
         }
-        let bytes = request.encode();
-        let seq = request.seq();
-        let slot = request.slot();
+        let bytes = Request { slot, seq, body }.encode();
         let started = Instant::now();
         if let Err(e) = self
             .transport
@@ -223,18 +232,18 @@ impl<T: CcidTransport + 'static> Inner<T> {
                     return Err(e.into());
                 }
             };
-            if resp.seq() != seq || resp.slot() != slot {
+            if resp.seq != seq || resp.slot != slot {
                 log::debug!(
                     "{}: dropping a stale reply (seq {} slot {}, waiting for seq {seq} slot {slot})",
                     self.uri,
-                    resp.seq(),
-                    resp.slot()
+                    resp.seq,
+                    resp.slot
                 );
                 continue;
             }
-            if resp.status().command() == CommandStatus::TimeExtension {
+            if resp.status.command() == CommandStatus::TimeExtension {
                 // bError is the multiplier of the card's waiting time the reader needs.
-                let multiplier = u32::from(resp.error_code().max(1));
+                let multiplier = u32::from(resp.error.max(1));
                 let extra = (timeout * multiplier).min(self.config.exchange_cap);
                 let cap_left = self.config.exchange_cap.saturating_sub(started.elapsed());
                 deadline = Deadline::after(extra.min(cap_left));
@@ -257,7 +266,12 @@ impl<T: CcidTransport + 'static> Inner<T> {
                 return;
             }
         }
-        let msg = Request::Abort { slot, seq }.encode();
+        let msg = Request {
+            slot,
+            seq,
+            body: RequestBody::Abort,
+        }
+        .encode();
         if let Err(e) = self.transport.send(&msg, d) {
             log::debug!("{}: Abort message: {e}", self.uri);
             return;
@@ -265,7 +279,7 @@ impl<T: CcidTransport + 'static> Inner<T> {
         // Drain replies up to the one for the Abort itself.
         while let Ok(raw) = self.transport.receive(d) {
             if let Ok(r) = Response::decode(&raw) {
-                if r.seq() == seq && matches!(r, Response::SlotStatus { .. }) {
+                if r.seq == seq && matches!(r.body, ResponseBody::SlotStatus { .. }) {
                     break;
                 }
             }
@@ -273,11 +287,8 @@ impl<T: CcidTransport + 'static> Inner<T> {
     }
 
     fn get_slot_status(&mut self, slot: u8) -> Result<Response, CcidError> {
-        let seq = self.next_seq();
-        self.command(
-            &Request::GetSlotStatus { slot, seq },
-            self.config.command_timeout,
-        )
+        let timeout = self.config.command_timeout;
+        self.command(slot, RequestBody::GetSlotStatus, timeout)
     }
 
     /// Presence and power as the reader reports them now, with CHANGED when the card left
@@ -285,7 +296,7 @@ impl<T: CcidTransport + 'static> Inner<T> {
     fn slot_status(&mut self, slot: u8) -> Result<SlotState, CcidError> {
         self.check_slot(slot)?;
         let resp = self.get_slot_status(slot)?;
-        let icc = resp.status().icc();
+        let icc = resp.status.icc();
         let mut st = SlotState::empty();
         let was_powered = self.slots[usize::from(slot)].powered;
         match icc {
@@ -357,9 +368,9 @@ impl<T: CcidTransport + 'static> Inner<T> {
     }
 
     fn check_response(slot: u8, resp: &Response) -> Result<(), CcidError> {
-        if resp.status().command() == CommandStatus::Failed {
-            let error = SlotError::from_code(resp.error_code());
-            if resp.status().icc() == IccStatus::Absent {
+        if resp.status.command() == CommandStatus::Failed {
+            let error = SlotError::from_code(resp.error);
+            if resp.status.icc() == IccStatus::Absent {
                 return Err(CcidError::CardAbsent { slot });
             }
             return Err(CcidError::Slot { slot, error });
@@ -374,14 +385,11 @@ impl<T: CcidTransport + 'static> Inner<T> {
         let mut last = CcidError::CardAbsent { slot };
         let mut atr_bytes = None;
         for power in voltage_sequence(&self.descriptor) {
-            let seq = self.next_seq();
-            let resp = self.command(
-                &Request::IccPowerOn { slot, seq, power },
-                self.config.power_on_timeout,
-            )?;
+            let timeout = self.config.power_on_timeout;
+            let resp = self.command(slot, RequestBody::IccPowerOn { power }, timeout)?;
             match Self::check_response(slot, &resp) {
                 Ok(()) => {
-                    if let Response::DataBlock { data, .. } = resp {
+                    if let ResponseBody::DataBlock { data, .. } = resp.body {
                         atr_bytes = Some(data);
                         break;
                     }
@@ -393,11 +401,8 @@ impl<T: CcidTransport + 'static> Inner<T> {
                     ..
                 }) => {
                     // Deactivate and try the next class.
-                    let seq = self.next_seq();
-                    let _ = self.command(
-                        &Request::IccPowerOff { slot, seq },
-                        self.config.command_timeout,
-                    );
+                    let timeout = self.config.command_timeout;
+                    let _ = self.command(slot, RequestBody::IccPowerOff, timeout);
                     last = CcidError::CardMute {
                         slot,
                         after: Duration::ZERO,
@@ -491,18 +496,17 @@ impl<T: CcidTransport + 'static> Inner<T> {
     /// PPS exchange through XfrBlock (TPDU-level readers that do not do it themselves).
     fn pps(&mut self, slot: u8, protocol: u8, fi_di: (u8, u8)) -> bool {
         let request = atr::pps_request(protocol, fi_di);
-        let seq = self.next_seq();
-        let req = Request::XfrBlock {
-            slot,
-            seq,
+        let body = RequestBody::XfrBlock {
             bwi: 0,
             level: 0,
             data: request.clone(),
         };
-        match self.command(&req, self.config.command_timeout) {
-            Ok(Response::DataBlock { data, status, .. })
-                if status.command() == CommandStatus::Processed =>
-            {
+        match self.command(slot, body, self.config.command_timeout) {
+            Ok(Response {
+                status,
+                body: ResponseBody::DataBlock { data, .. },
+                ..
+            }) if status.command() == CommandStatus::Processed => {
                 let ok = atr::pps_response_ok(&request, &data);
                 if !ok {
                     log::info!(
@@ -550,21 +554,15 @@ impl<T: CcidTransport + 'static> Inner<T> {
                 clock_stop: 0,
             }
         };
-        let seq = self.next_seq();
-        let resp = self.command(
-            &Request::SetParameters { slot, seq, params },
-            self.config.command_timeout,
-        )?;
+        let timeout = self.config.command_timeout;
+        let resp = self.command(slot, RequestBody::SetParameters { params }, timeout)?;
         Self::check_response(slot, &resp)
     }
 
     fn power_off(&mut self, slot: u8) -> Result<(), CcidError> {
         self.check_slot(slot)?;
-        let seq = self.next_seq();
-        let resp = self.command(
-            &Request::IccPowerOff { slot, seq },
-            self.config.command_timeout,
-        )?;
+        let timeout = self.config.command_timeout;
+        let resp = self.command(slot, RequestBody::IccPowerOff, timeout)?;
         let s = &mut self.slots[usize::from(slot)];
         s.powered = false;
         s.t1 = None;
@@ -573,208 +571,6 @@ impl<T: CcidTransport + 'static> Inner<T> {
             Ok(()) | Err(CcidError::CardAbsent { .. }) => Ok(()),
             Err(e) => Err(e),
         }
-    }
-
-    /// Timeout for one exchange with the card: its waiting time times `multiplier`, plus the
-    /// margin, capped.
-    fn exchange_timeout(&self, slot: u8, multiplier: u32) -> Duration {
-        let base = self.slots[usize::from(slot)].card_wait;
-        (base * multiplier.max(1) + self.config.exchange_margin).min(self.config.exchange_cap)
-    }
-
-    /// One XfrBlock (any level): returns the reply's data and chain parameter.
-    fn xfr(
-        &mut self,
-        slot: u8,
-        data: Vec<u8>,
-        level: u16,
-        bwi: u8,
-        timeout: Duration,
-    ) -> Result<(Vec<u8>, u8), CcidError> {
-        if self.presence.removed_since[usize::from(slot)].load(Ordering::SeqCst) {
-            return Err(CcidError::CardRemoved {
-                slot,
-                detail: "the reader reported the card's removal".into(),
-            });
-        }
-        let seq = self.next_seq();
-        let resp = self.command(
-            &Request::XfrBlock {
-                slot,
-                seq,
-                bwi,
-                level,
-                data,
-            },
-            timeout,
-        )?;
-        match Self::check_response(slot, &resp) {
-            // The card we were talking to is not there any more: it was pulled.
-            Err(CcidError::CardAbsent { .. }) => {
-                return Err(CcidError::CardRemoved {
-                    slot,
-                    detail: "the reader reports no card in the middle of an exchange".into(),
-                });
-            }
-            Err(e) => return Err(e),
-            // "Success, and no card in the slot": the card went during the exchange and the
-            // reader flushed the command with an empty answer (QEMU's usb-ccid does this).
-            Ok(()) if resp.status().icc() == IccStatus::Absent => {
-                return Err(CcidError::CardRemoved {
-                    slot,
-                    detail: "the reader answered the exchange with no card in the slot".into(),
-                });
-            }
-            Ok(()) => {}
-        }
-        match resp {
-            Response::DataBlock { data, chain, .. } => Ok((data, chain)),
-            other => Err(CcidError::Protocol(format!(
-                "XfrBlock answered with {other:?}"
-            ))),
-        }
-    }
-
-    fn transmit(&mut self, slot: u8, apdu: &[u8]) -> Result<Vec<u8>, CcidError> {
-        self.check_slot(slot)?;
-        if !self.slots[usize::from(slot)].powered {
-            return Err(CcidError::CardAbsent { slot });
-        }
-        if apdu.len() < 4 {
-            return Err(CcidError::BadApdu(format!(
-                "{} bytes: an APDU has at least 4",
-                apdu.len()
-            )));
-        }
-        let result = match self.descriptor.exchange_level() {
-            ExchangeLevel::ShortApdu | ExchangeLevel::ExtendedApdu => {
-                self.transmit_apdu(slot, apdu)
-            }
-            ExchangeLevel::Tpdu if self.slots[usize::from(slot)].protocol == 1 => {
-                self.transmit_t1(slot, apdu)
-            }
-            ExchangeLevel::Tpdu => self.transmit_t0(slot, apdu),
-            ExchangeLevel::Character => Err(CcidError::CardUnsupported {
-                slot,
-                detail: "character-level reader".into(),
-            }),
-        };
-        match result {
-            Ok(r) if is_response_apdu(&r) => Ok(r),
-            Ok(r) => Err(self.classify(
-                slot,
-                CcidError::Protocol(format!(
-                    "the answer {:02X?} is not a response APDU: it must end in SW1 SW2 with SW1 \
-                     6X (not 60) or 9X (the card and reader may disagree on the protocol)",
-                    &r[..r.len().min(16)]
-                )),
-            )),
-            Err(e @ (CcidError::BadApdu(_) | CcidError::NoSuchSlot { .. })) => Err(e),
-            Err(e) => Err(self.classify(slot, e)),
-        }
-    }
-
-    /// APDU level, with command and response chaining through wLevelParameter.
-    fn transmit_apdu(&mut self, slot: u8, apdu: &[u8]) -> Result<Vec<u8>, CcidError> {
-        let timeout = self.exchange_timeout(slot, 1);
-        let max = (self.descriptor.max_message_length as usize)
-            .saturating_sub(crate::message::HEADER_LEN)
-            .max(16);
-        let mut reply = if apdu.len() <= max {
-            self.xfr(slot, apdu.to_vec(), 0, 0, timeout)?
-        } else {
-            let chunks: Vec<&[u8]> = apdu.chunks(max).collect();
-            let last = chunks.len() - 1;
-            let mut r = (Vec::new(), 0);
-            for (i, c) in chunks.iter().enumerate() {
-                let level = match i {
-                    0 => 1,
-                    i if i == last => 2,
-                    _ => 3,
-                };
-                r = self.xfr(slot, c.to_vec(), level, 0, timeout)?;
-            }
-            r
-        };
-        let mut out = std::mem::take(&mut reply.0);
-        let mut rounds = 0;
-        // chain 1 = begins and continues, 3 = continues: ask for more with level 0x10.
-        while reply.1 == 1 || reply.1 == 3 {
-            rounds += 1;
-            if rounds > 1024 {
-                return Err(CcidError::Protocol("response chaining does not end".into()));
-            }
-            reply = self.xfr(slot, Vec::new(), 0x10, 0, timeout)?;
-            out.extend_from_slice(&reply.0);
-        }
-        Ok(out)
-    }
-
-    fn transmit_t0(&mut self, slot: u8, apdu: &[u8]) -> Result<Vec<u8>, CcidError> {
-        let tpdu = t0::tpdu_from_apdu(apdu).map_err(|e| CcidError::BadApdu(e.to_string()))?;
-        let mut bytes = tpdu.header.to_vec();
-        bytes.extend_from_slice(&tpdu.data);
-        let timeout = self.exchange_timeout(slot, 1);
-        Ok(self.xfr(slot, bytes, 0, 0, timeout)?.0)
-    }
-
-    fn transmit_t1(&mut self, slot: u8, apdu: &[u8]) -> Result<Vec<u8>, CcidError> {
-        let Some(mut t1) = self.slots[usize::from(slot)].t1.take() else {
-            return Err(CcidError::Protocol(
-                "T=1 state missing: power the card on again".into(),
-            ));
-        };
-        let result = {
-            let mut tr = SlotBlocks { inner: self, slot };
-            t1.transceive(&mut tr, apdu)
-        };
-        match result {
-            Ok(r) => {
-                self.slots[usize::from(slot)].t1 = Some(t1);
-                Ok(r)
-            }
-            Err(e) => {
-                // Keep the engine (its sequence numbers) unless the card is gone.
-                self.slots[usize::from(slot)].t1 = Some(t1);
-                Err(self.t1_failure(slot, e))
-            }
-        }
-    }
-
-    fn t1_failure(&mut self, slot: u8, e: T1Error<CcidError>) -> CcidError {
-        match e {
-            T1Error::Transport(inner) => inner,
-            other => CcidError::Protocol(format!("slot {slot}: T=1: {other}")),
-        }
-    }
-}
-
-/// The T=1 engine's view of a slot: one block per XfrBlock.
-struct SlotBlocks<'a, T: CcidTransport + 'static> {
-    inner: &'a mut Inner<T>,
-    slot: u8,
-}
-
-impl<T: CcidTransport + 'static> BlockTransport for SlotBlocks<'_, T> {
-    type Error = CcidError;
-    fn exchange(&mut self, block: &[u8], wtx: u8) -> Result<Vec<u8>, CcidError> {
-        let timeout = self.inner.exchange_timeout(self.slot, u32::from(wtx));
-        Ok(self
-            .inner
-            .xfr(self.slot, block.to_vec(), 0, wtx, timeout)?
-            .0)
-    }
-
-    /// A transfer error on the line is worth a T=1 retransmission; a removal, a mute card or
-    /// an unplugged reader is not.
-    fn is_recoverable(&self, e: &CcidError) -> bool {
-        matches!(
-            e,
-            CcidError::Slot {
-                error: SlotError::XfrParityError | SlotError::XfrOverrun,
-                ..
-            }
-        )
     }
 }
 
@@ -853,202 +649,20 @@ impl<T: CcidTransport + 'static> CcidReader<T> {
     /// Errors: `Slot` when the reader refuses it, link errors, `NoReply`.
     pub fn escape(&mut self, data: &[u8]) -> Result<Vec<u8>, CcidError> {
         let mut inner = self.lock();
-        let seq = inner.next_seq();
         let timeout = inner.config.command_timeout;
-        let resp = inner.command(
-            &Request::Escape {
-                slot: 0,
-                seq,
-                data: data.to_vec(),
-            },
-            timeout,
-        )?;
+        let body = RequestBody::Escape {
+            data: data.to_vec(),
+        };
+        let resp = inner.command(0, body, timeout)?;
         Inner::<T>::check_response(0, &resp)?;
         match resp {
-            Response::Escape { data, .. } => Ok(data),
+            Response {
+                body: ResponseBody::Escape { data },
+                ..
+            } => Ok(data),
             other => Err(CcidError::Protocol(format!(
                 "Escape answered with {other:?}"
             ))),
-        }
-    }
-
-    /// Start the presence monitor: on the interrupt endpoint when the reader has one, else
-    /// polling slot status every `poll_interval`.
-    fn start_monitor(&mut self) {
-        let hub = self.hub.clone();
-        let presence = Arc::clone(&self.presence);
-        let stop = Arc::clone(&self.stop);
-        let slots = self.slot_count;
-        let handle = match self.interrupt.take() {
-            Some(source) => {
-                std::thread::spawn(move || interrupt_monitor(source, hub, presence, stop, slots))
-            }
-            None => {
-                let weak = Arc::downgrade(&self.inner);
-                let interval = self.lock().config.poll_interval;
-                std::thread::spawn(move || poll_monitor(weak, hub, presence, stop, slots, interval))
-            }
-        };
-        self.monitor = Some(handle);
-    }
-}
-
-/// Record a presence change and tell subscribers.
-fn note_change(
-    hub: &EventHub,
-    presence: &Presence,
-    slot: u8,
-    present: bool,
-    changed: bool,
-    was_present: &mut [bool],
-) {
-    let i = usize::from(slot);
-    let before = was_present.get(i).copied().unwrap_or(false);
-    // "Changed, now absent" for a card the driver knew is a removal even when this monitor
-    // never saw the card arrive (it was in the reader before the driver opened it; found on
-    // QEMU's usb-ccid), and even when an exchange already found it gone. For a card the
-    // driver never knew it may be a stale notification from before the open: not an event.
-    // Limit: a quick pull-and-reinsert that the reader merges into one "changed, present"
-    // for a card this monitor never saw arrive is reported as an insertion only (it cannot
-    // be told from the insertion notification left from before the open); the next
-    // exchange still fails as CardRemoved, since the card is no longer powered.
-    let known = presence.known.get(i);
-    let knew = known.is_some_and(|k| k.load(Ordering::SeqCst));
-    if (before && (!present || changed)) || (changed && !present && knew) {
-        if let Some(flag) = presence.removed_since.get(i) {
-            flag.store(true, Ordering::SeqCst);
-        }
-        if let Some(k) = known {
-            k.store(false, Ordering::SeqCst);
-        }
-        hub.publish(DeviceEvent::CardRemoved { slot });
-    }
-    if present {
-        if let Some(k) = known {
-            k.store(true, Ordering::SeqCst);
-        }
-    }
-    if present && (!before || changed) {
-        hub.publish(DeviceEvent::CardInserted { slot });
-    }
-    if let Some(p) = was_present.get_mut(i) {
-        *p = present;
-    }
-}
-
-fn interrupt_monitor(
-    mut source: Box<dyn InterruptSource>,
-    hub: EventHub,
-    presence: Arc<Presence>,
-    stop: Arc<AtomicBool>,
-    slots: u8,
-) {
-    let mut was_present = vec![false; usize::from(slots)];
-    let mut buf = [0u8; 64];
-    while !stop.load(Ordering::Relaxed) {
-        let n = match source.read(&mut buf, Deadline::after(Duration::from_millis(100))) {
-            Ok(n) => n,
-            Err(e) if e.kind() == FaultKind::Timeout => continue,
-            Err(e) => {
-                if !presence.gone.swap(true, Ordering::SeqCst) {
-                    hub.publish(DeviceEvent::Disconnected {
-                        detail: e.to_string(),
-                    });
-                }
-                return;
-            }
-        };
-        match Notification::decode(&buf[..n], slots) {
-            Ok(Notification::SlotChange(changes)) => {
-                for c in changes {
-                    if c.changed
-                        || c.present
-                            != was_present
-                                .get(usize::from(c.slot))
-                                .copied()
-                                .unwrap_or(false)
-                    {
-                        note_change(
-                            &hub,
-                            &presence,
-                            c.slot,
-                            c.present,
-                            c.changed,
-                            &mut was_present,
-                        );
-                    }
-                }
-            }
-            Ok(Notification::HardwareError { slot, code, .. }) => {
-                hub.publish(DeviceEvent::Fault {
-                    kind: FaultKind::Unrecoverable,
-                    detail: format!("reader hardware error {code:#04x} on slot {slot}"),
-                });
-            }
-            Err(e) => log::debug!("bad interrupt message {:02x?}: {e}", &buf[..n]),
-        }
-    }
-}
-
-fn poll_monitor<T: CcidTransport + 'static>(
-    weak: Weak<Mutex<Inner<T>>>,
-    hub: EventHub,
-    presence: Arc<Presence>,
-    stop: Arc<AtomicBool>,
-    slots: u8,
-    interval: Duration,
-) {
-    let mut was_present = vec![false; usize::from(slots)];
-    // A swap is reported once, not at every poll until the card is powered again.
-    let mut swap_reported = vec![false; usize::from(slots)];
-    while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(interval);
-        let Some(inner) = weak.upgrade() else { return };
-        // A running exchange finds out about the card itself; do not queue behind it.
-        let Ok(mut guard) = inner.try_lock() else {
-            continue;
-        };
-        for slot in 0..slots {
-            let resp = match guard.get_slot_status(slot) {
-                Ok(r) => r,
-                Err(CcidError::Gone) => return,
-                Err(CcidError::Link(ref e)) if is_gone(e) => return,
-                Err(e) => {
-                    log::debug!("poll: slot {slot}: {e}");
-                    continue;
-                }
-            };
-            let icc = resp.status().icc();
-            let present = matches!(icc, IccStatus::PresentActive | IccStatus::PresentInactive);
-            let i = usize::from(slot);
-            // Powered by us but inactive now: pulled and reinserted between two polls (or an
-            // exchange or status request found that first).
-            let found = presence
-                .swapped_since
-                .get(i)
-                .is_some_and(|f| f.swap(false, Ordering::SeqCst));
-            let swapped = found
-                || (guard.slots[i].powered
-                    && icc == IccStatus::PresentInactive
-                    && !swap_reported[i]);
-            if icc != IccStatus::PresentInactive {
-                swap_reported[i] = false;
-            } else if swapped {
-                swap_reported[i] = true;
-            }
-            // A card the driver knew, gone, even if this monitor never saw it (it was pulled
-            // before the first poll got the lock, or an exchange found it gone first).
-            let knew = presence
-                .known
-                .get(i)
-                .is_some_and(|k| k.load(Ordering::SeqCst));
-            let gone_unseen = !present && knew;
-            if present != was_present[i] || swapped || gone_unseen {
-                // The removal flag set here makes the next exchange on this slot fail as
-                // CardRemoved (the slot's powered state is cleared when that is read).
-                let changed = swapped || gone_unseen;
-                note_change(&hub, &presence, slot, present, changed, &mut was_present);
-            }
         }
     }
 }
