@@ -10,7 +10,8 @@
 //! before sending), 3 reversed because the card was pulled after the approval, 2 reversed
 //! after a host timeout, 15 voids of an earlier sale of the day, 25 refunds, 15
 //! pre-authorizations, 10 completions of one of them. Everything resolved: no reversal
-//! pending, nothing in flight (a lane's steady state).
+//! pending, nothing in flight, and the sealed card data erased as retention leaves it (kept
+//! only by open pre-authorizations): a lane's steady state.
 
 use std::path::Path;
 use std::time::Instant;
@@ -312,7 +313,8 @@ pub fn generate(
     let mut voided =
         tx.prepare("UPDATE txn SET voided = 1, updated_ms = max(updated_ms, ?2) WHERE id = ?1")?;
     let mut completed = tx.prepare(
-        "UPDATE txn SET completed_by = ?2, updated_ms = max(updated_ms, ?3) WHERE id = ?1",
+        "UPDATE txn SET completed_by = ?2, sealed = NULL, updated_ms = max(updated_ms, ?3)
+         WHERE id = ?1",
     )?;
 
     let mut rng = Rng(0x5CA1_E000_0017_0004);
@@ -662,6 +664,11 @@ pub fn generate(
             }
         }
         row.updated_ms = t;
+        // Retention erased the sealed card data of every closed day (the generated days are
+        // all before today), but an open pre-authorization's (its completion takes it).
+        if s != Scenario::PreAuth {
+            row.sealed = None;
+        }
         ins_txn.execute(params![
             row.id,
             row.kind,

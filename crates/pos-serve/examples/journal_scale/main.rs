@@ -1,7 +1,8 @@
 //! The journal at scale (issue 17): what a sale, start-up recovery, `posctl report`,
 //! `posctl journal list` and the API's status cost on a journal of N transactions (default
-//! a million, about 500 days of a busy lane) against an empty one, and the journal's bytes
-//! per transaction. Run by `crates/pos-serve/benches/journal_scale.sh`.
+//! a million, about 500 days of a busy lane) against an empty one, the journal's bytes per
+//! transaction, and a retention step on the large journal. Run by
+//! `crates/pos-serve/benches/journal_scale.sh`.
 //!
 //! ```text
 //! cargo run --release -p pos-serve --example journal_scale -- [--entries N] [--runs R]
@@ -330,6 +331,9 @@ fn http(addr: &str, token: &str, path: &str) -> Result<u16, Error> {
 fn service(path: &Path) -> Result<(Service, String, String), Error> {
     let mut config = config(path, "sim");
     config.api.listen = "127.0.0.1:0".into();
+    // No retention while measuring: it would start moving the large journal's history out
+    // (its steps are measured on their own, at the end).
+    config.retention.interval_s = 0;
     let service = Service::start(open_lane(config, None)?)?;
     let addr = service.api_address();
     let token = std::fs::read_to_string(service.token_path())?
@@ -529,6 +533,24 @@ fn main() -> Result<(), Error> {
         s.shutdown();
     }
 
+    // Retention on the large journal (last: it moves its history out): steps of 1,000
+    // moved, as the service runs them when idle. The first makes the archive file.
+    eprintln!("journal_scale: retention");
+    let mut j = Journal::open(&large)?;
+    let archive_dir = dir.path().join("large").join("archive");
+    let mut steps = Vec::new();
+    for _ in 0..=a.runs.min(21) {
+        let t = Instant::now();
+        let r = j.archive(90, &archive_dir, pos_terminal::journal::now_ms(), 1_000)?;
+        steps.push((t.elapsed(), r.moved, r.sealed_erased));
+    }
+    drop(j);
+    let moved = median(steps.iter().skip(1).map(|s| s.0).collect());
+    let (n_moved, n_erased) = steps
+        .iter()
+        .skip(1)
+        .fold((0, 0), |(m, e), s| (m + s.1, e + s.2));
+
     println!(
         "journal scale: {cpus} CPUs; medians of {} runs ({} after a crash, {} sales), \
          empty and {label} alternately; ms",
@@ -549,6 +571,11 @@ fn main() -> Result<(), Error> {
     println!(
         "WAL pages written by a sale's journal writes: {} empty, {} {label}",
         wal_pages[EMPTY], wal_pages[LARGE]
+    );
+    println!(
+        "retention on {label}: a step (keep 90 days, 1,000 at most) took {:.1} ms (median of {}; {n_moved} moved, {n_erased} sealed erased)",
+        ms(moved),
+        steps.len() - 1
     );
     println!(
         "start-up checks (empty / {label}): after a clean close {:?} / {:?}, after a crash {:?} / {:?}",

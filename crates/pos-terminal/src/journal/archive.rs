@@ -26,7 +26,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::{Journal, JournalError, SCHEMA, State};
@@ -90,17 +90,105 @@ const CLOSED: [State; 4] = [
     State::Reversed,
 ];
 
-fn in_list(states: &[State]) -> String {
-    states
-        .iter()
-        .map(|s| format!("'{}'", s.name()))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// Retention's SQL, checked by the query-plan test (`journal/query_plans.rs`) like the
+/// journal's: the backlog is read a page at a time through `txn_created`, families through
+/// `txn_original` and the table's key, the sealed data to erase through `txn_sealed`.
+pub(super) mod sql {
+    use super::{CLOSED, State};
+
+    fn in_list(states: &[State]) -> String {
+        states
+            .iter()
+            .map(|s| format!("'{}'", s.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// An open pre-authorization: completed (approved), neither completed nor voided since.
+    const OPEN_PREAUTH: &str =
+        "(kind = 'preauth' AND state = 'completed' AND completed_by IS NULL AND voided = 0)";
+
+    /// Whether a transaction may go: closed, and not an open pre-authorization.
+    fn may_go() -> String {
+        format!("(state IN ({}) AND NOT {OPEN_PREAUTH})", in_list(&CLOSED))
+    }
+
+    /// The next page of the transactions created before `?1`, oldest first, after
+    /// `(created_ms, id)` = `(?2, ?3)`, at most `?4`: id, created_ms, original_id, may go.
+    pub(in crate::journal) fn old_page() -> String {
+        format!(
+            "SELECT id, created_ms, original_id, {} FROM txn
+             WHERE created_ms < ?1 AND (created_ms, id) > (?2, ?3)
+             ORDER BY created_ms, id LIMIT ?4",
+            may_go()
+        )
+    }
+
+    /// One transaction: created_ms, original_id, may go.
+    pub(in crate::journal) fn one() -> String {
+        format!(
+            "SELECT created_ms, original_id, {} FROM txn WHERE id = ?1",
+            may_go()
+        )
+    }
+
+    /// The transactions that reference `?1` (its voids, completions).
+    pub(in crate::journal) const CHILDREN: &str = "SELECT id FROM txn WHERE original_id = ?1";
+
+    /// Erase the sealed card data no reversal can need, of at most `?2` transactions created
+    /// before `?1`, oldest first. `INDEXED BY`: without it SQLite reads every closed
+    /// transaction through `txn_state`; with it, only those still holding sealed data.
+    pub(in crate::journal) fn erase_sealed() -> String {
+        format!(
+            "UPDATE txn SET sealed = NULL WHERE id IN (
+               SELECT id FROM txn INDEXED BY txn_sealed
+               WHERE sealed IS NOT NULL AND created_ms < ?1 AND {}
+               ORDER BY created_ms LIMIT ?2)",
+            may_go()
+        )
+    }
+
+    /// The days (ms) of the lane events (no transaction) before `?1`.
+    pub(in crate::journal) const LANE_EVENT_DAYS: &str =
+        "SELECT DISTINCT at_ms - at_ms % 86400000 FROM events
+         WHERE txn_id IS NULL AND at_ms < ?1";
+
+    /// The note of a move in progress.
+    pub(in crate::journal) const NOTE: &str =
+        "INSERT OR REPLACE INTO meta(key, value) VALUES ('archiving', ?1)";
+
+    /// The note's end, with the move's deletes.
+    pub(in crate::journal) const NOTE_DONE: &str = "DELETE FROM meta WHERE key = 'archiving'";
+
+    /// Copy the rows of `ids` (`(1,2,3)`) of `table` (keyed by `key`) into the archive.
+    pub(in crate::journal) fn copy(table: &str, key: &str, ids: &str) -> String {
+        format!(
+            "INSERT OR IGNORE INTO arch.{table} SELECT * FROM main.{table}
+             WHERE {key} IN {ids} ORDER BY 1"
+        )
+    }
+
+    /// Copy the lane events of `[?1, ?2)` into the archive.
+    pub(in crate::journal) const COPY_LANE_EVENTS: &str =
+        "INSERT OR IGNORE INTO arch.events SELECT * FROM main.events
+         WHERE txn_id IS NULL AND at_ms >= ?1 AND at_ms < ?2";
+
+    /// Delete the rows of `ids` of `table` (keyed by `key`).
+    pub(in crate::journal) fn delete(table: &str, key: &str, ids: &str) -> String {
+        format!("DELETE FROM {table} WHERE {key} IN {ids}")
+    }
+
+    /// Delete the lane events of `[?1, ?2)`.
+    pub(in crate::journal) const DELETE_LANE_EVENTS: &str =
+        "DELETE FROM events WHERE txn_id IS NULL AND at_ms >= ?1 AND at_ms < ?2";
 }
 
-/// An open pre-authorization: completed (approved), neither completed nor voided since.
-const OPEN_PREAUTH: &str =
-    "(kind = 'preauth' AND state = 'completed' AND completed_by IS NULL AND voided = 0)";
+/// Old transactions read per query while looking for what can move.
+const PAGE: i64 = 2_000;
+
+/// Transactions whose sealed card data one call erases at most (an update of one column:
+/// tens of milliseconds).
+const ERASE_BATCH: usize = 10_000;
 
 /// Transactions moved per note-copy-delete step: bounds the time the journal is held and
 /// the size of the note.
@@ -112,6 +200,12 @@ impl Journal {
     /// to archive files in `dir`, at most about `max_moves` of them (whole families: a run
     /// may go over by one family); [`ArchiveReport::more`] says when some are left for the
     /// next call. Finishes an interrupted earlier run first.
+    ///
+    /// A call is a bounded step whatever the backlog (a journal that kept a million
+    /// transactions before retention): it erases the sealed data of at most 10,000
+    /// transactions (and moves nothing while some is left to erase, so nothing leaves with
+    /// sealed data), and reads the old transactions oldest first only until it has
+    /// `max_moves` to move. About 45 ms for 1,000 moved from a journal of a million.
     ///
     /// Never archived: a reversal pending or stuck, a receipt owed, an open
     /// pre-authorization. A transaction and the ones it references or that reference it (a
@@ -138,20 +232,21 @@ impl Journal {
             report.resumed = true;
         }
         let today = day_start(now_ms);
-        report.sealed_erased = self.erase_unneeded_sealed(today)?;
+        let max_moves = max_moves.max(1);
+        report.sealed_erased = self.erase_unneeded_sealed(today, ERASE_BATCH)?;
+        if report.sealed_erased >= ERASE_BATCH {
+            // More to erase: the next call goes on (nothing moves with its sealed data).
+            report.more = true;
+            return Ok(report);
+        }
         let cutoff = today - i64::from(keep_days) * DAY_MS;
-        let (families, kept) = self.archivable(cutoff)?;
+        let (families, kept, more) = self.archivable(cutoff, max_moves)?;
         report.kept = kept;
+        report.more = more;
         // Families by archive file (the month their first transaction was created in), in
         // batches.
         let mut batches: Vec<(PathBuf, Vec<i64>)> = Vec::new();
-        let mut planned = 0;
         for (created, ids) in families {
-            if planned >= max_moves {
-                report.more = true;
-                break;
-            }
-            planned += ids.len();
             let file = archive_file(dir, created);
             match batches.last_mut() {
                 Some((f, batch)) if *f == file && batch.len() < BATCH => batch.extend(ids),
@@ -160,11 +255,7 @@ impl Journal {
         }
         // Lane events past the cut-off, by month, once every transaction has gone.
         if !report.more {
-            let lane_events = self.query_i64(
-                "SELECT DISTINCT at_ms - at_ms % 86400000 FROM events
-                 WHERE txn_id IS NULL AND at_ms < ?1",
-                cutoff,
-            )?;
+            let lane_events = self.query_i64(sql::LANE_EVENT_DAYS, cutoff)?;
             let files: BTreeSet<PathBuf> = lane_events
                 .iter()
                 .map(|at| archive_file(dir, *at))
@@ -216,21 +307,18 @@ impl Journal {
     }
 
     /// Erase the sealed card data that no reversal can need: completed, declined, aborted
-    /// or reversed before `today` (ms), except open pre-authorizations. Durable.
-    fn erase_unneeded_sealed(&mut self, today: i64) -> Result<usize, JournalError> {
+    /// or reversed before `today` (ms), except open pre-authorizations; the oldest `limit`
+    /// (a journal that never erased any has a year of it: a bounded step at a time).
+    /// Durable.
+    fn erase_unneeded_sealed(&mut self, today: i64, limit: usize) -> Result<usize, JournalError> {
         self.writable()?;
         self.sync(true)?;
         let sq = self.sq();
         let n = self
             .conn
             .execute(
-                &format!(
-                    "UPDATE txn SET sealed = NULL
-                     WHERE sealed IS NOT NULL AND created_ms < ?1 AND state IN ({})
-                       AND NOT {OPEN_PREAUTH}",
-                    in_list(&CLOSED)
-                ),
-                [today],
+                &sql::erase_sealed(),
+                params![today, i64::try_from(limit).unwrap_or(i64::MAX)],
             )
             .map_err(sq)?;
         if n > 0 {
@@ -239,90 +327,90 @@ impl Journal {
         Ok(n)
     }
 
-    /// The families to archive: `(created_ms of the first, ids)`, oldest first (a
-    /// transaction with the ones it references or that reference it: they move together,
-    /// so no row ever references one that left); and how many old enough ones stay.
+    /// The families to archive, oldest first, about `max_moves` transactions of them (a
+    /// family is whole, so the last may go over): `(created_ms of the first, ids)`; how many
+    /// old enough ones stay, of those looked at; and whether old enough ones are left
+    /// unlooked at. A family is a transaction with the ones it references or that reference
+    /// it, and so on (a void and its sale, a completion and its pre-authorization): it
+    /// moves whole when every member is old enough and may go, else it stays whole, so no
+    /// row ever references one that left.
+    ///
+    /// The old transactions are read a page at a time, oldest first (`txn_created`), and
+    /// each family through its links (`txn_original`, the table's key): a call reads what
+    /// it moves and what stays before it, never the whole backlog (a million transactions
+    /// on a journal that kept everything before retention).
     #[allow(clippy::type_complexity)]
-    fn archivable(&self, cutoff: i64) -> Result<(Vec<(i64, Vec<i64>)>, usize), JournalError> {
+    fn archivable(
+        &self,
+        cutoff: i64,
+        max_moves: usize,
+    ) -> Result<(Vec<(i64, Vec<i64>)>, usize, bool), JournalError> {
         let sq = self.sq();
-        // Everything old enough, with its link to an original, and whether it may go.
-        let mut st = self
-            .conn
-            .prepare(&format!(
-                "SELECT id, created_ms, original_id,
-                        state IN ({}) AND NOT {OPEN_PREAUTH}
-                 FROM txn WHERE created_ms < ?1",
-                in_list(&CLOSED)
-            ))
-            .map_err(&sq)?;
-        let old: Vec<(i64, i64, Option<i64>, bool)> = st
-            .query_map([cutoff], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })
-            .map_err(&sq)?
-            .collect::<Result<_, _>>()
-            .map_err(&sq)?;
-        let mut ok: BTreeMap<i64, i64> = old
-            .iter()
-            .filter(|(.., closed)| *closed)
-            .map(|(id, created, ..)| (*id, *created))
-            .collect();
-        // Every link (a void, a completion, a refund by reference to its original): few,
-        // and read from their own index.
-        let mut st = self
-            .conn
-            .prepare("SELECT id, original_id FROM txn WHERE original_id IS NOT NULL")
-            .map_err(&sq)?;
-        let mut links: Vec<(i64, i64)> = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(&sq)?
-            .collect::<Result<_, _>>()
-            .map_err(&sq)?;
-        links.sort_unstable();
-        links.dedup();
-        // A link with one end staying keeps both (until nothing changes).
-        loop {
-            let before = ok.len();
-            for (child, original) in &links {
-                if ok.contains_key(child) != ok.contains_key(original) {
-                    ok.remove(child);
-                    ok.remove(original);
+        let mut page_st = self.conn.prepare(&sql::old_page()).map_err(&sq)?;
+        let mut one_st = self.conn.prepare(&sql::one()).map_err(&sq)?;
+        let mut children_st = self.conn.prepare(sql::CHILDREN).map_err(&sq)?;
+        let mut decided: BTreeSet<i64> = BTreeSet::new();
+        let mut families: Vec<(i64, Vec<i64>)> = Vec::new();
+        let (mut planned, mut kept) = (0usize, 0usize);
+        let mut after = (i64::MIN, i64::MIN);
+        let more = 'scan: loop {
+            let page: Vec<(i64, i64)> = page_st
+                .query_map(params![cutoff, after.0, after.1, PAGE], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .map_err(&sq)?
+                .collect::<Result<_, _>>()
+                .map_err(&sq)?;
+            let Some(&(last_id, last_created)) = page.last() else {
+                break 'scan false;
+            };
+            after = (last_created, last_id);
+            for (id, _) in page {
+                if decided.contains(&id) {
+                    continue;
+                }
+                if planned >= max_moves {
+                    break 'scan true;
+                }
+                // The family: every transaction linked to this one, either way.
+                let mut members: BTreeMap<i64, (i64, bool)> = BTreeMap::new();
+                let mut whole = true;
+                let mut todo = vec![id];
+                while let Some(m) = todo.pop() {
+                    if members.contains_key(&m) {
+                        continue;
+                    }
+                    let row: Option<(i64, Option<i64>, bool)> = one_st
+                        .query_row([m], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                        .optional()
+                        .map_err(&sq)?;
+                    // A link to a transaction no longer here keeps the family.
+                    let Some((created, original, may_go)) = row else {
+                        whole = false;
+                        continue;
+                    };
+                    members.insert(m, (created, may_go && created < cutoff));
+                    todo.extend(original);
+                    let children = children_st
+                        .query_map([m], |r| r.get::<_, i64>(0))
+                        .map_err(&sq)?
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(&sq)?;
+                    todo.extend(children);
+                }
+                decided.extend(members.keys());
+                if whole && members.values().all(|(_, go)| *go) {
+                    // Named by its first member (the lowest id).
+                    let created = members.values().next().map_or(0, |(c, _)| *c);
+                    planned += members.len();
+                    families.push((created, members.into_keys().collect()));
+                } else {
+                    kept += members.values().filter(|(c, _)| *c < cutoff).count();
                 }
             }
-            if ok.len() == before {
-                break;
-            }
-        }
-        let kept = old.len() - ok.len();
-        // Families: union the linked ones, each named by its oldest member.
-        let mut root: BTreeMap<i64, i64> = ok.keys().map(|id| (*id, *id)).collect();
-        fn find(root: &mut BTreeMap<i64, i64>, mut x: i64) -> i64 {
-            while let Some(&p) = root.get(&x) {
-                if p == x {
-                    break;
-                }
-                x = p;
-            }
-            x
-        }
-        for (child, original) in &links {
-            if ok.contains_key(child) && ok.contains_key(original) {
-                let (a, b) = (find(&mut root, *child), find(&mut root, *original));
-                let (lo, hi) = (a.min(b), a.max(b));
-                root.insert(hi, lo);
-            }
-        }
-        let mut families: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-        for id in ok.keys() {
-            let r = find(&mut root, *id);
-            families.entry(r).or_default().push(*id);
-        }
-        let mut out: Vec<(i64, Vec<i64>)> = families
-            .into_iter()
-            .map(|(r, ids)| (ok.get(&r).copied().unwrap_or(0), ids))
-            .collect();
-        out.sort_by_key(|(created, ids)| (*created, ids.first().copied()));
-        Ok((out, kept))
+        };
+        families.sort_by_key(|(created, ids)| (*created, ids.first().copied()));
+        Ok((families, kept, more))
     }
 
     /// Move `ids` (and lane events in `events_window`) to `file`: note, copy, delete.
@@ -339,12 +427,7 @@ impl Journal {
         self.writable()?;
         self.sync(true)?;
         let sq = self.sq_owned();
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO meta(key, value) VALUES ('archiving', ?1)",
-                [&note],
-            )
-            .map_err(&sq)?;
+        self.conn.execute(sql::NOTE, [&note]).map_err(&sq)?;
         self.committed(true);
         self.copy_and_delete(file, &list, (from, to))
     }
@@ -376,20 +459,10 @@ impl Journal {
                         ("events", "txn_id"),
                         ("host_messages", "txn_id"),
                     ] {
-                        tx.execute(
-                            &format!(
-                                "INSERT OR IGNORE INTO arch.{table} SELECT * FROM main.{table}
-                                 WHERE {key} IN {in_ids} ORDER BY 1"
-                            ),
-                            [],
-                        )?;
+                        tx.execute(&sql::copy(table, key, &in_ids), [])?;
                     }
                 }
-                let events = tx.execute(
-                    "INSERT OR IGNORE INTO arch.events SELECT * FROM main.events
-                     WHERE txn_id IS NULL AND at_ms >= ?1 AND at_ms < ?2",
-                    params![from, to],
-                )?;
+                let events = tx.execute(sql::COPY_LANE_EVENTS, params![from, to])?;
                 tx.commit()?;
                 Ok(events)
             })();
@@ -418,17 +491,13 @@ impl Journal {
                 ("timeline", "txn_id"),
                 ("txn", "id"),
             ] {
-                tx.execute(&format!("DELETE FROM {table} WHERE {key} IN {in_ids}"), [])
+                tx.execute(&sql::delete(table, key, &in_ids), [])
                     .map_err(&sq)?;
             }
         }
-        tx.execute(
-            "DELETE FROM events WHERE txn_id IS NULL AND at_ms >= ?1 AND at_ms < ?2",
-            params![from, to],
-        )
-        .map_err(&sq)?;
-        tx.execute("DELETE FROM meta WHERE key = 'archiving'", [])
+        tx.execute(sql::DELETE_LANE_EVENTS, params![from, to])
             .map_err(&sq)?;
+        tx.execute(sql::NOTE_DONE, []).map_err(&sq)?;
         tx.commit().map_err(&sq)?;
         self.committed(true);
         Ok(events)
@@ -767,6 +836,44 @@ mod tests {
         assert!(ids(&j).is_empty());
         assert_eq!(rows(&file, "txn"), 1);
         assert!(archive_files(&elsewhere).is_empty());
+    }
+
+    #[test]
+    fn a_long_backlog_is_worked_off_a_bounded_step_at_a_time() {
+        let (d, mut j) = journal();
+        let dir = d.path().join("archive");
+        // A journal that kept everything before retention: a backlog bigger than a step.
+        let n = ERASE_BATCH + 500;
+        let old = NOW - 200 * DAY_MS;
+        let tx = j.conn.unchecked_transaction().unwrap();
+        for i in 0..n {
+            tx.execute(
+                "INSERT INTO txn(kind, state, amount, currency, sealed, created_ms, updated_ms)
+                 VALUES ('sale', 'completed', 100, 978, x'00', ?1, ?1)",
+                [old + i as i64],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+        // Sealed data first, a bounded step at a time; nothing moves with sealed data.
+        let r = j.archive(90, &dir, NOW, 1_000).unwrap();
+        assert_eq!((r.sealed_erased, r.moved, r.more), (ERASE_BATCH, 0, true));
+        let r = j.archive(90, &dir, NOW, 1_000).unwrap();
+        assert_eq!((r.sealed_erased, r.moved, r.more), (500, 1_000, true));
+        // Then the moves, about max_moves a call.
+        let mut total = r.moved;
+        loop {
+            let r = j.archive(90, &dir, NOW, 1_000).unwrap();
+            assert!(r.moved <= 1_000);
+            total += r.moved;
+            if !r.more {
+                break;
+            }
+        }
+        assert_eq!(total, n);
+        assert!(ids(&j).is_empty());
+        let archived: i64 = archive_files(&dir).iter().map(|f| rows(f, "txn")).sum();
+        assert_eq!(archived, n as i64);
     }
 
     #[test]
