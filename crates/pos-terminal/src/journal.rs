@@ -827,8 +827,8 @@ pub const FULL_CHECK_MAX_BYTES: u64 = 16 * 1024 * 1024;
 /// Which of SQLite's checks [`Journal::open`] ran over the file before using it.
 ///
 /// Both of SQLite's checks read the whole file, so their cost grows with the journal: at a
-/// million transactions (about 2 GB) a `quick_check` takes seconds, where the rest of the
-/// start takes milliseconds. The start stays short by checking the whole file only when
+/// million transactions (about 1.5 GB) a `quick_check` takes 1.5 to 4 s, where the rest of
+/// the start takes milliseconds. The start stays short by checking the whole file only when
 /// there is a reason to:
 ///
 /// - up to [`FULL_CHECK_MAX_BYTES`]: the full `integrity_check`, every time (milliseconds
