@@ -110,7 +110,7 @@ pub trait ChipReader: Device {
     fn transmit(&mut self, slot: u8, command: &[u8]) -> Result<Vec<u8>, Self::Error>;
 }
 
-impl<R: ChipReader + ?Sized> ChipReader for &mut R {
+forward_lent_and_boxed!(ChipReader {
     fn slot_count(&self) -> u8 {
         (**self).slot_count()
     }
@@ -129,28 +129,7 @@ impl<R: ChipReader + ?Sized> ChipReader for &mut R {
     fn transmit(&mut self, slot: u8, command: &[u8]) -> Result<Vec<u8>, Self::Error> {
         (**self).transmit(slot, command)
     }
-}
-
-impl<R: ChipReader + ?Sized> ChipReader for Box<R> {
-    fn slot_count(&self) -> u8 {
-        (**self).slot_count()
-    }
-    fn capabilities(&self) -> ReaderCapabilities {
-        (**self).capabilities()
-    }
-    fn slot_status(&mut self, slot: u8) -> Result<SlotState, Self::Error> {
-        (**self).slot_status(slot)
-    }
-    fn power_on(&mut self, slot: u8) -> Result<Atr, Self::Error> {
-        (**self).power_on(slot)
-    }
-    fn power_off(&mut self, slot: u8) -> Result<(), Self::Error> {
-        (**self).power_off(slot)
-    }
-    fn transmit(&mut self, slot: u8, command: &[u8]) -> Result<Vec<u8>, Self::Error> {
-        (**self).transmit(slot, command)
-    }
-}
+});
 
 /// A channel to one powered card: the only thing the EMV layer needs.
 ///
@@ -166,19 +145,12 @@ pub trait CardChannel {
     fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, Self::Error>;
 }
 
-impl<C: CardChannel + ?Sized> CardChannel for &mut C {
-    type Error = C::Error;
+forward_lent_and_boxed!(CardChannel {
+    type Error = T::Error;
     fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, Self::Error> {
         (**self).transmit(command)
     }
-}
-
-impl<C: CardChannel + ?Sized> CardChannel for Box<C> {
-    type Error = C::Error;
-    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, Self::Error> {
-        (**self).transmit(command)
-    }
-}
+});
 
 /// One slot of a [`ChipReader`] seen as a [`CardChannel`].
 #[derive(Debug)]
@@ -222,23 +194,14 @@ pub trait VirtualCard: Send {
     fn transmit(&mut self, command: &[u8]) -> Option<Vec<u8>>;
 }
 
-impl<V: VirtualCard + ?Sized> VirtualCard for &mut V {
+forward_lent_and_boxed!(VirtualCard {
     fn power_on(&mut self) -> Option<Vec<u8>> {
         (**self).power_on()
     }
     fn transmit(&mut self, command: &[u8]) -> Option<Vec<u8>> {
         (**self).transmit(command)
     }
-}
-
-impl<V: VirtualCard + ?Sized> VirtualCard for Box<V> {
-    fn power_on(&mut self) -> Option<Vec<u8>> {
-        (**self).power_on()
-    }
-    fn transmit(&mut self, command: &[u8]) -> Option<Vec<u8>> {
-        (**self).transmit(command)
-    }
-}
+});
 
 /// The protocol a virtual card's answer to reset offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -157,10 +157,8 @@ pub trait Device: Send {
     fn subscribe(&mut self) -> Result<Subscription, Self::Error>;
 }
 
-/// A lent driver (`&mut driver`) is a device too, as in embedded-hal: a caller can hand
-/// out its driver without boxing it.
-impl<D: Device + ?Sized> Device for &mut D {
-    type Error = D::Error;
+forward_lent_and_boxed!(Device {
+    type Error = T::Error;
     fn info(&self) -> DeviceInfo {
         (**self).info()
     }
@@ -173,23 +171,7 @@ impl<D: Device + ?Sized> Device for &mut D {
     fn subscribe(&mut self) -> Result<Subscription, Self::Error> {
         (**self).subscribe()
     }
-}
-
-impl<D: Device + ?Sized> Device for Box<D> {
-    type Error = D::Error;
-    fn info(&self) -> DeviceInfo {
-        (**self).info()
-    }
-    fn state(&self) -> DeviceState {
-        (**self).state()
-    }
-    fn check_health(&mut self, level: HealthLevel) -> Result<HealthReport, Self::Error> {
-        (**self).check_health(level)
-    }
-    fn subscribe(&mut self) -> Result<Subscription, Self::Error> {
-        (**self).subscribe()
-    }
-}
+});
 
 #[cfg(test)]
 mod tests {

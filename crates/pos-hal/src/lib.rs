@@ -60,6 +60,15 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+/// `impl Trait for &mut T` and `impl Trait for Box<T>` (`T: Trait + ?Sized`) with one
+/// forwarding body: a lent driver and a boxed one are drivers too, as in embedded-hal.
+macro_rules! forward_lent_and_boxed {
+    ($tr:ident { $($body:tt)* }) => {
+        impl<T: $tr + ?Sized> $tr for &mut T { $($body)* }
+        impl<T: $tr + ?Sized> $tr for Box<T> { $($body)* }
+    };
+}
+
 pub mod calendar;
 mod card;
 mod device;

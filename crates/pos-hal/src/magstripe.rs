@@ -110,17 +110,11 @@ pub trait MagstripeReader: Device {
     fn wait_for_swipe(&mut self, timeout: Duration) -> Result<Swipe, Self::Error>;
 }
 
-impl<R: MagstripeReader + ?Sized> MagstripeReader for &mut R {
+forward_lent_and_boxed!(MagstripeReader {
     fn wait_for_swipe(&mut self, timeout: Duration) -> Result<Swipe, Self::Error> {
         (**self).wait_for_swipe(timeout)
     }
-}
-
-impl<R: MagstripeReader + ?Sized> MagstripeReader for Box<R> {
-    fn wait_for_swipe(&mut self, timeout: Duration) -> Result<Swipe, Self::Error> {
-        (**self).wait_for_swipe(timeout)
-    }
-}
+});
 
 #[cfg(test)]
 mod tests {

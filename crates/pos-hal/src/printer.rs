@@ -202,7 +202,7 @@ pub trait ReceiptPrinter: Device {
     fn recover(&mut self) -> Result<PrinterConditions, Self::Error>;
 }
 
-impl<P: ReceiptPrinter + ?Sized> ReceiptPrinter for &mut P {
+forward_lent_and_boxed!(ReceiptPrinter {
     fn status(&mut self) -> Result<PrinterConditions, Self::Error> {
         (**self).status()
     }
@@ -215,22 +215,7 @@ impl<P: ReceiptPrinter + ?Sized> ReceiptPrinter for &mut P {
     fn recover(&mut self) -> Result<PrinterConditions, Self::Error> {
         (**self).recover()
     }
-}
-
-impl<P: ReceiptPrinter + ?Sized> ReceiptPrinter for Box<P> {
-    fn status(&mut self) -> Result<PrinterConditions, Self::Error> {
-        (**self).status()
-    }
-    fn print(&mut self, document: &Document) -> Result<PrintOutcome, Self::Error> {
-        (**self).print(document)
-    }
-    fn cut(&mut self, kind: CutKind) -> Result<(), Self::Error> {
-        (**self).cut(kind)
-    }
-    fn recover(&mut self) -> Result<PrinterConditions, Self::Error> {
-        (**self).recover()
-    }
-}
+});
 
 #[cfg(test)]
 mod tests {
