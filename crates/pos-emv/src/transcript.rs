@@ -229,6 +229,29 @@ impl Transcript {
         Transcript::parse(&text)
     }
 
+    /// What the card's records held: the primitive data objects of every READ RECORD
+    /// response (`00 B2`, status `9000`), by tag, and the records themselves (what the
+    /// decision tests start from when they replay a session).
+    ///
+    /// Errors: the [`crate::tlv::TlvError`] of a record that is not well-formed BER-TLV.
+    pub fn record_data(&self) -> Result<crate::read::CardData, crate::tlv::TlvError> {
+        let mut card = crate::read::CardData::default();
+        for ex in &self.exchanges {
+            if ex.header().get(..2) != Some(&[0x00, 0xB2][..]) || ex.sw() != 0x9000 {
+                continue;
+            }
+            let data = ex
+                .response
+                .get(..ex.response.len().saturating_sub(2))
+                .unwrap_or_default();
+            for o in crate::tlv::flatten(data)? {
+                card.tags.insert(o.tag, o.value.to_vec());
+            }
+            card.records.push(data.to_vec());
+        }
+        Ok(card)
+    }
+
     /// Number of exchanges.
     pub fn len(&self) -> usize {
         self.exchanges.len()

@@ -4,7 +4,6 @@
 use pos_emv::action::{self, ActionCodes, Decision};
 use pos_emv::read::CardData;
 use pos_emv::tags;
-use pos_emv::tlv;
 use pos_emv::transcript::Transcript;
 use pos_emv::tvr::Tvr;
 
@@ -13,16 +12,7 @@ const UPI: &str = include_str!("data/contact-upi.apdu");
 
 fn card_from(text: &str) -> CardData {
     let t = Transcript::parse(text).expect("transcript");
-    let mut card = CardData::default();
-    for ex in &t.exchanges {
-        if ex.header().get(..2) == Some(&[0x00, 0xB2][..]) && ex.sw() == 0x9000 {
-            let data = &ex.response[..ex.response.len() - 2];
-            for o in tlv::flatten(data).expect("record TLV") {
-                card.tags.insert(o.tag, o.value.to_vec());
-            }
-        }
-    }
-    card
+    t.record_data().expect("record TLV")
 }
 
 /// P1 of every GENERATE AC (`80 AE`) in the transcript.

@@ -8,26 +8,15 @@ use pos_emv::cvm::{
 use pos_emv::read::CardData;
 use pos_emv::tags;
 use pos_emv::terminal::{Capabilities, PinMethods};
-use pos_emv::tlv;
 use pos_emv::transcript::Transcript;
 use pos_emv::tvr::{Tsi, Tvr};
 
 const MASTERCARD: &str = include_str!("data/contact-mastercard.apdu");
 const UPI: &str = include_str!("data/contact-upi.apdu");
 
-/// The primitive objects of every READ RECORD response (`00 B2`, `9000`) of a transcript.
 fn card_from(text: &str) -> CardData {
     let t = Transcript::parse(text).expect("transcript");
-    let mut card = CardData::default();
-    for ex in &t.exchanges {
-        if ex.header().get(..2) == Some(&[0x00, 0xB2][..]) && ex.sw() == 0x9000 {
-            let data = &ex.response[..ex.response.len() - 2];
-            for o in tlv::flatten(data).expect("record TLV") {
-                card.tags.insert(o.tag, o.value.to_vec());
-            }
-        }
-    }
-    card
+    t.record_data().expect("record TLV")
 }
 
 fn caps(b2: u8) -> TerminalCvmCapabilities {

@@ -3,48 +3,23 @@
 //! check is then made to fail on its own.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::OnceLock;
+mod common;
+
+use common::{Keys, exponent, modulus, plain, sha1, sign};
 
 use pos_emv::capk::CaPublicKey;
 use pos_emv::oda::{self, OdaError, RsaKey, Signed};
 use pos_emv::tlv::{self, Tag};
 use pos_hal::{Fault, FaultKind};
-use rand_chacha::ChaCha8Rng;
-use rand_chacha::rand_core::SeedableRng;
-use rsa::BigUint;
 use rsa::RsaPrivateKey;
-use rsa::traits::{PrivateKeyParts, PublicKeyParts};
-use sha1::{Digest, Sha1};
 
 const RID: [u8; 5] = [0xA0, 0, 0, 0, 0x99];
 const PAN: &str = "5413330089600044";
 const TODAY: (u8, u8) = (25, 6);
 const STATIC: &[u8] = b"\x5A\x08\x54\x13\x33\x00\x89\x60\x00\x44\x5F\x24\x03\x30\x12\x31\x59\x00";
 
-struct Keys {
-    ca: RsaPrivateKey,     // 1024 bits: issuer certificate 128 bytes
-    issuer: RsaPrivateKey, // 896 bits: 112 bytes, so a 20-byte remainder (92)
-    icc: RsaPrivateKey,    // 768 bits: 96 bytes, so a 26-byte remainder (9F48)
-}
-
 fn keys() -> &'static Keys {
-    static KEYS: OnceLock<Keys> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        let mut rng = ChaCha8Rng::seed_from_u64(0x0DA);
-        Keys {
-            ca: RsaPrivateKey::new(&mut rng, 1024).unwrap(),
-            issuer: RsaPrivateKey::new(&mut rng, 896).unwrap(),
-            icc: RsaPrivateKey::new(&mut rng, 768).unwrap(),
-        }
-    })
-}
-
-fn modulus(k: &RsaPrivateKey) -> Vec<u8> {
-    k.n().to_bytes_be()
-}
-
-fn exponent(k: &RsaPrivateKey) -> Vec<u8> {
-    k.e().to_bytes_be()
+    common::keys(0x0DA)
 }
 
 fn public(k: &RsaPrivateKey) -> RsaKey {
@@ -60,39 +35,6 @@ fn ca_entry(index: u8) -> CaPublicKey {
         modulus: modulus(k),
         expires: None,
     }
-}
-
-/// Raw RSA private operation m^d mod n.
-fn sign(k: &RsaPrivateKey, m: &[u8]) -> Vec<u8> {
-    let n_len = modulus(k).len();
-    assert_eq!(m.len(), n_len);
-    let s = BigUint::from_bytes_be(m).modpow(k.d(), k.n()).to_bytes_be();
-    let mut out = vec![0; n_len - s.len()];
-    out.extend_from_slice(&s);
-    out
-}
-
-fn sha1(parts: &[&[u8]]) -> Vec<u8> {
-    let mut h = Sha1::new();
-    for p in parts {
-        h.update(p);
-    }
-    h.finalize().to_vec()
-}
-
-/// Plain recovered data: 6A || body || pad BB to the signer's length || hash || BC, where
-/// the hash is over body || pad || extra.
-fn plain(signer: &RsaPrivateKey, body: &[u8], extra: &[&[u8]]) -> Vec<u8> {
-    let n_len = modulus(signer).len();
-    let mut m = vec![0x6A];
-    m.extend_from_slice(body);
-    m.resize(n_len - 21, 0xBB);
-    let mut parts: Vec<&[u8]> = vec![&m[1..]];
-    parts.extend_from_slice(extra);
-    let h = sha1(&parts);
-    m.extend_from_slice(&h);
-    m.push(0xBC);
-    m
 }
 
 /// Certificate body for format 02 (issuer) or 04 (ICC); returns (body, remainder).

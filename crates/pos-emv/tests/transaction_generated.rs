@@ -4,7 +4,9 @@
 //! (the shared transcripts cannot do that: their CA keys are missing or their certificates
 //! expired).
 
-use std::sync::OnceLock;
+mod common;
+
+use common::{Keys, exponent, modulus, sha1, signed};
 
 use pos_emv::capk::CaKeys;
 use pos_emv::gac::CryptogramType;
@@ -17,12 +19,7 @@ use pos_emv::transaction::{
 };
 use pos_emv::tvr::{Tsi, Tvr};
 use pos_hal::FaultKind;
-use rand_chacha::ChaCha8Rng;
-use rand_chacha::rand_core::SeedableRng;
-use rsa::BigUint;
 use rsa::RsaPrivateKey;
-use rsa::traits::{PrivateKeyParts, PublicKeyParts};
-use sha1::{Digest, Sha1};
 
 const AID: [u8; 7] = [0xA0, 0x00, 0x00, 0x00, 0x99, 0x10, 0x10];
 const PAN_5A: [u8; 8] = [0x54, 0x13, 0x33, 0x00, 0x89, 0x60, 0x00, 0x44];
@@ -35,64 +32,12 @@ const CDOL1: [u8; 24] = [
 /// 8A 95 9F37: the unpredictable number at 7..11.
 const CDOL2: [u8; 8] = [0x8A, 0x02, 0x95, 0x05, 0x9F, 0x37, 0x04, 0x00];
 
-struct Keys {
-    ca: RsaPrivateKey,
-    issuer: RsaPrivateKey,
-    icc: RsaPrivateKey,
-}
-
 fn keys() -> &'static Keys {
-    static KEYS: OnceLock<Keys> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        let mut rng = ChaCha8Rng::seed_from_u64(0x7A7);
-        Keys {
-            ca: RsaPrivateKey::new(&mut rng, 1024).expect("CA key"),
-            issuer: RsaPrivateKey::new(&mut rng, 896).expect("issuer key"),
-            icc: RsaPrivateKey::new(&mut rng, 768).expect("ICC key"),
-        }
-    })
-}
-
-fn modulus(k: &RsaPrivateKey) -> Vec<u8> {
-    k.n().to_bytes_be()
-}
-
-fn exponent(k: &RsaPrivateKey) -> Vec<u8> {
-    k.e().to_bytes_be()
+    common::keys(0x7A7)
 }
 
 fn hex(b: &[u8]) -> String {
     hex::encode_upper(b)
-}
-
-fn sign(k: &RsaPrivateKey, m: &[u8]) -> Vec<u8> {
-    let n_len = modulus(k).len();
-    let s = BigUint::from_bytes_be(m).modpow(k.d(), k.n()).to_bytes_be();
-    let mut out = vec![0; n_len - s.len()];
-    out.extend_from_slice(&s);
-    out
-}
-
-fn sha1(parts: &[&[u8]]) -> Vec<u8> {
-    let mut h = Sha1::new();
-    for p in parts {
-        h.update(p);
-    }
-    h.finalize().to_vec()
-}
-
-/// 6A || body || BB padding || SHA-1(body || padding || extra) || BC, signed by `signer`.
-fn signed(signer: &RsaPrivateKey, body: &[u8], extra: &[&[u8]]) -> Vec<u8> {
-    let n_len = modulus(signer).len();
-    let mut m = vec![0x6A];
-    m.extend_from_slice(body);
-    m.resize(n_len - 21, 0xBB);
-    let mut parts: Vec<&[u8]> = vec![&m[1..]];
-    parts.extend_from_slice(extra);
-    let h = sha1(&parts);
-    m.extend_from_slice(&h);
-    m.push(0xBC);
-    sign(signer, &m)
 }
 
 /// A certificate (format 02 issuer, 04 ICC) of `subject` signed by `signer`, and the
