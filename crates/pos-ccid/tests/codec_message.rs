@@ -10,9 +10,7 @@ use pos_hal::{Fault, FaultKind};
 use proptest::prelude::*;
 
 fn hex(s: &str) -> Vec<u8> {
-    s.split_whitespace()
-        .map(|b| u8::from_str_radix(b, 16).expect("hex byte"))
-        .collect()
+    hex::decode(s.split_whitespace().collect::<String>()).expect("test hex")
 }
 
 // ---------------------------------------------------------------- requests

@@ -8,11 +8,7 @@ use pos_ccid::t0::{
 use proptest::prelude::*;
 
 fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digits"))
-        .collect()
+    hex::decode(s.split_whitespace().collect::<String>()).expect("test hex")
 }
 
 // A Mastercard contact test card session (crates/pos-emv/tests/data, itself from the
