@@ -13,6 +13,56 @@ use pos_link::{LinkError, Operation};
 
 use crate::serial::MsrError;
 
+/// The `pos_hal::Device` and `pos_hal::MagstripeReader` impls of a driver over a
+/// [`ReaderCore`] (in a field `core`) with a `wait_inner(timeout)`: info, state and events
+/// from the core, its own health report (the block, with the driver as `$this`), and the
+/// wait bracketed by [`ReaderCore::begin`] and [`ReaderCore::end`]. Written once for the
+/// serial, keyboard-wedge and HID drivers.
+macro_rules! core_reader_impls {
+    (
+        impl[$($gen:tt)*] for $ty:ty;
+        $(#[$hdoc:meta])* fn check_health($this:ident, $level:ident) $health:block
+        $(#[$wdoc:meta])* fn wait_for_swipe;
+    ) => {
+        impl<$($gen)*> pos_hal::Device for $ty {
+            type Error = $crate::serial::MsrError;
+
+            fn info(&self) -> pos_hal::DeviceInfo {
+                self.core.info()
+            }
+
+            fn state(&self) -> pos_hal::DeviceState {
+                self.core.state()
+            }
+
+            $(#[$hdoc])*
+            fn check_health(
+                &mut $this,
+                $level: pos_hal::HealthLevel,
+            ) -> Result<pos_hal::HealthReport, $crate::serial::MsrError> {
+                Ok($health)
+            }
+
+            fn subscribe(&mut self) -> Result<pos_hal::Subscription, $crate::serial::MsrError> {
+                Ok(self.core.subscribe())
+            }
+        }
+
+        impl<$($gen)*> pos_hal::MagstripeReader for $ty {
+            $(#[$wdoc])*
+            fn wait_for_swipe(
+                &mut self,
+                timeout: std::time::Duration,
+            ) -> Result<pos_hal::Swipe, $crate::serial::MsrError> {
+                self.core.begin()?;
+                let r = self.wait_inner(timeout);
+                self.core.end();
+                r
+            }
+        }
+    };
+}
+
 /// Overwrite bytes that may hold card data before they are freed.
 pub(crate) fn wipe(buf: &mut [u8]) {
     buf.fill(0);

@@ -39,10 +39,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use pos_hal::{
-    DeviceInfo, DeviceState, Fault, FaultKind, HealthLevel, HealthReport, Sensitive, Subscription,
-    Swipe, TrackStatus,
-};
+use pos_hal::{Fault, FaultKind, Sensitive, Swipe, TrackStatus};
 use pos_link::usb::{CLASS_HID, UsbLink, UsbOpenOptions};
 use pos_link::{Address, Deadline, DeviceUri, Link, LinkError};
 
@@ -762,21 +759,12 @@ impl<T: HidTransport> HidMsr<T> {
     }
 }
 
-impl<T: HidTransport> pos_hal::Device for HidMsr<T> {
-    type Error = MsrError;
-
-    fn info(&self) -> DeviceInfo {
-        self.core.info()
-    }
-
-    fn state(&self) -> DeviceState {
-        self.core.state()
-    }
-
+core_reader_impls! {
+    impl[T: HidTransport] for HidMsr<T>;
     /// Internal: the interface is claimed (no disconnection seen) and which layout is used.
     /// External and Interactive are skipped (no status request is sent; a swipe needs a
     /// person).
-    fn check_health(&mut self, level: HealthLevel) -> Result<HealthReport, MsrError> {
+    fn check_health(self, level) {
         let target = self.transport.target();
         let layout = format!(
             "{}-byte input report, layout from {}",
@@ -786,31 +774,19 @@ impl<T: HidTransport> pos_hal::Device for HidMsr<T> {
                 LayoutSource::Default => "the documented defaults",
             }
         );
-        Ok(self.core.health(
+        self.core.health(
             level,
             "vendor-mode HID readers are not queried for status",
             |r| {
                 self.core.link_check(r, "link_open", target);
                 r.pass("report_layout", layout);
             },
-        ))
+        )
     }
-
-    fn subscribe(&mut self) -> Result<Subscription, MsrError> {
-        Ok(self.core.subscribe())
-    }
-}
-
-impl<T: HidTransport> pos_hal::MagstripeReader for HidMsr<T> {
     /// Reads input reports until one parses. A swipe with no track read is
     /// [`MsrError::BadRead`] (after its `Swiped` event). Timeout: `timeout` plus at most the
     /// report gap per transfer of a report already under way.
-    fn wait_for_swipe(&mut self, timeout: Duration) -> Result<Swipe, MsrError> {
-        self.core.begin()?;
-        let r = self.wait_inner(timeout);
-        self.core.end();
-        r
-    }
+    fn wait_for_swipe;
 }
 
 /// Open a vendor-mode HID reader: `usb:VID:PID` (or `usb:BUS-PORT`, `?serial=`), claiming

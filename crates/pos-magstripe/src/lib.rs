@@ -24,6 +24,7 @@ mod ascii;
 mod bits;
 mod card;
 #[cfg(feature = "std")]
+#[macro_use]
 mod core;
 #[cfg(feature = "std")]
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]

@@ -227,43 +227,22 @@ impl<S: SwipeSource> WedgeMsr<S> {
     }
 }
 
-impl<S: SwipeSource> pos_hal::Device for WedgeMsr<S> {
-    type Error = MsrError;
-
-    fn info(&self) -> DeviceInfo {
-        self.core.info()
-    }
-
-    fn state(&self) -> DeviceState {
-        self.core.state()
-    }
-
+core_reader_impls! {
+    impl[S: SwipeSource] for WedgeMsr<S>;
     /// Internal: the device is open (no disconnection seen). External and Interactive are
     /// reported as skipped (wedge readers have no status request; a swipe needs a person).
-    fn check_health(&mut self, level: HealthLevel) -> Result<HealthReport, MsrError> {
-        Ok(self.core.health(
+    fn check_health(self, level) {
+        self.core.health(
             level,
             "keyboard-wedge readers have no status request",
             |r| {
                 self.core.link_check(r, "device_open", self.core.uri());
             },
-        ))
+        )
     }
-
-    fn subscribe(&mut self) -> Result<Subscription, MsrError> {
-        Ok(self.core.subscribe())
-    }
-}
-
-impl<S: SwipeSource> pos_hal::MagstripeReader for WedgeMsr<S> {
     /// Waits for a typed swipe. Text with no track is skipped. Returns within `timeout`
     /// plus the inter-key timeout of a swipe already under way.
-    fn wait_for_swipe(&mut self, timeout: Duration) -> Result<Swipe, MsrError> {
-        self.core.begin()?;
-        let r = self.wait_inner(timeout);
-        self.core.end();
-        r
-    }
+    fn wait_for_swipe;
 }
 
 /// Open a keyboard-wedge reader: `evdev:/dev/input/...?gap_ms=..` (`gap_ms`: inter-key

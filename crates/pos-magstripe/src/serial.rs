@@ -22,10 +22,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use pos_hal::{
-    DeviceInfo, DeviceState, Fault, FaultKind, HealthLevel, HealthReport, Sensitive, Subscription,
-    Swipe,
-};
+use pos_hal::{Fault, FaultKind, Sensitive, Swipe};
 use pos_link::{Address, Deadline, DeviceUri, Link, LinkError};
 
 use crate::core::{ReaderCore, wipe};
@@ -366,43 +363,21 @@ impl<L: Link> SerialMsr<L> {
     }
 }
 
-impl<L: Link> pos_hal::Device for SerialMsr<L> {
-    type Error = MsrError;
-
-    fn info(&self) -> DeviceInfo {
-        self.core.info()
-    }
-
-    fn state(&self) -> DeviceState {
-        self.core.state()
-    }
-
+core_reader_impls! {
+    impl[L: Link] for SerialMsr<L>;
     /// Internal: the link is open (no disconnection seen). External and Interactive add
     /// nothing yet: ASCII readers have no status request, and a swipe check would need a
     /// person; they are reported as skipped.
-    fn check_health(&mut self, level: HealthLevel) -> Result<HealthReport, MsrError> {
+    fn check_health(self, level) {
         let target = self.link.target();
-        Ok(self
-            .core
+        self.core
             .health(level, "serial ASCII readers have no status request", |r| {
                 self.core.link_check(r, "link_open", target);
-            }))
+            })
     }
-
-    fn subscribe(&mut self) -> Result<Subscription, MsrError> {
-        Ok(self.core.subscribe())
-    }
-}
-
-impl<L: Link> pos_hal::MagstripeReader for SerialMsr<L> {
     /// Reads frames until one holds a track. Noise frames are skipped. Timeout: `timeout`
     /// plus at most the inter-character gap per byte of a swipe already under way.
-    fn wait_for_swipe(&mut self, timeout: Duration) -> Result<Swipe, MsrError> {
-        self.core.begin()?;
-        let r = self.wait_inner(timeout);
-        self.core.end();
-        r
-    }
+    fn wait_for_swipe;
 }
 
 /// Open a serial ASCII reader: `serial:PATH?baud=..&prefix=..&suffix=..&gap_ms=..`, or
