@@ -54,6 +54,24 @@ pub struct CliError {
 }
 
 impl CliError {
+    /// A driver's error: its message; the hint of the link error behind it (`link`), else
+    /// the advice for its fault kind; `exit`.
+    pub fn device<E: pos_hal::Fault>(
+        e: &E,
+        link: Option<&pos_link::LinkError>,
+        exit: Exit,
+    ) -> Self {
+        let hint = match link {
+            Some(l) => l.hint().map(str::to_string),
+            None => Some(e.kind().advice().to_string()),
+        };
+        CliError {
+            exit,
+            message: e.to_string(),
+            hint,
+        }
+    }
+
     /// A plain error (exit 1).
     pub fn new(message: impl Into<String>) -> Self {
         CliError {

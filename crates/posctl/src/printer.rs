@@ -24,15 +24,11 @@ fn exit_for(e: &EscPosError) -> Exit {
 }
 
 fn cli_error(e: EscPosError) -> CliError {
-    let hint = match &e {
-        EscPosError::Link(l) => l.hint().map(str::to_string),
-        other => Some(other.kind().advice().to_string()),
+    let link = match &e {
+        EscPosError::Link(l) => Some(l),
+        _ => None,
     };
-    CliError {
-        exit: exit_for(&e),
-        message: e.to_string(),
-        hint,
-    }
+    CliError::device(&e, link, exit_for(&e))
 }
 
 fn open(device: &str) -> Result<Printer, CliError> {

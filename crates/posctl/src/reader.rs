@@ -21,15 +21,11 @@ fn exit_for(e: &CcidError) -> Exit {
 }
 
 fn cli_error(e: CcidError) -> CliError {
-    let hint = match &e {
-        CcidError::Link(l) => l.hint().map(str::to_string),
-        other => Some(other.kind().advice().to_string()),
+    let link = match &e {
+        CcidError::Link(l) => Some(l),
+        _ => None,
     };
-    CliError {
-        exit: exit_for(&e),
-        message: e.to_string(),
-        hint,
-    }
+    CliError::device(&e, link, exit_for(&e))
 }
 
 fn open(device: &str) -> Result<AnyReader, CliError> {
