@@ -300,10 +300,7 @@ impl StepHook for NoHook {
 /// Kill this process at once with SIGKILL: no destructors, no buffered writes flushed, as a
 /// power cut or the OOM killer would. Used by [`InjectedFault::Crash`].
 pub fn crash_now() -> ! {
-    // SAFETY: kill(2) on our own pid with SIGKILL has no memory-safety preconditions.
-    unsafe {
-        libc::kill(libc::getpid(), libc::SIGKILL);
-    }
+    let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
     // SIGKILL cannot be caught; should the call fail, abort is the next hardest stop.
     std::process::abort()
 }

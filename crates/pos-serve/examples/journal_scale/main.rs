@@ -125,7 +125,6 @@ fn config(path: &Path, host: &str) -> Config {
 
 /// Drop the journal's pages from the page cache (a cold start: after a reboot).
 fn evict(path: &Path) -> Result<(), Error> {
-    use std::os::fd::AsRawFd;
     for p in [
         path.to_path_buf(),
         PathBuf::from(format!("{}-wal", path.display())),
@@ -134,11 +133,8 @@ fn evict(path: &Path) -> Result<(), Error> {
             continue;
         };
         f.sync_all()?;
-        // SAFETY: a valid open descriptor; advice only.
-        let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-        if rc != 0 {
-            return Err(format!("posix_fadvise: {rc}").into());
-        }
+        rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed)
+            .map_err(|e| format!("posix_fadvise: {e}"))?;
     }
     Ok(())
 }

@@ -2,9 +2,11 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::Duration;
+
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
 /// A connected client.
 #[derive(Debug)]
@@ -48,10 +50,10 @@ impl Conn {
         };
     }
 
-    pub(super) fn fd(&self) -> RawFd {
+    pub(super) fn fd(&self) -> BorrowedFd<'_> {
         match self {
-            Conn::Tcp(s) => s.as_raw_fd(),
-            Conn::Unix(s) => s.as_raw_fd(),
+            Conn::Tcp(s) => s.as_fd(),
+            Conn::Unix(s) => s.as_fd(),
         }
     }
 
@@ -104,35 +106,36 @@ impl Listener {
         Ok(c)
     }
 
-    pub(super) fn fd(&self) -> RawFd {
+    pub(super) fn fd(&self) -> BorrowedFd<'_> {
         match self {
-            Listener::Tcp(l) => l.as_raw_fd(),
-            Listener::Unix(l) => l.as_raw_fd(),
+            Listener::Tcp(l) => l.as_fd(),
+            Listener::Unix(l) => l.as_fd(),
         }
     }
 }
 
-/// Whether `fd` has a connection to accept, waiting at most `timeout`.
-pub(super) fn readable(fd: RawFd, timeout: Duration) -> bool {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
+/// Whether `fd` has a connection to accept, waiting at most `timeout` (whole
+/// milliseconds, as before).
+pub(super) fn readable(fd: BorrowedFd<'_>, timeout: Duration) -> bool {
+    let ms = timeout.as_millis().min(i32::MAX as u128);
+    let timeout = Timespec {
+        tv_sec: i64::try_from(ms / 1000).unwrap_or(0),
+        tv_nsec: i64::try_from(ms % 1000 * 1_000_000).unwrap_or(0),
     };
-    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-    // SAFETY: `pfd` is one valid pollfd that lives across the call, and nfds is 1.
-    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-    n > 0 && pfd.revents & libc::POLLIN != 0
+    let mut fds = [PollFd::from_borrowed_fd(fd, PollFlags::IN)];
+    matches!(poll(&mut fds, Some(&timeout)), Ok(n) if n > 0)
+        && fds[0].revents().contains(PollFlags::IN)
 }
 
 /// Whether the peer of `fd` hung up (or the socket failed), without reading or waiting.
-pub(super) fn hung_up(fd: RawFd) -> bool {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLRDHUP,
-        revents: 0,
+pub(super) fn hung_up(fd: BorrowedFd<'_>) -> bool {
+    let zero = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
     };
-    // SAFETY: `pfd` is one valid pollfd that lives across the call, and nfds is 1.
-    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-    n > 0 && pfd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
+    let mut fds = [PollFd::from_borrowed_fd(fd, PollFlags::RDHUP)];
+    matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
+        && fds[0]
+            .revents()
+            .intersects(PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR)
 }
