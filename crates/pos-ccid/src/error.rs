@@ -87,6 +87,11 @@ pub enum CcidError {
     /// The exchange broke the protocol (T=1 gave up, an unexpected reply).
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The reader cannot do what was asked, or is refused altogether (known-broken
+    /// firmware, character level, an extended APDU on a short-APDU reader, a command longer
+    /// than its messages hold). The text says which and why.
+    #[error("reader not supported for this: {0}")]
+    ReaderUnsupported(String),
     /// A device URI that is not a CCID reader address, or bad `sim:` options.
     #[error("{0}")]
     BadAddress(String),
@@ -103,6 +108,7 @@ impl Fault for CcidError {
             CcidError::CardMute { .. } => FaultKind::CardMute,
             CcidError::BadAtr { .. } => FaultKind::CardUnsupported,
             CcidError::CardUnsupported { .. } => FaultKind::CardUnsupported,
+            CcidError::ReaderUnsupported(_) => FaultKind::InvalidInput,
             CcidError::Slot { error, .. } => match error {
                 SlotError::IccMute => FaultKind::CardMute,
                 SlotError::IccProtocolNotSupported | SlotError::IccClassNotSupported => {

@@ -7,12 +7,17 @@
 //! - [`atr`]: Answer-To-Reset parsing (ISO 7816-3) and the timings it implies.
 //! - [`t1`]: the T=1 block protocol (both the terminal and the card side).
 //! - [`t0`]: T=0 TPDUs and procedure bytes.
+//! - [`policy`]: every choice the driver makes for a reader (SetParameters, PPS, voltage,
+//!   IFSD, message size, exchange level), each with its reason.
+//! - [`quirks`]: known behaviours of reader models, as a table citing its sources.
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod atr;
 pub mod descriptor;
 pub mod message;
+pub mod policy;
+pub mod quirks;
 #[cfg(feature = "sim")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim;
@@ -29,6 +34,7 @@ pub use factory::{AnyReader, open};
 #[cfg(feature = "sim")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub use factory::{open_sim_with_card, open_sim_with_handle};
+pub use policy::{ReaderPolicy, VoltageSetting};
 pub use reader::{CcidReader, ReaderConfig};
 pub use transport::{CcidTransport, InterruptSource, UsbTransport};
 

@@ -104,10 +104,43 @@ fn t1_chains_commands_and_responses_both_ways() {
 }
 
 #[test]
+fn a_short_apdu_reader_refuses_what_its_messages_cannot_hold() {
+    let cfg = SimReaderConfig {
+        level: SimLevel::Apdu,
+        max_message_length: 64,
+        ..SimReaderConfig::default()
+    };
+    let (vr, h) = VirtualReader::new(cfg, "sim:ccid");
+    let mut r = CcidReader::new(vr, "sim:ccid", config());
+    h.insert(Box::new(TestCard::t0()));
+    r.power_on(0).unwrap();
+    let mut apdu = vec![0x80, 0xEE, 0x00, 0x00, 150];
+    apdu.extend((0..150).map(|i| (i * 7) as u8));
+    let before = h.exchanges();
+    match r.transmit(0, &apdu) {
+        Err(pos_ccid::CcidError::ReaderUnsupported(why)) => {
+            assert!(why.contains("dwMaxCCIDMessageLength"), "{why}");
+        }
+        other => panic!("expected ReaderUnsupported, got {other:?}"),
+    }
+    // An extended APDU, however short, is refused by a short-APDU reader.
+    match r.transmit(0, &[0x80, 0xEE, 0x00, 0x00, 0x00, 0x00, 0x02, 0xAA, 0xBB]) {
+        Err(pos_ccid::CcidError::ReaderUnsupported(why)) => {
+            assert!(why.contains("extended APDU"), "{why}");
+        }
+        other => panic!("expected ReaderUnsupported, got {other:?}"),
+    }
+    assert_eq!(h.exchanges(), before, "nothing reached the reader");
+    let small = [0x80, 0xEE, 0x00, 0x00, 3, 1, 2, 3];
+    assert_eq!(r.transmit(0, &small).unwrap(), [1, 2, 3, 0x90, 0x00]);
+}
+
+#[test]
 fn apdu_level_chains_through_w_level_parameter() {
     let cfg = SimReaderConfig {
         level: SimLevel::Apdu,
         max_message_length: 64,
+        extended_apdu: true,
         ..SimReaderConfig::default()
     };
     let (vr, h) = VirtualReader::new(cfg, "sim:ccid");

@@ -2,7 +2,7 @@
 //! Parameters.
 
 /// IccPowerOn bPowerSelect: the card voltage to apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum PowerSelect {
     /// 0x00: the reader chooses (readers with automatic voltage selection).
     Automatic,

@@ -76,13 +76,36 @@ impl<T: CcidTransport + 'static> Inner<T> {
                 apdu.len()
             )));
         }
-        let result = match self.descriptor.exchange_level() {
+        let level = self.policy.exchange_level.value;
+        let protocol = self.slots[usize::from(slot)].protocol;
+        if crate::policy::is_extended_apdu(apdu) {
+            let allowed = match level {
+                ExchangeLevel::ExtendedApdu => true,
+                ExchangeLevel::Tpdu => protocol == 1,
+                ExchangeLevel::ShortApdu | ExchangeLevel::Character => false,
+            };
+            if !allowed {
+                let why = match level {
+                    ExchangeLevel::Tpdu => "a T=0 card at TPDU level (extended APDUs need \
+                                            ENVELOPE, which the driver does not do)"
+                        .to_string(),
+                    other => format!(
+                        "a {} level reader (extended APDUs need an extended-APDU or TPDU \
+                         level reader with a T=1 card)",
+                        other.name()
+                    ),
+                };
+                return Err(CcidError::ReaderUnsupported(format!(
+                    "slot {slot}: a {}-byte extended APDU cannot go to {why}",
+                    apdu.len()
+                )));
+            }
+        }
+        let result = match level {
             ExchangeLevel::ShortApdu | ExchangeLevel::ExtendedApdu => {
                 self.transmit_apdu(slot, apdu)
             }
-            ExchangeLevel::Tpdu if self.slots[usize::from(slot)].protocol == 1 => {
-                self.transmit_t1(slot, apdu)
-            }
+            ExchangeLevel::Tpdu if protocol == 1 => self.transmit_t1(slot, apdu),
             ExchangeLevel::Tpdu => self.transmit_t0(slot, apdu),
             ExchangeLevel::Character => Err(CcidError::CardUnsupported {
                 slot,
@@ -99,17 +122,28 @@ impl<T: CcidTransport + 'static> Inner<T> {
                     &r[..r.len().min(16)]
                 )),
             )),
-            Err(e @ (CcidError::BadApdu(_) | CcidError::NoSuchSlot { .. })) => Err(e),
+            Err(
+                e @ (CcidError::BadApdu(_)
+                | CcidError::NoSuchSlot { .. }
+                | CcidError::ReaderUnsupported(_)),
+            ) => Err(e),
             Err(e) => Err(self.classify(slot, e)),
         }
     }
 
-    /// APDU level, with command and response chaining through wLevelParameter.
+    /// APDU level: one message per command, or (extended APDU level only) command chaining
+    /// through wLevelParameter; chained responses are collected at either APDU level.
     fn transmit_apdu(&mut self, slot: u8, apdu: &[u8]) -> Result<Vec<u8>, CcidError> {
         let timeout = self.exchange_timeout(slot, 1);
-        let max = (self.descriptor.max_message_length as usize)
-            .saturating_sub(crate::message::HEADER_LEN)
-            .max(16);
+        let max = self.policy.max_payload().max(16);
+        if apdu.len() > max && self.policy.exchange_level.value != ExchangeLevel::ExtendedApdu {
+            return Err(CcidError::ReaderUnsupported(format!(
+                "slot {slot}: a {}-byte APDU does not fit the reader's messages ({max} bytes of \
+                 data: {}), and a short-APDU reader does not take chained commands",
+                apdu.len(),
+                self.policy.max_message_length.reason
+            )));
+        }
         let mut reply = if apdu.len() <= max {
             self.xfr(slot, apdu.to_vec(), 0, 0, timeout)?
         } else {
@@ -144,6 +178,15 @@ impl<T: CcidTransport + 'static> Inner<T> {
         let tpdu = t0::tpdu_from_apdu(apdu).map_err(|e| CcidError::BadApdu(e.to_string()))?;
         let mut bytes = tpdu.header.to_vec();
         bytes.extend_from_slice(&tpdu.data);
+        let max = self.policy.max_payload();
+        if bytes.len() > max {
+            return Err(CcidError::ReaderUnsupported(format!(
+                "slot {slot}: a {}-byte TPDU does not fit the reader's messages ({max} bytes of \
+                 data: {})",
+                bytes.len(),
+                self.policy.max_message_length.reason
+            )));
+        }
         let timeout = self.exchange_timeout(slot, 1);
         Ok(self.xfr(slot, bytes, 0, 0, timeout)?.0)
     }

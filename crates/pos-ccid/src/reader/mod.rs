@@ -16,9 +16,11 @@ use crate::atr::{self, ParsedAtr};
 use crate::descriptor::{CcidDescriptor, ExchangeLevel};
 use crate::error::CcidError;
 use crate::message::{
-    CommandStatus, IccStatus, PowerSelect, ProtocolParams, Request, RequestBody, Response,
-    ResponseBody, SlotError,
+    CommandStatus, IccStatus, ProtocolParams, Request, RequestBody, Response, ResponseBody,
+    SlotError,
 };
+use crate::policy::{ReaderPolicy, VoltageSetting};
+use crate::quirks::Quirk;
 use crate::t1::{Checksum, T1Terminal};
 use crate::transport::{CcidTransport, InterruptSource, is_gone};
 
@@ -52,8 +54,16 @@ pub struct ReaderConfig {
     /// Slot-status polling interval for readers without an interrupt endpoint (default
     /// 200 ms, at most 250 ms as the issue asks).
     pub poll_interval: Duration,
-    /// IFSD asked of T=1 cards (EMV: 254).
+    /// IFSD asked of T=1 cards (EMV: 254); the policy takes the least of this, 254 and the
+    /// reader's dwMaxIFSD.
     pub ifsd: u8,
+    /// Which card voltage to apply first (`voltage=auto|5|3|1.8` in a reader URI).
+    /// Default [`VoltageSetting::Auto`]: the reader's own selection when it has one, else
+    /// class A (5 V) first, as EMV cards are.
+    pub voltage: VoltageSetting,
+    /// Quirks of the reader model (from [`crate::quirks::lookup`]), when the opener knows
+    /// its USB ids and firmware. [`ReaderPolicy::decide`] takes them into account.
+    pub quirks: Vec<Quirk>,
     /// Where a virtual reader (`sim:ccid`, feature `sim`) finds the cards its address names
     /// beyond this crate's bare test cards: `card=visa`, `script=FILE`... (pos-emv's
     /// `sim::EmvCards`). Default none; real readers ignore it.
@@ -69,6 +79,8 @@ impl Default for ReaderConfig {
             exchange_cap: Duration::from_secs(10),
             poll_interval: Duration::from_millis(200),
             ifsd: 254,
+            voltage: VoltageSetting::Auto,
+            quirks: Vec::new(),
             cards: None,
         }
     }
@@ -85,6 +97,8 @@ struct Slot {
     present: bool,
     /// Base waiting time of the card for one exchange (WWT or BWT).
     card_wait: Duration,
+    /// The policy for the powered card (its ATR taken into account).
+    policy: Option<ReaderPolicy>,
 }
 
 /// Presence news shared with the monitor thread.
@@ -117,6 +131,9 @@ struct Inner<T: CcidTransport> {
     hub: EventHub,
     state: DeviceState,
     has_interrupt: bool,
+    /// The policy before any card (voltages, level, message length); each slot's card gets
+    /// its own at power-on.
+    policy: ReaderPolicy,
 }
 
 /// A CCID smart-card reader on any [`CcidTransport`] (rusb, or the virtual reader).
@@ -141,24 +158,6 @@ impl<T: CcidTransport + 'static> std::fmt::Debug for CcidReader<T> {
             .field("capabilities", &self.capabilities)
             .finish_non_exhaustive()
     }
-}
-
-/// Voltages to try, ISO 7816-3 order (lowest class first), among those the reader has.
-fn voltage_sequence(d: &CcidDescriptor) -> Vec<PowerSelect> {
-    if d.auto_voltage() {
-        return vec![PowerSelect::Automatic];
-    }
-    let mut v = Vec::new();
-    if d.voltages.contains(crate::descriptor::Voltages::V1_8) {
-        v.push(PowerSelect::V1_8);
-    }
-    if d.voltages.contains(crate::descriptor::Voltages::V3) {
-        v.push(PowerSelect::V3);
-    }
-    if d.voltages.contains(crate::descriptor::Voltages::V5) || v.is_empty() {
-        v.push(PowerSelect::V5);
-    }
-    v
 }
 
 impl<T: CcidTransport + 'static> Inner<T> {
@@ -378,13 +377,31 @@ impl<T: CcidTransport + 'static> Inner<T> {
         Ok(())
     }
 
+    /// The policy with the card's ATR (`None`: the reader's alone).
+    fn decide(&self, atr: Option<&ParsedAtr>) -> ReaderPolicy {
+        ReaderPolicy::decide(
+            &self.descriptor,
+            None,
+            atr,
+            &self.config.quirks,
+            &self.config,
+        )
+    }
+
     fn power_on(&mut self, slot: u8) -> Result<Atr, CcidError> {
         self.check_slot(slot)?;
+        if let Some(why) = &self.policy.refused {
+            return Err(CcidError::ReaderUnsupported(why.clone()));
+        }
         // Clear the removal flag: a removal before this power-on is history.
         self.presence.removed_since[usize::from(slot)].store(false, Ordering::SeqCst);
         let mut last = CcidError::CardAbsent { slot };
         let mut atr_bytes = None;
-        for power in voltage_sequence(&self.descriptor) {
+        let retry = self.policy.power_on_retry.value.clone();
+        let mut escaped = false;
+        let sequence = self.policy.voltages.value.clone();
+        let mut powers = sequence.iter().copied().peekable();
+        while let Some(&power) = powers.peek() {
             let timeout = self.config.power_on_timeout;
             let resp = self.command(slot, RequestBody::IccPowerOn { power }, timeout)?;
             match Self::check_response(slot, &resp) {
@@ -396,6 +413,28 @@ impl<T: CcidTransport + 'static> Inner<T> {
                     last = CcidError::Protocol(format!("power on answered with {resp:?}"));
                 }
                 Err(CcidError::CardAbsent { .. }) => return Err(CcidError::CardAbsent { slot }),
+                Err(CcidError::Slot { error, .. })
+                    if !escaped && retry.as_ref().is_some_and(|r| r.error == error.code()) =>
+                {
+                    // The quirk's escape (e.g. out of EMV-only mode), then the same voltage
+                    // once more.
+                    escaped = true;
+                    if let Some(r) = &retry {
+                        let timeout = self.config.command_timeout;
+                        let body = RequestBody::Escape {
+                            data: r.escape.clone(),
+                        };
+                        let resp = self.command(slot, body, timeout)?;
+                        Self::check_response(slot, &resp)?;
+                        log::info!(
+                            "{}: slot {slot}: power-on error 0x{:02X}: sent escape {:02X?},                              powering on again",
+                            self.uri,
+                            r.error,
+                            r.escape
+                        );
+                    }
+                    continue;
+                }
                 Err(CcidError::Slot {
                     error: SlotError::IccMute | SlotError::IccClassNotSupported,
                     ..
@@ -410,6 +449,7 @@ impl<T: CcidTransport + 'static> Inner<T> {
                 }
                 Err(e) => return Err(self.classify(slot, e)),
             }
+            powers.next();
         }
         let Some(bytes) = atr_bytes else {
             return Err(last);
@@ -422,8 +462,8 @@ impl<T: CcidTransport + 'static> Inner<T> {
         Ok(Atr(bytes))
     }
 
-    /// Choose the protocol, negotiate speed and parameters where the reader does not, and
-    /// set up T=1.
+    /// Choose the protocol, negotiate speed and parameters as the policy says, and set up
+    /// T=1.
     fn activate_protocol(&mut self, slot: u8, atr: &ParsedAtr) -> Result<(), CcidError> {
         let protocol = atr.first_protocol();
         if protocol > 1 {
@@ -432,35 +472,57 @@ impl<T: CcidTransport + 'static> Inner<T> {
                 detail: format!("the card offers T={protocol} only"),
             });
         }
-        let level = self.descriptor.exchange_level();
-        if level == ExchangeLevel::Character {
+        let policy = self.decide(Some(atr));
+        if let Some(why) = &policy.refused {
             return Err(CcidError::CardUnsupported {
                 slot,
-                detail: "character-level readers are not supported (TPDU or APDU level needed)"
-                    .into(),
+                detail: why.clone(),
             });
         }
+        let level = policy.exchange_level.value;
         let clock = self.descriptor.default_clock_khz.max(1);
-        let mut fi_di = (1u8, 1u8);
-        if !self.descriptor.auto_parameters() {
-            let wanted = atr::best_fi_di(atr.fi_di(), self.descriptor.max_data_rate_bps, clock);
-            let mut ok = wanted == (1, 1);
-            if !ok && !self.descriptor.auto_pps() && level == ExchangeLevel::Tpdu {
-                ok = self.pps(slot, protocol, wanted);
-            } else if !ok {
-                ok = true; // the reader runs PPS itself when parameters are set
+        let wanted = policy.fi_di.value;
+        let mut fi_di = atr::DEFAULT_FI_DI;
+        log::debug!(
+            "{}: slot {slot}: SetParameters {} ({}); PPS {} ({}); Fi/Di {wanted:?} ({})",
+            self.uri,
+            policy.set_parameters.value,
+            policy.set_parameters.reason,
+            policy.pps.value,
+            policy.pps.reason,
+            policy.fi_di.reason
+        );
+        let pps_ok = !policy.pps.value || self.pps(slot, protocol, wanted);
+        if policy.set_parameters.value {
+            let first = if pps_ok { wanted } else { atr::DEFAULT_FI_DI };
+            if self.set_parameters(slot, protocol, first, atr).is_ok() {
+                fi_di = first;
+            } else if first != atr::DEFAULT_FI_DI
+                && self
+                    .set_parameters(slot, protocol, atr::DEFAULT_FI_DI, atr)
+                    .is_ok()
+            {
+                log::info!(
+                    "{}: slot {slot}: Fi/Di {first:?} refused; default parameters",
+                    self.uri
+                );
+            } else {
+                log::warn!(
+                    "{}: slot {slot}: the reader refused SetParameters",
+                    self.uri
+                );
             }
-            if ok && self.set_parameters(slot, protocol, wanted, atr).is_ok() {
-                fi_di = wanted;
-            } else if self.set_parameters(slot, protocol, (1, 1), atr).is_err() {
-                log::warn!("{}: slot {slot}: default parameters refused too", self.uri);
-            }
+        } else {
+            // The reader negotiated itself (0x40): whatever it chose.
+            fi_di = wanted;
         }
         let card_wait = if protocol == 1 {
             atr.bwt(clock)
         } else {
             atr.wwt(clock)
         };
+        let ifsd_request = policy.ifsd_request.value;
+        let ifsd = policy.ifsd.value;
         let s = &mut self.slots[usize::from(slot)];
         s.atr = Some(atr.clone());
         s.protocol = protocol;
@@ -468,6 +530,7 @@ impl<T: CcidTransport + 'static> Inner<T> {
         s.present = true;
         s.card_wait = card_wait;
         s.t1 = None;
+        s.policy = Some(policy);
         // Unless the card was pulled while it was being powered (then its removal event has
         // been published already and the next exchange fails as CardRemoved).
         if !self.presence.removed_since[usize::from(slot)].load(Ordering::SeqCst) {
@@ -480,8 +543,7 @@ impl<T: CcidTransport + 'static> Inner<T> {
         );
         if protocol == 1 && level == ExchangeLevel::Tpdu {
             let mut t1 = T1Terminal::new(atr.ifsc(), atr.t1_checksum());
-            if !self.descriptor.auto_ifsd() {
-                let ifsd = self.config.ifsd;
+            if ifsd_request {
                 let mut tr = SlotBlocks { inner: self, slot };
                 if let Err(e) = t1.negotiate_ifsd(&mut tr, ifsd) {
                     let e = self.t1_failure(slot, e);
@@ -591,6 +653,10 @@ impl<T: CcidTransport + 'static> CcidReader<T> {
             gone: AtomicBool::new(false),
         });
         let hub = EventHub::new(uri);
+        let policy = ReaderPolicy::decide(&descriptor, None, None, &config.quirks, &config);
+        if let Some(why) = &policy.refused {
+            log::warn!("{uri}: {why}");
+        }
         let inner = Inner {
             transport,
             descriptor,
@@ -602,6 +668,7 @@ impl<T: CcidTransport + 'static> CcidReader<T> {
             hub: hub.clone(),
             state: DeviceState::Idle,
             has_interrupt,
+            policy,
         };
         let mut reader = CcidReader {
             inner: Arc::new(Mutex::new(inner)),
@@ -632,6 +699,18 @@ impl<T: CcidTransport + 'static> CcidReader<T> {
             .slots
             .get(usize::from(slot))
             .and_then(|s| s.atr.clone())
+    }
+
+    /// How the driver talks to this reader and why: the policy for the powered card in
+    /// `slot` (its ATR taken into account), else the reader's alone.
+    pub fn policy(&self, slot: u8) -> ReaderPolicy {
+        let inner = self.lock();
+        inner
+            .slots
+            .get(usize::from(slot))
+            .filter(|s| s.powered)
+            .and_then(|s| s.policy.clone())
+            .unwrap_or_else(|| inner.policy.clone())
     }
 
     /// The protocol in use in `slot` (0 or 1) while a card is powered.

@@ -58,6 +58,10 @@ pub struct SimReaderConfig {
     pub auto_pps: bool,
     /// Longest message (dwMaxCCIDMessageLength).
     pub max_message_length: u32,
+    /// At [`SimLevel::Apdu`], announce the short and extended APDU level (dwFeatures
+    /// 0x40000: the host may chain commands through wLevelParameter) instead of short APDU
+    /// only. Default false.
+    pub extended_apdu: bool,
     /// Time the card takes per byte exchanged (a slow card); zero for none.
     pub card_time_per_byte: Duration,
     /// Number of card slots (1 to 8).
@@ -71,6 +75,7 @@ impl Default for SimReaderConfig {
             interrupt: true,
             auto_pps: true,
             max_message_length: 271,
+            extended_apdu: false,
             card_time_per_byte: Duration::ZERO,
             slots: 1,
         }
@@ -167,6 +172,9 @@ fn descriptor_for(cfg: &SimReaderConfig) -> CcidDescriptor {
         SimLevel::Apdu => CcidDescriptor::example_apdu_reader(),
         SimLevel::TpduT1 | SimLevel::TpduT0 => CcidDescriptor::example_tpdu_reader(),
     };
+    if cfg.level == SimLevel::Apdu && cfg.extended_apdu {
+        d.set_exchange_level(crate::descriptor::ExchangeLevel::ExtendedApdu);
+    }
     d.max_message_length = cfg.max_message_length;
     d.max_slot_index = cfg.slots.clamp(1, 8) - 1;
     d.set_auto_pps(cfg.auto_pps);
