@@ -3,6 +3,7 @@
 use pos_link::{Address, DeviceUri};
 
 use crate::error::CcidError;
+use crate::policy::VoltageSetting;
 use crate::reader::{CcidReader, ReaderConfig};
 use crate::transport::{CcidTransport, UsbTransport};
 
@@ -18,11 +19,14 @@ pub type AnyReader = CcidReader<Box<dyn CcidTransport>>;
 ///   [`ReaderConfig::cards`] `card=visa|mastercard|...` or `script=FILE`), and faults
 ///   (`remove_at=N`, `parity_error_at=N`, `wtx=N`, `time_extensions=N`, `fault=...`).
 ///
-/// Errors: `BadAddress` (not a reader URI, bad `sim:` options, naming every accepted
+/// Every reader URI also takes `voltage=auto|5|3|1.8` ([`ReaderConfig::voltage`]).
+///
+/// Errors: `BadAddress` (not a reader URI, a bad `voltage=`, bad `sim:` options, naming every accepted
 /// value; an unknown card; a script that cannot be read), `Link` (not found, permission with
 /// its udev hint, busy when pcscd holds the reader, no CCID descriptor).
 pub fn open(uri: &DeviceUri, config: ReaderConfig) -> Result<AnyReader, CcidError> {
     let text = uri.to_string();
+    let config = with_uri_settings(uri, config)?;
     match uri.address() {
         Address::Usb(_) => {
             let t: Box<dyn CcidTransport> = Box::new(UsbTransport::open(uri)?);
@@ -33,6 +37,15 @@ pub fn open(uri: &DeviceUri, config: ReaderConfig) -> Result<AnyReader, CcidErro
             "{text}: a chip reader is a usb: device (or sim:ccid)"
         ))),
     }
+}
+
+/// `config` with the settings the URI gives (`voltage=`).
+fn with_uri_settings(uri: &DeviceUri, mut config: ReaderConfig) -> Result<ReaderConfig, CcidError> {
+    if let Some(v) = uri.option("voltage") {
+        config.voltage =
+            VoltageSetting::parse(v).map_err(|e| CcidError::BadAddress(format!("{uri}: {e}")))?;
+    }
+    Ok(config)
 }
 
 #[cfg(feature = "sim")]
@@ -53,6 +66,7 @@ pub fn open_sim_with_handle(
     config: ReaderConfig,
 ) -> Result<(AnyReader, crate::sim::SimReaderHandle), CcidError> {
     let spec = sim_spec(uri)?;
+    let config = with_uri_settings(uri, config)?;
     let card = spec
         .make_card(config.cards.as_deref())
         .map_err(|e| CcidError::BadAddress(format!("{uri}: {e}")))?;
@@ -72,6 +86,7 @@ pub fn open_sim_with_card(
     card: Option<Box<dyn pos_hal::VirtualCard>>,
 ) -> Result<(AnyReader, crate::sim::SimReaderHandle), CcidError> {
     let spec = sim_spec(uri)?;
+    let config = with_uri_settings(uri, config)?;
     Ok(build_sim(uri, &spec, config, card))
 }
 

@@ -465,6 +465,18 @@ enum ReaderCommand {
         #[arg(long)]
         seconds: Option<u64>,
     },
+    /// How the driver talks to the reader and why: SetParameters, PPS, voltage, IFSD,
+    /// message size, exchange level, each with its reason (and the card's ATR taken into
+    /// account when a card is in the slot). `voltage=auto|5|3|1.8` in the URI changes the
+    /// voltage choice.
+    Info {
+        /// The reader URI.
+        #[arg(long, value_name = "URI")]
+        device: String,
+        /// The slot.
+        #[arg(long, default_value_t = 0)]
+        slot: u8,
+    },
     /// Power the card on and show its ATR decoded. Exit 2 when there is no card or it is mute.
     Atr {
         /// The reader URI.
@@ -594,6 +606,7 @@ fn main() -> ExitCode {
             ReaderCommand::List => reader::list(cli.json),
             ReaderCommand::Watch { device, seconds } => reader::watch(device, *seconds, cli.json),
             ReaderCommand::Atr { device, slot } => reader::atr(device, *slot, cli.json),
+            ReaderCommand::Info { device, slot } => reader::info(device, *slot, cli.json),
             ReaderCommand::Apdu {
                 device,
                 slot,

@@ -182,6 +182,61 @@ pub fn atr(device: &str, slot: u8, json: bool) -> Result<Exit, CliError> {
     Ok(Exit::Ok)
 }
 
+/// `posctl reader info`: the driver's policy for the reader, each choice with its reason;
+/// with a card in the slot, powered to take its ATR into account (and powered off again).
+pub fn info(device: &str, slot: u8, json: bool) -> Result<Exit, CliError> {
+    let mut r = open(device)?;
+    let present = r
+        .slot_status(slot)
+        .map_err(cli_error)?
+        .contains(SlotState::CARD_PRESENT);
+    let atr = if present {
+        match r.power_on(slot) {
+            Ok(atr) => Some(atr),
+            Err(e) => {
+                log::info!("{device}: slot {slot}: power-on failed: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let policy = r.policy(slot);
+    if json {
+        let v = serde_json::json!({
+            "device": device,
+            "slot": slot,
+            "atr": atr.as_ref().map(|a| hex(a.as_bytes())),
+            "policy": policy,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        println!("{device} slot {slot}:");
+        match &atr {
+            Some(a) => println!("  card ATR: {}", hex(a.as_bytes())),
+            None => println!("  no card powered: the reader's choices alone"),
+        }
+        if let Some(why) = &policy.refused {
+            println!("  REFUSED: {why}");
+        }
+        for (name, value, reason) in policy.rows() {
+            println!("  {name}: {value}");
+            println!("      because {reason}");
+        }
+        for n in &policy.transport_notes {
+            println!("  transport: {n}");
+        }
+    }
+    if atr.is_some() {
+        let _ = r.power_off(slot);
+    }
+    Ok(if policy.refused.is_some() {
+        Exit::DeviceFault
+    } else {
+        Exit::Ok
+    })
+}
+
 /// ISO 7816-4 status words people meet most, with what they mean.
 pub fn sw_meaning(sw1: u8, sw2: u8) -> String {
     match (sw1, sw2) {

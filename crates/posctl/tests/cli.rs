@@ -280,6 +280,58 @@ fn printer_watch_shows_the_status_and_stops_when_told() {
 }
 
 #[test]
+fn reader_info_prints_each_choice_with_its_reason() {
+    // A TPDU reader without automatic PPS and a T=1 card: SetParameters, S(IFS request).
+    let out = posctl(&["reader", "info", "--device", "sim:ccid?level=t1&pps=host"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "exchange level: TPDU",
+        "voltage: automatic",
+        "SetParameters: yes",
+        "IFSD: 254",
+        "S(IFS request): yes",
+        "max message length: 271",
+    ] {
+        assert!(text.contains(line), "{line:?} missing in:\n{text}");
+    }
+    assert!(text.contains("because dwFeatures"), "{text}");
+
+    let out = posctl(&[
+        "--json",
+        "reader",
+        "info",
+        "--device",
+        "sim:ccid?voltage=1.8",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["policy"]["exchange_level"]["value"], "ShortApdu");
+    assert_eq!(v["policy"]["voltages"]["value"][0], "V1_8");
+    assert!(
+        v["policy"]["voltages"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("voltage=1.8"))
+    );
+    assert_eq!(v["policy"]["extended_apdu"]["value"], false);
+    assert!(v["atr"].is_string());
+
+    let out = posctl(&["reader", "info", "--device", "sim:ccid?voltage=12"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("auto|5|3|1.8"));
+}
+
+#[test]
 fn reader_atr_and_apdu_on_the_virtual_reader() {
     let out = posctl(&["--json", "reader", "atr", "--device", "sim:ccid?level=t1"]);
     assert_eq!(

@@ -7,6 +7,7 @@ use crate::descriptor::ExchangeLevel;
 
 /// The `sim:ccid` options, for help texts and error messages: every accepted value.
 pub const SIM_OPTIONS: &str = "level=apdu|t0|t1, interrupt=on|off, pps=reader|host, \
+voltage=auto|5|3|1.8, \
 card=NAME|none, script=FILE, remove_at=N, parity_error_at=N, wtx=N, time_extensions=N, \
 fault=mute-after-atr|refuse-pps|removal-answers-empty (several: comma-separated)";
 
@@ -69,6 +70,10 @@ impl SimSpec {
                 ("interrupt", "off") => spec.config.interrupt = false,
                 ("pps", "reader") => spec.config.auto_pps = true,
                 ("pps", "host") => spec.config.auto_pps = false,
+                // The driver's setting (ReaderConfig::voltage), read by the opener.
+                ("voltage", v) => {
+                    crate::policy::VoltageSetting::parse(v).map_err(|e| format!("{uri}: {e}"))?;
+                }
                 ("card" | "script", v) if card_given => {
                     return Err(format!(
                         "{uri}: {k}={v}: the card is already given (one card= or script= option)"
