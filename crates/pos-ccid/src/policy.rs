@@ -499,7 +499,7 @@ fn choose_rate(
             (di < card_d).then(|| (i, atr::data_rate_bps(f, di, clock)))
         })
         .collect();
-    smaller.sort_by(|a, b| b.1.cmp(&a.1));
+    smaller.sort_by_key(|s| std::cmp::Reverse(s.1));
     if let Some(&(di, rate)) = smaller.iter().find(|(_, r)| fits(*r)) {
         return (
             decision(
