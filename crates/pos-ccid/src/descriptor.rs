@@ -13,9 +13,13 @@
 //! [`CcidDescriptor::parse`] reads it from device bytes and never panics;
 //! [`CcidDescriptor::encode`] writes it back (the virtual reader serves it). [`find`] picks
 //! it out of the interface's "extra" descriptor bytes. [`CcidEndpoints::select`] picks the
-//! bulk-in, bulk-out and optional interrupt-in endpoints.
+//! bulk-in, bulk-out and optional interrupt-in endpoints. [`from_lsusb_dump`] reads the
+//! text dumps of real readers libccid publishes, for tests and the reader census.
 
 use pos_hal::{Fault, FaultKind, ReaderCapabilities};
+
+mod lsusb;
+pub use lsusb::{DumpError, DumpedInterface, from_lsusb_dump};
 
 /// bDescriptorType of the CCID class descriptor (CCID rev 1.1, table 5.1-1).
 pub const CCID_DESCRIPTOR_TYPE: u8 = 0x21;
