@@ -29,7 +29,9 @@ pub fn open(uri: &DeviceUri, config: ReaderConfig) -> Result<AnyReader, CcidErro
     let config = with_uri_settings(uri, config)?;
     match uri.address() {
         Address::Usb(_) => {
-            let t: Box<dyn CcidTransport> = Box::new(UsbTransport::open(uri)?);
+            let usb = UsbTransport::open(uri)?;
+            let config = with_quirks_of(&text, usb.ids(), config);
+            let t: Box<dyn CcidTransport> = Box::new(usb);
             Ok(CcidReader::new(t, &text, config))
         }
         Address::Sim { kind } if kind == "ccid" => open_sim(uri, config),
@@ -121,4 +123,75 @@ fn open_sim(uri: &DeviceUri, _config: ReaderConfig) -> Result<AnyReader, CcidErr
     Err(CcidError::BadAddress(format!(
         "{uri}: this build has no virtual reader (enable the `sim` feature of pos-ccid)"
     )))
+}
+
+/// The reader model's documented quirks ([`crate::quirks::lookup`] by its USB ids and
+/// firmware) added to `config`, and logged: the policy then follows them.
+fn with_quirks_of(
+    target: &str,
+    ids: pos_link::usb::UsbIds,
+    mut config: ReaderConfig,
+) -> ReaderConfig {
+    let found = crate::quirks::lookup(ids.vendor_id, ids.product_id, ids.bcd_device);
+    for q in &found {
+        log::info!(
+            "{target}: {:04x}:{:04x} firmware {:x}.{:02x}: {} quirk {:?} ({})",
+            ids.vendor_id,
+            ids.product_id,
+            ids.bcd_device >> 8,
+            ids.bcd_device & 0xFF,
+            q.model,
+            q.kind,
+            q.source
+        );
+    }
+    for q in found {
+        if !config.quirks.contains(&q) {
+            config.quirks.push(q);
+        }
+    }
+    config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quirks::QuirkKind;
+
+    fn ids(vendor_id: u16, product_id: u16, bcd_device: u16) -> pos_link::usb::UsbIds {
+        pos_link::usb::UsbIds {
+            vendor_id,
+            product_id,
+            bcd_device,
+        }
+    }
+
+    #[test]
+    fn a_usb_reader_gets_its_models_quirks_once() {
+        // SCM SCR3310 (04e6:5116, firmware 5.23): SCM's message length quirk.
+        let config = with_quirks_of(
+            "usb:04e6:5116",
+            ids(0x04E6, 0x5116, 0x0523),
+            ReaderConfig::default(),
+        );
+        assert!(
+            config
+                .quirks
+                .iter()
+                .any(|q| matches!(q.kind, QuirkKind::MessageLength { reported: 263, .. })),
+            "{:?}",
+            config.quirks
+        );
+        let n = config.quirks.len();
+        // Opened again with the same config: nothing doubled.
+        let again = with_quirks_of("usb:04e6:5116", ids(0x04E6, 0x5116, 0x0523), config);
+        assert_eq!(again.quirks.len(), n);
+        // A reader no row names: no quirks.
+        let plain = with_quirks_of(
+            "usb:1234:5678",
+            ids(0x1234, 0x5678, 0x0100),
+            ReaderConfig::default(),
+        );
+        assert!(plain.quirks.is_empty());
+    }
 }

@@ -108,6 +108,12 @@ impl UsbTransport {
             interrupt,
         })
     }
+
+    /// The reader's USB vendor and product ids and firmware version (bcdDevice): what the
+    /// reader quirks ([`crate::quirks::lookup`]) are keyed by.
+    pub fn ids(&self) -> pos_link::usb::UsbIds {
+        self.link.ids()
+    }
 }
 
 impl CcidTransport for UsbTransport {

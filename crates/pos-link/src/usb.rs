@@ -156,6 +156,42 @@ pub struct UsbLink {
     reattach_kernel_driver: bool,
     /// Class-specific descriptor bytes of the claimed interface and its endpoints.
     class_descriptors: Vec<u8>,
+    /// The device's ids and firmware version, from its device descriptor.
+    ids: UsbIds,
+}
+
+/// A USB device's identity as its device descriptor gives it: what per-model rules (reader
+/// quirks, printer models) are keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UsbIds {
+    /// idVendor.
+    pub vendor_id: u16,
+    /// idProduct.
+    pub product_id: u16,
+    /// bcdDevice, the device's release (firmware) number in binary-coded decimal
+    /// (`0x0523` is 5.23).
+    pub bcd_device: u16,
+}
+
+impl UsbIds {
+    /// From a device descriptor.
+    fn of(desc: &rusb::DeviceDescriptor) -> UsbIds {
+        let v = desc.device_version();
+        UsbIds {
+            vendor_id: desc.vendor_id(),
+            product_id: desc.product_id(),
+            bcd_device: bcd_from_version(v.major(), v.minor(), v.sub_minor()),
+        }
+    }
+}
+
+/// bcdDevice back from rusb's decoded version (rusb reads the high byte as two decimal
+/// digits, `major = 10 * high nibble + low nibble`, and one nibble each for minor and
+/// sub-minor): exact whenever the low nibble of the high byte is a decimal digit, which
+/// includes every BCD value and the `F0.F1` style some readers report.
+fn bcd_from_version(major: u8, minor: u8, sub_minor: u8) -> u16 {
+    let high = u16::from(major / 10).min(15) << 4 | u16::from(major % 10);
+    high << 8 | u16::from(minor & 0x0F) << 4 | u16::from(sub_minor & 0x0F)
 }
 
 impl fmt::Debug for UsbLink {
@@ -369,6 +405,10 @@ impl UsbLink {
             endpoints.interrupt_in
         );
         let rx_len = packet_multiple(RX_BUFFER_TARGET, endpoints.max_packet_in, RX_BUFFER_MIN);
+        let ids = device
+            .device_descriptor()
+            .map(|d| UsbIds::of(&d))
+            .map_err(open_err)?;
         Ok(UsbLink {
             handle: std::sync::Arc::new(handle),
             target,
@@ -378,6 +418,7 @@ impl UsbLink {
             rx_end: 0,
             reattach_kernel_driver,
             class_descriptors,
+            ids,
         })
     }
 
@@ -451,6 +492,11 @@ impl UsbLink {
     /// The endpoints in use and the claimed interface.
     pub fn endpoints(&self) -> UsbEndpoints {
         self.endpoints
+    }
+
+    /// The device's vendor and product ids and firmware version (bcdDevice).
+    pub fn ids(&self) -> UsbIds {
+        self.ids
     }
 
     fn take_buffered(&mut self, buf: &mut [u8]) -> usize {

@@ -238,3 +238,18 @@ fn open_uri_refuses_other_schemes() {
     let err = UsbLink::open_uri(&uri, UsbOpenOptions::default()).unwrap_err();
     assert_eq!(err.kind(), FaultKind::InvalidInput);
 }
+
+#[test]
+fn bcd_device_survives_rusbs_decoding() {
+    // rusb's Version::from_bcd: major = 10 * high nibble + low nibble of the high byte.
+    let decode = |raw: u16| {
+        let major = u8::try_from((raw >> 12) * 10 + (raw >> 8 & 0x0F)).unwrap_or(0);
+        (major, (raw >> 4 & 0x0F) as u8, (raw & 0x0F) as u8)
+    };
+    for raw in [
+        0x0000, 0x0100, 0x0523, 0x0106, 0x0216, 0x9999, 0x1234, 0xF0F1,
+    ] {
+        let (major, minor, sub) = decode(raw);
+        assert_eq!(super::bcd_from_version(major, minor, sub), raw, "{raw:04x}");
+    }
+}
