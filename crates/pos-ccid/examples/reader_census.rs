@@ -8,8 +8,8 @@
 //!
 //! Each dump is parsed with [`pos_ccid::descriptor::from_lsusb_dump`]; each interface is
 //! classified the way the driver would meet it: the USB transport opens the first interface
-//! of class 0x0B with a bulk-OUT endpoint (no `interface=` in `usb:` URIs yet), then the
-//! policy ([`ReaderPolicy::decide`] with the reader's [`quirks::lookup`] rows) may refuse
+//! of class 0x0B with a bulk-OUT endpoint, or the one `interface=N` names in the `usb:` URI
+//! (counted apart), then the policy ([`ReaderPolicy::decide`] with the reader's [`quirks::lookup`] rows) may refuse
 //! it. `--list` prints every interface with its verdict.
 
 use std::collections::BTreeMap;
@@ -19,7 +19,7 @@ use pos_ccid::descriptor::{CCID_INTERFACE_CLASS, DumpedInterface, from_lsusb_dum
 use pos_ccid::{ReaderConfig, ReaderPolicy, quirks};
 
 /// The verdict on one interface: `Ok(())` accepted, `Err(reason)` refused.
-fn verdict(iface: &DumpedInterface, first_ccid: bool) -> Result<(), String> {
+fn verdict(iface: &DumpedInterface) -> Result<(), String> {
     if iface.interface_class != CCID_INTERFACE_CLASS {
         return Err(format!(
             "vendor-class interface (0x{:02X}) with a CCID descriptor: the transport opens \
@@ -35,12 +35,6 @@ fn verdict(iface: &DumpedInterface, first_ccid: bool) -> Result<(), String> {
     }
     if iface.bulk_out == Some(false) {
         return Err("no bulk-OUT endpoint".into());
-    }
-    if !first_ccid {
-        return Err(
-            "second or later CCID interface of the device: the transport opens the first only"
-                .into(),
-        );
     }
     let quirks = quirks::lookup(iface.vendor, iface.product, iface.bcd_device);
     let policy = ReaderPolicy::decide(
@@ -87,6 +81,7 @@ fn main() {
     let mut levels: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut set_parameters = [0usize; 2];
     let mut automatic_voltage = 0usize;
+    let mut by_interface_option = 0usize;
     for path in &paths {
         let name = path
             .file_name()
@@ -113,7 +108,7 @@ fn main() {
         let mut device_ok = false;
         let mut first_reason = None;
         for (n, iface) in interfaces.iter().enumerate() {
-            let v = verdict(iface, first_ccid == Some(n));
+            let v = verdict(iface);
             if list {
                 println!(
                     "{name} if{} {} {}: {}",
@@ -129,6 +124,10 @@ fn main() {
             match v {
                 Ok(()) => {
                     accepted += 1;
+                    if first_ccid != Some(n) {
+                        // Not the one `usb:VID:PID` opens: reachable with `interface=N`.
+                        by_interface_option += 1;
+                    }
                     device_ok = true;
                     let quirks = quirks::lookup(iface.vendor, iface.product, iface.bcd_device);
                     let p = ReaderPolicy::decide(
@@ -179,6 +178,10 @@ fn main() {
     for (reason, n) in &refused {
         println!("  {n:4}  {reason}");
     }
+    println!(
+        "  of the accepted, {by_interface_option} are a device's second or later CCID interface: \
+         opened with usb:VID:PID?interface=N"
+    );
     println!("accepted interfaces by exchange level:");
     for (level, n) in &levels {
         println!("  {n:4}  {level}");

@@ -12,7 +12,9 @@ pub type AnyReader = CcidReader<Box<dyn CcidTransport>>;
 
 /// Open the reader at `uri`:
 ///
-/// - `usb:VID:PID[?serial=S]` or `usb:BUS-PORT`: its CCID interface, through rusb;
+/// - `usb:VID:PID[?serial=S][&interface=N]` or `usb:BUS-PORT`: its first CCID interface
+///   through rusb, or interface `N` (a reader with several, e.g. the contact slot of an
+///   OMNIKEY 5422 is interface 1);
 /// - `sim:ccid?OPTIONS` (feature `sim`): the virtual reader, options
 ///   [`sim::SIM_OPTIONS`](crate::sim::SIM_OPTIONS): `level=apdu|t0|t1`, `interrupt=on|off`,
 ///   `pps=reader|host`, the card (`card=t0|t1|mute|none`, and with an EMV card catalog in
@@ -29,7 +31,7 @@ pub fn open(uri: &DeviceUri, config: ReaderConfig) -> Result<AnyReader, CcidErro
     let config = with_uri_settings(uri, config)?;
     match uri.address() {
         Address::Usb(_) => {
-            let usb = UsbTransport::open(uri)?;
+            let usb = UsbTransport::open_interface(uri, usb_interface(uri)?)?;
             let config = with_quirks_of(&text, usb.ids(), config);
             let t: Box<dyn CcidTransport> = Box::new(usb);
             Ok(CcidReader::new(t, &text, config))
@@ -48,6 +50,19 @@ fn with_uri_settings(uri: &DeviceUri, mut config: ReaderConfig) -> Result<Reader
             VoltageSetting::parse(v).map_err(|e| CcidError::BadAddress(format!("{uri}: {e}")))?;
     }
     Ok(config)
+}
+
+/// The `interface=N` of a `usb:` reader URI (0-255), if given.
+fn usb_interface(uri: &DeviceUri) -> Result<Option<u8>, CcidError> {
+    uri.option("interface")
+        .map(|v| {
+            v.parse::<u8>().map_err(|_| {
+                CcidError::BadAddress(format!(
+                    "{uri}: interface={v} is not a USB interface number (0-255)"
+                ))
+            })
+        })
+        .transpose()
 }
 
 #[cfg(feature = "sim")]
@@ -163,6 +178,20 @@ mod tests {
             vendor_id,
             product_id,
             bcd_device,
+        }
+    }
+
+    #[test]
+    fn a_usb_reader_uri_names_its_interface() {
+        let uri = |s: &str| DeviceUri::parse(s).unwrap();
+        assert_eq!(usb_interface(&uri("usb:076b:5422")).unwrap(), None);
+        assert_eq!(
+            usb_interface(&uri("usb:076b:5422?interface=1")).unwrap(),
+            Some(1)
+        );
+        for bad in ["usb:076b:5422?interface=x", "usb:076b:5422?interface=256"] {
+            let e = usb_interface(&uri(bad)).unwrap_err();
+            assert!(e.to_string().contains("not a USB interface number"), "{e}");
         }
     }
 

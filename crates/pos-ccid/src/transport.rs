@@ -81,9 +81,19 @@ impl UsbTransport {
     /// pcscd or another process holds the reader); `Unsupported` when the interface carries
     /// no valid CCID class descriptor.
     pub fn open(uri: &DeviceUri) -> Result<Self, LinkError> {
+        Self::open_interface(uri, None)
+    }
+
+    /// As [`UsbTransport::open`], on interface `number` of the device (a reader with several
+    /// CCID interfaces: contactless and contact, or two slots), or the first CCID interface
+    /// when `None`.
+    ///
+    /// Errors: as [`UsbTransport::open`]; `NotFound` naming the interfaces there are when
+    /// the device has no CCID interface of that number.
+    pub fn open_interface(uri: &DeviceUri, number: Option<u8>) -> Result<Self, LinkError> {
         let opts = UsbOpenOptions {
             interface_class: Some(USB_CLASS_CCID),
-            ..UsbOpenOptions::default()
+            interface_number: number,
         };
         let link = UsbLink::open_uri(uri, opts)?;
         let descriptor = match crate::descriptor::find(link.class_descriptors()) {
