@@ -7,34 +7,39 @@
 //! ```
 //!
 //! Each dump is parsed with [`pos_ccid::descriptor::from_lsusb_dump`]; each interface is
-//! classified the way the driver would meet it: the USB transport opens the first interface
-//! of class 0x0B with a bulk-OUT endpoint, or the one `interface=N` names in the `usb:` URI
-//! (counted apart), then the policy ([`ReaderPolicy::decide`] with the reader's [`quirks::lookup`] rows) may refuse
-//! it. `--list` prints every interface with its verdict.
+//! judged as the USB transport judges it ([`pos_ccid::interface::assess`]: CCID class 0x0B,
+//! or vendor class 0xFF with a CCID descriptor, with a bulk-OUT endpoint; ICCD refused by
+//! name), then the policy ([`ReaderPolicy::decide`] with the reader's [`quirks::lookup`]
+//! rows) may refuse it. Interfaces that `usb:VID:PID` does not open by itself (the
+//! automatic choice, [`pos_ccid::interface::choose`], prefers a dual reader's contact slot)
+//! are counted apart: they are reached with `interface=N`. `--list` prints every interface
+//! with its verdict.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use pos_ccid::descriptor::{CCID_INTERFACE_CLASS, DumpedInterface, from_lsusb_dump};
+use pos_ccid::interface::{self, Candidate};
 use pos_ccid::{ReaderConfig, ReaderPolicy, quirks};
 
-/// The verdict on one interface: `Ok(())` accepted, `Err(reason)` refused.
+/// The verdict on one interface: `Ok(())` accepted, `Err(reason)` refused. The interface
+/// judgement is the transport's ([`interface::assess`]); then the policy may refuse it.
 fn verdict(iface: &DumpedInterface) -> Result<(), String> {
-    if iface.interface_class != CCID_INTERFACE_CLASS {
-        return Err(format!(
-            "vendor-class interface (0x{:02X}) with a CCID descriptor: the transport opens \
-             class 0x0B only",
-            iface.interface_class
-        ));
-    }
-    match iface.interface_protocol {
-        0 => {}
-        1 => return Err("ICCD version A (control pipe): not supported".into()),
-        2 => return Err("ICCD version B (control pipe): not supported".into()),
-        p => return Err(format!("bInterfaceProtocol {p}: not CCID bulk transfer")),
-    }
-    if iface.bulk_out == Some(false) {
-        return Err("no bulk-OUT endpoint".into());
+    if let Err(why) = interface::assess(&Candidate::from_dump(iface)).usable {
+        return Err(if why.contains("ICCD") {
+            format!(
+                "ICCD version {} (control pipe): refused by name",
+                if iface.interface_protocol == 1 {
+                    'A'
+                } else {
+                    'B'
+                }
+            )
+        } else if why.contains("bulk OUT") {
+            "no bulk-OUT endpoint".into()
+        } else {
+            why
+        });
     }
     let quirks = quirks::lookup(iface.vendor, iface.product, iface.bcd_device);
     let policy = ReaderPolicy::decide(
@@ -82,6 +87,9 @@ fn main() {
     let mut set_parameters = [0usize; 2];
     let mut automatic_voltage = 0usize;
     let mut by_interface_option = 0usize;
+    let mut vendor_class = 0usize;
+    let mut chosen_differs = 0usize;
+    let mut chosen_refused = 0usize;
     for path in &paths {
         let name = path
             .file_name()
@@ -105,9 +113,28 @@ fn main() {
                 && i.interface_protocol == 0
                 && i.bulk_out != Some(false)
         });
+        let candidates: Vec<Candidate> = interfaces.iter().map(Candidate::from_dump).collect();
+        let chosen = interface::choose(&candidates, None).ok().map(|c| c.number);
+        if chosen.is_some()
+            && chosen
+                != first_ccid
+                    .and_then(|n| interfaces.get(n))
+                    .map(|i| i.interface_number)
+        {
+            chosen_differs += 1;
+        }
+        if let Some(n) = chosen {
+            let iface = interfaces.iter().find(|i| i.interface_number == n);
+            let another_works = interfaces
+                .iter()
+                .any(|i| i.interface_number != n && verdict(i).is_ok());
+            if iface.is_some_and(|i| verdict(i).is_err()) && another_works {
+                chosen_refused += 1;
+            }
+        }
         let mut device_ok = false;
         let mut first_reason = None;
-        for (n, iface) in interfaces.iter().enumerate() {
+        for iface in &interfaces {
             let v = verdict(iface);
             if list {
                 println!(
@@ -124,7 +151,10 @@ fn main() {
             match v {
                 Ok(()) => {
                     accepted += 1;
-                    if first_ccid != Some(n) {
+                    if iface.interface_class != CCID_INTERFACE_CLASS {
+                        vendor_class += 1;
+                    }
+                    if chosen != Some(iface.interface_number) {
                         // Not the one `usb:VID:PID` opens: reachable with `interface=N`.
                         by_interface_option += 1;
                     }
@@ -179,8 +209,13 @@ fn main() {
         println!("  {n:4}  {reason}");
     }
     println!(
-        "  of the accepted, {by_interface_option} are a device's second or later CCID interface: \
-         opened with usb:VID:PID?interface=N"
+        "  of the accepted, {vendor_class} are vendor-class (0xFF) interfaces with a CCID \
+         descriptor, and {by_interface_option} are not the one usb:VID:PID opens: reached with \
+         usb:VID:PID?interface=N"
+    );
+    println!(
+        "automatic choice: on {chosen_differs} devices it is not the first CCID interface (the \
+         contact one of a dual reader); on {chosen_refused} the chosen one is refused by the policy while another interface would do"
     );
     println!("accepted interfaces by exchange level:");
     for (level, n) in &levels {

@@ -12,9 +12,10 @@ pub type AnyReader = CcidReader<Box<dyn CcidTransport>>;
 
 /// Open the reader at `uri`:
 ///
-/// - `usb:VID:PID[?serial=S][&interface=N]` or `usb:BUS-PORT`: its first CCID interface
-///   through rusb, or interface `N` (a reader with several, e.g. the contact slot of an
-///   OMNIKEY 5422 is interface 1);
+/// - `usb:VID:PID[?serial=S][&interface=N]` or `usb:BUS-PORT`: through rusb, interface `N`,
+///   or the CCID interface [`crate::interface::choose`] picks (the contact slot of a dual
+///   reader, e.g. interface 1 of an OMNIKEY 5422; vendor-class interfaces with a CCID
+///   descriptor included; ICCD tokens refused by name);
 /// - `sim:ccid?OPTIONS` (feature `sim`): the virtual reader, options
 ///   [`sim::SIM_OPTIONS`](crate::sim::SIM_OPTIONS): `level=apdu|t0|t1`, `interrupt=on|off`,
 ///   `pps=reader|host`, the card (`card=t0|t1|mute|none`, and with an EMV card catalog in

@@ -9,12 +9,15 @@
 //! - [`t0`]: T=0 TPDUs and procedure bytes.
 //! - [`policy`]: every choice the driver makes for a reader (SetParameters, PPS, voltage,
 //!   IFSD, message size, exchange level), each with its reason.
+//! - [`interface`]: which interface of a USB device is the reader (contact slot of a dual
+//!   reader, vendor-class CCID), and why others are refused (ICCD).
 //! - [`quirks`]: known behaviours of reader models, as a table citing its sources.
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod atr;
 pub mod descriptor;
+pub mod interface;
 pub mod message;
 pub mod policy;
 pub mod quirks;

@@ -8,10 +8,11 @@
 use std::time::Duration;
 
 use pos_hal::{Fault, FaultKind};
-use pos_link::usb::{UsbInterruptReader, UsbLink, UsbOpenOptions};
+use pos_link::usb::{UsbInterruptReader, UsbLink};
 use pos_link::{Deadline, DeviceUri, Link, LinkError};
 
 use crate::descriptor::CcidDescriptor;
+use crate::interface::{Candidate, Choice};
 use crate::message;
 
 /// USB interface class of CCID readers.
@@ -58,6 +59,13 @@ pub trait CcidTransport: Send {
     /// The interrupt endpoint, handed to the monitor thread (once). `None` when the reader
     /// has none (the driver polls slot status instead).
     fn take_interrupt(&mut self) -> Option<Box<dyn InterruptSource>>;
+
+    /// Which interface of the device this is and why it was chosen, with every interface of
+    /// the device judged ([`crate::interface::choose`]); `None` for transports that have no
+    /// choice to make (the virtual reader). Never fails, never blocks.
+    fn interface_choice(&self) -> Option<Choice> {
+        None
+    }
 }
 
 impl InterruptSource for UsbInterruptReader {
@@ -72,6 +80,7 @@ pub struct UsbTransport {
     link: UsbLink,
     descriptor: CcidDescriptor,
     interrupt: Option<UsbInterruptReader>,
+    choice: Option<Choice>,
 }
 
 impl UsbTransport {
@@ -85,17 +94,27 @@ impl UsbTransport {
     }
 
     /// As [`UsbTransport::open`], on interface `number` of the device (a reader with several
-    /// CCID interfaces: contactless and contact, or two slots), or the first CCID interface
-    /// when `None`.
+    /// CCID interfaces: contactless and contact, or two slots), or, when `None`, the one
+    /// [`crate::interface::choose`] picks: the contact interface of a dual reader, a
+    /// vendor-class (0xFF) interface carrying a CCID descriptor included.
     ///
-    /// Errors: as [`UsbTransport::open`]; `NotFound` naming the interfaces there are when
-    /// the device has no CCID interface of that number.
+    /// Errors: as [`UsbTransport::open`]; `Unsupported` naming every interface of the device
+    /// and why it cannot be used (an ICCD token is named so), when the device has no usable
+    /// CCID interface or interface `number` is not one.
     pub fn open_interface(uri: &DeviceUri, number: Option<u8>) -> Result<Self, LinkError> {
-        let opts = UsbOpenOptions {
-            interface_class: Some(USB_CLASS_CCID),
-            interface_number: number,
+        let choice = std::cell::RefCell::new(None);
+        let choose = |_: &pos_link::usb::UsbIds, interfaces: &[pos_link::usb::InterfaceInfo]| {
+            let candidates: Vec<Candidate> = interfaces.iter().map(Candidate::from_usb).collect();
+            let c = crate::interface::choose(&candidates, number)?;
+            let n = c.number;
+            *choice.borrow_mut() = Some(c);
+            Ok(n)
         };
-        let link = UsbLink::open_uri(uri, opts)?;
+        let link = UsbLink::open_uri_choosing(uri, &choose)?;
+        let choice = choice.into_inner();
+        if let Some(c) = &choice {
+            log::info!("{uri}: interface {}: {}", c.number, c.reason);
+        }
         let descriptor = match crate::descriptor::find(link.class_descriptors()) {
             Some(Ok(d)) => d,
             Some(Err(e)) => {
@@ -116,6 +135,7 @@ impl UsbTransport {
             link,
             descriptor,
             interrupt,
+            choice,
         })
     }
 
@@ -161,6 +181,9 @@ impl CcidTransport for UsbTransport {
         self.interrupt
             .take()
             .map(|r| Box::new(r) as Box<dyn InterruptSource>)
+    }
+    fn interface_choice(&self) -> Option<Choice> {
+        self.choice.clone()
     }
 }
 
@@ -210,5 +233,8 @@ impl<T: CcidTransport + ?Sized> CcidTransport for Box<T> {
     }
     fn take_interrupt(&mut self) -> Option<Box<dyn InterruptSource>> {
         (**self).take_interrupt()
+    }
+    fn interface_choice(&self) -> Option<Choice> {
+        (**self).interface_choice()
     }
 }

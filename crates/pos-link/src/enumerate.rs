@@ -501,6 +501,31 @@ pub fn kinds_for(interface_classes: &[u8], label: Option<&Label>) -> Vec<DeviceC
     kinds
 }
 
+/// Whether an interface is a vendor-specific (0xFF) one carrying a CCID class descriptor
+/// (54 bytes, type 0x21, or 0xFF as pre-1.0 readers give it) in `extra`, its class-specific
+/// bytes: a chip reader, as libccid also counts it (`src/ccid_usb.c`,
+/// `get_ccid_usb_interface`, <https://github.com/LudovicRousseau/CCID>).
+pub fn is_vendor_class_ccid(class: u8, extra: &[u8]) -> bool {
+    if class != CLASS_VENDOR_SPECIFIC {
+        return false;
+    }
+    let mut rest = extra;
+    while let [len, ty, ..] = rest {
+        let len = usize::from(*len);
+        if len == 54 && (*ty == 0x21 || *ty == 0xFF) && rest.len() >= len {
+            return true;
+        }
+        if len < 2 {
+            return false;
+        }
+        let Some(next) = rest.get(len..) else {
+            return false;
+        };
+        rest = next;
+    }
+    false
+}
+
 /// A USB device found by [`usb_devices`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UsbDeviceInfo {
@@ -575,6 +600,7 @@ pub fn usb_devices() -> Result<Vec<UsbDeviceInfo>, LinkError> {
         }
         let (vid, pid) = (desc.vendor_id(), desc.product_id());
         let ports = device.port_numbers().unwrap_or_default();
+        let mut vendor_ccid = false;
         let interface_classes = match device
             .active_config_descriptor()
             .or_else(|_| device.config_descriptor(0))
@@ -582,6 +608,7 @@ pub fn usb_devices() -> Result<Vec<UsbDeviceInfo>, LinkError> {
             Ok(config) => {
                 let mut classes: Vec<u8> = Vec::new();
                 for i in crate::usb::interfaces_of(&config) {
+                    vendor_ccid |= is_vendor_class_ccid(i.class, &i.extra);
                     if !classes.contains(&i.class) {
                         classes.push(i.class);
                     }
@@ -617,6 +644,10 @@ pub fn usb_devices() -> Result<Vec<UsbDeviceInfo>, LinkError> {
             }
         };
         let label = lookup(vid, pid);
+        let mut kinds = kinds_for(&interface_classes, label.as_ref());
+        if vendor_ccid && !kinds.contains(&DeviceClassKind::ChipReader) {
+            kinds.insert(0, DeviceClassKind::ChipReader);
+        }
         out.push(UsbDeviceInfo {
             bus,
             address,
@@ -625,7 +656,7 @@ pub fn usb_devices() -> Result<Vec<UsbDeviceInfo>, LinkError> {
             pid,
             manufacturer,
             product,
-            kinds: kinds_for(&interface_classes, label.as_ref()),
+            kinds,
             interface_classes,
             label,
             access,
@@ -666,6 +697,23 @@ fn assign_uris(devices: &mut [UsbDeviceInfo]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_vendor_class_interface_with_a_ccid_descriptor_is_a_chip_reader() {
+        let mut descriptor = vec![0u8; 54];
+        descriptor[0] = 54;
+        descriptor[1] = 0x21;
+        // After an unrelated 4-byte class descriptor, as it may come.
+        let extra: Vec<u8> = [vec![4, 0x24, 0, 0], descriptor.clone()].concat();
+        assert!(is_vendor_class_ccid(0xFF, &extra));
+        // Only for class 0xFF; cut short or of another length it is not one; junk never
+        // loops or panics.
+        assert!(!is_vendor_class_ccid(0x0B, &extra));
+        assert!(!is_vendor_class_ccid(0xFF, &descriptor[..40]));
+        assert!(!is_vendor_class_ccid(0xFF, &[9, 0x21, 0, 0, 0, 0, 0, 0, 0]));
+        assert!(!is_vendor_class_ccid(0xFF, &[0, 0, 54, 0x21]));
+        assert!(!is_vendor_class_ccid(0xFF, &[]));
+    }
 
     #[test]
     fn every_vendor_table_row_parses() {

@@ -204,6 +204,62 @@ impl fmt::Debug for UsbLink {
     }
 }
 
+/// A caller's choice of interface for [`UsbLink::open_uri_choosing`]: given the device's ids
+/// and all its interfaces, the number to claim, or why none will do.
+pub type InterfaceChooser<'a> = dyn Fn(&UsbIds, &[InterfaceInfo]) -> Result<u8, String> + 'a;
+
+/// How [`UsbLink`]'s open picks the interface to claim.
+enum Selection<'a> {
+    /// By class and number.
+    Options(UsbOpenOptions),
+    /// The caller's function, from all interfaces (named) and the device's ids.
+    Chooser(&'a InterfaceChooser<'a>),
+}
+
+/// Read the `iInterface` strings of `interfaces` (those that have one; a string that cannot
+/// be read stays `None`).
+fn name_interfaces(handle: &rusb::DeviceHandle<rusb::Context>, interfaces: &mut [InterfaceInfo]) {
+    for i in interfaces.iter_mut() {
+        if i.name.is_none() {
+            i.name = read_string(handle, i.name_index);
+        }
+    }
+}
+
+/// The interfaces of the device a `usb:` URI names, with their `iInterface` names where
+/// the device can be opened (without claiming anything), and the device's ids: what
+/// `posctl reader list` shows for each interface.
+///
+/// Errors: `NotFound` (no such device, or no USB at all), `InvalidSetting` (not a `usb:`
+/// URI), `Io` (libusb failed to read the configuration). A device this process may not
+/// open is not an error: its interfaces come without names.
+pub fn device_interfaces(uri: &DeviceUri) -> Result<(UsbIds, Vec<InterfaceInfo>), LinkError> {
+    let target = uri.to_string();
+    let Address::Usb(selector) = uri.address() else {
+        return Err(LinkError::InvalidSetting {
+            target,
+            detail: "not a usb: URI".into(),
+        });
+    };
+    let Candidate { device, handle } =
+        UsbLink::find_device(selector, uri.option("serial"), &target)?;
+    let read_err = |e: rusb::Error| classify_usb(e, &target, Operation::Open, Duration::ZERO);
+    let ids = device
+        .device_descriptor()
+        .map(|d| UsbIds::of(&d))
+        .map_err(read_err)?;
+    let config = device
+        .active_config_descriptor()
+        .or_else(|_| device.config_descriptor(0))
+        .map_err(read_err)?;
+    let mut interfaces = interfaces_of(&config);
+    match handle.map_or_else(|| device.open(), Ok) {
+        Ok(h) => name_interfaces(&h, &mut interfaces),
+        Err(e) => log::debug!("{target}: interface names not read: {e}"),
+    }
+    Ok((ids, interfaces))
+}
+
 /// A device found by [`UsbLink::open`]'s search, with its handle if it was opened already.
 struct Candidate {
     device: rusb::Device<rusb::Context>,
@@ -217,9 +273,12 @@ impl UsbLink {
     /// Errors: as [`open`](Self::open); `InvalidSetting` when the URI is not `usb:`.
     pub fn open_uri(uri: &DeviceUri, opts: UsbOpenOptions) -> Result<Self, LinkError> {
         match uri.address() {
-            Address::Usb(selector) => {
-                Self::open_as(selector, uri.option("serial"), opts, uri.to_string())
-            }
+            Address::Usb(selector) => Self::open_as(
+                selector,
+                uri.option("serial"),
+                Selection::Options(opts),
+                uri.to_string(),
+            ),
             _ => Err(LinkError::InvalidSetting {
                 target: uri.to_string(),
                 detail: "not a usb: URI".into(),
@@ -255,15 +314,42 @@ impl UsbLink {
             .unwrap_or_else(|_| format!("usb:{selector}?serial={s}")),
             None => format!("usb:{selector}"),
         };
-        Self::open_as(selector, serial, opts, target)
+        Self::open_as(selector, serial, Selection::Options(opts), target)
     }
 
-    fn open_as(
+    /// Open the device a `usb:` URI names and claim the interface `choose` picks from all of
+    /// the device's interfaces (their `iInterface` names read, see [`InterfaceInfo::name`]),
+    /// given the device's ids: for drivers whose choice depends on more than the class, such
+    /// as a CCID driver preferring the contact interface of a dual reader.
+    ///
+    /// Errors: as [`open`](Self::open); `Unsupported` with `choose`'s message when it
+    /// refuses every interface; `InvalidSetting` when the URI is not `usb:`.
+    pub fn open_uri_choosing(
+        uri: &DeviceUri,
+        choose: &InterfaceChooser<'_>,
+    ) -> Result<Self, LinkError> {
+        match uri.address() {
+            Address::Usb(selector) => Self::open_as(
+                selector,
+                uri.option("serial"),
+                Selection::Chooser(choose),
+                uri.to_string(),
+            ),
+            _ => Err(LinkError::InvalidSetting {
+                target: uri.to_string(),
+                detail: "not a usb: URI".into(),
+            }),
+        }
+    }
+
+    /// Find the device `selector` (and `serial`) names: the first by bus and port path when
+    /// several match (a warning says so), with its handle if it was opened to read the serial.
+    fn find_device(
         selector: &UsbSelector,
         serial: Option<&str>,
-        opts: UsbOpenOptions,
-        target: String,
-    ) -> Result<Self, LinkError> {
+        target: &str,
+    ) -> Result<Candidate, LinkError> {
+        let target = target.to_string();
         let open_err = |e: rusb::Error| classify_usb(e, &target, Operation::Open, Duration::ZERO);
         let context = new_context(&target, Operation::Open)?;
         let list = context.devices().map_err(open_err)?;
@@ -327,7 +413,7 @@ impl UsbLink {
         });
         let found = matches.len();
         let mut matches = matches.into_iter();
-        let Some(Candidate { device, handle }) = matches.next() else {
+        let Some(first) = matches.next() else {
             if unreadable.contains(&rusb::Error::Access) {
                 // A device with those ids exists but we may not read its serial number.
                 return Err(open_err(rusb::Error::Access));
@@ -356,10 +442,21 @@ impl UsbLink {
         if found > 1 && serial.is_none() {
             log::warn!(
                 "{target}: {found} devices match; opening the first (bus {} address {}). Add ?serial=... to the URI to pick one",
-                device.bus_number(),
-                device.address()
+                first.device.bus_number(),
+                first.device.address()
             );
         }
+        Ok(first)
+    }
+
+    fn open_as(
+        selector: &UsbSelector,
+        serial: Option<&str>,
+        selection: Selection<'_>,
+        target: String,
+    ) -> Result<Self, LinkError> {
+        let Candidate { device, handle } = Self::find_device(selector, serial, &target)?;
+        let open_err = |e: rusb::Error| classify_usb(e, &target, Operation::Open, Duration::ZERO);
         // Busy: another process holds the device; name it and its /dev/bus/usb node.
         let busy_err = |e: rusb::Error| match e {
             rusb::Error::Busy => {
@@ -376,7 +473,26 @@ impl UsbLink {
             .active_config_descriptor()
             .or_else(|_| device.config_descriptor(0))
             .map_err(open_err)?;
-        let interfaces = interfaces_of(&config);
+        let mut interfaces = interfaces_of(&config);
+        let ids = device
+            .device_descriptor()
+            .map(|d| UsbIds::of(&d))
+            .map_err(open_err)?;
+        let opts = match selection {
+            Selection::Options(opts) => opts,
+            Selection::Chooser(choose) => {
+                name_interfaces(&handle, &mut interfaces);
+                let number =
+                    choose(&ids, &interfaces).map_err(|detail| LinkError::Unsupported {
+                        target: target.clone(),
+                        detail,
+                    })?;
+                UsbOpenOptions {
+                    interface_class: None,
+                    interface_number: Some(number),
+                }
+            }
+        };
         let endpoints = select_endpoints(&interfaces, &opts).map_err(|e| LinkError::NotFound {
             target: target.clone(),
             detail: format!("no suitable interface: {e}"),
@@ -385,15 +501,11 @@ impl UsbLink {
         let iface = endpoints.interface;
         // Class-specific descriptors of the chosen interface (e.g. the CCID descriptor 0x21),
         // then those of its endpoints, where some old readers put them.
-        let mut class_descriptors = Vec::new();
-        for interface in config.interfaces().filter(|i| i.number() == iface) {
-            for alt in interface.descriptors().filter(|d| d.setting_number() == 0) {
-                class_descriptors.extend_from_slice(alt.extra());
-                for ep in alt.endpoint_descriptors() {
-                    class_descriptors.extend_from_slice(ep.extra().unwrap_or_default());
-                }
-            }
-        }
+        let class_descriptors = interfaces
+            .iter()
+            .find(|i| i.number == iface)
+            .map(|i| i.extra.clone())
+            .unwrap_or_default();
 
         let reattach_kernel_driver =
             Self::claim(&handle, &device, config.number(), &endpoints, &target)?;
@@ -405,10 +517,6 @@ impl UsbLink {
             endpoints.interrupt_in
         );
         let rx_len = packet_multiple(RX_BUFFER_TARGET, endpoints.max_packet_in, RX_BUFFER_MIN);
-        let ids = device
-            .device_descriptor()
-            .map(|d| UsbIds::of(&d))
-            .map_err(open_err)?;
         Ok(UsbLink {
             handle: std::sync::Arc::new(handle),
             target,

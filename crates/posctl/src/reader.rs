@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use pos_ccid::atr::ParsedAtr;
+use pos_ccid::interface::{self, Candidate};
 use pos_ccid::{AnyReader, CcidError};
 use pos_hal::{ChipReader, DeviceEvent, Fault, FaultKind, SlotState};
 use pos_link::DeviceUri;
@@ -103,6 +104,10 @@ pub fn list(json: bool) -> Result<Exit, CliError> {
                     "uri": d.uri,
                     "name": d.label.map(|l| l.label.to_string()).or(d.product.clone()),
                 });
+                match interfaces_of(&d.uri) {
+                    Ok(v) => entry["interfaces"] = v,
+                    Err(e) => entry["interfaces_error"] = e.into(),
+                }
                 match DeviceUri::parse(&d.uri)
                     .map_err(|e| CliError::new(e.to_string()))
                     .and_then(|u| pos_ccid::open(&u, pos_lane::reader_config()).map_err(cli_error))
@@ -156,12 +161,98 @@ pub fn list(json: bool) -> Result<Exit, CliError> {
                     .map(|e| format!("  ERROR: {e}"))
                     .unwrap_or_default()
             );
+            for line in interface_lines(&r["interfaces"]) {
+                println!("{line}");
+            }
         }
         for w in &warnings {
             println!("warning: {w}");
         }
     }
     Ok(Exit::Ok)
+}
+
+/// Every smart-card interface of the device at `uri`, judged as the driver judges it, with
+/// the one `uri` opens marked (JSON array, see [`interface_entries`]).
+fn interfaces_of(uri: &str) -> Result<serde_json::Value, String> {
+    let parsed = DeviceUri::parse(uri).map_err(|e| e.to_string())?;
+    let (_, infos) = pos_link::usb::device_interfaces(&parsed).map_err(|e| e.to_string())?;
+    let candidates: Vec<Candidate> = infos.iter().map(Candidate::from_usb).collect();
+    Ok(interface_entries(&parsed, &candidates))
+}
+
+/// The interfaces of one device for `reader list`: each smart-card interface (usable or
+/// not) with its role, verdict and the URI that opens it; `default` marks the one the bare
+/// URI opens, with the reason.
+fn interface_entries(uri: &DeviceUri, candidates: &[Candidate]) -> serde_json::Value {
+    let choice = interface::choose(candidates, None);
+    let chosen = choice.as_ref().ok().map(|c| c.number);
+    let entries: Vec<serde_json::Value> = candidates
+        .iter()
+        .map(interface::assess)
+        .filter(|a| a.is_card_interface())
+        .map(|a| {
+            let mut options: Vec<(String, String)> = uri
+                .options()
+                .iter()
+                .filter(|(k, _)| k != "interface")
+                .cloned()
+                .collect();
+            options.push(("interface".into(), a.number.to_string()));
+            let opens = DeviceUri::new(uri.address().clone(), options)
+                .map(|u| u.to_string())
+                .unwrap_or_default();
+            let mut e = serde_json::json!({
+                "number": a.number,
+                "name": a.name,
+                "role": a.role.name(),
+                "role_reason": a.role_reason,
+                "usable": a.is_usable(),
+                "uri": opens,
+                "default": chosen == Some(a.number),
+            });
+            if let Err(why) = &a.usable {
+                e["refused"] = why.clone().into();
+            }
+            if let (Some(n), Ok(c)) = (chosen, &choice) {
+                if n == a.number {
+                    e["default_reason"] = c.reason.clone().into();
+                }
+            }
+            e
+        })
+        .collect();
+    entries.into()
+}
+
+/// The text lines `reader list` prints under a reader for its interfaces.
+fn interface_lines(interfaces: &serde_json::Value) -> Vec<String> {
+    let Some(list) = interfaces.as_array() else {
+        return Vec::new();
+    };
+    list.iter()
+        .map(|i| {
+            let name = i["name"]
+                .as_str()
+                .map(|n| format!(" {n:?}"))
+                .unwrap_or_default();
+            let what = if let Some(why) = i["refused"].as_str() {
+                format!("refused: {why}")
+            } else if i["default"] == true {
+                format!(
+                    "opened by default: {}",
+                    i["default_reason"].as_str().unwrap_or("")
+                )
+            } else {
+                format!("open with {}", i["uri"].as_str().unwrap_or(""))
+            };
+            format!(
+                "    interface {} {}{name}: {what}",
+                i["number"],
+                i["role"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
 }
 
 /// `posctl reader atr`: power the card on and show its ATR decoded.
@@ -202,11 +293,13 @@ pub fn info(device: &str, slot: u8, json: bool) -> Result<Exit, CliError> {
         None
     };
     let policy = r.policy(slot);
+    let choice = r.interface_choice();
     if json {
         let v = serde_json::json!({
             "device": device,
             "slot": slot,
             "atr": atr.as_ref().map(|a| hex(a.as_bytes())),
+            "interface": choice,
             "policy": policy,
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
@@ -215,6 +308,10 @@ pub fn info(device: &str, slot: u8, json: bool) -> Result<Exit, CliError> {
         match &atr {
             Some(a) => println!("  card ATR: {}", hex(a.as_bytes())),
             None => println!("  no card powered: the reader's choices alone"),
+        }
+        if let Some(c) = &choice {
+            println!("  interface: {}", c.number);
+            println!("      because {}", c.reason);
         }
         if let Some(why) = &policy.refused {
             println!("  REFUSED: {why}");
@@ -426,6 +523,59 @@ pub fn watch(device: &str, seconds: Option<u64>, json: bool) -> Result<Exit, Cli
 mod tests {
     use super::*;
     use pos_link::holders::{Holder, HolderScan, usb_device_node};
+
+    fn ccid(number: u8, class: u8, name: &str) -> Candidate {
+        Candidate {
+            number,
+            class,
+            protocol: 0,
+            name: Some(name.into()),
+            bulk_out: Some(true),
+            descriptor: Some(Ok(
+                pos_ccid::descriptor::CcidDescriptor::example_tpdu_reader(),
+            )),
+        }
+    }
+
+    #[test]
+    fn reader_list_shows_every_card_interface_and_the_one_opened() {
+        let uri = DeviceUri::parse("usb:076b:5422?serial=A1").unwrap();
+        let device = [
+            ccid(0, 0x0B, "OMNIKEY 5422CL Smartcard Reader"),
+            ccid(1, 0x0B, "OMNIKEY 5422 Smartcard Reader"),
+            // A keyboard interface is not listed.
+            ccid(2, 0x03, "Keyboard"),
+        ];
+        let v = interface_entries(&uri, &device);
+        let list = v.as_array().unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0]["role"], "contactless");
+        assert_eq!(list[0]["default"], false);
+        assert_eq!(list[0]["uri"], "usb:076b:5422?serial=A1&interface=0");
+        assert_eq!(list[1]["default"], true);
+        let lines = interface_lines(&v);
+        assert!(
+            lines[0].contains("interface 0 contactless")
+                && lines[0].contains("open with usb:076b:5422?serial=A1&interface=0"),
+            "{lines:?}"
+        );
+        assert!(lines[1].contains("interface 1 unknown"), "{lines:?}");
+        assert!(
+            lines[1].contains("opened by default: no interface names itself contact"),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn reader_list_names_an_iccd_interface_it_refuses() {
+        let uri = DeviceUri::parse("usb:1059:000c").unwrap();
+        let mut token = ccid(0, 0x0B, "ICCD Smartcard");
+        token.protocol = 2;
+        let v = interface_entries(&uri, &[token]);
+        let lines = interface_lines(&v);
+        assert_eq!(lines.len(), 1);
+        assert!(lines[0].contains("refused: an ICCD token"), "{lines:?}");
+    }
 
     /// A reader that pcscd holds, as `posctl reader ...` reports it.
     fn busy_text(scan: &HolderScan) -> String {

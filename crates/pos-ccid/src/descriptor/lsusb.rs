@@ -27,6 +27,8 @@ pub struct DumpedInterface {
     pub product_name: Option<String>,
     /// bInterfaceNumber.
     pub interface_number: u8,
+    /// iInterface's string, when the dump has it (`OMNIKEY 5422CL Smartcard Reader`).
+    pub interface_name: Option<String>,
     /// bInterfaceClass (0x0B CCID, 0xFF vendor-specific).
     pub interface_class: u8,
     /// bInterfaceSubClass.
@@ -95,6 +97,7 @@ struct Block {
     manufacturer: Option<String>,
     product_name: Option<String>,
     interface_number: Option<u8>,
+    interface_name: Option<String>,
     interface_class: Option<u8>,
     interface_subclass: Option<u8>,
     interface_protocol: Option<u8>,
@@ -241,6 +244,7 @@ fn read_field(b: &mut Block, key: &str, value: &str) -> Option<()> {
             "iProduct" => b.product_name = Some(value.to_string()),
             "bcdDevice" => b.bcd_device = Some(bcd(first)?),
             "bInterfaceNumber" => b.interface_number = Some(first.parse().ok()?),
+            "iInterface" => b.interface_name = Some(value.to_string()),
             "bNumEndpoints" => b.num_endpoints = Some(first.parse().ok()?),
             "bInterfaceClass" => b.interface_class = Some(hex_u8(first)?),
             "bInterfaceSubClass" => b.interface_subclass = Some(first.parse().ok()?),
@@ -347,6 +351,7 @@ fn finish(b: Block) -> Result<DumpedInterface, DumpError> {
         manufacturer: b.manufacturer,
         product_name: b.product_name,
         interface_number: need!(interface_number, "bInterfaceNumber"),
+        interface_name: b.interface_name,
         interface_class: need!(interface_class, "bInterfaceClass"),
         interface_subclass: b.interface_subclass.unwrap_or(0),
         interface_protocol: need!(interface_protocol, "bInterfaceProtocol"),

@@ -688,6 +688,12 @@ impl<T: CcidTransport + 'static> CcidReader<T> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Which USB interface of the device the reader is and why it was chosen, with every
+    /// interface of the device judged; `None` for the virtual reader.
+    pub fn interface_choice(&self) -> Option<crate::interface::Choice> {
+        self.lock().transport.interface_choice()
+    }
+
     /// The reader's CCID class descriptor.
     pub fn descriptor(&self) -> CcidDescriptor {
         self.lock().descriptor.clone()

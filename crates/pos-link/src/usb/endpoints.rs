@@ -91,17 +91,35 @@ impl EndpointInfo {
 }
 
 /// One interface (its default alternate setting), as plain data from the config descriptor.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InterfaceInfo {
     /// `bInterfaceNumber`.
     pub number: u8,
     /// `bInterfaceClass`.
     pub class: u8,
+    /// `bInterfaceSubClass`.
+    pub subclass: u8,
+    /// `bInterfaceProtocol` (for class 0x0B: 0 CCID, 1 and 2 ICCD versions A and B).
+    pub protocol: u8,
+    /// The `iInterface` string (e.g. `OMNIKEY 5422CL Smartcard Reader`), when it was read:
+    /// only [`UsbLink::open_uri_choosing`](super::UsbLink::open_uri_choosing) and
+    /// [`device_interfaces`](super::device_interfaces) read strings.
+    pub name: Option<String>,
+    /// The `iInterface` string index (`None`: the interface has no name).
+    pub name_index: Option<u8>,
+    /// Class-specific descriptor bytes of the interface, then those of its endpoints (where
+    /// some readers put their CCID descriptor).
+    pub extra: Vec<u8>,
     /// The interface's endpoints, in descriptor order.
     pub endpoints: Vec<EndpointInfo>,
 }
 
 impl InterfaceInfo {
+    /// Whether the interface has a bulk OUT endpoint (what command pipes need).
+    pub fn has_bulk_out(&self) -> bool {
+        self.first(TransferKind::Bulk, false).is_some()
+    }
+
     fn first(&self, transfer: TransferKind, input: bool) -> Option<&EndpointInfo> {
         self.endpoints
             .iter()
@@ -267,9 +285,18 @@ pub(crate) fn interfaces_of(config: &rusb::ConfigDescriptor) -> Vec<InterfaceInf
         if out.iter().any(|i| i.number == d.interface_number()) {
             continue;
         }
+        let mut extra = d.extra().to_vec();
+        for ep in d.endpoint_descriptors() {
+            extra.extend_from_slice(ep.extra().unwrap_or_default());
+        }
         out.push(InterfaceInfo {
             number: d.interface_number(),
             class: d.class_code(),
+            subclass: d.sub_class_code(),
+            protocol: d.protocol_code(),
+            name: None,
+            name_index: d.description_string_index(),
+            extra,
             endpoints: d
                 .endpoint_descriptors()
                 .map(|e| EndpointInfo {

@@ -19,6 +19,7 @@ fn printer() -> InterfaceInfo {
             ep(0x01, TransferKind::Bulk, 64),
             ep(0x82, TransferKind::Bulk, 64),
         ],
+        ..Default::default()
     }
 }
 
@@ -32,6 +33,7 @@ fn ccid(number: u8) -> InterfaceInfo {
             ep(0x82, TransferKind::Bulk, 64),
             ep(0x03, TransferKind::Bulk, 64),
         ],
+        ..Default::default()
     }
 }
 
@@ -40,6 +42,7 @@ fn hid(number: u8) -> InterfaceInfo {
         number,
         class: CLASS_HID,
         endpoints: vec![ep(0x83, TransferKind::Interrupt, 8)],
+        ..Default::default()
     }
 }
 
@@ -83,6 +86,7 @@ fn no_bulk_out_is_an_error_without_a_filter() {
         number: 2,
         class: CLASS_PRINTER,
         endpoints: vec![],
+        ..Default::default()
     };
     let opts = UsbOpenOptions {
         interface_class: Some(CLASS_PRINTER),
@@ -162,6 +166,7 @@ fn high_bandwidth_bits_are_masked_from_packet_sizes() {
             ep(0x02, TransferKind::Bulk, 0x1200),
             ep(0x81, TransferKind::Bulk, 512),
         ],
+        ..Default::default()
     };
     let e = select_endpoints(&[i], &UsbOpenOptions::default()).unwrap();
     assert_eq!(e.max_packet_out, 0x200);
