@@ -111,6 +111,10 @@ pub struct ReaderPolicy {
     pub ifsd_request: Decision<bool>,
     /// The longest message the driver sends, header included.
     pub max_message_length: Decision<u32>,
+    /// The most INF bytes the host puts in one T=1 block it sends (TPDU level, T=1): the
+    /// card's IFSC, or less when a block of IFSC bytes would not fit in one message; longer
+    /// commands are chained in blocks this size. 0 when the host runs no T=1.
+    pub t1_send_block: Decision<u8>,
     /// Whether extended-length APDUs can be sent.
     pub extended_apdu: Decision<bool>,
     /// What the USB transport must know (zero-length packets, where the descriptor is).
@@ -199,6 +203,7 @@ impl ReaderPolicy {
             .saturating_sub(HEADER_LEN);
         let (ifsd, ifsd_request) = ifsd(d, level, protocol, payload, quirks, config);
         let extended_apdu = extended_apdu(level, protocol);
+        let t1_send_block = t1_send_block(level, protocol, atr, payload, max_message_length.value);
 
         let transport_notes = quirks
             .iter()
@@ -226,6 +231,7 @@ impl ReaderPolicy {
             ifsd,
             ifsd_request,
             max_message_length,
+            t1_send_block,
             extended_apdu,
             transport_notes,
         }
@@ -289,6 +295,11 @@ impl ReaderPolicy {
                 "max message length",
                 self.max_message_length.value.to_string(),
                 self.max_message_length.reason.as_str(),
+            ),
+            (
+                "T=1 block sent",
+                self.t1_send_block.value.to_string(),
+                self.t1_send_block.reason.as_str(),
             ),
             (
                 "extended APDUs",
@@ -695,6 +706,52 @@ fn max_message_length(d: &CcidDescriptor, quirks: &[Quirk]) -> Decision<u32> {
             d.max_message_length
         ),
     )
+}
+
+/// The largest INF of a T=1 block the host sends: what fits in one message (10-byte
+/// header, 3-byte prologue, 1-byte LRC or 2-byte CRC), and not more than the card's IFSC.
+fn t1_send_block(
+    level: ExchangeLevel,
+    protocol: Option<u8>,
+    atr: Option<&ParsedAtr>,
+    payload: usize,
+    max_message_length: u32,
+) -> Decision<u8> {
+    if level.is_apdu() {
+        return decision(0, "APDU level: the reader runs T=1");
+    }
+    if protocol == Some(0) {
+        return decision(0, "a T=0 card: no T=1 blocks");
+    }
+    let epilogue = match atr.map(ParsedAtr::t1_checksum) {
+        Some(crate::t1::Checksum::Crc) => 2,
+        Some(crate::t1::Checksum::Lrc) => 1,
+        // No card yet: room for the longer one.
+        None => 2,
+    };
+    let room = payload.saturating_sub(3 + epilogue);
+    let ifsc = atr.map(ParsedAtr::ifsc);
+    let room_u8 = u8::try_from(room.min(254)).unwrap_or(254).max(1);
+    match ifsc {
+        Some(ifsc) if ifsc <= room_u8 => decision(
+            ifsc,
+            format!(
+                "the card's IFSC {ifsc} (a block that size fits in {max_message_length}-byte messages)"
+            ),
+        ),
+        Some(ifsc) => decision(
+            room_u8,
+            format!(
+                "the card's IFSC is {ifsc}, but dwMaxCCIDMessageLength {max_message_length} leaves                  {room_u8} bytes of INF in a block (10-byte header, 3-byte prologue, {epilogue}-byte                  epilogue): longer commands are chained in blocks of {room_u8}"
+            ),
+        ),
+        None => decision(
+            room_u8,
+            format!(
+                "no card yet: at most {room_u8} bytes of INF fit in a {max_message_length}-byte                  message, and at most the card's IFSC"
+            ),
+        ),
+    }
 }
 
 fn ifsd(

@@ -103,6 +103,81 @@ fn t1_chains_commands_and_responses_both_ways() {
     );
 }
 
+/// A transport that records the length of every message the driver sends.
+struct Measured {
+    inner: VirtualReader,
+    sent: std::sync::Arc<std::sync::Mutex<Vec<usize>>>,
+}
+
+impl pos_ccid::CcidTransport for Measured {
+    fn target(&self) -> &str {
+        self.inner.target()
+    }
+    fn descriptor(&self) -> &pos_ccid::descriptor::CcidDescriptor {
+        self.inner.descriptor()
+    }
+    fn send(
+        &mut self,
+        message: &[u8],
+        deadline: pos_link::Deadline,
+    ) -> Result<(), pos_link::LinkError> {
+        self.sent.lock().unwrap().push(message.len());
+        self.inner.send(message, deadline)
+    }
+    fn receive(&mut self, deadline: pos_link::Deadline) -> Result<Vec<u8>, pos_link::LinkError> {
+        self.inner.receive(deadline)
+    }
+    fn abort_request(
+        &mut self,
+        slot: u8,
+        seq: u8,
+        deadline: pos_link::Deadline,
+    ) -> Result<(), pos_link::LinkError> {
+        self.inner.abort_request(slot, seq, deadline)
+    }
+    fn take_interrupt(&mut self) -> Option<Box<dyn pos_ccid::InterruptSource>> {
+        self.inner.take_interrupt()
+    }
+}
+
+#[test]
+fn t1_blocks_sent_fit_the_readers_message_length_whatever_the_ifsc() {
+    // A 64-byte TPDU reader and a card with IFSC 254: a block of 254 bytes would make a
+    // 268-byte message. The host sends blocks of 64 - 10 - 3 - 1 = 50 bytes instead (and
+    // asks the card for blocks of at most 49, room for a CRC).
+    let cfg = SimReaderConfig {
+        level: SimLevel::TpduT1,
+        max_message_length: 64,
+        ..SimReaderConfig::default()
+    };
+    let (vr, h) = VirtualReader::new(cfg, "sim:ccid");
+    let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let measured = Measured {
+        inner: vr,
+        sent: sent.clone(),
+    };
+    let mut r = CcidReader::new(measured, "sim:ccid", config());
+    h.insert(Box::new(TestCard::t1()));
+    r.power_on(0).unwrap();
+    let policy = r.policy(0);
+    assert_eq!(
+        policy.t1_send_block.value, 50,
+        "{}",
+        policy.t1_send_block.reason
+    );
+    assert!(policy.t1_send_block.reason.contains("IFSC is 254"));
+    assert_eq!(policy.ifsd.value, 49, "{}", policy.ifsd.reason);
+    let mut apdu = vec![0x80, 0xEE, 0x00, 0x00, 200];
+    apdu.extend((0..200).map(|i| (i * 3) as u8));
+    let resp = r.transmit(0, &apdu).unwrap();
+    assert_eq!(&resp[..200], &apdu[5..]);
+    assert_eq!(&resp[200..], &[0x90, 0x00]);
+    let sent = sent.lock().unwrap();
+    assert!(sent.iter().all(|&n| n <= 64), "message lengths {sent:?}");
+    // 205 bytes in blocks of 50: five I-blocks, the first four full (10 + 3 + 50 + 1).
+    assert_eq!(sent.iter().filter(|&&n| n == 64).count(), 4, "{sent:?}");
+}
+
 #[test]
 fn a_short_apdu_reader_refuses_what_its_messages_cannot_hold() {
     let cfg = SimReaderConfig {

@@ -523,6 +523,7 @@ impl<T: CcidTransport + 'static> Inner<T> {
         };
         let ifsd_request = policy.ifsd_request.value;
         let ifsd = policy.ifsd.value;
+        let send_block = policy.t1_send_block.value;
         let s = &mut self.slots[usize::from(slot)];
         s.atr = Some(atr.clone());
         s.protocol = protocol;
@@ -543,6 +544,9 @@ impl<T: CcidTransport + 'static> Inner<T> {
         );
         if protocol == 1 && level == ExchangeLevel::Tpdu {
             let mut t1 = T1Terminal::new(atr.ifsc(), atr.t1_checksum());
+            if send_block > 0 {
+                t1.max_send_inf = send_block;
+            }
             if ifsd_request {
                 let mut tr = SlotBlocks { inner: self, slot };
                 if let Err(e) = t1.negotiate_ifsd(&mut tr, ifsd) {

@@ -68,6 +68,9 @@ pub struct T1Terminal {
     pub max_consecutive_wtx: u32,
     /// Largest response accepted.
     pub max_response_len: usize,
+    /// The most INF bytes one block sent may carry, whatever the IFSC: what fits in one
+    /// message of the reader (CCID dwMaxCCIDMessageLength). Default 254.
+    pub max_send_inf: u8,
     initial_ifsc: u8,
     wanted_ifsd: u8,
     needs_resync: bool,
@@ -92,6 +95,7 @@ impl T1Terminal {
             max_blocks: 1000,
             max_consecutive_wtx: 64,
             max_response_len: DEFAULT_MAX_RESPONSE_LEN,
+            max_send_inf: 254,
             initial_ifsc: ifsc,
             wanted_ifsd: DEFAULT_IFS,
             needs_resync: false,
@@ -322,7 +326,7 @@ impl T1Terminal {
     }
 
     fn next_chunk(&self, apdu: &[u8], offset: usize) -> (Block, usize) {
-        let size = usize::from(self.ifsc.max(1)).min(MAX_INF);
+        let size = usize::from(self.ifsc.min(self.max_send_inf).max(1)).min(MAX_INF);
         let rest = apdu.get(offset..).unwrap_or(&[]);
         let len = rest.len().min(size);
         let more = rest.len() > size;
