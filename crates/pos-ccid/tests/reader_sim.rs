@@ -121,7 +121,10 @@ impl pos_ccid::CcidTransport for Measured {
         message: &[u8],
         deadline: pos_link::Deadline,
     ) -> Result<(), pos_link::LinkError> {
-        self.sent.lock().unwrap().push(message.len());
+        self.sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(message.len());
         self.inner.send(message, deadline)
     }
     fn receive(&mut self, deadline: pos_link::Deadline) -> Result<Vec<u8>, pos_link::LinkError> {
