@@ -402,6 +402,34 @@ mod tests {
     }
 
     #[test]
+    fn a_descriptor_after_the_endpoints_is_found() {
+        // O2Micro OZ776 (libccid quirk row DescriptorOnEndpoint): the interface has no
+        // class bytes; the CCID descriptor follows the last endpoint descriptor, whose class
+        // bytes pos-link appends to the interface's.
+        let info = pos_link::usb::InterfaceInfo {
+            number: 0,
+            class: CCID_INTERFACE_CLASS,
+            extra: CcidDescriptor::example_tpdu_reader().encode(),
+            endpoints: vec![pos_link::usb::EndpointInfo {
+                address: 0x01,
+                transfer: pos_link::usb::TransferKind::Bulk,
+                max_packet: 64,
+            }],
+            ..Default::default()
+        };
+        let c = Candidate::from_usb(&info);
+        assert!(matches!(c.descriptor, Some(Ok(_))));
+        assert_eq!(choose(&[c], None).unwrap().number, 0);
+        // And with no descriptor anywhere, the interface is refused saying so.
+        let bare = pos_link::usb::InterfaceInfo {
+            extra: Vec::new(),
+            ..info
+        };
+        let err = choose(&[Candidate::from_usb(&bare)], None).unwrap_err();
+        assert!(err.contains("no CCID class descriptor"), "{err}");
+    }
+
+    #[test]
     fn iccd_and_other_classes_are_refused_by_name() {
         let mut iccd = reader(0, Some("eToken"));
         iccd.protocol = 2;
