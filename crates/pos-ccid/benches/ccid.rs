@@ -2,12 +2,19 @@
 //! whole stack (driver, codec, virtual APDU-level reader) with zero device latency.
 //! `ccid/removal_latency/{interrupt,polling}`: time from the virtual card's removal to the
 //! CardRemoved event.
+//! `ccid/policy/{decide_reader,decide_card}`: [`ReaderPolicy::decide`] for a TPDU reader
+//! with its quirk rows, without and with a card's ATR (the driver runs it once at open and
+//! once per power-on, never per APDU); `ccid/policy/open_power_on`: a whole open and
+//! power-on of a TPDU T=1 virtual reader (policy, SetParameters, IFSD exchange), to compare
+//! with `ccid/apdu_roundtrip/short`.
 
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use pos_ccid::atr::ParsedAtr;
+use pos_ccid::descriptor::CcidDescriptor;
 use pos_ccid::sim::{SimLevel, SimReaderConfig, TestCard, VirtualReader};
-use pos_ccid::{CcidReader, ReaderConfig};
+use pos_ccid::{CcidReader, ReaderConfig, ReaderPolicy, quirks};
 use pos_hal::{ChipReader, Device, DeviceEvent};
 
 fn apdu_roundtrip(c: &mut Criterion) {
@@ -77,5 +84,54 @@ fn removal_latency(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, apdu_roundtrip, removal_latency);
+fn policy(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ccid/policy");
+    let descriptor = CcidDescriptor::example_tpdu_reader();
+    // An OZ776: three quirk rows (rate cap, no PPS, descriptor on the endpoint).
+    let rows = quirks::lookup(0x0B97, 0x7762, 0x0100);
+    let config = ReaderConfig::default();
+    let atr = ParsedAtr::parse(&[
+        0x3B, 0xDA, 0x18, 0xFF, 0x81, 0xB1, 0xFE, 0x75, 0x1F, 0x03, 0x00, 0x31, 0xC5, 0x73, 0xC0,
+        0x01, 0x40, 0x00, 0x90, 0x00, 0x0C,
+    ])
+    .expect("ATR");
+    let rates = [9600u32, 19_200, 38_400, 115_200];
+    g.bench_function("decide_reader", |b| {
+        b.iter(|| {
+            std::hint::black_box(ReaderPolicy::decide(
+                std::hint::black_box(&descriptor),
+                Some(&rates),
+                None,
+                &rows,
+                &config,
+            ))
+        })
+    });
+    g.bench_function("decide_card", |b| {
+        b.iter(|| {
+            std::hint::black_box(ReaderPolicy::decide(
+                std::hint::black_box(&descriptor),
+                Some(&rates),
+                Some(&atr),
+                &rows,
+                &config,
+            ))
+        })
+    });
+    g.bench_function("open_power_on", |b| {
+        b.iter(|| {
+            let cfg = SimReaderConfig {
+                level: SimLevel::TpduT1,
+                ..SimReaderConfig::default()
+            };
+            let (vr, h) = VirtualReader::new(cfg, "sim:ccid");
+            h.insert(Box::new(TestCard::t1()));
+            let mut r = CcidReader::new(vr, "sim:ccid", ReaderConfig::default());
+            std::hint::black_box(r.power_on(0).expect("power on"))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, apdu_roundtrip, removal_latency, policy);
 criterion_main!(benches);

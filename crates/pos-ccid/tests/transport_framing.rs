@@ -74,7 +74,10 @@ fn zero_length_packets_before_and_inside_a_message_are_skipped() {
     let got = receive_framed(&mut pipe, Deadline::after(Duration::from_millis(200))).unwrap();
     assert_eq!(got, msg);
     let reply = Response::decode(&got).unwrap();
-    assert!(matches!(reply.body, ResponseBody::DataBlock { .. }), "{reply:?}");
+    assert!(
+        matches!(reply.body, ResponseBody::DataBlock { .. }),
+        "{reply:?}"
+    );
 }
 
 #[test]
