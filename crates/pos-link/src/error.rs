@@ -274,7 +274,10 @@ pub fn usb_busy_from_scan(
 ) -> LinkError {
     let node = node.display();
     let fuser = format!("`fuser -v {node}`");
-    const STOP_PCSCD: &str = "stop it (systemctl stop pcscd.socket pcscd), then try again";
+    const STOP_PCSCD: &str = "stop it (systemctl stop pcscd.socket pcscd.service), then try again; \
+         to keep pcscd off the reader for good, disable it (systemctl disable pcscd.socket \
+         pcscd.service) or, if it must serve other readers, put this reader's name in \
+         PCSCLITE_FILTER_IGNORE_READER_NAMES in pcscd.service's environment (pcscd(8))";
     let names = |holders: &[crate::holders::Holder]| {
         holders
             .iter()
@@ -611,7 +614,11 @@ mod tests {
         assert_eq!(
             e.hint(),
             Some(
-                "pcscd holds the reader: stop it (systemctl stop pcscd.socket pcscd), then try again"
+                "pcscd holds the reader: stop it (systemctl stop pcscd.socket pcscd.service), then \
+                 try again; to keep pcscd off the reader for good, disable it (systemctl disable \
+                 pcscd.socket pcscd.service) or, if it must serve other readers, put this \
+                 reader's name in PCSCLITE_FILTER_IGNORE_READER_NAMES in pcscd.service's \
+                 environment (pcscd(8))"
             )
         );
         // pcscd running, its files unreadable: said as likely, with the real node for fuser.
@@ -624,7 +631,14 @@ mod tests {
         let e = usb_busy_from_scan("usb:072f:90cc", &node, &scan);
         assert!(e.to_string().contains("pcscd (pid 812) is running"), "{e}");
         let hint = e.hint().unwrap_or_default();
-        assert!(hint.contains("systemctl stop pcscd.socket pcscd"), "{hint}");
+        assert!(
+            hint.contains("systemctl stop pcscd.socket pcscd.service"),
+            "{hint}"
+        );
+        assert!(
+            hint.contains("PCSCLITE_FILTER_IGNORE_READER_NAMES"),
+            "{hint}"
+        );
         assert!(hint.contains("`fuser -v /dev/bus/usb/001/004`"), "{hint}");
         // Another process.
         let scan = HolderScan {

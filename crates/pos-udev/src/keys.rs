@@ -551,7 +551,7 @@ pub(crate) fn parse_octal_mode(text: &str) -> Option<u32> {
 }
 
 /// The `$name` / `%c` substitutions udev knows (`udev-format.c`), in its lookup order.
-const SUBSTITUTIONS: &[(&str, char)] = &[
+pub(crate) const SUBSTITUTIONS: &[(&str, char)] = &[
     ("devnode", 'N'),
     ("tempnode", 'N'),
     ("attr", 's'),

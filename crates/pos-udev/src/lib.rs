@@ -82,10 +82,12 @@
 //! | `parse` | a logical line to a [`Rule`]; whole-rule and whole-file checks (`GOTO`/`LABEL`) |
 //! | `keys` | the key table and the per-pair checks (attributes, values, substitutions) |
 //! | `policy` | [`check_policy`] |
+//! | [`eval`] | [`evaluate`]: what a set of rules files does to one device event (the `GROUP`, `MODE`, links it ends with), for testing how files combine |
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod eval;
 mod keys;
 mod lexer;
 mod model;
@@ -93,6 +95,7 @@ mod parse;
 mod policy;
 
 pub use error::{ErrorKind, RuleError};
+pub use eval::{Event, Outcome, RulesDir, RulesFile, evaluate};
 pub use model::{Operator, Pair, Rule};
 pub use policy::check_policy;
 

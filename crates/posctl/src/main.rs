@@ -755,7 +755,11 @@ mod tests {
         assert_eq!(
             error_text(&cli),
             "posctl: reader \"usb:072f:90cc\": usb:072f:90cc: busy: held by pcscd (pid 812)\n  \
-             hint: pcscd holds the reader: stop it (systemctl stop pcscd.socket pcscd), then try again\n"
+             hint: pcscd holds the reader: stop it (systemctl stop pcscd.socket pcscd.service), then \
+             try again; to keep pcscd off the reader for good, disable it (systemctl disable \
+             pcscd.socket pcscd.service) or, if it must serve other readers, put this \
+             reader's name in PCSCLITE_FILTER_IGNORE_READER_NAMES in pcscd.service's \
+             environment (pcscd(8))\n"
         );
         // Anything else keeps the general advice.
         let other = pos_serve::ServeError::Config("bad".into());

@@ -2,6 +2,7 @@
 
 use super::*;
 
+mod eval;
 mod lexing;
 mod policy;
 mod props;

@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use super::*;
 
 /// Fragments that make up udev-ish text, to reach deep into the lexer.
-fn fragment() -> impl Strategy<Value = String> {
+pub(super) fn fragment() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("SUBSYSTEM".to_string()),
         Just("ATTRS{idVendor}".to_string()),

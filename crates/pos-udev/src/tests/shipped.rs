@@ -42,16 +42,42 @@ fn granting_rules<'a>(
 #[test]
 fn shipped_rules_cover_ccid_printers_magtek_and_ftdi_with_group_pos() {
     let rules = rules_of(RULES);
-    let ccid = granting_rules(&rules, "ENV", Some("ID_USB_INTERFACES"), ":0b????:");
-    assert_eq!(ccid.len(), 1, "CCID class 0x0B rule");
+    // CCID readers: class 0x0B and the vendor-class rows mark the device, one rule grants.
+    let marks_ccid = |rule: &&Rule| {
+        rule.find("SUBSYSTEM", None).any(|p| p.value == "usb")
+            && rule
+                .find("ENV", Some("DEVTYPE"))
+                .any(|p| p.op == Operator::Match && p.value == "usb_device")
+            && rule
+                .find("ENV", Some(".POS_CCID"))
+                .any(|p| p.op == Operator::Assign && p.value == "1")
+    };
+    let class = rules
+        .iter()
+        .filter(marks_ccid)
+        .filter(|r| {
+            r.find("ENV", Some("ID_USB_INTERFACES"))
+                .any(|p| p.value == "*:0b????:*")
+        })
+        .count();
+    assert_eq!(class, 1, "CCID class 0x0B rule");
+    let grant: Vec<&Rule> = rules
+        .iter()
+        .filter(|r| {
+            r.find("ENV", Some(".POS_CCID"))
+                .any(|p| p.op == Operator::Match && p.value == "1")
+                && r.find("SUBSYSTEM", None).any(|p| p.value == "usb")
+        })
+        .collect();
+    assert_eq!(grant.len(), 1, "one rule grants the marked readers");
+    for key in ["GROUP", "MODE"] {
+        let pair = grant[0].find(key, None).next().expect(key);
+        assert_eq!(pair.op, Operator::AssignFinal, "{key} must be final (:=)");
+    }
+    assert_eq!(grant[0].assigned("GROUP"), Some(POS_GROUP));
+    assert_eq!(grant[0].assigned("MODE"), Some("0660"));
     assert!(
-        ccid[0]
-            .find("ENV", Some("DEVTYPE"))
-            .any(|p| p.value == "usb_device")
-    );
-    assert!(ccid[0].find("SUBSYSTEM", None).any(|p| p.value == "usb"));
-    assert!(
-        ccid[0]
+        grant[0]
             .find("SYMLINK", None)
             .any(|p| p.value.starts_with("pos/ccid-"))
     );
@@ -143,4 +169,44 @@ fn shipped_rules_never_open_devices_to_everyone() {
             pair.value
         );
     }
+}
+
+/// The vendor-class readers (interface class 0xFF with a CCID descriptor) that block 1b
+/// marks are exactly those libccid's rules list by `ATTRS{idVendor}`/`ATTRS{idProduct}`
+/// with `GROUP="pcscd"`.
+#[test]
+fn shipped_vendor_class_readers_are_libccids_list() {
+    let ours = rules_of(RULES);
+    let libccid = rules_of(super::eval::PCSCD_CCID_RULES);
+    let ids = |rules: &[Rule], attr_key: &str, marker: &dyn Fn(&Rule) -> bool| {
+        let mut ids: Vec<(String, String)> = rules
+            .iter()
+            .filter(|r| marker(r))
+            .filter_map(|r| {
+                let vendor = r.find(attr_key, Some("idVendor")).next()?;
+                let product = r.find(attr_key, Some("idProduct")).next()?;
+                Some((vendor.value.clone(), product.value.clone()))
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    };
+    let ours = ids(&ours, "ATTR", &|r: &Rule| {
+        r.find("ENV", Some(".POS_CCID"))
+            .any(|p| p.op == Operator::Assign)
+            && r.find("ENV", Some("DEVTYPE"))
+                .any(|p| p.value == "usb_device")
+            && excludes_remove_event(r)
+    });
+    let theirs = ids(&libccid, "ATTRS", &|r: &Rule| {
+        r.assigned("GROUP") == Some("pcscd")
+    });
+    assert_eq!(theirs.len(), 22, "{theirs:?}");
+    assert_eq!(ours, theirs);
+}
+
+fn excludes_remove_event(rule: &Rule) -> bool {
+    rule.find("ACTION", None)
+        .any(|p| p.op == Operator::NoMatch && p.value == "remove")
 }
