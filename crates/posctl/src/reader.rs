@@ -202,11 +202,13 @@ pub fn info(device: &str, slot: u8, json: bool) -> Result<Exit, CliError> {
         None
     };
     let policy = r.policy(slot);
+    let rates = r.data_rates();
     if json {
         let v = serde_json::json!({
             "device": device,
             "slot": slot,
             "atr": atr.as_ref().map(|a| hex(a.as_bytes())),
+            "data_rates": rates,
             "policy": policy,
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
@@ -215,6 +217,12 @@ pub fn info(device: &str, slot: u8, json: bool) -> Result<Exit, CliError> {
         match &atr {
             Some(a) => println!("  card ATR: {}", hex(a.as_bytes())),
             None => println!("  no card powered: the reader's choices alone"),
+        }
+        match &rates {
+            Some(l) => println!("  data rates (GET_DATA_RATES): {} listed", l.len()),
+            None => println!(
+                "  data rates (GET_DATA_RATES): no list (any from dwDataRate to dwMaxDataRate)"
+            ),
         }
         if let Some(why) = &policy.refused {
             println!("  REFUSED: {why}");
