@@ -726,6 +726,7 @@ fn model_uris_parse_and_refuse_what_they_fix() {
     let e = parse("sim:ccid?model=omnikey-9999").unwrap_err();
     for m in MODELS {
         assert!(e.contains(m.name), "{e}");
+        assert!(pos_ccid::sim::SIM_OPTIONS.contains(m.name), "{}", m.name);
     }
     for fixed in ["level=apdu", "pps=host"] {
         let e = parse(&format!("sim:ccid?model=acr39u&{fixed}")).unwrap_err();
