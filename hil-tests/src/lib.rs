@@ -41,3 +41,50 @@ pub fn run_virtual(options: &SuiteOptions) -> Result<SuiteReport, String> {
         &mut |_| {},
     )
 }
+
+/// The reader models `--reader-model` accepts (pos-ccid's `sim::MODELS`), in table order.
+pub fn reader_models() -> Vec<&'static str> {
+    pos_ccid::sim::MODELS.iter().map(|m| m.name).collect()
+}
+
+/// The targets `--reader-model NAME|all` names: the virtual lane with that model as its
+/// reader, or one lane per model for `all`.
+///
+/// Errors: an unknown name, with every accepted one.
+pub fn reader_model_targets(name: &str) -> Result<Vec<Target>, String> {
+    let models = reader_models();
+    let chosen: Vec<&str> = if name == "all" {
+        models.clone()
+    } else if models.contains(&name) {
+        vec![name]
+    } else {
+        return Err(format!(
+            "unknown reader model {name:?}: accepted --reader-model {}|all",
+            models.join("|")
+        ));
+    };
+    Ok(chosen
+        .into_iter()
+        .map(|m| Target::VirtualModel {
+            model: m.to_string(),
+        })
+        .collect())
+}
+
+/// As [`run_virtual`], with the lane's reader built as reader model `model`
+/// (`sim:ccid?model=NAME`).
+///
+/// Errors: an unknown name in `options.only`.
+pub fn run_virtual_model(model: &str, options: &SuiteOptions) -> Result<SuiteReport, String> {
+    run(
+        &Target::VirtualModel {
+            model: model.to_string(),
+        },
+        options,
+        &mut |sim| match sim {
+            Some(sim) => Box::new(SimOperator::new(sim)),
+            None => Box::new(NonInteractive),
+        },
+        &mut |_| {},
+    )
+}

@@ -37,6 +37,11 @@ struct Args {
     /// On a rig: no technician; interactive cases are SKIPPED (never passed).
     #[arg(long)]
     non_interactive: bool,
+    /// On the virtual lane: build its chip reader as a real reader model
+    /// (`sim:ccid?model=NAME`, e.g. omnikey-3121), or run the suite once per model with
+    /// `all`. Not with --rig.
+    #[arg(long, value_name = "NAME|all", conflicts_with = "rig")]
+    reader_model: Option<String>,
 }
 
 fn usage_error(message: &str) -> ExitCode {
@@ -68,15 +73,40 @@ fn main() -> ExitCode {
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
     });
-    let target = match &rig_path {
-        None => Target::Virtual,
-        Some(path) => match Rig::load(path) {
-            Ok(rig) => Target::Rig {
+    let targets = match (&rig_path, &args.reader_model) {
+        (Some(_), Some(_)) => {
+            return usage_error("--reader-model builds the virtual lane's reader: not with a rig");
+        }
+        (None, Some(name)) => match hil_tests::reader_model_targets(name) {
+            Ok(t) => t,
+            Err(e) => return usage_error(&e),
+        },
+        (None, None) => vec![Target::Virtual],
+        (Some(path), None) => match Rig::load(path) {
+            Ok(rig) => vec![Target::Rig {
                 rig,
                 path: path.display().to_string(),
-            },
+            }],
             Err(e) => return usage_error(&e.to_string()),
         },
+    };
+    let several = targets.len() > 1;
+    let mut exit = 0;
+    for target in &targets {
+        match run_one(&args, target, several) {
+            Ok(code) => exit = exit.max(code),
+            Err(code) => return code,
+        }
+    }
+    ExitCode::from(u8::try_from(exit).unwrap_or(1))
+}
+
+/// Run the suite on one target, print it and write its JUnit report; the report's exit
+/// code, or the usage error's.
+fn run_one(args: &Args, target: &Target, several: bool) -> Result<i32, ExitCode> {
+    let options = SuiteOptions {
+        step_limit: Duration::from_secs_f64(args.step_timeout),
+        only: args.only.clone(),
     };
     let on_rig = matches!(target, Target::Rig { .. });
     let non_interactive = args.non_interactive;
@@ -101,7 +131,7 @@ fn main() -> ExitCode {
         }
     );
     let interactive = on_rig && !non_interactive;
-    let report = match hil_tests::run(&target, &options, &mut make_operator, &mut |p| match p {
+    let report = match hil_tests::run(target, &options, &mut make_operator, &mut |p| match p {
         Progress::Start(name) if interactive => println!("-- {name}"),
         Progress::Start(_) => {}
         Progress::Done(case) => {
@@ -114,17 +144,24 @@ fn main() -> ExitCode {
         }
     }) {
         Ok(r) => r,
-        Err(e) => return usage_error(&e),
+        Err(e) => return Err(usage_error(&e)),
     };
     println!("{}", report.summary());
     if let Some(path) = &args.junit {
-        if let Err(e) = hil_tests::junit::write(&report, path) {
-            return usage_error(&format!(
+        // One report per model with `--reader-model all`: FILE becomes FILE.NAME.xml.
+        let path = match target {
+            Target::VirtualModel { model } if several => {
+                path.with_extension(format!("{model}.xml"))
+            }
+            _ => path.clone(),
+        };
+        if let Err(e) = hil_tests::junit::write(&report, &path) {
+            return Err(usage_error(&format!(
                 "cannot write the JUnit report {}: {e}",
                 path.display()
-            ));
+            )));
         }
         println!("JUnit report: {}", path.display());
     }
-    ExitCode::from(u8::try_from(report.exit_code()).unwrap_or(1))
+    Ok(report.exit_code())
 }

@@ -120,6 +120,12 @@ pub enum Target {
     /// The virtual lane: `pos_lane::open(&DeviceConfig::default(), ..)`, fake host on
     /// 127.0.0.1, echo peers for the links.
     Virtual,
+    /// The virtual lane with its chip reader built as a real reader model of pos-ccid's
+    /// virtual reader: `sim:ccid?model=NAME` (`hil-tests --reader-model NAME`).
+    VirtualModel {
+        /// The model's name (`pos_ccid::sim::MODELS`).
+        model: String,
+    },
     /// The devices a rig file names.
     Rig {
         /// The rig.
@@ -134,13 +140,14 @@ impl Target {
     pub fn describe(&self) -> String {
         match self {
             Target::Virtual => "virtual lane".into(),
+            Target::VirtualModel { model } => format!("virtual lane, reader model {model}"),
             Target::Rig { path, .. } => format!("rig {path}"),
         }
     }
 
     fn rig(&self) -> Option<&Rig> {
         match self {
-            Target::Virtual => None,
+            Target::Virtual | Target::VirtualModel { .. } => None,
             Target::Rig { rig, .. } => Some(rig),
         }
     }
@@ -149,6 +156,10 @@ impl Target {
     pub fn device_config(&self) -> DeviceConfig {
         match self {
             Target::Virtual => DeviceConfig::default(),
+            Target::VirtualModel { model } => DeviceConfig {
+                reader: format!("sim:ccid?model={model}"),
+                ..DeviceConfig::default()
+            },
             Target::Rig { rig, .. } => rig.device_config(),
         }
     }
@@ -384,7 +395,8 @@ pub fn run(
     let needs_lane = selected.iter().any(|s| !s.name.starts_with("links."));
     let opened = Instant::now();
     let lane = if needs_lane {
-        let profile = matches!(target, Target::Virtual).then_some(Profile::VisaPse.into());
+        let profile = matches!(target, Target::Virtual | Target::VirtualModel { .. })
+            .then_some(Profile::VisaPse.into());
         match pos_lane::open(&target.device_config(), profile) {
             Ok(lane) => Some(lane),
             Err(e) => {

@@ -340,3 +340,38 @@ fn the_rig_named_by_pos_hil_rig_passes() {
     println!("{}", report.summary());
     assert_eq!(report.failed(), 0, "{}", report.summary());
 }
+
+#[test]
+fn the_reader_group_passes_on_every_reader_model() {
+    let models = hil_tests::reader_models();
+    assert!(models.len() >= 9, "{models:?}");
+    for model in models {
+        let report =
+            hil_tests::run_virtual_model(model, &only(&["reader"], Duration::from_secs(5)))
+                .unwrap();
+        for c in &report.cases {
+            println!("{model}: {}", c.line());
+        }
+        assert!(report.target.contains(model), "{}", report.target);
+        assert!(report.cases.len() >= 6, "{model}: {}", report.summary());
+        assert!(report.cases.iter().all(|c| c.name.starts_with("reader.")));
+        assert_eq!(report.failed(), 0, "{model}: {}", report.summary());
+        assert_eq!(report.skipped(), 0, "{model}: {}", report.summary());
+    }
+}
+
+#[test]
+fn reader_model_option_runs_a_model_and_refuses_unknown_names() {
+    let out = bin()
+        .args(["--reader-model", "omnikey-3121", "--only", "reader.atr"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("reader model omnikey-3121"), "{text}");
+    assert!(text.contains("PASS reader.atr"), "{text}");
+    let out = bin().args(["--reader-model", "nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("au9560") && err.contains("|all"), "{err}");
+}

@@ -17,7 +17,9 @@ pub type AnyReader = CcidReader<Box<dyn CcidTransport>>;
 ///   reader, e.g. interface 1 of an OMNIKEY 5422; vendor-class interfaces with a CCID
 ///   descriptor included; ICCD tokens refused by name);
 /// - `sim:ccid?OPTIONS` (feature `sim`): the virtual reader, options
-///   [`sim::SIM_OPTIONS`](crate::sim::SIM_OPTIONS): `level=apdu|t0|t1`, `interrupt=on|off`,
+///   [`sim::SIM_OPTIONS`](crate::sim::SIM_OPTIONS): `model=NAME` (a real reader model,
+///   [`sim::MODELS`](crate::sim::MODELS), whose quirk rows apply as for that reader on
+///   USB), `level=apdu|t0|t1`, `interrupt=on|off`,
 ///   `pps=reader|host`, the card (`card=t0|t1|mute|none`, and with an EMV card catalog in
 ///   [`ReaderConfig::cards`] `card=visa|mastercard|...` or `script=FILE`), and faults
 ///   (`remove_at=N`, `parity_error_at=N`, `wtx=N`, `time_extensions=N`, `fault=...`).
@@ -125,6 +127,11 @@ fn build_sim(
     config: ReaderConfig,
     card: Option<Box<dyn pos_hal::VirtualCard>>,
 ) -> (AnyReader, crate::sim::SimReaderHandle) {
+    // A reader model gets its quirk rows exactly as a USB reader with its ids does.
+    let config = match &spec.config.model {
+        Some(m) => with_quirks_of(&uri.to_string(), m.ids(), config),
+        None => config,
+    };
     let (vr, handle) = crate::sim::VirtualReader::new(spec.config.clone(), &uri.to_string());
     handle.set_faults(spec.faults.clone());
     if let Some(card) = card {

@@ -66,6 +66,25 @@ pub trait CcidTransport: Send {
     fn interface_choice(&self) -> Option<Choice> {
         None
     }
+
+    /// The data rates (bit/s) the reader can run the card at: the class request
+    /// GET_DATA_RATES (CCID 5.3.3). `Ok(None)` when the reader does not support it (it
+    /// stalls the request or answers nothing: any rate between dwDataRate and
+    /// dwMaxDataRate then), and by default for transports that have no such request.
+    ///
+    /// Errors: `Timeout` when no answer came within 1 s, `Disconnected`, `Io` or `Usb` for
+    /// a failed transfer or a reply that is not a list of 32-bit values.
+    fn data_rates(&mut self) -> Result<Option<Vec<u32>>, LinkError> {
+        Ok(None)
+    }
+
+    /// The card clocks (kHz) the reader can give: the class request GET_CLOCK_FREQUENCIES
+    /// (CCID 5.3.2). `Ok(None)` as for [`data_rates`](Self::data_rates).
+    ///
+    /// Errors: as [`data_rates`](Self::data_rates).
+    fn clock_frequencies(&mut self) -> Result<Option<Vec<u32>>, LinkError> {
+        Ok(None)
+    }
 }
 
 impl InterruptSource for UsbInterruptReader {
@@ -144,6 +163,64 @@ impl UsbTransport {
     pub fn ids(&self) -> pos_link::usb::UsbIds {
         self.link.ids()
     }
+
+    /// A class control-IN request for a list of u32 (GET_DATA_RATES, GET_CLOCK_FREQUENCIES)
+    /// to the interface: at most `count` values (256 when the descriptor says 0, "any":
+    /// libccid reads up to its buffer then).
+    fn class_list(
+        &mut self,
+        request: u8,
+        count: u8,
+        what: &str,
+    ) -> Result<Option<Vec<u32>>, LinkError> {
+        let values = if count == 0 { 256 } else { usize::from(count) };
+        let mut buf = vec![0u8; values * 4];
+        let interface = u16::from(self.link.endpoints().interface);
+        let deadline = Deadline::after(CONTROL_TIMEOUT);
+        let result = self.link.control_in(
+            message::CLASS_REQUEST_IN,
+            request,
+            0,
+            interface,
+            &mut buf,
+            deadline,
+        );
+        match result {
+            Ok(n) => parse_class_list(self.link.target(), what, buf.get(..n).unwrap_or(&buf)),
+            // A stalled request: the reader does not support it.
+            Err(LinkError::Usb {
+                source: rusb::Error::Pipe,
+                ..
+            }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A GET_DATA_RATES or GET_CLOCK_FREQUENCIES reply: `None` when empty, the values when a
+/// whole number of little-endian u32; otherwise an `Io` error (never a panic).
+pub fn parse_class_list(
+    target: &str,
+    what: &str,
+    reply: &[u8],
+) -> Result<Option<Vec<u32>>, LinkError> {
+    if reply.is_empty() {
+        return Ok(None);
+    }
+    if reply.len() % 4 != 0 {
+        return Err(LinkError::Io {
+            target: target.to_string(),
+            operation: pos_link::Operation::Read,
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{what} answered {} bytes: not a list of 32-bit values",
+                    reply.len()
+                ),
+            ),
+        });
+    }
+    Ok(Some(message::parse_u32_list(reply)))
 }
 
 impl CcidTransport for UsbTransport {
@@ -184,6 +261,20 @@ impl CcidTransport for UsbTransport {
     }
     fn interface_choice(&self) -> Option<Choice> {
         self.choice.clone()
+    }
+
+    fn data_rates(&mut self) -> Result<Option<Vec<u32>>, LinkError> {
+        let count = self.descriptor.num_data_rates;
+        self.class_list(message::GET_DATA_RATES_REQUEST, count, "GET_DATA_RATES")
+    }
+
+    fn clock_frequencies(&mut self) -> Result<Option<Vec<u32>>, LinkError> {
+        let count = self.descriptor.num_clocks;
+        self.class_list(
+            message::GET_CLOCK_FREQUENCIES_REQUEST,
+            count,
+            "GET_CLOCK_FREQUENCIES",
+        )
     }
 }
 
@@ -236,5 +327,33 @@ impl<T: CcidTransport + ?Sized> CcidTransport for Box<T> {
     }
     fn interface_choice(&self) -> Option<Choice> {
         (**self).interface_choice()
+    }
+    fn data_rates(&mut self) -> Result<Option<Vec<u32>>, LinkError> {
+        (**self).data_rates()
+    }
+    fn clock_frequencies(&mut self) -> Result<Option<Vec<u32>>, LinkError> {
+        (**self).clock_frequencies()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_lists_parse_or_fail_cleanly() {
+        assert_eq!(
+            parse_class_list("t", "GET_DATA_RATES", &[]).ok(),
+            Some(None)
+        );
+        let two = message::encode_u32_list(&[9600, 115_200]);
+        assert_eq!(
+            parse_class_list("t", "GET_DATA_RATES", &two).ok(),
+            Some(Some(vec![9600, 115_200]))
+        );
+        for bad in [&two[..3], &two[..7]] {
+            let e = parse_class_list("t", "GET_DATA_RATES", bad).unwrap_err();
+            assert!(e.to_string().contains("not a list of 32-bit values"), "{e}");
+        }
     }
 }

@@ -8,7 +8,7 @@
 //! | URI | device |
 //! |---|---|
 //! | `none` | no device of that kind |
-//! | `sim:ccid[?opts]` | the virtual CCID reader (through the real [`pos_ccid::CcidReader`] driver and CCID codec) with a card inserted; options exactly as [`pos_ccid::open`] with pos-emv's card catalog ([`pos_emv::sim::EmvCards`]): `card=visa\|mastercard\|...` (every [`Profile`], default `visa`), `card=t0\|t1\|mute`, `card=none`, `script=FILE` (a recorded session), `level`, `interrupt`, `pps` and the faults |
+//! | `sim:ccid[?opts]` | the virtual CCID reader (through the real [`pos_ccid::CcidReader`] driver and CCID codec) with a card inserted; options exactly as [`pos_ccid::open`] with pos-emv's card catalog ([`pos_emv::sim::EmvCards`]): `card=visa\|mastercard\|...` (every [`Profile`], default `visa`), `card=t0\|t1\|mute`, `card=none`, `script=FILE` (a recorded session), `model=NAME` (a real reader model: its descriptor, quirks and rules), `level`, `interrupt`, `pps` and the faults |
 //! | `sim:printer[?opts]` | the virtual ESC/POS printer on a pseudo-terminal, opened through the real serial driver; options as [`pos_escpos::open`] |
 //! | `sim:msr[?opts]` | the virtual serial magstripe reader on a pseudo-terminal, opened through the real serial path; it swipes when told ([`SimLane::swipe`]). With `track1..3`, `fault` or `every_ms` options it is `pos-magstripe`'s self-swiping `sim:msr` instead |
 //! | anything else | the real drivers: [`pos_ccid::open`], [`pos_escpos::open`], and for stripe readers `serial:` ([`pos_magstripe::serial::open`]), `evdev:` (keyboard wedge) or `usb:` (HID) |

@@ -294,12 +294,14 @@ pub fn info(device: &str, slot: u8, json: bool) -> Result<Exit, CliError> {
     };
     let policy = r.policy(slot);
     let choice = r.interface_choice();
+    let rates = r.data_rates();
     if json {
         let v = serde_json::json!({
             "device": device,
             "slot": slot,
             "atr": atr.as_ref().map(|a| hex(a.as_bytes())),
             "interface": choice,
+            "data_rates": rates,
             "policy": policy,
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
@@ -312,6 +314,12 @@ pub fn info(device: &str, slot: u8, json: bool) -> Result<Exit, CliError> {
         if let Some(c) = &choice {
             println!("  interface: {}", c.number);
             println!("      because {}", c.reason);
+        }
+        match &rates {
+            Some(l) => println!("  data rates (GET_DATA_RATES): {} listed", l.len()),
+            None => println!(
+                "  data rates (GET_DATA_RATES): no list (any from dwDataRate to dwMaxDataRate)"
+            ),
         }
         if let Some(why) = &policy.refused {
             println!("  REFUSED: {why}");

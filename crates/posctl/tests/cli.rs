@@ -767,3 +767,42 @@ fn a_closed_standard_output_ends_quietly() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn reader_info_on_a_reader_model_applies_its_quirks() {
+    // The OMNIKEY 3121 model: its descriptor, its 106 data rates, and the quirk row of its
+    // USB ids (076b:3031) naming the model in the exchange level's reason.
+    let out = posctl(&["reader", "info", "--device", "sim:ccid?model=omnikey-3121"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "exchange level: extended APDU",
+        "because HID OMNIKEY 3x21",
+        "voltage: automatic",
+        "SetParameters: yes",
+        "max message length: 271",
+        "data rates (GET_DATA_RATES): 106 listed",
+    ] {
+        assert!(text.contains(line), "{line:?} missing in:\n{text}");
+    }
+    let out = posctl(&[
+        "--json",
+        "reader",
+        "info",
+        "--device",
+        "sim:ccid?model=idbridge-ct30",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["policy"]["exchange_level"]["value"], "Tpdu");
+    assert_eq!(v["policy"]["voltages"]["value"][0], "V5");
+    assert_eq!(v["policy"]["ifsd"]["value"], 254);
+    assert_eq!(v["data_rates"].as_array().map(Vec::len), Some(53));
+    let out = posctl(&["reader", "info", "--device", "sim:ccid?model=nope"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("omnikey-3121"));
+}

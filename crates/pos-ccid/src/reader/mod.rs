@@ -134,6 +134,8 @@ struct Inner<T: CcidTransport> {
     /// The policy before any card (voltages, level, message length); each slot's card gets
     /// its own at power-on.
     policy: ReaderPolicy,
+    /// The reader's GET_DATA_RATES answer, read once at open (`None`: no list).
+    data_rates: Option<Vec<u32>>,
 }
 
 /// A CCID smart-card reader on any [`CcidTransport`] (rusb, or the virtual reader).
@@ -381,7 +383,7 @@ impl<T: CcidTransport + 'static> Inner<T> {
     fn decide(&self, atr: Option<&ParsedAtr>) -> ReaderPolicy {
         ReaderPolicy::decide(
             &self.descriptor,
-            None,
+            self.data_rates.as_deref(),
             atr,
             &self.config.quirks,
             &self.config,
@@ -643,9 +645,22 @@ impl<T: CcidTransport + 'static> Inner<T> {
 impl<T: CcidTransport + 'static> CcidReader<T> {
     /// Drive the reader behind `transport` (opened from `uri`).
     ///
-    /// Does not talk to the reader yet; the first request does.
+    /// Asks the reader once for its data rates (GET_DATA_RATES, a class request bounded by
+    /// a 1 s timeout; a reader that does not answer one has no list, which is logged);
+    /// sends no bulk message yet, the first request does.
     pub fn new(mut transport: T, uri: &str, config: ReaderConfig) -> Self {
         let descriptor = transport.descriptor().clone();
+        let data_rates = match transport.data_rates() {
+            Ok(Some(l)) if !l.is_empty() => {
+                log::debug!("{uri}: GET_DATA_RATES: {} rates", l.len());
+                Some(l)
+            }
+            Ok(_) => None,
+            Err(e) => {
+                log::info!("{uri}: GET_DATA_RATES failed ({e}): no data rate list");
+                None
+            }
+        };
         let slot_count = descriptor.slot_count().max(1);
         let interrupt = transport.take_interrupt();
         let has_interrupt = interrupt.is_some();
@@ -657,7 +672,13 @@ impl<T: CcidTransport + 'static> CcidReader<T> {
             gone: AtomicBool::new(false),
         });
         let hub = EventHub::new(uri);
-        let policy = ReaderPolicy::decide(&descriptor, None, None, &config.quirks, &config);
+        let policy = ReaderPolicy::decide(
+            &descriptor,
+            data_rates.as_deref(),
+            None,
+            &config.quirks,
+            &config,
+        );
         if let Some(why) = &policy.refused {
             log::warn!("{uri}: {why}");
         }
@@ -673,6 +694,7 @@ impl<T: CcidTransport + 'static> CcidReader<T> {
             state: DeviceState::Idle,
             has_interrupt,
             policy,
+            data_rates,
         };
         let mut reader = CcidReader {
             inner: Arc::new(Mutex::new(inner)),
@@ -701,6 +723,12 @@ impl<T: CcidTransport + 'static> CcidReader<T> {
     /// The reader's CCID class descriptor.
     pub fn descriptor(&self) -> CcidDescriptor {
         self.lock().descriptor.clone()
+    }
+
+    /// The data rates (bit/s) the reader listed when asked at open (GET_DATA_RATES); `None`
+    /// when it has no list. The policy chooses only among them.
+    pub fn data_rates(&self) -> Option<Vec<u32>> {
+        self.lock().data_rates.clone()
     }
 
     /// The parsed ATR of the powered card in `slot`, if any.

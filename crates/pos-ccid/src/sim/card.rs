@@ -3,8 +3,8 @@
 use pos_hal::VirtualCard;
 
 /// A small card for tests and `sim:ccid`: answers SELECT of the payment directory
-/// (1PAY.SYS.DDF01) with an FCI, echoes data for `80 EE` (a test command), and `6D 00` to
-/// anything else. Its ATR offers T=0 or T=1 as asked.
+/// (1PAY.SYS.DDF01) with an FCI, echoes data for `80 EE` (a test command; short or
+/// extended length), and `6D 00` to anything else. Its ATR offers T=0 or T=1 as asked.
 #[derive(Debug, Clone)]
 pub struct TestCard {
     atr: Vec<u8>,
@@ -70,6 +70,18 @@ impl VirtualCard for TestCard {
                 } else {
                     Some(vec![0x6A, 0x82])
                 }
+            }
+            (0x80, 0xEE) if command.len() >= 7 && command[4] == 0 => {
+                // Extended length (ISO/IEC 7816-4 5.1): Lc or Le in bytes 5-6.
+                let n = usize::from(u16::from_be_bytes([command[5], command[6]]));
+                let mut r = if command.len() > 7 {
+                    command.get(7..7 + n).unwrap_or(&[]).to_vec()
+                } else {
+                    let n = if n == 0 { 65_536 } else { n };
+                    (0..n).map(|i| i as u8).collect()
+                };
+                r.extend_from_slice(&[0x90, 0x00]);
+                Some(r)
             }
             (0x80, 0xEE) => {
                 // Echo: data back (case 4), or Le zero bytes of pattern (case 2).

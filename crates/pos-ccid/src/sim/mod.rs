@@ -9,6 +9,11 @@
 //! [`T1Card`]), TPDU level with T=0; with or without an interrupt endpoint; reader-driven
 //! PPS or not. Faults: card removed at the Nth exchange (also mid T=1 chain), mute card,
 //! transfer (parity) errors, WTX storms, reader unplugged, slow card.
+//!
+//! A reader model ([`models`], `sim:ccid?model=NAME`) makes it a real reader: that reader's
+//! descriptor and USB ids, its answers to GET_DATA_RATES and GET_CLOCK_FREQUENCIES, and its
+//! rules (message length, voltages, SetParameters, data rates, its quirk rows). Every
+//! request it receives is logged ([`SimReaderHandle::requests`]).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -17,18 +22,21 @@ use std::time::Duration;
 use pos_hal::VirtualCard;
 use pos_link::{Deadline, LinkError, Operation};
 
-use crate::descriptor::CcidDescriptor;
+use crate::descriptor::{CcidDescriptor, ExchangeLevel, Features, Voltages};
 use crate::message::{
-    Header, IccStatus, Notification, ProtocolParams, Request, RequestBody, Response, ResponseBody,
-    SlotChange, SlotError, SlotStatusByte,
+    CommandStatus, Header, IccStatus, Notification, PowerSelect, ProtocolParams, Request,
+    RequestBody, Response, ResponseBody, SlotChange, SlotError, SlotStatusByte,
 };
+use crate::quirks::{Quirk, QuirkKind};
 use crate::t1::{CardAction, Checksum, T1Card};
 use crate::transport::{CcidTransport, InterruptSource};
 
 mod card;
+pub mod models;
 mod uri;
 
 pub use card::{PSE, TestCard};
+pub use models::{ClassAnswer, MODELS, ReaderModel, model, model_names};
 pub use uri::{SIM_OPTIONS, SimCard, SimSpec, TEST_CARDS, level_of, make_card};
 
 /// The exchange level the virtual reader offers.
@@ -66,6 +74,144 @@ pub struct SimReaderConfig {
     pub card_time_per_byte: Duration,
     /// Number of card slots (1 to 8).
     pub slots: u8,
+    /// A real reader model: when set, its descriptor and rules replace `level`,
+    /// `auto_pps`, `max_message_length`, `extended_apdu` and `slots` (see
+    /// [`VirtualReader::new`]). Default none.
+    pub model: Option<ReaderModel>,
+}
+
+impl SimReaderConfig {
+    /// A reader built as `model` (`sim:ccid?model=NAME`), other settings at their defaults.
+    pub fn for_model(model: &ReaderModel) -> SimReaderConfig {
+        SimReaderConfig {
+            model: Some(model.clone()),
+            ..SimReaderConfig::default()
+        }
+        .resolved()
+    }
+
+    /// The settings a model fixes, taken from it: the level from its dwFeatures (or the
+    /// level its quirk row says the firmware works at), automatic PPS (0x40 or 0x80), the
+    /// message length it really takes (its quirk row's, else dwMaxCCIDMessageLength) and
+    /// its slots. Unchanged without a model.
+    fn resolved(mut self) -> SimReaderConfig {
+        let Some(m) = &self.model else {
+            return self;
+        };
+        let d = &m.descriptor;
+        let quirks = m.quirks();
+        let level = model_level(d, &quirks);
+        self.level = if level.is_apdu() {
+            SimLevel::Apdu
+        } else {
+            SimLevel::TpduT1
+        };
+        self.extended_apdu = level == ExchangeLevel::ExtendedApdu;
+        self.auto_pps = d.auto_pps();
+        self.max_message_length = model_message_length(d, &quirks);
+        self.slots = d.slot_count().clamp(1, 8);
+        self
+    }
+}
+
+/// The level a model's firmware works at: its quirk row's, else its dwFeatures'.
+fn model_level(d: &CcidDescriptor, quirks: &[Quirk]) -> ExchangeLevel {
+    quirks
+        .iter()
+        .find_map(|q| match q.kind {
+            QuirkKind::ExchangeLevel(l) => Some(l),
+            _ => None,
+        })
+        .unwrap_or_else(|| d.exchange_level())
+}
+
+/// The longest message a model takes: its quirk row's length when the descriptor reports
+/// the row's value, else dwMaxCCIDMessageLength.
+fn model_message_length(d: &CcidDescriptor, quirks: &[Quirk]) -> u32 {
+    quirks
+        .iter()
+        .find_map(|q| match q.kind {
+            QuirkKind::MessageLength { reported, actual } if reported == d.max_message_length => {
+                Some(actual)
+            }
+            _ => None,
+        })
+        .unwrap_or(d.max_message_length)
+}
+
+/// One request message the virtual reader received, decoded, with the bError of its
+/// answer when the reader failed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenRequest {
+    /// The message's length in bytes, header included.
+    pub length: usize,
+    /// The decoded message (type, bSlot, bSeq and its fields).
+    pub request: Request,
+    /// bError of the answer when its command status was "failed" (CCID 6.2.6: an offset
+    /// of the bad field, or an error code such as 0xFE ICC_MUTE).
+    pub error: Option<u8>,
+}
+
+impl SeenRequest {
+    /// A one-line summary for sequence tests: the message type and its key fields, e.g.
+    /// `IccPowerOn auto`, `SetParameters T=1 Fi/Di 0x11`, `XfrBlock [00 C1 01 FE 3E]`,
+    /// `XfrBlock 264 bytes [00 20 FE ..] wLevelParameter 0x0001`, with ` -> bError 0x07`
+    /// when the reader failed it and a `slot N: ` prefix for slots other than 0.
+    pub fn summary(&self) -> String {
+        let hex = |b: &[u8]| {
+            b.iter()
+                .map(|x| format!("{x:02X}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let data = |d: &[u8]| {
+            if d.len() <= 8 {
+                format!("[{}]", hex(d))
+            } else {
+                format!("{} bytes [{} ..]", d.len(), hex(d.get(..3).unwrap_or(d)))
+            }
+        };
+        let mut s = match &self.request.body {
+            RequestBody::IccPowerOn { power } => format!(
+                "IccPowerOn {}",
+                match power {
+                    PowerSelect::Automatic => "auto",
+                    PowerSelect::V5 => "5V",
+                    PowerSelect::V3 => "3V",
+                    PowerSelect::V1_8 => "1.8V",
+                }
+            ),
+            RequestBody::SetParameters { params } => {
+                let t = match params {
+                    ProtocolParams::T0 { .. } => 0,
+                    ProtocolParams::T1 { .. } => 1,
+                };
+                format!("SetParameters T={t} Fi/Di 0x{:02X}", params.findex_dindex())
+            }
+            RequestBody::XfrBlock { level, data: d, .. } => {
+                let mut s = format!("XfrBlock {}", data(d));
+                if *level != 0 {
+                    s.push_str(&format!(" wLevelParameter 0x{level:04X}"));
+                }
+                s
+            }
+            RequestBody::Escape { data: d } => format!("Escape {}", data(d)),
+            other => format!("{other:?}"),
+        };
+        if self.request.slot != 0 {
+            s = format!("slot {}: {s}", self.request.slot);
+        }
+        if let Some(e) = self.error {
+            s.push_str(&format!(" -> bError 0x{e:02X}"));
+        }
+        s
+    }
+}
+
+impl std::fmt::Display for SeenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.summary())
+    }
 }
 
 impl Default for SimReaderConfig {
@@ -78,6 +224,7 @@ impl Default for SimReaderConfig {
             extended_apdu: false,
             card_time_per_byte: Duration::ZERO,
             slots: 1,
+            model: None,
         }
     }
 }
@@ -111,6 +258,8 @@ struct Slot {
     t1: Option<T1Card>,
     /// T=0 response data waiting for GET RESPONSE.
     t0_pending: Vec<u8>,
+    /// The card's data rate (bit/s) as SetParameters or a PPS set it; 0 for the default.
+    rate_bps: u64,
     /// APDU-level command being chained in, and response being chained out.
     chain_in: Vec<u8>,
     chain_out: VecDeque<u8>,
@@ -131,6 +280,13 @@ struct State {
     aborts: u32,
     pps_seen: u32,
     parameters: Vec<ProtocolParams>,
+    /// Every request message received, decoded.
+    log: Vec<SeenRequest>,
+    /// GET_DATA_RATES and GET_CLOCK_FREQUENCIES requests received.
+    data_rate_requests: u32,
+    clock_requests: u32,
+    /// The model's quirk rows (empty without a model).
+    quirks: Vec<Quirk>,
 }
 
 type Shared = Arc<(Mutex<State>, Condvar)>;
@@ -168,6 +324,9 @@ impl std::fmt::Debug for VirtualReader {
 }
 
 fn descriptor_for(cfg: &SimReaderConfig) -> CcidDescriptor {
+    if let Some(m) = &cfg.model {
+        return m.descriptor.clone();
+    }
     let mut d = match cfg.level {
         SimLevel::Apdu => CcidDescriptor::example_apdu_reader(),
         SimLevel::TpduT1 | SimLevel::TpduT0 => CcidDescriptor::example_tpdu_reader(),
@@ -183,8 +342,18 @@ fn descriptor_for(cfg: &SimReaderConfig) -> CcidDescriptor {
 
 impl VirtualReader {
     /// A virtual reader with no card, and its control handle.
+    ///
+    /// With `config.model`, the reader is that model: its descriptor, and `level`,
+    /// `auto_pps`, `max_message_length`, `extended_apdu` and `slots` as the model has them
+    /// (the values given are replaced).
     pub fn new(config: SimReaderConfig, target: &str) -> (VirtualReader, SimReaderHandle) {
+        let config = config.resolved();
         let descriptor = descriptor_for(&config);
+        let quirks = config
+            .model
+            .as_ref()
+            .map(|m| m.quirks())
+            .unwrap_or_default();
         let slot_count = config.slots.clamp(1, 8);
         let state = State {
             config,
@@ -196,6 +365,7 @@ impl VirtualReader {
                     protocol: 0,
                     t1: None,
                     t0_pending: Vec::new(),
+                    rate_bps: 0,
                     chain_in: Vec::new(),
                     chain_out: VecDeque::new(),
                     exchanges: 0,
@@ -209,6 +379,10 @@ impl VirtualReader {
             aborts: 0,
             pps_seen: 0,
             parameters: Vec::new(),
+            log: Vec::new(),
+            data_rate_requests: 0,
+            clock_requests: 0,
+            quirks,
         };
         let shared: Shared = Arc::new((Mutex::new(state), Condvar::new()));
         (
@@ -334,6 +508,37 @@ impl SimReaderHandle {
     pub fn aborts(&self) -> u32 {
         lock(&self.shared).aborts
     }
+
+    /// Every request message the reader received so far (bulk OUT, decoded), in order,
+    /// with the bError of the answers it failed.
+    pub fn requests(&self) -> Vec<SeenRequest> {
+        lock(&self.shared).log.clone()
+    }
+
+    /// [`SeenRequest::summary`] of every request received so far, in order.
+    pub fn request_summaries(&self) -> Vec<String> {
+        lock(&self.shared)
+            .log
+            .iter()
+            .map(SeenRequest::summary)
+            .collect()
+    }
+
+    /// Forget the requests received so far (to look at the next steps alone).
+    pub fn clear_requests(&self) {
+        lock(&self.shared).log.clear();
+    }
+
+    /// How many GET_DATA_RATES and GET_CLOCK_FREQUENCIES class requests the reader got.
+    pub fn class_requests(&self) -> (u32, u32) {
+        let st = lock(&self.shared);
+        (st.data_rate_requests, st.clock_requests)
+    }
+
+    /// The model the reader is built as, if any.
+    pub fn model(&self) -> Option<ReaderModel> {
+        lock(&self.shared).config.model.clone()
+    }
 }
 
 fn status(icc: IccStatus, failed: bool) -> SlotStatusByte {
@@ -383,6 +588,102 @@ impl State {
         self.reply(slot, seq, true, error.code(), body)
     }
 
+    /// A model refuses bPowerSelect 0 unless it selects the voltage itself (dwFeatures
+    /// 0x08), and a class its bVoltageSupport lacks.
+    fn power_refused(&self, power: PowerSelect) -> bool {
+        let Some(m) = &self.config.model else {
+            return false;
+        };
+        let d = &m.descriptor;
+        let has = |v: Voltages| d.voltages.is_empty() || d.voltages.contains(v);
+        match power {
+            PowerSelect::Automatic => !d.features.contains(Features::AUTO_VOLTAGE),
+            PowerSelect::V5 => !has(Voltages::V5),
+            PowerSelect::V3 => !has(Voltages::V3),
+            PowerSelect::V1_8 => !has(Voltages::V1_8),
+        }
+    }
+
+    /// Why a model refuses SetParameters: it negotiates itself (dwFeatures 0x40: command
+    /// not supported, bError 0), a protocol it lacks (bError 7, bProtocolNum), or a data
+    /// rate it cannot do (bError 10, bmFindexDindex).
+    fn parameters_refusal(&self, params: &ProtocolParams) -> Option<SlotError> {
+        let m = self.config.model.as_ref()?;
+        let d = &m.descriptor;
+        if d.features.contains(Features::AUTO_PPS_PROPRIETARY) {
+            return Some(SlotError::NotSupported);
+        }
+        let protocol = match params {
+            ProtocolParams::T0 { .. } => crate::descriptor::Protocols::T0,
+            ProtocolParams::T1 { .. } => crate::descriptor::Protocols::T1,
+        };
+        if !d.protocols.contains(protocol) {
+            return Some(SlotError::BadParameter(7));
+        }
+        if !self.rate_allowed(params.findex_dindex()) {
+            return Some(SlotError::BadParameter(10));
+        }
+        None
+    }
+
+    /// The data rate (bit/s) of Fi/Di indices `fi_di` at the reader's default clock.
+    fn rate_of(&self, fi_di: u8) -> Option<u64> {
+        let clock = self.config.model.as_ref()?.descriptor.default_clock_khz;
+        let f = crate::atr::fi_value(fi_di >> 4)?;
+        let d = crate::atr::di_value(fi_di & 0x0F)?;
+        Some(crate::atr::data_rate_bps(f, d, clock))
+    }
+
+    /// Whether a model can run the card at Fi/Di `fi_di`: the default 1/1 always; else a
+    /// rate of its GET_DATA_RATES list (within 2 bit/s, as libccid compares), or, when it
+    /// answers no list, one between dwDataRate and dwMaxDataRate (CCID 5.1).
+    fn rate_allowed(&self, fi_di: u8) -> bool {
+        let Some(m) = &self.config.model else {
+            return true;
+        };
+        if fi_di == 0x11 {
+            return true;
+        }
+        let Some(rate) = self.rate_of(fi_di) else {
+            return false;
+        };
+        let d = &m.descriptor;
+        if rate > u64::from(d.max_data_rate_bps) + 2 {
+            return false;
+        }
+        match m.data_rates.list() {
+            Some(list) => list.iter().any(|&r| u64::from(r).abs_diff(rate) < 2),
+            None => rate + 2 >= u64::from(d.data_rate_bps),
+        }
+    }
+
+    /// The rate cap a quirk row documents for the model, if any.
+    fn rate_cap(&self) -> Option<u32> {
+        self.quirks.iter().find_map(|q| match q.kind {
+            QuirkKind::MaxDataRate(r) => Some(r),
+            _ => None,
+        })
+    }
+
+    /// The failed answer to `req`, with `error`: the reply type the request calls for.
+    fn refuse(&mut self, req: &Request, error: u8) -> Vec<u8> {
+        self.cur = usize::from(req.slot).min(self.slots.len().saturating_sub(1));
+        let body = match req.body {
+            RequestBody::IccPowerOn { .. }
+            | RequestBody::XfrBlock { .. }
+            | RequestBody::Secure { .. } => ResponseBody::DataBlock {
+                chain: 0,
+                data: Vec::new(),
+            },
+            RequestBody::SetParameters { .. }
+            | RequestBody::GetParameters
+            | RequestBody::ResetParameters => ResponseBody::Parameters { params: None },
+            RequestBody::Escape { .. } => ResponseBody::Escape { data: Vec::new() },
+            _ => ResponseBody::SlotStatus { clock_status: 0 },
+        };
+        self.reply(req.slot, req.seq, true, error, body)
+    }
+
     fn handle(&mut self, req: Request) -> Vec<u8> {
         let Request { slot, seq, body } = req;
         if usize::from(slot) >= self.slots.len() {
@@ -399,6 +700,10 @@ impl State {
         }
         self.cur = usize::from(slot);
         match body {
+            RequestBody::IccPowerOn { power } if self.power_refused(power) => {
+                // bError 7: the offset of bPowerSelect (CCID 6.2.6).
+                self.failed_block(slot, seq, SlotError::BadParameter(7))
+            }
             RequestBody::IccPowerOn { .. } => {
                 let atr = self.slots[self.cur].card.as_mut().map(|c| c.power_on());
                 match atr {
@@ -411,6 +716,7 @@ impl State {
                         let s = &mut self.slots[self.cur];
                         s.powered = true;
                         s.exchanges = 0;
+                        s.rate_bps = 0;
                         s.t0_pending.clear();
                         s.chain_in.clear();
                         s.chain_out.clear();
@@ -438,6 +744,24 @@ impl State {
             }
             RequestBody::GetSlotStatus | RequestBody::Abort | RequestBody::IccClock { .. } => {
                 self.slot_status(slot, seq, false, 0)
+            }
+            RequestBody::SetParameters { params } if self.config.model.is_some() => {
+                match self.parameters_refusal(&params) {
+                    Some(error) => {
+                        let body = ResponseBody::Parameters { params: None };
+                        self.reply(slot, seq, true, error.code(), body)
+                    }
+                    None => {
+                        self.parameters.push(params);
+                        self.slots[self.cur].rate_bps =
+                            self.rate_of(params.findex_dindex()).unwrap_or(0);
+                        self.switch_protocol(params);
+                        let body = ResponseBody::Parameters {
+                            params: Some(params),
+                        };
+                        self.reply(slot, seq, false, 0, body)
+                    }
+                }
             }
             RequestBody::SetParameters { params } => {
                 self.parameters.push(params);
@@ -511,7 +835,26 @@ impl State {
             if self.faults.refuse_pps {
                 return self.failed_block(slot, seq, SlotError::IccMute);
             }
+            // PPS0 bit 4: PPS1 (Fi/Di) follows.
+            let fi_di = match (data.get(1), data.get(2)) {
+                (Some(pps0), Some(&pps1)) if pps0 & 0x10 != 0 => Some(pps1),
+                _ => None,
+            };
+            if let (Some(fi_di), Some(_)) = (fi_di, &self.config.model) {
+                if !self.rate_allowed(fi_di) {
+                    // The reader cannot run its UART at that rate: no PPS response reaches
+                    // the host, the card stays at its default speed.
+                    return self.failed_block(slot, seq, SlotError::IccMute);
+                }
+                self.slots[self.cur].rate_bps = self.rate_of(fi_di).unwrap_or(0);
+            }
             return self.data_block(slot, seq, data, 0);
+        }
+        if let Some(cap) = self.rate_cap() {
+            if self.slots[self.cur].rate_bps > u64::from(cap) + 2 {
+                // Above the model's documented rate cap the transfers fail.
+                return self.failed_block(slot, seq, SlotError::XfrParityError);
+            }
         }
         let mute = self.faults.mute_after_atr;
         match self.config.level {
@@ -649,7 +992,22 @@ impl CcidTransport for VirtualReader {
             ));
         }
         match Request::decode(message) {
+            Ok(req)
+                if st.config.model.is_some()
+                    && message.len() > st.config.max_message_length as usize =>
+            {
+                // Longer than the model takes: refused, not processed (bError 1: the offset
+                // of dwLength, CCID 6.2.6).
+                let reply = st.refuse(&req, 1);
+                st.log.push(SeenRequest {
+                    length: message.len(),
+                    request: req,
+                    error: Some(1),
+                });
+                st.replies.push_back(reply);
+            }
             Ok(req) => {
+                let seen = req.clone();
                 if matches!(req.body, RequestBody::Abort) {
                     st.aborts += 1;
                 }
@@ -671,6 +1029,15 @@ impl CcidTransport for VirtualReader {
                     }
                 }
                 let reply = st.handle(req);
+                let error = Response::decode(&reply)
+                    .ok()
+                    .filter(|r| r.status.command() == CommandStatus::Failed)
+                    .map(|r| r.error);
+                st.log.push(SeenRequest {
+                    length: message.len(),
+                    request: seen,
+                    error,
+                });
                 st.replies.push_back(reply);
             }
             Err(e) => {
@@ -710,6 +1077,23 @@ impl CcidTransport for VirtualReader {
         Ok(())
     }
 
+    /// A model answers as its libccid dump records; a reader without a model says nothing
+    /// (`None`).
+    fn data_rates(&mut self) -> Result<Option<Vec<u32>>, LinkError> {
+        let mut st = lock(&self.shared);
+        st.data_rate_requests += 1;
+        let answer = st.config.model.as_ref().map(|m| m.data_rates);
+        class_answer(&st, &self.target, answer)
+    }
+
+    /// As [`data_rates`](Self::data_rates), for the clocks.
+    fn clock_frequencies(&mut self) -> Result<Option<Vec<u32>>, LinkError> {
+        let mut st = lock(&self.shared);
+        st.clock_requests += 1;
+        let answer = st.config.model.as_ref().map(|m| m.clocks);
+        class_answer(&st, &self.target, answer)
+    }
+
     fn take_interrupt(&mut self) -> Option<Box<dyn InterruptSource>> {
         let has = lock(&self.shared).config.interrupt;
         if !has || self.interrupt_taken {
@@ -720,6 +1104,31 @@ impl CcidTransport for VirtualReader {
             shared: Arc::clone(&self.shared),
             target: self.target.clone(),
         }))
+    }
+}
+
+/// A class request's answer as the transport trait gives it: the list, `None` for a stall
+/// or an empty reply, an error for a failed transfer or an unplugged reader.
+fn class_answer(
+    st: &State,
+    target: &str,
+    answer: Option<ClassAnswer>,
+) -> Result<Option<Vec<u32>>, LinkError> {
+    if st.unplugged {
+        return Err(LinkError::disconnected(
+            target,
+            Operation::Read,
+            "virtual reader unplugged",
+        ));
+    }
+    match answer {
+        Some(ClassAnswer::List(l)) => Ok(Some(l.to_vec())),
+        None | Some(ClassAnswer::Empty | ClassAnswer::Stall) => Ok(None),
+        Some(ClassAnswer::Fails) => Err(LinkError::Usb {
+            target: target.to_string(),
+            operation: Operation::Read,
+            source: rusb::Error::Io,
+        }),
     }
 }
 

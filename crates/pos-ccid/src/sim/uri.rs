@@ -6,7 +6,9 @@ use super::{SimFaults, SimLevel, SimReaderConfig, TestCard, descriptor_for};
 use crate::descriptor::ExchangeLevel;
 
 /// The `sim:ccid` options, for help texts and error messages: every accepted value.
-pub const SIM_OPTIONS: &str = "level=apdu|t0|t1, interrupt=on|off, pps=reader|host, \
+pub const SIM_OPTIONS: &str = "model=NAME (a real reader: scr3310, utrust-2700r, omnikey-3121, \
+omnikey-5422, idbridge-ct30, acr39u, cherry-st1144, cherry-xx44, br301, au9560; not with level= or pps=), \
+level=apdu|t0|t1, interrupt=on|off, pps=reader|host, \
 voltage=auto|5|3|1.8, \
 card=NAME|none, script=FILE, remove_at=N, parity_error_at=N, wtx=N, time_extensions=N, \
 fault=mute-after-atr|refuse-pps|removal-answers-empty (several: comma-separated)";
@@ -61,8 +63,21 @@ impl SimSpec {
             })
         };
         let mut card_given = false;
+        let mut built: Option<&str> = None;
         for (k, v) in uri.options() {
+            if matches!(k.as_str(), "level" | "pps") && built.is_none() {
+                built = Some(k.as_str());
+            }
             match (k.as_str(), v.as_str()) {
+                ("model", name) => match super::model(name) {
+                    Some(m) => spec.config.model = Some(m.clone()),
+                    None => {
+                        return Err(format!(
+                            "{uri}: unknown reader model {name:?}: accepted model={}",
+                            super::model_names()
+                        ));
+                    }
+                },
                 ("level", "apdu") => spec.config.level = SimLevel::Apdu,
                 ("level", "t1") => spec.config.level = SimLevel::TpduT1,
                 ("level", "t0") => spec.config.level = SimLevel::TpduT0,
@@ -122,6 +137,16 @@ impl SimSpec {
                     ));
                 }
             }
+        }
+        if let (Some(m), Some(k)) = (&spec.config.model, built) {
+            return Err(format!(
+                "{uri}: {k}= cannot be given with model={}: the model's descriptor fixes its \
+                 level and PPS (drop {k}=)",
+                m.name
+            ));
+        }
+        if spec.config.model.is_some() {
+            spec.config = spec.config.resolved();
         }
         if spec.config.level == SimLevel::TpduT1 {
             spec.protocol = CardProtocol::T1;
