@@ -714,3 +714,49 @@ fn a_swap_between_polls_is_reported_once() {
         .count();
     assert_eq!(removals, 0, "one swap, one removal");
 }
+
+/// A reader in the EMV-only mode the Cherry XX33 and GemPC433 firmware can be in: every
+/// power-on fails with bError 0xBB until the escape 1F 01 switches it to ISO mode (libccid
+/// `src/commands.c`, CmdPowerOn). With the quirk row the driver escapes and powers on once
+/// more; without it the power-on fails.
+#[test]
+fn power_on_escape_and_retry_quirk_fails_without_the_row() {
+    let emv_mode = || SimFaults {
+        power_on_error_until_escape: Some(0xBB),
+        escape_to_leave: vec![0x1F, 0x01],
+        ..SimFaults::default()
+    };
+    for (rows, works) in [
+        (pos_ccid::quirks::lookup(0x08E6, 0x4433, 0x0100), true),
+        (pos_ccid::quirks::lookup(0x046A, 0x0005, 0x0100), true),
+        (Vec::new(), false),
+    ] {
+        let cfg = SimReaderConfig {
+            level: SimLevel::Apdu,
+            ..SimReaderConfig::default()
+        };
+        let (vr, h) = VirtualReader::new(cfg, "sim:ccid");
+        h.set_faults(emv_mode());
+        let config = ReaderConfig {
+            quirks: rows.clone(),
+            ..config()
+        };
+        let mut r = CcidReader::new(vr, "sim:ccid", config);
+        h.insert(Box::new(TestCard::t0()));
+        let result = r.power_on(0);
+        let escapes = h
+            .request_summaries()
+            .iter()
+            .filter(|s| s.starts_with("Escape"))
+            .count();
+        if works {
+            assert!(result.is_ok(), "{rows:?}: {result:?}");
+            assert_eq!(escapes, 1, "{:?}", h.request_summaries());
+            assert!(r.policy(0).power_on_retry.reason.contains("0xBB"));
+        } else {
+            let e = result.unwrap_err();
+            assert_eq!(escapes, 0, "{:?}", h.request_summaries());
+            assert_ne!(e.kind(), FaultKind::Disconnected, "{e}");
+        }
+    }
+}

@@ -248,6 +248,12 @@ pub struct SimFaults {
     pub time_extensions: u8,
     /// The card does not answer a PPS request (the host must fall back to default speed).
     pub refuse_pps: bool,
+    /// The reader is in an EMV-only mode, as the Cherry XX33 and GemPC433 firmware can be
+    /// (libccid quirk rows: an escape switches them to ISO mode): every IccPowerOn fails with
+    /// this bError until an Escape carrying `escape_to_leave` arrives.
+    pub power_on_error_until_escape: Option<u8>,
+    /// The Escape data that leaves the mode above (the quirk rows' `1F 01`).
+    pub escape_to_leave: Vec<u8>,
 }
 
 struct Slot {
@@ -704,6 +710,10 @@ impl State {
                 // bError 7: the offset of bPowerSelect (CCID 6.2.6).
                 self.failed_block(slot, seq, SlotError::BadParameter(7))
             }
+            RequestBody::IccPowerOn { .. } if self.faults.power_on_error_until_escape.is_some() => {
+                let error = self.faults.power_on_error_until_escape.unwrap_or(0);
+                self.failed_block(slot, seq, SlotError::from_code(error))
+            }
             RequestBody::IccPowerOn { .. } => {
                 let atr = self.slots[self.cur].card.as_mut().map(|c| c.power_on());
                 match atr {
@@ -776,6 +786,11 @@ impl State {
                 self.reply(slot, seq, false, 0, ResponseBody::Parameters { params })
             }
             RequestBody::Escape { data } => {
+                if self.faults.power_on_error_until_escape.is_some()
+                    && data == self.faults.escape_to_leave
+                {
+                    self.faults.power_on_error_until_escape = None;
+                }
                 self.reply(slot, seq, false, 0, ResponseBody::Escape { data })
             }
             RequestBody::XfrBlock { level, data, bwi } => self.xfr(slot, seq, level, bwi, data),
