@@ -29,7 +29,7 @@ mod driver;
 mod error;
 mod factory;
 
-pub use driver::{DriverConfig, EscPosPrinter};
+pub use driver::{DriverConfig, EscPosPrinter, PrintReport};
 pub use error::{EscPosError, JobProgress};
 pub use factory::{open, profile_for};
 

@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use pos_escpos::{DriverConfig, EscPosError, EscPosPrinter};
+use pos_escpos::{DriverConfig, EscPosError, EscPosPrinter, PrintReport};
 use pos_hal::{
     Device, DeviceEvent, Document, Fault, FaultKind, PrintOutcome, PrinterConditions,
     ReceiptPrinter,
@@ -143,13 +143,15 @@ fn load_document(file: &str) -> Result<Document, CliError> {
 
 fn report_outcome(
     device: &str,
-    outcome: Result<PrintOutcome, EscPosError>,
+    outcome: Result<PrintReport, EscPosError>,
     json: bool,
     printer: &Printer,
 ) -> Result<Exit, CliError> {
     let rendering = printer.simulator().map(|s| s.all_text());
     match outcome {
-        Ok(o) => {
+        Ok(report) => {
+            let notes = report.notes();
+            let o = report.outcome;
             let exit = match o {
                 PrintOutcome::Confirmed | PrintOutcome::StatusVerified => Exit::Ok,
                 // Bytes left, but nothing says the receipt came out: not a success.
@@ -160,6 +162,8 @@ fn report_outcome(
                 if let Some(map) = v.as_object_mut() {
                     map.insert("device".into(), device.into());
                     map.insert("printed".into(), (exit == Exit::Ok).into());
+                    map.insert("profile".into(), report.profile.clone().into());
+                    map.insert("substituted".into(), notes.clone().into());
                     if let Some(r) = &rendering {
                         map.insert("rendering".into(), r.clone().into());
                     }
@@ -175,6 +179,9 @@ fn report_outcome(
                     PrintOutcome::Unconfirmed { reason } => format!("NOT CONFIRMED: {reason}"),
                 };
                 println!("{device}: {what}");
+                for n in &notes {
+                    println!("  substituted: {n}");
+                }
                 if let Some(r) = rendering {
                     println!("--- virtual printer output ---\n{r}\n------------------------------");
                 }
@@ -210,7 +217,7 @@ fn report_outcome(
 pub fn print(device: &str, file: &str, json: bool) -> Result<Exit, CliError> {
     let doc = load_document(file)?;
     let mut printer = open(device)?;
-    let outcome = printer.print(&doc);
+    let outcome = printer.print_report(&doc);
     report_outcome(device, outcome, json, &printer)
 }
 
@@ -218,7 +225,7 @@ pub fn print(device: &str, file: &str, json: bool) -> Result<Exit, CliError> {
 pub fn selftest(device: &str, json: bool) -> Result<Exit, CliError> {
     let mut printer = open(device)?;
     let doc = pos_escpos::selftest::test_page(&printer.profile());
-    let outcome = printer.print(&doc);
+    let outcome = printer.print_report(&doc);
     report_outcome(device, outcome, json, &printer)
 }
 
