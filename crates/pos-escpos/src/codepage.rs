@@ -128,7 +128,9 @@ impl fmt::Display for CodePage {
 
 /// A code-page name that is not one of [`CodePage::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown code page {0:?} (known: cp437, cp858, cp1252, gb18030, cp850, iso8859-2, ... see CodePage::ALL)")]
+#[error(
+    "unknown code page {0:?} (known: cp437, cp858, cp1252, gb18030, cp850, iso8859-2, ... see CodePage::ALL)"
+)]
 pub struct UnknownCodePage(pub String);
 
 impl FromStr for CodePage {

@@ -409,12 +409,11 @@ impl Command {
                 columns,
                 data,
             } => {
-                let expected = column_image_len(*mode, *columns).ok_or(
-                    CommandError::RasterSize {
+                let expected =
+                    column_image_len(*mode, *columns).ok_or(CommandError::RasterSize {
                         expected: 0,
                         got: data.len(),
-                    },
-                )?;
+                    })?;
                 if data.len() == expected {
                     Ok(())
                 } else {

@@ -187,7 +187,10 @@ pub fn choose_profile(maker: Option<&str>, model: Option<&str>, source: &str) ->
     }
     for c in &candidates {
         if let Some(p) = Profile::for_model(c) {
-            let reason = format!("model {c:?} is {} {} in the model database", p.vendor, p.model);
+            let reason = format!(
+                "model {c:?} is {} {} in the model database",
+                p.vendor, p.model
+            );
             return Detection {
                 source: source.to_string(),
                 maker: maker.map(str::to_string),

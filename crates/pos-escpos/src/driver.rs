@@ -12,6 +12,7 @@ use pos_hal::{
 use pos_link::{Deadline, Link, LinkError};
 
 use crate::command::{self, Command};
+use crate::detect::{Detection, DeviceId};
 use crate::encode::{EncodedJob, Substitution, encode_document};
 use crate::error::{EscPosError, JobProgress};
 use crate::profile::Profile;
@@ -114,6 +115,10 @@ pub struct EscPosPrinter<L: Link + 'static> {
     /// The virtual printer at the other end, when opened from `sim:printer`.
     #[cfg(feature = "sim")]
     sim: Option<Arc<crate::sim::VirtualPrinter>>,
+    /// What `profile=auto` found.
+    detection: Option<Detection>,
+    /// The IEEE 1284 Device ID read at open (USB printer class, usblp).
+    device_id: Option<DeviceId>,
 }
 
 impl<L: Link + 'static> std::fmt::Debug for EscPosPrinter<L> {
@@ -651,6 +656,8 @@ impl<L: Link + 'static> EscPosPrinter<L> {
             monitor: None,
             #[cfg(feature = "sim")]
             sim: None,
+            detection: None,
+            device_id: None,
         })
     }
 
@@ -678,6 +685,26 @@ impl<L: Link + 'static> EscPosPrinter<L> {
     /// The profile in use.
     pub fn profile(&self) -> Profile {
         self.lock().profile.clone()
+    }
+
+    /// What `profile=auto` detection found and chose (`None` when the profile was given).
+    pub fn detection(&self) -> Option<&Detection> {
+        self.detection.as_ref()
+    }
+
+    /// Record what detection found (done by [`open`](crate::open)).
+    pub fn set_detection(&mut self, detection: Detection) {
+        self.detection = Some(detection);
+    }
+
+    /// The IEEE 1284 Device ID read at open, on USB printer-class and usblp links.
+    pub fn device_id(&self) -> Option<&DeviceId> {
+        self.device_id.as_ref()
+    }
+
+    /// Record the device ID read at open (done by [`open`](crate::open)).
+    pub fn set_device_id(&mut self, id: Option<DeviceId>) {
+        self.device_id = id;
     }
 
     /// Use `profile` from now on (after detection picked a better one): re-initialises the

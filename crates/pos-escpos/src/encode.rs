@@ -153,13 +153,19 @@ impl std::fmt::Display for Substitution {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Substitution::QrAsImage { block, via } => {
-                write!(f, "block {block}: QR code printed as an image ({via}; no GS ( k)")
+                write!(
+                    f,
+                    "block {block}: QR code printed as an image ({via}; no GS ( k)"
+                )
             }
             Substitution::ImageVia { block, via } => {
                 write!(f, "block {block}: image printed with {via} (no GS v 0)")
             }
             Substitution::ImageOmitted { block } => {
-                write!(f, "block {block}: image left out (no graphics command known to work)")
+                write!(
+                    f,
+                    "block {block}: image left out (no graphics command known to work)"
+                )
             }
             Substitution::BarcodeAsText { block } => {
                 write!(f, "block {block}: barcode printed as text (no GS k)")
@@ -168,7 +174,10 @@ impl std::fmt::Display for Substitution {
                 write!(f, "block {block}: {asked:?} cut made as {sent:?}")
             }
             Substitution::CutAsFeed { block } => {
-                write!(f, "block {block}: cut replaced by a paper feed (no cutter known)")
+                write!(
+                    f,
+                    "block {block}: cut replaced by a paper feed (no cutter known)"
+                )
             }
             Substitution::DrawerKickOmitted { block } => {
                 write!(f, "block {block}: drawer kick left out (no ESC p known)")
@@ -1035,14 +1044,13 @@ impl Encoder<'_> {
             // Shrink the modules until the symbol fits the paper (at least 1 dot each).
             let mut size = q.module_size;
             loop {
-                let bitmap = qr_bitmap(data, q.error_correction, size).ok_or(
-                    EncodeError::QrTooLong {
+                let bitmap =
+                    qr_bitmap(data, q.error_correction, size).ok_or(EncodeError::QrTooLong {
                         block,
                         len: data.len(),
                         max,
                         level: q.error_correction,
-                    },
-                )?;
+                    })?;
                 if bitmap.width() <= u32::from(self.profile.dots_per_line) || size <= 1 {
                     let img = Image {
                         bitmap,
@@ -1095,7 +1103,8 @@ impl Encoder<'_> {
             });
         }
         let Some(via) = ImageVia::of(self.profile) else {
-            self.substitutions.push(Substitution::ImageOmitted { block });
+            self.substitutions
+                .push(Substitution::ImageOmitted { block });
             return Ok(());
         };
         self.image_with(block, img, via)?;

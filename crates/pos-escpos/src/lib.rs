@@ -34,7 +34,7 @@ mod factory;
 
 pub use driver::{DriverConfig, EscPosPrinter, PrintReport};
 pub use error::{EscPosError, JobProgress};
-pub use factory::{open, profile_for};
+pub use factory::{open, open_link, profile_for};
 
 /// The README's example, compiled and run as a doctest so it cannot rot.
 #[cfg(all(doctest, feature = "sim"))]

@@ -472,7 +472,10 @@ impl Profile {
             ("transmit status (GS r)", self.gs_r),
             ("printer ID (GS I)", self.gs_i),
             ("ASB (GS a)", self.known("asb", self.asb)),
-            ("process ID (GS ( H)", self.known("process_id", self.process_id)),
+            (
+                "process ID (GS ( H)",
+                self.known("process_id", self.process_id),
+            ),
         ]
     }
 

@@ -2,8 +2,8 @@
 
 use pos_escpos::command::{self, Command};
 use pos_escpos::encode::{
-    self, BarcodeProblem, EncodeError, RASTER_BAND_ROWS, barcode_data, encode_document,
-    Substitution, gs1_check_digit, rasterize,
+    self, BarcodeProblem, EncodeError, RASTER_BAND_ROWS, Substitution, barcode_data,
+    encode_document, gs1_check_digit, rasterize,
 };
 use pos_escpos::profile::Profile;
 use pos_hal::{
@@ -290,7 +290,10 @@ fn feed_drawer_and_cuts() {
         assert_eq!(one_block_bytes(&doc, &epson()), bytes, "{kind:?}");
         // No cutter: the paper is fed to the tear bar and the outcome says so.
         let job = encode_document(&doc, &generic58()).unwrap();
-        assert_eq!(job.substitutions, vec![Substitution::CutAsFeed { block: 0 }]);
+        assert_eq!(
+            job.substitutions,
+            vec![Substitution::CutAsFeed { block: 0 }]
+        );
         assert_eq!(one_block_bytes(&doc, &generic58()), vec![0x1B, 0x64, 4]);
     }
 }

@@ -7,8 +7,7 @@ use pos_escpos::command::{self, Command};
 use pos_escpos::encode::{EncodeError, Substitution, encode_document};
 use pos_escpos::profile::{Profile, Support};
 use pos_hal::{
-    Align, Barcode, Bitmap, CutKind, Document, DrawerPin, Image, ImageConversion, QrCode,
-    Symbology,
+    Align, Barcode, Bitmap, CutKind, Document, DrawerPin, Image, ImageConversion, QrCode, Symbology,
 };
 
 /// A few printable characters of `page` above 0x7F (so the page has to be selected).
@@ -31,7 +30,9 @@ fn reference_receipt(profile: &Profile) -> Document {
     for entry in &profile.code_pages {
         doc.text(format!("{}: {}", entry.page, sample(entry.page)));
     }
-    let logo: Vec<u8> = (0..64 * 24).map(|i| if i % 7 < 3 { 0 } else { 255 }).collect();
+    let logo: Vec<u8> = (0..64 * 24)
+        .map(|i| if i % 7 < 3 { 0 } else { 255 })
+        .collect();
     doc.barcode(Barcode::new(Symbology::Ean13, "400638133393"))
         .qr(QrCode::new("https://example.invalid/receipt/42"))
         .image(Image {
@@ -71,11 +72,7 @@ fn forbidden(c: &Command, p: &Profile) -> Option<String> {
         Command::Cut { mode, .. } => match mode {
             0 | 48 | 65 => needs(if p.cutter { p.full_cut } else { Support::No }, "full cut"),
             1 | 49 | 66 => needs(
-                if p.cutter {
-                    p.partial_cut
-                } else {
-                    Support::No
-                },
+                if p.cutter { p.partial_cut } else { Support::No },
                 "partial cut",
             ),
             _ => Some(format!("cut mode {mode}")),
@@ -187,7 +184,11 @@ fn qr_prints_as_an_image_on_a_model_without_gs_paren_k() {
     doc.qr(QrCode::new("https://example.invalid/r/1"));
     let job = encode_document(&doc, &p).expect("degrades, does not fail");
     let (cmds, _) = command::parse_all(&job.bytes);
-    assert!(!cmds.iter().any(|c| matches!(c, Command::QrStore(_) | Command::QrPrint)));
+    assert!(
+        !cmds
+            .iter()
+            .any(|c| matches!(c, Command::QrStore(_) | Command::QrPrint))
+    );
     let raster: Vec<_> = cmds
         .iter()
         .filter_map(|c| match c {
@@ -273,7 +274,14 @@ fn chinese_is_refused_without_a_chinese_font_and_printed_with_one() {
     let tm = Profile::builtin("epson-tm-t20iii").expect("model");
     let err = encode_document(&doc, &tm).unwrap_err();
     assert!(
-        matches!(err, EncodeError::NoChineseFont { block: 1, ch: '谢', .. }),
+        matches!(
+            err,
+            EncodeError::NoChineseFont {
+                block: 1,
+                ch: '谢',
+                ..
+            }
+        ),
         "{err}"
     );
     let g = Profile::builtin("generic-80").expect("built in");
