@@ -248,7 +248,7 @@ fn images_fall_back_to_column_mode_or_gs_l() {
     assert!(cmds.contains(&Command::GraphicsStore {
         width: 10,
         height: 30,
-        data: vec![0xFF, 0xC0].repeat(30)
+        data: [0xFF, 0xC0].repeat(30)
     }));
     assert!(cmds.contains(&Command::GraphicsPrint));
 
