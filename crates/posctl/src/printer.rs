@@ -301,6 +301,10 @@ pub fn info(device: &str, json: bool) -> Result<Exit, CliError> {
             );
             println!("profile:    {} ({})", profile.name, d.reason);
         }
+        None if uri.option("profile") == Some("auto") => println!(
+            "profile:    {} (the virtual printer keeps its own profile: no detection on sim:)",
+            profile.name
+        ),
         None => println!("profile:    {} (given in the URI)", profile.name),
     }
     print_profile(&profile);
