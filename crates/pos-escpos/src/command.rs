@@ -164,6 +164,30 @@ pub enum Command {
         /// The rows, `width_bytes * height` bytes.
         data: Vec<u8>,
     },
+    /// ESC * m nL nH d... (`1B 2A m ...`): one line of a column bit image. m 0/1 are 8-dot
+    /// columns (1 byte each), m 32/33 24-dot columns (3 bytes each, top byte first, MSB =
+    /// top dot); 33 is 24-dot double density, the mode the encoder uses.
+    ColumnImage {
+        /// m: 0, 1, 32 or 33.
+        mode: u8,
+        /// n: the number of columns (dots across).
+        columns: u16,
+        /// The columns, `columns` (m 0/1) or `3 * columns` (m 32/33) bytes.
+        data: Vec<u8>,
+    },
+    /// GS ( L pL pH 48 112 48 1 1 49 xL xH yL yH d... (`1D 28 4C ...`, function 112):
+    /// store a monochrome raster graphic in the print buffer (rows as in GS v 0).
+    GraphicsStore {
+        /// x: width in dots.
+        width: u16,
+        /// y: height in dots.
+        height: u16,
+        /// The rows, `ceil(width / 8) * height` bytes.
+        data: Vec<u8>,
+    },
+    /// GS ( L 2 0 48 50 (`1D 28 4C 02 00 30 32`, function 50): print the graphic stored in
+    /// the print buffer.
+    GraphicsPrint,
     /// GS a n (`1D 61 n`): enable/disable Automatic Status Back (bit mask of reasons).
     AutoStatusBack(u8),
     /// DLE EOT n (`10 04 n`): real-time status transmission (n 1 printer, 2 offline cause,
@@ -295,6 +319,9 @@ impl Command {
             Command::QrStore(_) => "GS ( k <Function 180>",
             Command::QrPrint => "GS ( k <Function 181>",
             Command::RasterImage { .. } => "GS v 0",
+            Command::ColumnImage { .. } => "ESC *",
+            Command::GraphicsStore { .. } => "GS ( L <Function 112>",
+            Command::GraphicsPrint => "GS ( L <Function 50>",
             Command::AutoStatusBack(_) => "GS a",
             Command::RealTimeStatus(_) => "DLE EOT",
             Command::RealTimeRequest(_) => "DLE ENQ",
@@ -369,6 +396,46 @@ impl Command {
             } => {
                 let expected = usize::from(*width_bytes) * usize::from(*height);
                 if data.len() == expected {
+                    Ok(())
+                } else {
+                    Err(CommandError::RasterSize {
+                        expected,
+                        got: data.len(),
+                    })
+                }
+            }
+            Command::ColumnImage {
+                mode,
+                columns,
+                data,
+            } => {
+                let expected =
+                    column_image_len(*mode, *columns).ok_or(CommandError::RasterSize {
+                        expected: 0,
+                        got: data.len(),
+                    })?;
+                if data.len() == expected {
+                    Ok(())
+                } else {
+                    Err(CommandError::RasterSize {
+                        expected,
+                        got: data.len(),
+                    })
+                }
+            }
+            Command::GraphicsStore {
+                width,
+                height,
+                data,
+            } => {
+                let expected = usize::from(*width).div_ceil(8) * usize::from(*height);
+                if data.len() + 10 > usize::from(u16::MAX) {
+                    Err(CommandError::TooLong {
+                        command: "GS ( L <Function 112>",
+                        len: data.len(),
+                        max: usize::from(u16::MAX) - 10,
+                    })
+                } else if data.len() == expected {
                     Ok(())
                 } else {
                     Err(CommandError::RasterSize {
@@ -472,6 +539,34 @@ impl Command {
                 out.extend_from_slice(data);
                 out.resize(out.len() + (expected - data.len()), 0);
             }
+            Command::ColumnImage {
+                mode,
+                columns,
+                data,
+            } => {
+                out.extend_from_slice(&[ESC, b'*', *mode]);
+                out.extend_from_slice(&columns.to_le_bytes());
+                let expected = column_image_len(*mode, *columns).unwrap_or(0);
+                let data = data.get(..expected).unwrap_or(data);
+                out.extend_from_slice(data);
+                out.resize(out.len() + (expected - data.len()), 0);
+            }
+            Command::GraphicsStore {
+                width,
+                height,
+                data,
+            } => {
+                let expected = usize::from(*width).div_ceil(8) * usize::from(*height);
+                let data = data.get(..expected).unwrap_or(data);
+                out.extend_from_slice(&[GS, b'(', b'L']);
+                push_len16(out, expected + 10);
+                out.extend_from_slice(&[48, 112, 48, 1, 1, 49]);
+                out.extend_from_slice(&width.to_le_bytes());
+                out.extend_from_slice(&height.to_le_bytes());
+                out.extend_from_slice(data);
+                out.resize(out.len() + (expected - data.len()), 0);
+            }
+            Command::GraphicsPrint => out.extend_from_slice(&[GS, b'(', b'L', 2, 0, 48, 50]),
             Command::AutoStatusBack(n) => out.extend_from_slice(&[GS, b'a', *n]),
             Command::RealTimeStatus(n) => out.extend_from_slice(&[DLE, 0x04, *n]),
             Command::RealTimeRequest(n) => out.extend_from_slice(&[DLE, 0x05, *n]),
@@ -503,6 +598,15 @@ pub fn to_bytes(cmds: &[Command]) -> Vec<u8> {
         cmd.encode_into(&mut out);
     }
     out
+}
+
+/// The data length of ESC * in `mode` for `columns` columns (`None` for an unknown mode).
+fn column_image_len(mode: u8, columns: u16) -> Option<usize> {
+    match mode {
+        0 | 1 => Some(usize::from(columns)),
+        32 | 33 => Some(3 * usize::from(columns)),
+        _ => None,
+    }
 }
 
 /// What the parser found at the front of its buffer.
@@ -631,13 +735,16 @@ fn parse_esc(b: &[u8]) -> Step {
             if b.len() < 5 {
                 return Step::NeedMore;
             }
-            let columns = u64::from(at(b, 3)) + 256 * u64::from(at(b, 4));
-            let len = match at(b, 2) {
-                0 | 1 => columns,
-                32 | 33 => 3 * columns,
-                _ => return unknown(b, 2),
+            let mode = at(b, 2);
+            let columns = u16::from_le_bytes([at(b, 3), at(b, 4)]);
+            let Some(len) = column_image_len(mode, columns) else {
+                return unknown(b, 2);
             };
-            with_payload(b, 5, len, |all, _| Command::Unknown(all.to_vec()))
+            with_payload(b, 5, len as u64, |_, data| Command::ColumnImage {
+                mode,
+                columns,
+                data: data.to_vec(),
+            })
         }
         // ESC & y c1 c2 [x d1...d(y*x)]...: define user-defined characters.
         b'&' => parse_user_chars(b),
@@ -707,6 +814,23 @@ fn parse_gs(b: &[u8]) -> Step {
         b'k' => parse_barcode(b),
         b'(' => pl_ph(b, 3, |all, payload| match at(all, 2) {
             b'k' => parse_gs_paren_k(all, payload),
+            b'L' => match payload {
+                [48, 50] => Command::GraphicsPrint,
+                [48, 112, 48, 1, 1, 49, xl, xh, yl, yh, data @ ..] => {
+                    let width = u16::from_le_bytes([*xl, *xh]);
+                    let height = u16::from_le_bytes([*yl, *yh]);
+                    if usize::from(width).div_ceil(8) * usize::from(height) == data.len() {
+                        Command::GraphicsStore {
+                            width,
+                            height,
+                            data: data.to_vec(),
+                        }
+                    } else {
+                        Command::Unknown(all.to_vec())
+                    }
+                }
+                _ => Command::Unknown(all.to_vec()),
+            },
             b'H' => match payload {
                 &[48, 48, d1, d2, d3, d4] => Command::ProcessIdRequest([d1, d2, d3, d4]),
                 _ => Command::Unknown(all.to_vec()),

@@ -12,7 +12,8 @@ use pos_hal::{
 use pos_link::{Deadline, Link, LinkError};
 
 use crate::command::{self, Command};
-use crate::encode::{EncodedJob, encode_document};
+use crate::detect::{Detection, DeviceId};
+use crate::encode::{EncodedJob, Substitution, encode_document};
 use crate::error::{EscPosError, JobProgress};
 use crate::profile::Profile;
 use crate::status::{self, AsbEnable, IdRequest, PrinterId, Reply, ReplyReader, StatusRequest};
@@ -53,6 +54,38 @@ impl Default for DriverConfig {
     }
 }
 
+/// What is known after a print job, and what was printed differently from what the
+/// document asked because the printer lacks a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrintReport {
+    /// Confirmed, status-verified or unconfirmed.
+    pub outcome: PrintOutcome,
+    /// The profile the job was encoded for.
+    pub profile: String,
+    /// What was substituted, in document order (empty when the job printed as asked).
+    pub substitutions: Vec<Substitution>,
+    /// Characters printed as `?` (no code page of the printer has them), one per occurrence.
+    pub replaced: Vec<char>,
+}
+
+impl PrintReport {
+    /// One line per substitution, plus one for replaced characters: for logs and the CLI.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes: Vec<String> = self.substitutions.iter().map(|s| s.to_string()).collect();
+        if !self.replaced.is_empty() {
+            let mut distinct: Vec<char> = self.replaced.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            notes.push(format!(
+                "{} character(s) not in the printer's code pages printed as '?': {}",
+                self.replaced.len(),
+                distinct.iter().collect::<String>()
+            ));
+        }
+        notes
+    }
+}
+
 struct Inner<L> {
     link: L,
     uri: String,
@@ -82,6 +115,10 @@ pub struct EscPosPrinter<L: Link + 'static> {
     /// The virtual printer at the other end, when opened from `sim:printer`.
     #[cfg(feature = "sim")]
     sim: Option<Arc<crate::sim::VirtualPrinter>>,
+    /// What `profile=auto` found.
+    detection: Option<Detection>,
+    /// The IEEE 1284 Device ID read at open (USB printer class, usblp).
+    device_id: Option<DeviceId>,
 }
 
 impl<L: Link + 'static> std::fmt::Debug for EscPosPrinter<L> {
@@ -315,8 +352,11 @@ impl<L: Link + 'static> Inner<L> {
         Ok(())
     }
 
-    fn print(&mut self, doc: &Document) -> Result<PrintOutcome, EscPosError> {
+    fn print(&mut self, doc: &Document) -> Result<PrintReport, EscPosError> {
         let job = encode_document(doc, &self.profile)?;
+        for s in &job.substitutions {
+            log::warn!("{}: {s}", self.uri);
+        }
         if !job.replaced.is_empty() {
             log::warn!(
                 "{}: {} character(s) not in the printer's code pages were printed as '?': {:?}",
@@ -397,7 +437,12 @@ impl<L: Link + 'static> Inner<L> {
             self.verify(progress(sent))?
         };
         self.state = DeviceState::Idle;
-        Ok(outcome)
+        Ok(PrintReport {
+            outcome,
+            profile: self.profile.name.clone(),
+            substitutions: job.substitutions,
+            replaced: job.replaced,
+        })
     }
 
     /// Ask the printer to say when everything before the request has printed (GS ( H).
@@ -611,6 +656,8 @@ impl<L: Link + 'static> EscPosPrinter<L> {
             monitor: None,
             #[cfg(feature = "sim")]
             sim: None,
+            detection: None,
+            device_id: None,
         })
     }
 
@@ -638,6 +685,45 @@ impl<L: Link + 'static> EscPosPrinter<L> {
     /// The profile in use.
     pub fn profile(&self) -> Profile {
         self.lock().profile.clone()
+    }
+
+    /// What `profile=auto` detection found and chose (`None` when the profile was given).
+    pub fn detection(&self) -> Option<&Detection> {
+        self.detection.as_ref()
+    }
+
+    /// Record what detection found (done by [`open`](crate::open)).
+    pub fn set_detection(&mut self, detection: Detection) {
+        self.detection = Some(detection);
+    }
+
+    /// The IEEE 1284 Device ID read at open, on USB printer-class and usblp links.
+    pub fn device_id(&self) -> Option<&DeviceId> {
+        self.device_id.as_ref()
+    }
+
+    /// Record the device ID read at open (done by [`open`](crate::open)).
+    pub fn set_device_id(&mut self, id: Option<DeviceId>) {
+        self.device_id = id;
+    }
+
+    /// Use `profile` from now on (after detection picked a better one): re-initialises the
+    /// printer as [`new`](Self::new) does.
+    ///
+    /// Errors: `Link` when the reset cannot be written.
+    pub fn set_profile(&mut self, profile: Profile) -> Result<(), EscPosError> {
+        let mut inner = self.lock();
+        inner.profile = profile;
+        inner.initialise()
+    }
+
+    /// Print `document` as [`ReceiptPrinter::print`] does, and say what the printer's
+    /// profile made the encoder substitute (a QR code as an image, a cut as a feed, ...)
+    /// and which characters printed as `?`.
+    ///
+    /// Errors: as [`ReceiptPrinter::print`].
+    pub fn print_report(&mut self, document: &Document) -> Result<PrintReport, EscPosError> {
+        self.lock().print(document)
     }
 
     /// Ask the printer who it is (GS I: model, type, firmware, maker, model name, serial).
@@ -791,7 +877,7 @@ impl<L: Link + 'static> Device for EscPosPrinter<L> {
             match inner.print(&doc) {
                 Ok(o) => report.pass(
                     "print",
-                    format!("test lines sent: {}; check the paper", o.name()),
+                    format!("test lines sent: {}; check the paper", o.outcome.name()),
                 ),
                 Err(e) => report.fail("print", e.kind(), e.to_string()),
             };
@@ -813,8 +899,10 @@ impl<L: Link + 'static> ReceiptPrinter for EscPosPrinter<L> {
         self.lock().status()
     }
 
+    /// As [`print_report`](EscPosPrinter::print_report), keeping only the outcome (what
+    /// was substituted is logged as a warning).
     fn print(&mut self, document: &Document) -> Result<PrintOutcome, EscPosError> {
-        self.lock().print(document)
+        self.lock().print(document).map(|r| r.outcome)
     }
 
     fn cut(&mut self, kind: CutKind) -> Result<(), EscPosError> {

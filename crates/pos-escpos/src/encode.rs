@@ -16,6 +16,16 @@
 //!   module size, error correction, store, print; images: GS v 0 in bands of
 //!   [`RASTER_BAND_ROWS`] rows; each aligned with ESC a.
 //!
+//! **Degrading, never garbage.** Only commands the profile says the printer has
+//! ([`Support::Yes`](crate::profile::Support)) are sent; what is missing or unknown is
+//! rendered with what the printer has, and listed in [`EncodedJob::substitutions`]: a QR code
+//! without GS ( k becomes an image ([`qr_bitmap`]); an image without GS v 0 goes through
+//! ESC * or GS ( L, or is left out; a barcode without GS k prints as its text; a cut the
+//! printer cannot make becomes the other cut or a paper feed; a drawer kick without ESC p is
+//! left out. Text goes to the page with the fewest replacements; Chinese characters on a
+//! printer without a Chinese font are refused ([`EncodeError::NoChineseFont`]) rather than
+//! printed as a row of `?`.
+//!
 //! ```
 //! use pos_escpos::{encode::encode_document, profile::Profile};
 //! use pos_hal::{CutKind, Document};
@@ -68,6 +78,112 @@ pub struct EncodedJob {
     /// Characters printed as `?` because no code page of the printer has them (one entry
     /// per occurrence, in document order; a separator's character once).
     pub replaced: Vec<char>,
+    /// What was rendered differently from what the document asked, because the printer
+    /// (its profile) lacks the command: a QR code as an image, a cut as a paper feed, ...
+    /// In document order. Characters replaced by `?` are in
+    /// [`replaced`](EncodedJob::replaced), not here.
+    pub substitutions: Vec<Substitution>,
+}
+
+/// Something printed with what the printer has instead of what the document asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Substitution {
+    /// A QR code printed as a raster image (the printer has no GS ( k).
+    QrAsImage {
+        /// The block.
+        block: usize,
+        /// The image command used (`GS v 0`, `ESC *` or `GS ( L`).
+        via: &'static str,
+    },
+    /// An image printed with another graphics command than GS v 0.
+    ImageVia {
+        /// The block.
+        block: usize,
+        /// The command used (`ESC *` or `GS ( L`).
+        via: &'static str,
+    },
+    /// An image left out: the printer has no graphics command known to work.
+    ImageOmitted {
+        /// The block.
+        block: usize,
+    },
+    /// A barcode printed as its text (the printer has no GS k).
+    BarcodeAsText {
+        /// The block.
+        block: usize,
+    },
+    /// A cut of one kind made as the other (the printer has only full or only partial cut).
+    CutKind {
+        /// The block.
+        block: usize,
+        /// What was asked.
+        asked: CutKind,
+        /// What was sent.
+        sent: CutKind,
+    },
+    /// A cut replaced by a paper feed to the tear bar (no cutter, or not known to have one).
+    CutAsFeed {
+        /// The block.
+        block: usize,
+    },
+    /// A drawer kick left out: the printer's profile has no (known) ESC p.
+    DrawerKickOmitted {
+        /// The block.
+        block: usize,
+    },
+}
+
+impl Substitution {
+    /// The block it happened in.
+    pub fn block(&self) -> usize {
+        match self {
+            Substitution::QrAsImage { block, .. }
+            | Substitution::ImageVia { block, .. }
+            | Substitution::ImageOmitted { block }
+            | Substitution::BarcodeAsText { block }
+            | Substitution::CutKind { block, .. }
+            | Substitution::CutAsFeed { block }
+            | Substitution::DrawerKickOmitted { block } => *block,
+        }
+    }
+}
+
+impl std::fmt::Display for Substitution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Substitution::QrAsImage { block, via } => {
+                write!(
+                    f,
+                    "block {block}: QR code printed as an image ({via}; no GS ( k)"
+                )
+            }
+            Substitution::ImageVia { block, via } => {
+                write!(f, "block {block}: image printed with {via} (no GS v 0)")
+            }
+            Substitution::ImageOmitted { block } => {
+                write!(
+                    f,
+                    "block {block}: image left out (no graphics command known to work)"
+                )
+            }
+            Substitution::BarcodeAsText { block } => {
+                write!(f, "block {block}: barcode printed as text (no GS k)")
+            }
+            Substitution::CutKind { block, asked, sent } => {
+                write!(f, "block {block}: {asked:?} cut made as {sent:?}")
+            }
+            Substitution::CutAsFeed { block } => {
+                write!(
+                    f,
+                    "block {block}: cut replaced by a paper feed (no cutter known)"
+                )
+            }
+            Substitution::DrawerKickOmitted { block } => {
+                write!(f, "block {block}: drawer kick left out (no ESC p known)")
+            }
+        }
+    }
 }
 
 /// Why barcode data cannot be printed in its symbology.
@@ -214,6 +330,29 @@ pub enum EncodeError {
         value: u32,
         /// The allowed values.
         allowed: &'static str,
+    },
+    /// Chinese (Han) characters on a printer without a Chinese font: printed they would be
+    /// a line of `?`, so the document is refused.
+    #[error(
+        "block {block}: text has Chinese characters (first {ch:?}) but printer profile {profile} has no Chinese font"
+    )]
+    NoChineseFont {
+        /// The block.
+        block: usize,
+        /// The first Han character.
+        ch: char,
+        /// The profile name.
+        profile: String,
+    },
+    /// A QR code on a printer with neither GS ( k nor any graphics command known to work.
+    #[error(
+        "block {block}: printer profile {profile} can print a QR code neither as a symbol (GS ( k) nor as an image"
+    )]
+    QrUnsupported {
+        /// The block.
+        block: usize,
+        /// The profile name.
+        profile: String,
     },
     /// The profile itself is invalid.
     #[error(transparent)]
@@ -596,6 +735,90 @@ struct Encoder<'a> {
     state: State,
     text_lines: usize,
     replaced: Vec<char>,
+    substitutions: Vec<Substitution>,
+}
+
+/// Whether `ch` is a Han (Chinese) ideograph: the CJK Unified Ideographs blocks and the
+/// compatibility ideographs.
+pub fn is_han(ch: char) -> bool {
+    matches!(ch,
+        '\u{3400}'..='\u{4DBF}'
+        | '\u{4E00}'..='\u{9FFF}'
+        | '\u{F900}'..='\u{FAFF}'
+        | '\u{20000}'..='\u{2EBEF}'
+        | '\u{30000}'..='\u{3134F}')
+}
+
+/// Lines fed in place of a cut on a printer without a cutter: enough to bring the last
+/// line past a tear bar.
+pub const TEAR_FEED_LINES: u8 = 4;
+
+/// How an image will be printed on a profile: the first graphics command it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ImageVia {
+    Raster,
+    Column,
+    Graphics,
+}
+
+impl ImageVia {
+    fn of(profile: &Profile) -> Option<ImageVia> {
+        if profile.raster_image.is_yes() {
+            Some(ImageVia::Raster)
+        } else if profile.column_image.is_yes() {
+            Some(ImageVia::Column)
+        } else if profile.graphics.is_yes() {
+            Some(ImageVia::Graphics)
+        } else {
+            None
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ImageVia::Raster => "GS v 0",
+            ImageVia::Column => "ESC *",
+            ImageVia::Graphics => "GS ( L",
+        }
+    }
+}
+
+/// A QR code as a greyscale bitmap (0 black, 255 white) with a 4-module quiet zone, each
+/// module `module_size` dots square.
+///
+/// # Errors
+///
+/// `None` when the data does not fit a QR code at that level.
+pub fn qr_bitmap(data: &[u8], level: QrErrorCorrection, module_size: u8) -> Option<Bitmap> {
+    let ec = match level {
+        QrErrorCorrection::L => qrcode::EcLevel::L,
+        QrErrorCorrection::M => qrcode::EcLevel::M,
+        QrErrorCorrection::Q => qrcode::EcLevel::Q,
+        QrErrorCorrection::H => qrcode::EcLevel::H,
+    };
+    let code = qrcode::QrCode::with_error_correction_level(data, ec).ok()?;
+    let modules = code.width();
+    let colors = code.to_colors();
+    let quiet = 4usize;
+    let scale = usize::from(module_size.max(1));
+    let side = (modules + 2 * quiet) * scale;
+    let mut pixels = vec![255u8; side * side];
+    for (i, color) in colors.iter().enumerate() {
+        if *color != qrcode::Color::Dark {
+            continue;
+        }
+        let (mx, my) = (i % modules + quiet, i / modules + quiet);
+        for dy in 0..scale {
+            let row = (my * scale + dy) * side;
+            for dx in 0..scale {
+                if let Some(p) = pixels.get_mut(row + mx * scale + dx) {
+                    *p = 0;
+                }
+            }
+        }
+    }
+    let side = u32::try_from(side).ok()?;
+    Bitmap::new(side, side, pixels)
 }
 
 impl Encoder<'_> {
@@ -693,6 +916,15 @@ impl Encoder<'_> {
                 });
             }
         }
+        if !self.profile.chinese {
+            if let Some(ch) = text.chars().find(|&c| is_han(c)) {
+                return Err(EncodeError::NoChineseFont {
+                    block,
+                    ch,
+                    profile: self.profile.name.clone(),
+                });
+            }
+        }
         let (page, enc) = codepage::encode_best(text, &self.pages);
         self.set_style(style);
         self.emit_text(page, &enc.bytes);
@@ -747,6 +979,20 @@ impl Encoder<'_> {
                 max: self.profile.dots_per_line,
             });
         }
+        if !self.profile.barcode.is_yes() {
+            self.set_align(b.align);
+            let style = TextStyle {
+                align: b.align,
+                ..TextStyle::default()
+            };
+            // Counted as the barcode it stands for, not as a text block's line.
+            let lines = self.text_lines;
+            self.text(block, &b.data, &style)?;
+            self.text_lines = lines;
+            self.substitutions
+                .push(Substitution::BarcodeAsText { block });
+            return Ok(());
+        }
         let hri = match b.hri {
             HriPosition::None => 0,
             HriPosition::Above => 1,
@@ -788,6 +1034,39 @@ impl Encoder<'_> {
                 allowed: "1..=16 dots",
             });
         }
+        if !self.profile.qr.is_yes() {
+            let Some(via) = ImageVia::of(self.profile) else {
+                return Err(EncodeError::QrUnsupported {
+                    block,
+                    profile: self.profile.name.clone(),
+                });
+            };
+            // Shrink the modules until the symbol fits the paper (at least 1 dot each).
+            let mut size = q.module_size;
+            loop {
+                let bitmap =
+                    qr_bitmap(data, q.error_correction, size).ok_or(EncodeError::QrTooLong {
+                        block,
+                        len: data.len(),
+                        max,
+                        level: q.error_correction,
+                    })?;
+                if bitmap.width() <= u32::from(self.profile.dots_per_line) || size <= 1 {
+                    let img = Image {
+                        bitmap,
+                        conversion: ImageConversion::Threshold(128),
+                        align: q.align,
+                    };
+                    self.image_with(block, &img, via)?;
+                    self.substitutions.push(Substitution::QrAsImage {
+                        block,
+                        via: via.name(),
+                    });
+                    return Ok(());
+                }
+                size -= 1;
+            }
+        }
         let ec = match q.error_correction {
             QrErrorCorrection::L => 48,
             QrErrorCorrection::M => 49,
@@ -823,27 +1102,122 @@ impl Encoder<'_> {
                 max: self.profile.dots_per_line,
             });
         }
-        let raster = rasterize(&img.bitmap, img.conversion);
-        // width <= dots_per_line (a u16), so width_bytes fits in u16.
-        let width_bytes = u16::try_from(raster.width_bytes).unwrap_or(u16::MAX);
-        self.set_align(img.align);
-        for band in raster.data.chunks(raster.width_bytes * RASTER_BAND_ROWS) {
-            let rows = band.len() / raster.width_bytes;
-            self.cmd(&Command::RasterImage {
-                mode: 0,
-                width_bytes,
-                height: u16::try_from(rows).unwrap_or(u16::MAX),
-                data: band.to_vec(),
+        let Some(via) = ImageVia::of(self.profile) else {
+            self.substitutions
+                .push(Substitution::ImageOmitted { block });
+            return Ok(());
+        };
+        self.image_with(block, img, via)?;
+        if via != ImageVia::Raster {
+            self.substitutions.push(Substitution::ImageVia {
+                block,
+                via: via.name(),
             });
         }
         Ok(())
     }
 
-    fn cut(&mut self, block: usize, kind: CutKind) -> Result<(), EncodeError> {
-        if !self.profile.cutter {
-            return Err(EncodeError::NoCutter {
+    /// An image already checked to fit, with the given command.
+    fn image_with(&mut self, block: usize, img: &Image, via: ImageVia) -> Result<(), EncodeError> {
+        let width = img.bitmap.width();
+        if width > u32::from(self.profile.dots_per_line) {
+            return Err(EncodeError::ImageTooWide {
                 block,
-                profile: self.profile.name.clone(),
+                width,
+                max: self.profile.dots_per_line,
+            });
+        }
+        let raster = rasterize(&img.bitmap, img.conversion);
+        if raster.width_bytes == 0 {
+            return Ok(());
+        }
+        // width <= dots_per_line (a u16), so these fit in u16.
+        let width_bytes = u16::try_from(raster.width_bytes).unwrap_or(u16::MAX);
+        let width_dots = u16::try_from(raster.width).unwrap_or(u16::MAX);
+        self.set_align(img.align);
+        match via {
+            ImageVia::Raster | ImageVia::Graphics => {
+                for band in raster.data.chunks(raster.width_bytes * RASTER_BAND_ROWS) {
+                    let rows = u16::try_from(band.len() / raster.width_bytes).unwrap_or(u16::MAX);
+                    if via == ImageVia::Raster {
+                        self.cmd(&Command::RasterImage {
+                            mode: 0,
+                            width_bytes,
+                            height: rows,
+                            data: band.to_vec(),
+                        });
+                    } else {
+                        self.cmd(&Command::GraphicsStore {
+                            width: width_dots,
+                            height: rows,
+                            data: band.to_vec(),
+                        });
+                        self.cmd(&Command::GraphicsPrint);
+                    }
+                }
+            }
+            ImageVia::Column => {
+                // 24-dot stripes, line spacing 24 dots so the stripes touch.
+                self.cmd(&Command::LineSpacing(Some(24)));
+                let rows = raster.data.len() / raster.width_bytes;
+                let dot = |x: usize, y: usize| -> bool {
+                    y < rows
+                        && raster
+                            .data
+                            .get(y * raster.width_bytes + x / 8)
+                            .is_some_and(|b| b & (0x80 >> (x % 8)) != 0)
+                };
+                for top in (0..rows).step_by(24) {
+                    let mut data = Vec::with_capacity(3 * usize::from(width_dots));
+                    for x in 0..usize::from(width_dots) {
+                        for byte in 0..3 {
+                            let mut v = 0u8;
+                            for bit in 0..8 {
+                                if dot(x, top + byte * 8 + bit) {
+                                    v |= 0x80 >> bit;
+                                }
+                            }
+                            data.push(v);
+                        }
+                    }
+                    self.cmd(&Command::ColumnImage {
+                        mode: 33,
+                        columns: width_dots,
+                        data,
+                    });
+                    self.out.push(LF);
+                }
+                self.cmd(&Command::LineSpacing(None));
+            }
+        }
+        Ok(())
+    }
+
+    fn cut(&mut self, block: usize, asked: CutKind) -> Result<(), EncodeError> {
+        let full = self.profile.cutter && self.profile.full_cut.is_yes();
+        let partial = self.profile.cutter && self.profile.partial_cut.is_yes();
+        let is_partial = matches!(asked, CutKind::Partial | CutKind::FeedAndPartial);
+        let kind = match (is_partial, full, partial) {
+            (true, _, true) | (false, true, _) => asked,
+            (true, true, false) => match asked {
+                CutKind::Partial => CutKind::Full,
+                _ => CutKind::FeedAndFull,
+            },
+            (false, false, true) => match asked {
+                CutKind::Full => CutKind::Partial,
+                _ => CutKind::FeedAndPartial,
+            },
+            _ => {
+                self.cmd(&Command::FeedLines(TEAR_FEED_LINES));
+                self.substitutions.push(Substitution::CutAsFeed { block });
+                return Ok(());
+            }
+        };
+        if kind != asked {
+            self.substitutions.push(Substitution::CutKind {
+                block,
+                asked,
+                sent: kind,
             });
         }
         let c = match kind {
@@ -877,6 +1251,9 @@ impl Encoder<'_> {
             Block::Qr(q) => self.qr(i, q)?,
             Block::Image(img) => self.image(i, img)?,
             Block::Cut { kind } => self.cut(i, *kind)?,
+            Block::DrawerKick { .. } if !self.profile.pulse.is_yes() => self
+                .substitutions
+                .push(Substitution::DrawerKickOmitted { block: i }),
             Block::DrawerKick { pin } => self.cmd(&Command::DrawerPulse {
                 pin: match pin {
                     DrawerPin::Pin2 => 0,
@@ -906,6 +1283,7 @@ pub fn encode_document(doc: &Document, profile: &Profile) -> Result<EncodedJob, 
         state: State::defaults(None),
         text_lines: 0,
         replaced: Vec::new(),
+        substitutions: Vec::new(),
     };
     enc.reset_styles();
     enc.cmd(&Command::LineSpacing(None));
@@ -920,5 +1298,6 @@ pub fn encode_document(doc: &Document, profile: &Profile) -> Result<EncodedJob, 
         block_offsets,
         text_lines: enc.text_lines,
         replaced: enc.replaced,
+        substitutions: enc.substitutions,
     })
 }

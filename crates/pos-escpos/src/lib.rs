@@ -9,6 +9,8 @@
 //!   (styles, barcodes with validation, QR codes, raster images with threshold or dithering).
 //! - [`profile`]: printer profiles as data (paper width, dots, code pages, cutter, ASB,
 //!   process-ID confirmation), built in or loaded from a file.
+//! - [`detect`]: which printer it is, from the IEEE 1284 Device ID or GS I, and the
+//!   model-database profile for it (`profile=auto`).
 //! - [`status`]: DLE EOT, Automatic Status Back, GS I and GS ( H replies, parsed into
 //!   pos-hal [`PrinterConditions`](pos_hal::PrinterConditions), and a reader that tells the
 //!   reply kinds apart by their fixed bits.
@@ -17,6 +19,7 @@
 
 pub mod codepage;
 pub mod command;
+pub mod detect;
 pub mod encode;
 pub mod profile;
 pub mod selftest;
@@ -29,9 +32,9 @@ mod driver;
 mod error;
 mod factory;
 
-pub use driver::{DriverConfig, EscPosPrinter};
+pub use driver::{DriverConfig, EscPosPrinter, PrintReport};
 pub use error::{EscPosError, JobProgress};
-pub use factory::{open, profile_for};
+pub use factory::{open, open_link, profile_for};
 
 /// The README's example, compiled and run as a doctest so it cannot rot.
 #[cfg(all(doctest, feature = "sim"))]

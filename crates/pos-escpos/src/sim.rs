@@ -141,6 +141,8 @@ impl SimConfig {
                             .map_err(|_| format!("{uri}: after={value:?} is not a line count"))?,
                     );
                 }
+                // Detection on the simulator keeps its own profile.
+                "profile" if value == "auto" => {}
                 "profile" => {
                     cfg.profile = Profile::builtin(value)
                         .ok_or_else(|| format!("{uri}: unknown profile {value:?}"))?;

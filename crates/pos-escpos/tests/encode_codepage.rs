@@ -97,6 +97,27 @@ fn names_parse_and_serialize() {
         );
     }
     assert_eq!("CP858".parse::<CodePage>().unwrap(), CodePage::Cp858);
-    let err = "cp850".parse::<CodePage>().unwrap_err();
-    assert!(err.to_string().contains("cp850"));
+    assert_eq!("cp850".parse::<CodePage>().unwrap(), CodePage::Cp850);
+    assert_eq!("ISO8859-2".parse::<CodePage>().unwrap(), CodePage::Iso88592);
+    let err = "cp999".parse::<CodePage>().unwrap_err();
+    assert!(err.to_string().contains("cp999"));
+}
+
+#[test]
+fn generated_tables_hold_what_their_pages_are_known_for() {
+    // Spot checks against the published tables (IBM/Microsoft code page charts).
+    assert_eq!(codepage::encode("ñ", CodePage::Cp850).bytes, [0xA4]);
+    assert_eq!(codepage::encode("Ł", CodePage::Cp852).bytes, [0x9D]);
+    assert_eq!(codepage::encode("Ж", CodePage::Cp866).bytes, [0x86]);
+    assert_eq!(codepage::encode("ş", CodePage::Cp1254).bytes, [0xFE]);
+    assert_eq!(codepage::encode("€", CodePage::Iso885915).bytes, [0xA4]);
+    assert_eq!(codepage::encode("Ω", CodePage::Cp737).bytes, [0x97]);
+    for cp in CodePage::ALL {
+        if let Some(table) = cp.high_table() {
+            assert!(
+                table.iter().all(|c| !c.is_control()),
+                "{cp}: no control characters in a table"
+            );
+        }
+    }
 }

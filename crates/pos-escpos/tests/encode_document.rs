@@ -2,8 +2,8 @@
 
 use pos_escpos::command::{self, Command};
 use pos_escpos::encode::{
-    self, BarcodeProblem, EncodeError, RASTER_BAND_ROWS, barcode_data, encode_document,
-    gs1_check_digit, rasterize,
+    self, BarcodeProblem, EncodeError, RASTER_BAND_ROWS, Substitution, barcode_data,
+    encode_document, gs1_check_digit, rasterize,
 };
 use pos_escpos::profile::Profile;
 use pos_hal::{
@@ -124,7 +124,7 @@ fn encoder_sends_no_init_and_no_status_commands() {
     let mut doc = Document::new();
     doc.text_styled("HEAD", TextStyle::new().bold().underline().inverse())
         .separator('=')
-        .text("Crème brûlée 4,00 €\n收据")
+        .text("Crème brûlée 4,00 €")
         .feed(2)
         .barcode(Barcode::new(Symbology::Ean13, "400638133393"))
         .qr(QrCode::new("https://example.invalid/r/1"))
@@ -165,7 +165,7 @@ fn encoder_sends_no_init_and_no_status_commands() {
         assert_eq!(job.block_offsets.len(), doc.blocks.len());
         assert!(job.block_offsets.windows(2).all(|w| w[0] < w[1]));
         assert!(job.bytes.ends_with(RESET) || job.bytes.ends_with(&[RESET, FS_DOT].concat()));
-        assert_eq!(job.text_lines, 3);
+        assert_eq!(job.text_lines, 2);
     }
 }
 
@@ -209,10 +209,13 @@ fn chinese_text_uses_fs_ampersand_only_on_a_chinese_profile() {
     );
     assert!(job.replaced.is_empty());
 
-    let job = encode_document(&doc, &epson()).unwrap();
-    assert_eq!(job.bytes, [RESET, ESC_2, b"??\n", RESET].concat());
-    assert_eq!(job.replaced, vec!['收', '据']);
-    assert!(!job.bytes.windows(2).any(|w| w == [0x1C, 0x26]));
+    // Without a Chinese font the text would be a row of `?`: refused, with a clear error.
+    let err = encode_document(&doc, &epson()).unwrap_err();
+    assert!(
+        matches!(err, EncodeError::NoChineseFont { block: 0, ch: '收', ref profile } if profile == "epson-tm-t20"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("no Chinese font"), "{err}");
 }
 
 #[test]
@@ -285,11 +288,13 @@ fn feed_drawer_and_cuts() {
         let mut doc = Document::new();
         doc.cut(kind);
         assert_eq!(one_block_bytes(&doc, &epson()), bytes, "{kind:?}");
-        let err = encode_document(&doc, &generic58()).unwrap_err();
-        assert!(
-            matches!(err, EncodeError::NoCutter { block: 0, ref profile } if profile == "generic-58"),
-            "{err}"
+        // No cutter: the paper is fed to the tear bar and the outcome says so.
+        let job = encode_document(&doc, &generic58()).unwrap();
+        assert_eq!(
+            job.substitutions,
+            vec![Substitution::CutAsFeed { block: 0 }]
         );
+        assert_eq!(one_block_bytes(&doc, &generic58()), vec![0x1B, 0x64, 4]);
     }
 }
 

@@ -30,7 +30,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![warn(missing_docs)]
-#![forbid(unsafe_code)]
+// `unsafe` is denied everywhere but in printer_class::lp_ioctl (two usblp ioctls).
+#![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod enumerate;
@@ -38,6 +39,7 @@ mod error;
 pub mod holders;
 mod link;
 pub mod loopback;
+pub mod printer_class;
 mod pty;
 mod serial;
 mod tcp;
@@ -75,6 +77,9 @@ pub fn open(uri: &DeviceUri, connect_timeout: Duration) -> Result<Box<dyn Link>,
             target: uri.to_string(),
             detail: "evdev: devices are input devices, opened by the magstripe driver, not as a byte link".into(),
         }),
+        Address::Usblp { path } => Ok(Box::new(printer_class::UsblpPrinter::new(
+            printer_class::UsblpNode::open(path, &uri.to_string())?,
+        ))),
         Address::Sim { .. } => Err(LinkError::Unsupported {
             target: uri.to_string(),
             detail: "sim: devices are opened by the device drivers' simulators, not as a byte link".into(),

@@ -47,6 +47,12 @@ pub enum Address {
         /// The event device node.
         path: String,
     },
+    /// A USB printer through the kernel's usblp driver (`usblp:PATH`, e.g.
+    /// `usblp:/dev/usb/lp0`).
+    Usblp {
+        /// The usblp device node.
+        path: String,
+    },
     /// A simulated device (`sim:KIND`), e.g. `sim:printer`.
     Sim {
         /// The simulator kind: lower-case letters, digits, `-` and `_`.
@@ -139,6 +145,11 @@ impl DeviceUri {
                 check_path(&path).map_err(|p| err("path", body, p))?;
                 Address::Evdev { path }
             }
+            "usblp" => {
+                let path = decode(body).map_err(|p| err("path", body, &p))?;
+                check_path(&path).map_err(|p| err("path", body, p))?;
+                Address::Usblp { path }
+            }
             "tcp" => parse_tcp(body).map_err(|(part, p)| err(part, body, &p))?,
             "usb" => Address::Usb(parse_usb(body).map_err(|(part, p)| err(part, body, &p))?),
             "sim" => {
@@ -215,6 +226,7 @@ impl DeviceUri {
             Address::Tcp { .. } => "tcp",
             Address::Usb(_) => "usb",
             Address::Evdev { .. } => "evdev",
+            Address::Usblp { .. } => "usblp",
             Address::Sim { .. } => "sim",
         }
     }
@@ -396,6 +408,7 @@ impl fmt::Display for DeviceUri {
         match &self.address {
             Address::Serial { path } => write!(f, "serial:{}", Encoded(path))?,
             Address::Evdev { path } => write!(f, "evdev:{}", Encoded(path))?,
+            Address::Usblp { path } => write!(f, "usblp:{}", Encoded(path))?,
             Address::Tcp { host, port } if host.contains(':') => write!(f, "tcp:[{host}]:{port}")?,
             Address::Tcp { host, port } => write!(f, "tcp:{host}:{port}")?,
             Address::Usb(sel) => write!(f, "usb:{sel}")?,

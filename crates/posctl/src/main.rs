@@ -398,6 +398,17 @@ enum PrinterCommand {
         #[arg(long, value_name = "URI")]
         device: String,
     },
+    /// Identify the printer (IEEE 1284 Device ID on USB/usblp, else GS I), say which
+    /// model-database profile fits and what it supports. The URI's `profile` option is
+    /// replaced by `profile=auto` unless it names a profile.
+    Info {
+        /// The printer URI.
+        #[arg(long, value_name = "URI")]
+        device: String,
+    },
+    /// List the printer profiles (hand-written and the imported model database) with what
+    /// each supports.
+    Models,
     /// Show status changes as they happen.
     Watch {
         /// The printer URI.
@@ -705,6 +716,8 @@ fn main() -> ExitCode {
             PrinterCommand::Print { device, file } => printer::print(device, file, cli.json),
             PrinterCommand::Selftest { device } => printer::selftest(device, cli.json),
             PrinterCommand::Watch { device, seconds } => printer::watch(device, *seconds, cli.json),
+            PrinterCommand::Info { device } => printer::info(device, cli.json),
+            PrinterCommand::Models => printer::models(cli.json),
         },
     };
     match result {

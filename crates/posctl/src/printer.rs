@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use pos_escpos::{DriverConfig, EscPosError, EscPosPrinter};
+use pos_escpos::{DriverConfig, EscPosError, EscPosPrinter, PrintReport};
 use pos_hal::{
     Device, DeviceEvent, Document, Fault, FaultKind, PrintOutcome, PrinterConditions,
     ReceiptPrinter,
@@ -143,13 +143,15 @@ fn load_document(file: &str) -> Result<Document, CliError> {
 
 fn report_outcome(
     device: &str,
-    outcome: Result<PrintOutcome, EscPosError>,
+    outcome: Result<PrintReport, EscPosError>,
     json: bool,
     printer: &Printer,
 ) -> Result<Exit, CliError> {
     let rendering = printer.simulator().map(|s| s.all_text());
     match outcome {
-        Ok(o) => {
+        Ok(report) => {
+            let notes = report.notes();
+            let o = report.outcome;
             let exit = match o {
                 PrintOutcome::Confirmed | PrintOutcome::StatusVerified => Exit::Ok,
                 // Bytes left, but nothing says the receipt came out: not a success.
@@ -160,6 +162,8 @@ fn report_outcome(
                 if let Some(map) = v.as_object_mut() {
                     map.insert("device".into(), device.into());
                     map.insert("printed".into(), (exit == Exit::Ok).into());
+                    map.insert("profile".into(), report.profile.clone().into());
+                    map.insert("substituted".into(), notes.clone().into());
                     if let Some(r) = &rendering {
                         map.insert("rendering".into(), r.clone().into());
                     }
@@ -175,6 +179,9 @@ fn report_outcome(
                     PrintOutcome::Unconfirmed { reason } => format!("NOT CONFIRMED: {reason}"),
                 };
                 println!("{device}: {what}");
+                for n in &notes {
+                    println!("  substituted: {n}");
+                }
                 if let Some(r) = rendering {
                     println!("--- virtual printer output ---\n{r}\n------------------------------");
                 }
@@ -210,7 +217,7 @@ fn report_outcome(
 pub fn print(device: &str, file: &str, json: bool) -> Result<Exit, CliError> {
     let doc = load_document(file)?;
     let mut printer = open(device)?;
-    let outcome = printer.print(&doc);
+    let outcome = printer.print_report(&doc);
     report_outcome(device, outcome, json, &printer)
 }
 
@@ -218,8 +225,183 @@ pub fn print(device: &str, file: &str, json: bool) -> Result<Exit, CliError> {
 pub fn selftest(device: &str, json: bool) -> Result<Exit, CliError> {
     let mut printer = open(device)?;
     let doc = pos_escpos::selftest::test_page(&printer.profile());
-    let outcome = printer.print(&doc);
+    let outcome = printer.print_report(&doc);
     report_outcome(device, outcome, json, &printer)
+}
+
+/// `posctl printer info`: what the printer says it is and the profile chosen for it.
+pub fn info(device: &str, json: bool) -> Result<Exit, CliError> {
+    let mut uri = DeviceUri::parse(device).map_err(|e| CliError::new(e.to_string()))?;
+    if uri.option("profile").is_none() {
+        let mut options = uri.options().to_vec();
+        options.push(("profile".into(), "auto".into()));
+        uri = DeviceUri::new(uri.address().clone(), options)
+            .map_err(|e| CliError::new(e.to_string()))?;
+    }
+    let mut printer = pos_escpos::open(&uri, DriverConfig::default()).map_err(cli_error)?;
+    let detection = printer.detection().cloned();
+    let device_id = printer.device_id().cloned();
+    // GS I as well, best effort (the device ID may already have said it all).
+    let gs_i = printer.identify().ok();
+    let profile = printer.profile();
+    let status = printer.status().ok();
+    if json {
+        let caps: serde_json::Map<String, serde_json::Value> = profile
+            .capabilities()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.name().into()))
+            .collect();
+        let body = serde_json::json!({
+            "device": device,
+            "device_id": device_id.as_ref().map(|d| d.to_string()),
+            "gs_i": gs_i,
+            "detected_from": detection.as_ref().map(|d| d.source.clone()),
+            "maker": detection.as_ref().and_then(|d| d.maker.clone()),
+            "model": detection.as_ref().and_then(|d| d.model.clone()),
+            "profile": profile.name,
+            "reason": detection.as_ref().map(|d| d.reason.clone()),
+            "capabilities": caps,
+            "code_pages": profile.code_pages.iter().map(|e| format!("{}={}", e.number, e.page)).collect::<Vec<_>>(),
+            "conditions": status.map(|c| c.names()),
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&body).unwrap_or_default()
+        );
+        return Ok(Exit::Ok);
+    }
+    println!("device:     {device}");
+    if let Some(id) = &device_id {
+        println!("device ID:  {id}");
+    }
+    if let Some(id) = &gs_i {
+        let said: Vec<String> = [
+            id.maker.clone(),
+            id.model.clone(),
+            id.firmware.as_ref().map(|f| format!("firmware {f}")),
+            id.model_id.map(|m| format!("model ID 0x{m:02x}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !said.is_empty() {
+            println!("GS I:       {}", said.join(", "));
+        }
+    }
+    match &detection {
+        Some(d) => {
+            println!(
+                "found:      {} (from {})",
+                [d.maker.clone(), d.model.clone()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                d.source
+            );
+            println!("profile:    {} ({})", profile.name, d.reason);
+        }
+        None if uri.option("profile") == Some("auto") => println!(
+            "profile:    {} (the virtual printer keeps its own profile: no detection on sim:)",
+            profile.name
+        ),
+        None => println!("profile:    {} (given in the URI)", profile.name),
+    }
+    print_profile(&profile);
+    if let Some(c) = status {
+        println!(
+            "status:     {}",
+            if c.is_empty() {
+                "ready".to_string()
+            } else {
+                c.names().join(", ")
+            }
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+fn print_profile(p: &pos_escpos::profile::Profile) {
+    if !p.vendor.is_empty() {
+        println!("model:      {} {} ({})", p.vendor, p.model, p.source);
+    }
+    println!(
+        "media:      {} mm, {} dots, {}/{} columns (font A/B){}",
+        p.paper_width_mm,
+        p.dots_per_line,
+        p.columns_font_a,
+        p.columns_font_b,
+        if p.assumed.iter().any(|a| a == "dots_per_line") {
+            " (assumed: the database does not say)"
+        } else {
+            ""
+        }
+    );
+    let pages: Vec<String> = p
+        .code_pages
+        .iter()
+        .map(|e| format!("{}={}", e.number, e.page))
+        .collect();
+    println!("code pages: {}", pages.join(" "));
+    for (what, s) in p.capabilities() {
+        println!("  {what:<28} {s}");
+    }
+}
+
+/// `posctl printer models`: every profile and what it supports.
+pub fn models(json: bool) -> Result<Exit, CliError> {
+    let names = pos_escpos::profile::Profile::builtin_names();
+    let profiles: Vec<_> = names
+        .iter()
+        .filter_map(|n| pos_escpos::profile::Profile::builtin(n))
+        .collect();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&profiles).unwrap_or_default()
+        );
+        return Ok(Exit::Ok);
+    }
+    let short = |s: pos_escpos::profile::Support| match s {
+        pos_escpos::profile::Support::Yes => "y",
+        pos_escpos::profile::Support::No => "-",
+        pos_escpos::profile::Support::Unknown => "?",
+    };
+    println!(
+        "{:<28} {:>4} {:>5} {:>5}  cut raster col gsL bar qr pulse cn dleeot gsr gsi asb gsH",
+        "profile", "mm", "dots", "pages"
+    );
+    for p in &profiles {
+        let caps: Vec<&str> = p
+            .capabilities()
+            .into_iter()
+            .map(|(_, s)| short(s))
+            .collect();
+        // cutter, full, partial, raster, column, gsL, barcode, qr, pulse, chinese, dle, gsr, gsi, asb, gsH
+        let c = |i: usize| caps.get(i).copied().unwrap_or("?");
+        println!(
+            "{:<28} {:>4} {:>5} {:>5}  {:<3} {:<6} {:<3} {:<3} {:<3} {:<2} {:<5} {:<2} {:<6} {:<3} {:<3} {:<3} {}",
+            p.name,
+            p.paper_width_mm,
+            p.dots_per_line,
+            p.code_pages.len(),
+            c(0),
+            c(3),
+            c(4),
+            c(5),
+            c(6),
+            c(7),
+            c(8),
+            c(9),
+            c(10),
+            c(11),
+            c(12),
+            c(13),
+            c(14)
+        );
+    }
+    println!("(y yes, - no, ? unknown: never used)");
+    Ok(Exit::Ok)
 }
 
 /// `posctl printer watch`: status changes as they happen, until `seconds` pass (forever
