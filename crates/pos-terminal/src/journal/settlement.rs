@@ -715,9 +715,9 @@ impl Journal {
                 })
             })
             .map_err(&sq)?
-            .collect::<Result<_, _>>()
-            .map_err(&sq);
-        rows
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(&sq)?;
+        Ok(rows)
     }
 
     fn diffs_where(&self, rest: &str, id: i64) -> Result<Vec<Difference>, JournalError> {
@@ -744,9 +744,9 @@ impl Journal {
                 })
             })
             .map_err(&sq)?
-            .collect::<Result<_, _>>()
-            .map_err(&sq);
-        rows
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(&sq)?;
+        Ok(rows)
     }
 
     /// The differences a settlement found.
@@ -784,9 +784,9 @@ impl Journal {
                 })
             })
             .map_err(&sq)?
-            .collect::<Result<_, _>>()
-            .map_err(&sq);
-        rows
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(&sq)?;
+        Ok(rows)
     }
 }
 
