@@ -46,7 +46,9 @@ pub const BALANCED: &str = "00";
 pub const OUT_OF_BALANCE: &str = "95";
 
 /// A count and an amount in minor units.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct CountAmount {
     /// How many.
     pub count: u64,
@@ -63,7 +65,9 @@ impl CountAmount {
 }
 
 /// The totals of one currency of a batch.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct CurrencyTotals {
     /// ISO 4217 numeric currency.
     pub currency: u16,
@@ -393,7 +397,10 @@ mod tests {
         t.voids.add(300);
         let u = CurrencyTotals::new(840);
         let text = CurrencyTotals::encode_all(&[t, u]);
-        assert_eq!(text, "978:2/1550,1/100,0/0,0/0,1/300;840:0/0,0/0,0/0,0/0,0/0");
+        assert_eq!(
+            text,
+            "978:2/1550,1/100,0/0,0/0,1/300;840:0/0,0/0,0/0,0/0,0/0"
+        );
         assert_eq!(CurrencyTotals::decode_all(&text), Some(vec![t, u]));
         assert_eq!(t.net(), 1450);
         assert_eq!(CurrencyTotals::decode_all("978:1/2"), None);

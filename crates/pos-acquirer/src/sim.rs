@@ -256,10 +256,9 @@ impl std::str::FromStr for Disagreement {
             ("drop-reversal", "") => Ok(Disagreement::DropReversal),
             ("lose-completion", "") => Ok(Disagreement::LoseCompletion),
             ("invent-approval", "") => Ok(Disagreement::InventApproval(4200)),
-            ("invent-approval", v) => v
-                .parse()
-                .map(Disagreement::InventApproval)
-                .map_err(|_| format!("invent-approval={v}: the amount is in minor units, e.g. 4200")),
+            ("invent-approval", v) => v.parse().map(Disagreement::InventApproval).map_err(|_| {
+                format!("invent-approval={v}: the amount is in minor units, e.g. 4200")
+            }),
             _ => Err(format!(
                 "unknown disagreement {s:?}: drop-reversal, invent-approval[=MINOR_UNITS], lose-completion"
             )),

@@ -154,6 +154,7 @@ fn statements() -> Vec<Checked> {
         checked("OPEN_BATCH", settle::OPEN_BATCH),
         checked("NEXT_BATCH", settle::NEXT_BATCH),
         checked("BY_BATCH", sql::select_txn(settle::BY_BATCH)),
+        checked("OPEN_PREAUTHS", sql::select_txn(settle::OPEN_PREAUTHS)),
         checked("settle::INSERT", settle::INSERT),
         checked("settle::BATCH_OF", settle::BATCH_OF),
         checked("settle::STATE", settle::STATE),

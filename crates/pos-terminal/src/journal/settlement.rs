@@ -35,6 +35,8 @@ CREATE TABLE IF NOT EXISTS settlement (
 );
 CREATE INDEX IF NOT EXISTS settlement_state ON settlement(state);
 CREATE INDEX IF NOT EXISTS txn_batch ON txn(batch);
+CREATE INDEX IF NOT EXISTS txn_open_preauth ON txn(id)
+  WHERE kind = 'preauth' AND completed_by IS NULL;
 CREATE TABLE IF NOT EXISTS settlement_item (
   settlement_id INTEGER NOT NULL REFERENCES settlement(id),
   txn_id INTEGER NOT NULL,
@@ -67,11 +69,14 @@ pub(super) mod sql {
     pub(in crate::journal) const OPEN_BATCH: &str =
         "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'batch'";
     /// Open the next batch, only if `?1` is still the open one.
-    pub(in crate::journal) const NEXT_BATCH: &str =
-        "UPDATE meta SET value = CAST(?1 + 1 AS TEXT)
+    pub(in crate::journal) const NEXT_BATCH: &str = "UPDATE meta SET value = CAST(?1 + 1 AS TEXT)
          WHERE key = 'batch' AND CAST(value AS INTEGER) = ?1";
     /// A batch's transactions (after `select_txn`).
     pub(in crate::journal) const BY_BATCH: &str = "WHERE batch = ?1 ORDER BY id";
+    /// Pre-authorizations not completed (after `select_txn`), through their partial index.
+    pub(in crate::journal) const OPEN_PREAUTHS: &str =
+        "WHERE kind = 'preauth' AND completed_by IS NULL
+         AND state IN ('completed', 'receipt_owed') ORDER BY id";
     /// A new settlement.
     pub(in crate::journal) const INSERT: &str =
         "INSERT INTO settlement(batch, state, forced, totals, created_ms, updated_ms)
@@ -335,9 +340,28 @@ impl Journal {
     /// [`JournalError::Sqlite`], [`JournalError::Corrupt`].
     pub fn batch_txns(&self, batch: u32) -> Result<Vec<Txn>, JournalError> {
         if self.v1 {
-            return if batch == 1 { self.all() } else { Ok(Vec::new()) };
+            return if batch == 1 {
+                self.all()
+            } else {
+                Ok(Vec::new())
+            };
         }
         self.query(sql::BY_BATCH, &[&batch])
+    }
+
+    /// Approved pre-authorizations not completed yet, whatever their batch, oldest first.
+    ///
+    /// # Errors
+    /// [`JournalError::Sqlite`], [`JournalError::Corrupt`].
+    pub fn open_preauths(&self) -> Result<Vec<Txn>, JournalError> {
+        if self.v1 {
+            return Ok(self
+                .in_states(&[State::Completed, State::ReceiptOwed])?
+                .into_iter()
+                .filter(|t| t.kind == Operation::PreAuth && t.completed_by.is_none())
+                .collect());
+        }
+        self.query(sql::OPEN_PREAUTHS, &[])
     }
 
     /// Start settling `batch` (it must be the open batch): the settlement row with the
@@ -437,14 +461,8 @@ impl Journal {
         .map_err(&sq)?;
         tx.execute(sql::LOG, params![id, now, to.name(), note])
             .map_err(&sq)?;
-        let alarms = write_diffs(
-            &tx,
-            id,
-            u32::try_from(batch).unwrap_or(0),
-            diffs,
-            now,
-        )
-        .map_err(&sq)?;
+        let alarms =
+            write_diffs(&tx, id, u32::try_from(batch).unwrap_or(0), diffs, now).map_err(&sq)?;
         tx.commit().map_err(&sq)?;
         self.committed(true);
         self.notify_alarms(alarms);
@@ -560,8 +578,8 @@ impl Journal {
         let batch: i64 = tx
             .query_row(sql::BATCH_OF, [id], |r| r.get(0))
             .map_err(&sq)?;
-        let alarms = write_diffs(&tx, id, u32::try_from(batch).unwrap_or(0), diffs, now)
-            .map_err(&sq)?;
+        let alarms =
+            write_diffs(&tx, id, u32::try_from(batch).unwrap_or(0), diffs, now).map_err(&sq)?;
         tx.commit().map_err(&sq)?;
         self.committed(true);
         let seqs = alarms.iter().map(|a| a.0).collect();
@@ -627,29 +645,33 @@ impl Journal {
             .collect::<Result<_, _>>()
             .map_err(&sq)?;
         rows.into_iter()
-            .map(|(id, batch, state, forced, totals, stan, tt, rc, receipt, c, u)| {
-                Ok(Settlement {
-                    id,
-                    batch: u32::try_from(batch).unwrap_or(0),
-                    state: SettlementState::from_name(&state).ok_or(JournalError::Corrupt {
+            .map(
+                |(id, batch, state, forced, totals, stan, tt, rc, receipt, c, u)| {
+                    Ok(Settlement {
                         id,
-                        what: "settlement state",
-                        value: state,
-                    })?,
-                    forced,
-                    totals: serde_json::from_str(&totals).map_err(|_| JournalError::Corrupt {
-                        id,
-                        what: "settlement totals",
-                        value: totals.clone(),
-                    })?,
-                    stan,
-                    transmission_time: tt,
-                    response_code: rc,
-                    receipt,
-                    created_ms: c,
-                    updated_ms: u,
-                })
-            })
+                        batch: u32::try_from(batch).unwrap_or(0),
+                        state: SettlementState::from_name(&state).ok_or(JournalError::Corrupt {
+                            id,
+                            what: "settlement state",
+                            value: state,
+                        })?,
+                        forced,
+                        totals: serde_json::from_str(&totals).map_err(|_| {
+                            JournalError::Corrupt {
+                                id,
+                                what: "settlement totals",
+                                value: totals.clone(),
+                            }
+                        })?,
+                        stan,
+                        transmission_time: tt,
+                        response_code: rc,
+                        receipt,
+                        created_ms: c,
+                        updated_ms: u,
+                    })
+                },
+            )
             .collect()
     }
 

@@ -269,7 +269,10 @@ fn a_batch_is_settled_once_and_the_next_one_opens() {
     let err = j
         .settlement_step(s, SettlementState::Balanced, "x", None, None, None, &[])
         .unwrap_err();
-    assert!(matches!(err, JournalError::IllegalSettlement { .. }), "{err}");
+    assert!(
+        matches!(err, JournalError::IllegalSettlement { .. }),
+        "{err}"
+    );
     j.settlement_step(
         s,
         SettlementState::Requested,
@@ -299,5 +302,9 @@ fn a_batch_is_settled_once_and_the_next_one_opens() {
     assert_eq!(j.differences(s).unwrap().len(), 1);
     // Each difference is an alarm of the lane.
     let alarms = j.events(None).unwrap();
-    assert!(alarms.iter().any(|e| e.kind == "alarm" && e.detail.contains("reversal stuck")));
+    assert!(
+        alarms
+            .iter()
+            .any(|e| e.kind == "alarm" && e.detail.contains("reversal stuck"))
+    );
 }

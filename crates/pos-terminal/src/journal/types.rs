@@ -277,9 +277,7 @@ impl pos_hal::Fault for JournalError {
             JournalError::Sqlite { .. } | JournalError::Io { .. } => pos_hal::FaultKind::Io,
             JournalError::IllegalTransition { .. }
             | JournalError::IllegalSettlement { .. }
-            | JournalError::NotFound(_) => {
-                pos_hal::FaultKind::InvalidInput
-            }
+            | JournalError::NotFound(_) => pos_hal::FaultKind::InvalidInput,
             JournalError::Corrupt { .. } => pos_hal::FaultKind::Protocol,
             JournalError::IdentityLost { .. }
             | JournalError::Foreign { .. }

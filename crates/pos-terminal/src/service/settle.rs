@@ -133,7 +133,13 @@ fn describe(t: &Txn) -> String {
 
 /// The difference, if any, between what the terminal recorded of `t` and the host's view.
 fn compare(t: &Txn, view: TerminalView, host: &HostView) -> Option<NewDifference> {
-    let money = |a: u64| format!("{} {}", receipt::currency_name(t.currency), receipt::money(a));
+    let money = |a: u64| {
+        format!(
+            "{} {}",
+            receipt::currency_name(t.currency),
+            receipt::money(a)
+        )
+    };
     let host_ref = |h: &HostView| {
         format!(
             "STAN {}, RRN {}",
@@ -227,7 +233,10 @@ pub fn settlement_receipt(
 ) -> String {
     let mut out = vec![
         "SETTLEMENT".to_string(),
-        format!("TERMINAL {}  MERCHANT {}", config.terminal_id, config.merchant_id),
+        format!(
+            "TERMINAL {}  MERCHANT {}",
+            config.terminal_id, config.merchant_id
+        ),
         format!("BATCH {:06}  {}", s.batch, time::human(at_ms)),
         match state {
             SettlementState::Balanced => "BALANCED WITH THE HOST".to_string(),
@@ -278,9 +287,8 @@ pub fn settlement_receipt(
             ))
             .or_default();
         e.0 += 1;
-        e.1 = e
-            .1
-            .saturating_add(sign.saturating_mul(i64::try_from(t.amount).unwrap_or(i64::MAX)));
+        e.1 =
+            e.1.saturating_add(sign.saturating_mul(i64::try_from(t.amount).unwrap_or(i64::MAX)));
     }
     if !by.is_empty() {
         out.push("-- BY CARD AND ENTRY --".into());
@@ -376,7 +384,9 @@ impl Terminal {
                 let batch = self.journal.open_batch()?;
                 let txns = self.journal.batch_txns(batch)?;
                 let totals = batch_totals(&txns, self.config.currency);
-                let id = self.journal.settlement_start(batch, force, &totals, &known)?;
+                let id = self
+                    .journal
+                    .settlement_start(batch, force, &totals, &known)?;
                 self.say(
                     None,
                     &format!(
@@ -675,7 +685,10 @@ impl Terminal {
             return Err(self.refused(s, code));
         }
         let txns = self.journal.batch_txns(s.batch)?;
-        let currency = s.totals.first().map_or(self.config.currency, |t| t.currency);
+        let currency = s
+            .totals
+            .first()
+            .map_or(self.config.currency, |t| t.currency);
         let money = |a: u64| format!("{} {}", receipt::currency_name(currency), receipt::money(a));
         let diffs: Vec<NewDifference> = match HostOnly::decode_all(text.as_deref().unwrap_or("")) {
             Some(list) => list
@@ -735,15 +748,8 @@ impl Terminal {
                 s.batch
             ),
         };
-        self.journal.settlement_step(
-            s.id,
-            to,
-            &note,
-            None,
-            Some("00"),
-            Some(&text),
-            diffs,
-        )?;
+        self.journal
+            .settlement_step(s.id, to, &note, None, Some("00"), Some(&text), diffs)?;
         self.say(None, &note);
         self.print_settlement(s.id, &text)?;
         Ok(())
