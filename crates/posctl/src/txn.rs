@@ -1027,9 +1027,12 @@ pub fn settle(
         .journal()
         .unfinished_settlement()
         .map_err(err)?;
+    let mut drained = pos_terminal::DrainReport::default();
     if unfinished.is_none() {
-        // A crashed sale first (recovery would also resume a settlement: there is none).
+        // A crashed sale first (recovery would also resume a settlement: there is none);
+        // its reversal drain is the settlement's "pending reversals first".
         let r = lane.terminal.recover().map_err(err)?;
+        drained = r.drain.clone();
         if !r.moved.is_empty() && !json {
             eprintln!(
                 "start-up recovery: {} transaction(s) from an earlier run moved on",
@@ -1047,6 +1050,18 @@ pub fn settle(
         },
         exit: Exit::DeviceFault,
     })?;
+    let mut r = r;
+    for (all, more) in [
+        (&mut r.reversals.reversed, drained.reversed),
+        (&mut r.reversals.rejected, drained.rejected),
+        (&mut r.reversals.stuck, drained.stuck),
+    ] {
+        for id in more {
+            if !all.contains(&id) {
+                all.push(id);
+            }
+        }
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
     } else {
