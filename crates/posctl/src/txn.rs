@@ -365,6 +365,7 @@ pub fn recover(lane_args: &LaneArgs, json: bool) -> Result<Exit, CliError> {
             "moved": r.moved.iter().map(|(id, from, to)| serde_json::json!({"id": id, "from": from, "to": to})).collect::<Vec<_>>(),
             "drain": r.drain,
             "reprinted": r.reprinted,
+            "settlement": r.settlement,
             "outstanding": pending.iter().map(pos_terminal::report::Brief::from).collect::<Vec<_>>(),
         });
         println!(
@@ -384,6 +385,9 @@ pub fn recover(lane_args: &LaneArgs, json: bool) -> Result<Exit, CliError> {
             r.drain.stuck.len()
         );
         println!("owed receipts printed: {}", r.reprinted.len());
+        if let Some(s) = &r.settlement {
+            println!("{s}");
+        }
         for t in &pending {
             println!("  outstanding {} {} {}", t.id, t.state, meaning(t.state));
         }

@@ -43,6 +43,9 @@ pub struct SettlementReport {
     pub reversals: DrainReport,
 }
 
+/// The action of a dropped reversal's difference until its re-send has an outcome.
+const RESENDING: &str = "re-sending the reversal";
+
 /// Difference kinds (see [`Difference::kind`]).
 pub mod diff_kind {
     /// The host charged (or credited) it; the terminal recorded it reversed.
@@ -176,7 +179,7 @@ fn compare(t: &Txn, view: TerminalView, host: &HostView) -> Option<NewDifference
                 t.state,
                 describe(t)
             ),
-            "re-sending the reversal",
+            RESENDING,
         )),
         (TerminalView::Voided, HostState::Standing) => Some(d(
             diff_kind::HOST_CHARGED_TERMINAL_VOIDED,
@@ -629,6 +632,16 @@ impl Terminal {
                 if let Some(seq) = seqs.first() {
                     let action = self.resend_reversal(&t)?;
                     self.journal.difference_action(*seq, &action)?;
+                }
+            }
+        }
+        // A crash between a difference's record and its reversal's re-send: send it now.
+        for d in self.journal.differences(s.id)? {
+            if d.kind == diff_kind::HOST_CHARGED_TERMINAL_REVERSED && d.action == RESENDING {
+                if let Some(id) = d.txn_id {
+                    let t = self.journal.get(id)?;
+                    let action = self.resend_reversal(&t)?;
+                    self.journal.difference_action(d.seq, &action)?;
                 }
             }
         }
