@@ -138,7 +138,8 @@ pub(super) mod sql {
          WHERE settlement_id = ?1 ORDER BY seq";
 }
 
-/// Where a settlement is. See the [module](self) table.
+/// Where a settlement is: `started` → `requested` → `balanced`, or → `uploading` →
+/// `closing` → `closed_with_differences` (see [`SettlementState::next`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SettlementState {
