@@ -16,6 +16,7 @@ use std::time::Duration;
 use pos_hal::{Fault, FaultKind, Sensitive};
 
 use crate::Mti;
+use crate::settlement::{Advice, Reconciliation, SettleOutcome};
 
 /// What kind of financial operation a [`Request`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -165,6 +166,8 @@ pub struct Request {
     pub card: Option<CardData>,
     /// The earlier transaction (completion, void).
     pub original: Option<OriginalData>,
+    /// The terminal's open batch, sent in field 60 (6 digits) when known.
+    pub batch: Option<u32>,
 }
 
 /// Why a reversal is sent (sent in field 25 as the POS condition / reason).
@@ -474,6 +477,32 @@ pub trait Acquirer {
     /// response.
     fn echo(&mut self) -> Result<Duration, AcquirerError>;
 
+    /// Reconcile a batch (0500): the host answers `00` (balanced) or `95` (out of balance,
+    /// upload the batch). See [`crate::settlement`].
+    ///
+    /// The default answers [`SettleOutcome::NotSent`]: a host link that cannot settle says
+    /// so, it never pretends a batch balanced.
+    fn reconcile(
+        &mut self,
+        request: &Reconciliation,
+        observe: &mut dyn FnMut(&WireEvent),
+    ) -> SettleOutcome {
+        let _ = (request, observe);
+        SettleOutcome::NotSent(AcquirerError::Config {
+            detail: "this host link does not support settlement (0500)".into(),
+        })
+    }
+
+    /// Upload one transaction of a batch (0320 advice); the answer's field 63 is the host's
+    /// view of it. The default answers [`SettleOutcome::NotSent`], as
+    /// [`Acquirer::reconcile`].
+    fn advise(&mut self, advice: &Advice, observe: &mut dyn FnMut(&WireEvent)) -> SettleOutcome {
+        let _ = (advice, observe);
+        SettleOutcome::NotSent(AcquirerError::Config {
+            detail: "this host link does not support batch upload (0320)".into(),
+        })
+    }
+
     /// Dispatch a request by its operation.
     fn send(&mut self, request: &Request, observe: &mut dyn FnMut(&WireEvent)) -> Outcome {
         match request.operation {
@@ -507,6 +536,16 @@ impl<A: Acquirer + ?Sized> Acquirer for Box<A> {
     }
     fn echo(&mut self) -> Result<Duration, AcquirerError> {
         (**self).echo()
+    }
+    fn reconcile(
+        &mut self,
+        request: &Reconciliation,
+        observe: &mut dyn FnMut(&WireEvent),
+    ) -> SettleOutcome {
+        (**self).reconcile(request, observe)
+    }
+    fn advise(&mut self, advice: &Advice, observe: &mut dyn FnMut(&WireEvent)) -> SettleOutcome {
+        (**self).advise(advice, observe)
     }
 }
 

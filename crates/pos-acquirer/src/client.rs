@@ -20,6 +20,10 @@ use crate::acquirer::{
     Acquirer, AcquirerError, Approval, Decline, Operation, OriginalData, Outcome, Request,
     Reversal, WireEvent, is_approval_code, response_reason,
 };
+use crate::settlement::{
+    Advice, CurrencyTotals, HostReply, Reconciliation, SETTLE_AFTER_UPLOAD_CODE, SETTLE_CODE,
+    SettleOutcome,
+};
 use crate::{Deframer, Dialect, MAX_FRAME, Message, Mti, decode, encode, frame};
 
 /// Response code a host gives for a reversal of a transaction it does not know ("unable to
@@ -324,6 +328,9 @@ impl TcpAcquirer {
             .set_terminal_id(&s.terminal_id)
             .set_merchant_id(&s.merchant_id)
             .set_currency(&format!("{:03}", request.currency));
+        if let Some(batch) = request.batch {
+            m.set_str(60, &format!("{:06}", batch % 1_000_000));
+        }
         if matches!(request.operation, Operation::Completion | Operation::Void) {
             if let Some(orig) = &request.original {
                 m.set_original_data(&original_data_elements(orig));
@@ -371,6 +378,92 @@ impl TcpAcquirer {
             m.set_auth_code(code);
         }
         m
+    }
+
+    /// The reconciliation request (0500): 3 `920000` (`960000` after an upload), 7, 11, 41,
+    /// 42; the first currency's totals in 50, 74-77, 86-89 and 97; the batch in 60; every
+    /// currency's totals in 63 (see [`crate::settlement`]).
+    pub fn build_reconciliation(&self, r: &Reconciliation) -> Message {
+        let s = &self.settings;
+        let mut m = Message::new(Mti::RECONCILIATION_REQUEST);
+        m.set_processing_code(if r.after_upload {
+            SETTLE_AFTER_UPLOAD_CODE
+        } else {
+            SETTLE_CODE
+        })
+        .set_transmission_time(&r.transmission_time)
+        .set_stan(r.stan)
+        .set_terminal_id(&s.terminal_id)
+        .set_merchant_id(&s.merchant_id);
+        if let Some(t) = r.totals.first() {
+            let n10 = |v: u64| format!("{:010}", v.min(9_999_999_999));
+            let n16 = |v: u64| format!("{:016}", v.min(9_999_999_999_999_999));
+            m.set_str(50, &format!("{:03}", t.currency))
+                .set_str(74, &n10(t.credits.count))
+                .set_str(75, &n10(t.credit_reversals.count))
+                .set_str(76, &n10(t.debits.count))
+                .set_str(77, &n10(t.debit_reversals.count))
+                .set_str(86, &n16(t.credits.amount))
+                .set_str(87, &n16(t.credit_reversals.amount))
+                .set_str(88, &n16(t.debits.amount))
+                .set_str(89, &n16(t.debit_reversals.amount));
+            let net = t.net();
+            let sign = if net < 0 { 'C' } else { 'D' };
+            m.set_str(97, &format!("{sign}{}", n16(net.unsigned_abs())));
+        }
+        m.set_str(60, &format!("{:06}", r.batch % 1_000_000))
+            .set_str(63, &CurrencyTotals::encode_all(&r.totals));
+        m
+    }
+
+    /// The batch-upload advice (0320): 3 the operation's processing code, 4, 7, 11, 25 `00`,
+    /// 41, 42, 49, 60 the batch, 63 the terminal's view, 90 the original and 37/38 when
+    /// known. No card data: the host finds the transaction by field 90.
+    pub fn build_advice(&self, a: &Advice) -> Message {
+        let s = &self.settings;
+        let mut m = Message::new(Mti::ADVICE);
+        m.set_processing_code(a.operation.processing_code())
+            .set_amount(a.amount)
+            .set_transmission_time(&a.transmission_time)
+            .set_stan(a.stan)
+            .set_pos_condition("00")
+            .set_terminal_id(&s.terminal_id)
+            .set_merchant_id(&s.merchant_id)
+            .set_currency(&format!("{:03}", a.currency))
+            .set_original_data(&original_data_elements(&a.original));
+        m.set_str(60, &format!("{:06}", a.batch % 1_000_000))
+            .set_str(63, a.view.name());
+        if let Some(rrn) = &a.original.rrn {
+            m.set_rrn(rrn);
+        }
+        if let Some(code) = &a.original.auth_code {
+            m.set_auth_code(code);
+        }
+        m
+    }
+
+    /// Exchange a settlement message: any answer with a response code is
+    /// [`SettleOutcome::Answered`].
+    fn settle_exchange(&self, msg: &Message, observe: &mut dyn FnMut(&WireEvent)) -> SettleOutcome {
+        let (answer, elapsed) = match self.exchange(msg, observe) {
+            Ok(a) => a,
+            Err(ExchangeError::NotSent(e)) => return SettleOutcome::NotSent(e),
+            Err(ExchangeError::Unknown(e)) => return SettleOutcome::Unknown(e),
+            Err(ExchangeError::Bad(e)) => return SettleOutcome::BadResponse(e),
+        };
+        if let Err(e) = check_match(msg, &answer) {
+            return SettleOutcome::BadResponse(e);
+        }
+        match answer.response_code() {
+            Some(code) => SettleOutcome::Answered(HostReply {
+                response_code: code.to_string(),
+                text: answer.get_str(63).map(str::to_string),
+                elapsed,
+            }),
+            None => SettleOutcome::BadResponse(AcquirerError::BadResponse {
+                detail: "answer without a response code (field 39)".into(),
+            }),
+        }
     }
 
     /// One exchange on a fresh connection. `observe` gets `Sent` once the bytes left, then
@@ -516,6 +609,20 @@ impl Acquirer for TcpAcquirer {
     fn reverse(&mut self, reversal: &Reversal, observe: &mut dyn FnMut(&WireEvent)) -> Outcome {
         let msg = self.build_reversal(reversal);
         self.transact(&msg, true, observe)
+    }
+
+    fn reconcile(
+        &mut self,
+        request: &Reconciliation,
+        observe: &mut dyn FnMut(&WireEvent),
+    ) -> SettleOutcome {
+        let msg = self.build_reconciliation(request);
+        self.settle_exchange(&msg, observe)
+    }
+
+    fn advise(&mut self, advice: &Advice, observe: &mut dyn FnMut(&WireEvent)) -> SettleOutcome {
+        let msg = self.build_advice(advice);
+        self.settle_exchange(&msg, observe)
     }
 
     fn echo(&mut self) -> Result<Duration, AcquirerError> {

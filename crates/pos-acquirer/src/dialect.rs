@@ -199,10 +199,10 @@ impl Dialect {
     /// | 25 POS condition | n2 | | 90 original data elements | n42 |
     /// | 32 acquirer id | n..11 LLVAR | | 95 replacement amounts | an42 |
     /// | 35 track 2 | z..37 LLVAR | | 128 MAC | b8 |
-    /// | 37 RRN | an12 | | | |
-    /// | 38 auth code | an6 | | | |
-    /// | 39 response code | an2 | | | |
-    /// | 41 terminal id | ans8 | | | |
+    /// | 37 RRN | an12 | | 74-77 credits, debits (reversal) counts | n10 |
+    /// | 38 auth code | an6 | | 86-89 credits, debits (reversal) amounts | n16 |
+    /// | 39 response code | an2 | | 97 net settlement amount | an17 (`C`/`D` + n16) |
+    /// | 41 terminal id | ans8 | | 50 settlement currency | n3 |
     pub fn default_pos() -> Self {
         Self::pos_table(Encoding::Ascii, Encoding::Ascii, Encoding::Ascii)
     }
@@ -239,6 +239,7 @@ impl Dialect {
             (43, Fixed(40), Ans),
             (45, LlVar(76), Ans),
             (49, Fixed(3), N),
+            (50, Fixed(3), N),
             (52, Fixed(8), B),
             (53, Fixed(16), N),
             (54, LllVar(120), An),
@@ -249,8 +250,17 @@ impl Dialect {
             (63, LllVar(999), Ans),
             (64, Fixed(8), B),
             (70, Fixed(3), N),
+            (74, Fixed(10), N),
+            (75, Fixed(10), N),
+            (76, Fixed(10), N),
+            (77, Fixed(10), N),
+            (86, Fixed(16), N),
+            (87, Fixed(16), N),
+            (88, Fixed(16), N),
+            (89, Fixed(16), N),
             (90, Fixed(42), N),
             (95, Fixed(42), An),
+            (97, Fixed(17), An),
             (128, Fixed(8), B),
         ];
         let fields = table

@@ -11,6 +11,8 @@
 //! - [`frame`] and [`Deframer`]: the 2-byte big-endian length framing used over TCP.
 //! - [`TcpAcquirer`]: the [`Acquirer`] over TCP ([`AcquirerSettings`]), one connection per
 //!   exchange; [`check`]: a connectivity check with a plain [`Diagnosis`].
+//! - [`settlement`]: the batch's totals (0500) and its upload (0320), [`Acquirer::reconcile`]
+//!   and [`Acquirer::advise`].
 //! - `sim` (feature `sim`): `FakeHost`, a fake acquirer host with a
 //!   ledger, rules and one-shot faults.
 //!
@@ -38,6 +40,7 @@ mod error;
 mod framing;
 mod message;
 mod mti;
+pub mod settlement;
 #[cfg(feature = "sim")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim;

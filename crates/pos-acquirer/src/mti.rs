@@ -16,6 +16,10 @@ impl Mti {
     pub const FINANCIAL_REQUEST: Mti = Mti(200);
     /// 0210 financial response.
     pub const FINANCIAL_RESPONSE: Mti = Mti(210);
+    /// 0320 batch-upload advice (acquirer financial advice).
+    pub const ADVICE: Mti = Mti(320);
+    /// 0330 advice response.
+    pub const ADVICE_RESPONSE: Mti = Mti(330);
     /// 0400 reversal request.
     pub const REVERSAL_REQUEST: Mti = Mti(400);
     /// 0410 reversal response.
@@ -24,6 +28,10 @@ impl Mti {
     pub const REVERSAL_ADVICE: Mti = Mti(420);
     /// 0430 reversal advice response.
     pub const REVERSAL_ADVICE_RESPONSE: Mti = Mti(430);
+    /// 0500 acquirer reconciliation request (settlement).
+    pub const RECONCILIATION_REQUEST: Mti = Mti(500);
+    /// 0510 reconciliation response.
+    pub const RECONCILIATION_RESPONSE: Mti = Mti(510);
     /// 0800 network management request.
     pub const NETWORK_REQUEST: Mti = Mti(800);
     /// 0810 network management response.

@@ -33,6 +33,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::acquirer::{Operation, is_approval_code};
 use crate::client::ECHO_CODE;
+use crate::settlement::{
+    CurrencyTotals, HostOnly, HostState, HostView, OUT_OF_BALANCE, SETTLE_AFTER_UPLOAD_CODE,
+};
 use crate::{Deframer, Dialect, MAX_FRAME, Message, Mti, decode, encode, frame};
 
 /// How long a [`HostFault::Timeout`] keeps a connection open without answering, at most.
@@ -149,6 +152,12 @@ pub struct LedgerEntry {
     pub state: EntryState,
     /// For a completion or void: the original's STAN and transmission time (field 90).
     pub original: Option<(u32, String)>,
+    /// The terminal's batch (field 60), when the request carried one.
+    #[serde(default)]
+    pub batch: Option<u32>,
+    /// ISO 4217 numeric currency (field 49), when the request carried one.
+    #[serde(default)]
+    pub currency: Option<u16>,
 }
 
 mod operation_name {
@@ -188,6 +197,73 @@ pub struct Ledger {
     /// acquirer hosts do.
     #[serde(default)]
     pub early_reversals: Vec<(String, u32, String)>,
+    /// Settlements answered: what each terminal's batch came to at the host.
+    #[serde(default)]
+    pub settlements: Vec<HostSettlement>,
+}
+
+/// A terminal's batch as the host settled it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostSettlement {
+    /// Terminal id (field 41).
+    pub terminal_id: String,
+    /// Batch number (field 60).
+    pub batch: u32,
+    /// Whether the first 0500 balanced.
+    pub balanced: bool,
+    /// The host's totals when it answered the first 0500.
+    pub host_totals: Vec<CurrencyTotals>,
+    /// The terminal's totals from that 0500.
+    pub terminal_totals: Vec<CurrencyTotals>,
+    /// Original STANs uploaded in 0320 advices.
+    pub uploaded: Vec<u32>,
+    /// Whether the closing 0500 after the upload came.
+    pub closed_after_upload: bool,
+}
+
+/// A disagreement the fake host can be told to have at settlement, so tests and demos show
+/// each kind of difference ([`FakeHost::disagree`]). Each changes the ledger at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disagreement {
+    /// Forget the latest reversal the host acknowledged: its original stands (charged)
+    /// again at the host.
+    DropReversal,
+    /// Record an approved sale of this amount the terminal never sent, in the latest
+    /// batch the host saw from the terminal.
+    InventApproval(u64),
+    /// Lose the latest approved completion: the host has no record of it.
+    LoseCompletion,
+}
+
+impl Disagreement {
+    /// Stable kebab-case name (`drop-reversal`, `invent-approval`, `lose-completion`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Disagreement::DropReversal => "drop-reversal",
+            Disagreement::InventApproval(_) => "invent-approval",
+            Disagreement::LoseCompletion => "lose-completion",
+        }
+    }
+}
+
+impl std::str::FromStr for Disagreement {
+    type Err = String;
+    /// `drop-reversal`, `invent-approval` (42.00), `invent-approval=AMOUNT_IN_MINOR_UNITS`,
+    /// `lose-completion`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, value) = s.split_once('=').unwrap_or((s, ""));
+        match (name, value) {
+            ("drop-reversal", "") => Ok(Disagreement::DropReversal),
+            ("lose-completion", "") => Ok(Disagreement::LoseCompletion),
+            ("invent-approval", "") => Ok(Disagreement::InventApproval(4200)),
+            ("invent-approval", v) => v.parse().map(Disagreement::InventApproval).map_err(|_| {
+                format!("invent-approval={v}: the amount is in minor units, e.g. 4200")
+            }),
+            _ => Err(format!(
+                "unknown disagreement {s:?}: drop-reversal, invent-approval[=MINOR_UNITS], lose-completion"
+            )),
+        }
+    }
 }
 
 impl Ledger {
@@ -242,6 +318,70 @@ impl Ledger {
         self.entries.iter().rposition(|e| {
             e.terminal_id == terminal_id && e.stan == stan && e.transmission_time == time
         })
+    }
+
+    /// The host's totals of a terminal's batch, per currency (the currencies in the order
+    /// first seen): standing sales and completions are debits, standing refunds credits,
+    /// reversed ones the reversal totals, standing voids the voids.
+    pub fn batch_totals(&self, terminal_id: &str, batch: u32) -> Vec<CurrencyTotals> {
+        let mut out: Vec<CurrencyTotals> = Vec::new();
+        for e in self.batch_entries(terminal_id, batch) {
+            let currency = e.currency.unwrap_or(0);
+            let i = match out.iter().position(|t| t.currency == currency) {
+                Some(i) => i,
+                None => {
+                    out.push(CurrencyTotals::new(currency));
+                    out.len() - 1
+                }
+            };
+            let Some(t) = out.get_mut(i) else { continue };
+            match (e.operation, e.state) {
+                (Operation::Sale | Operation::Completion, EntryState::Approved) => {
+                    t.debits.add(e.amount)
+                }
+                (Operation::Refund, EntryState::Approved) => t.credits.add(e.amount),
+                (Operation::Sale | Operation::Completion, EntryState::Reversed) => {
+                    t.debit_reversals.add(e.amount)
+                }
+                (Operation::Refund, EntryState::Reversed) => t.credit_reversals.add(e.amount),
+                (Operation::Void, EntryState::Approved) => t.voids.add(e.amount),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// A terminal's entries in a batch that were approved (whatever became of them since).
+    fn batch_entries<'a>(
+        &'a self,
+        terminal_id: &'a str,
+        batch: u32,
+    ) -> impl Iterator<Item = &'a LedgerEntry> + 'a {
+        self.entries.iter().filter(move |e| {
+            e.terminal_id == terminal_id
+                && e.batch == Some(batch)
+                && e.operation != Operation::PreAuth
+                && is_approval_code(&e.response_code)
+        })
+    }
+
+    fn settlement_mut(&mut self, terminal_id: &str, batch: u32) -> &mut HostSettlement {
+        let i = match self
+            .settlements
+            .iter()
+            .position(|s| s.terminal_id == terminal_id && s.batch == batch)
+        {
+            Some(i) => i,
+            None => {
+                self.settlements.push(HostSettlement {
+                    terminal_id: terminal_id.to_string(),
+                    batch,
+                    ..HostSettlement::default()
+                });
+                self.settlements.len() - 1
+            }
+        };
+        &mut self.settlements[i]
     }
 
     fn next(&mut self) -> (String, String) {
@@ -438,6 +578,70 @@ impl FakeHost {
         self.shared.state().ledger.clone()
     }
 
+    /// Disagree at the next settlement (see [`Disagreement`]): the ledger is changed now
+    /// (and saved). Returns the entry changed, or the sale invented.
+    ///
+    /// # Errors
+    /// A plain sentence when there is nothing to disagree about (no acknowledged reversal,
+    /// no completion, no batch seen yet).
+    pub fn disagree(&self, what: Disagreement) -> Result<LedgerEntry, String> {
+        let mut st = self.shared.state();
+        let ledger = &mut st.ledger;
+        let changed = match what {
+            Disagreement::DropReversal => {
+                let i = ledger
+                    .entries
+                    .iter()
+                    .rposition(|e| {
+                        e.state == EntryState::Reversed && is_approval_code(&e.response_code)
+                    })
+                    .ok_or("no reversal acknowledged by the host to drop")?;
+                let e = &mut ledger.entries[i];
+                e.state = EntryState::Approved;
+                e.clone()
+            }
+            Disagreement::LoseCompletion => {
+                let i = ledger
+                    .entries
+                    .iter()
+                    .rposition(|e| {
+                        e.operation == Operation::Completion && e.state == EntryState::Approved
+                    })
+                    .ok_or("no approved completion to lose")?;
+                ledger.entries.remove(i)
+            }
+            Disagreement::InventApproval(amount) => {
+                let last = ledger
+                    .entries
+                    .iter()
+                    .rev()
+                    .find(|e| e.batch.is_some())
+                    .cloned()
+                    .ok_or("no batch seen from any terminal yet")?;
+                let (auth, rrn) = ledger.next();
+                let stan = 900_000 + u32::try_from(ledger.sequence % 99_999).unwrap_or(0);
+                let e = LedgerEntry {
+                    terminal_id: last.terminal_id,
+                    stan,
+                    transmission_time: last.transmission_time,
+                    operation: Operation::Sale,
+                    amount,
+                    response_code: "00".into(),
+                    auth_code: auth,
+                    rrn,
+                    state: EntryState::Approved,
+                    original: None,
+                    batch: last.batch,
+                    currency: last.currency,
+                };
+                ledger.entries.push(e.clone());
+                e
+            }
+        };
+        save(&st);
+        Ok(changed)
+    }
+
     /// Every message seen so far.
     pub fn log(&self) -> Vec<HostLogEntry> {
         self.shared.state().log.clone()
@@ -519,12 +723,16 @@ enum Kind {
     Financial,
     Reversal,
     Network,
+    Advice,
+    Reconciliation,
 }
 
 fn kind(mti: Mti) -> Option<Kind> {
     match (mti.class(), mti.function()) {
         (1 | 2, 0) => Some(Kind::Financial),
         (4, 0) => Some(Kind::Reversal),
+        (3, 2) => Some(Kind::Advice),
+        (5, 0) => Some(Kind::Reconciliation),
         (8, 0) => Some(Kind::Network),
         _ => None,
     }
@@ -677,10 +885,11 @@ fn handle(shared: &Shared, msg: &Message) -> Action {
             Action::Reply(a, delay)
         }
         (Some(kind), fault) => {
-            let mut a = if kind == Kind::Reversal {
-                reversal(&mut st, msg, fault.as_ref())
-            } else {
-                financial(&mut st, msg, fault.as_ref())
+            let mut a = match kind {
+                Kind::Reversal => reversal(&mut st, msg, fault.as_ref()),
+                Kind::Advice => advice(&mut st, msg),
+                Kind::Reconciliation => reconciliation(&mut st, msg),
+                _ => financial(&mut st, msg, fault.as_ref()),
             };
             save(&st);
             match fault {
@@ -820,6 +1029,8 @@ fn financial(st: &mut State, msg: &Message, fault: Option<&HostFault>) -> Messag
             } else {
                 None
             },
+            batch: msg.get_str(60).and_then(|b| b.parse().ok()),
+            currency: msg.currency().and_then(|c| c.parse().ok()),
         });
     }
     a.set_response_code(&code).set_rrn(&rrn);
@@ -881,6 +1092,110 @@ fn reversal(st: &mut State, msg: &Message, fault: Option<&HostFault>) -> Message
         }
     }
     a.set_response_code("00");
+    a
+}
+
+/// The field-60 batch of a settlement message.
+fn batch_of(msg: &Message) -> Option<u32> {
+    msg.get_str(60).and_then(|b| b.trim().parse().ok())
+}
+
+/// Process a 0500: compare the terminal's totals (field 63) with the ledger's for its batch
+/// and answer `00` or `95`; the closing 0500 after an upload (`960000`) is answered `00`
+/// with the host's standing transactions the upload did not name (field 63).
+fn reconciliation(st: &mut State, msg: &Message) -> Message {
+    let mut a = answer_to(msg);
+    let tid = msg.terminal_id().unwrap_or_default().to_string();
+    let (Some(batch), Some(theirs)) = (
+        batch_of(msg),
+        msg.get_str(63).and_then(CurrencyTotals::decode_all),
+    ) else {
+        a.set_response_code("30");
+        return a;
+    };
+    if msg.processing_code() == Some(SETTLE_AFTER_UPLOAD_CODE) {
+        let s = st.ledger.settlement_mut(&tid, batch).clone();
+        let missing: Vec<HostOnly> = st
+            .ledger
+            .batch_entries(&tid, batch)
+            .filter(|e| e.state == EntryState::Approved && !s.uploaded.contains(&e.stan))
+            .map(|e| HostOnly {
+                stan: e.stan,
+                amount: e.amount,
+                rrn: e.rrn.clone(),
+                operation: e.operation.name().to_string(),
+            })
+            .collect();
+        st.ledger.settlement_mut(&tid, batch).closed_after_upload = true;
+        a.set_response_code("00");
+        let text = HostOnly::encode_all(&missing);
+        // Field 63 holds at most 999 characters: the rest is cut at a whole entry.
+        let mut cut = text.as_str();
+        while cut.len() > 999 {
+            cut = cut.rsplit_once(';').map_or("", |(head, _)| head);
+        }
+        a.set_str(63, cut);
+        return a;
+    }
+    let ours = st.ledger.batch_totals(&tid, batch);
+    let nonzero = |t: &&CurrencyTotals| t.debits.count + t.credits.count > 0;
+    let mut agree = ours.iter().filter(nonzero).count() == theirs.iter().filter(nonzero).count();
+    for t in theirs.iter().filter(nonzero) {
+        let host = ours
+            .iter()
+            .find(|o| o.currency == t.currency)
+            .copied()
+            .unwrap_or(CurrencyTotals::new(t.currency));
+        agree &= host.agrees_with(t);
+    }
+    let s = st.ledger.settlement_mut(&tid, batch);
+    s.balanced = agree;
+    s.host_totals = ours;
+    s.terminal_totals = theirs;
+    a.set_response_code(if agree { "00" } else { OUT_OF_BALANCE });
+    a
+}
+
+/// Process a 0320 advice: note the upload, answer `00` with the host's view of the
+/// transaction (field 63).
+fn advice(st: &mut State, msg: &Message) -> Message {
+    let mut a = answer_to(msg);
+    let tid = msg.terminal_id().unwrap_or_default().to_string();
+    let (Some(batch), Some((stan, time))) = (batch_of(msg), original_of(msg)) else {
+        a.set_response_code("30");
+        return a;
+    };
+    let view = match st.ledger.position(&tid, stan, &time) {
+        Some(i) => match st.ledger.entries.get(i) {
+            Some(e) => HostView {
+                state: match e.state {
+                    EntryState::Approved => HostState::Standing,
+                    EntryState::Voided => HostState::Voided,
+                    EntryState::Reversed => HostState::Reversed,
+                    EntryState::Declined => HostState::Declined,
+                    // A completed pre-authorization: its completion carries the money.
+                    EntryState::Completed => HostState::Voided,
+                },
+                amount: e.amount,
+                rrn: e.rrn.clone(),
+            },
+            None => HostView {
+                state: HostState::Unknown,
+                amount: 0,
+                rrn: String::new(),
+            },
+        },
+        None => HostView {
+            state: HostState::Unknown,
+            amount: 0,
+            rrn: String::new(),
+        },
+    };
+    let s = st.ledger.settlement_mut(&tid, batch);
+    if !s.uploaded.contains(&stan) {
+        s.uploaded.push(stan);
+    }
+    a.set_response_code("00").set_str(63, &view.encode());
     a
 }
 

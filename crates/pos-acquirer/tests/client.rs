@@ -45,6 +45,7 @@ fn request(operation: Operation, stan: u32, amount: u64) -> Request {
         local_time: ("175100".into(), "1123".into()),
         card: Some(card()),
         original: None,
+        batch: None,
     }
 }
 
@@ -115,6 +116,7 @@ fn golden_sale_request_bytes() {
         local_time: ("175100".into(), "1123".into()),
         card: Some(card()),
         original: None,
+        batch: None,
     };
     let outcome = client.authorize(&req, &mut no_events());
     // The capture closes without answering: the request left, so the outcome is unknown.

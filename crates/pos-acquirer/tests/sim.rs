@@ -34,6 +34,7 @@ fn sale(stan: u32, amount: u64) -> Request {
             icc_data: None,
         }),
         original: None,
+        batch: None,
     }
 }
 

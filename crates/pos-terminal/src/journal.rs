@@ -23,11 +23,13 @@ use crate::identity;
 mod archive;
 mod open;
 mod read;
+mod settlement;
 mod types;
 mod write;
 
 pub use archive::{ArchiveReport, archive_file, archive_files};
 pub use open::op_from_name;
+pub use settlement::*;
 pub use types::*;
 
 use open::*;
@@ -85,7 +87,8 @@ CREATE TABLE IF NOT EXISTS txn (
   next_attempt_ms INTEGER,
   receipts_printed INTEGER NOT NULL DEFAULT 0,
   created_ms INTEGER NOT NULL,
-  updated_ms INTEGER NOT NULL
+  updated_ms INTEGER NOT NULL,
+  batch INTEGER
 );
 CREATE INDEX IF NOT EXISTS txn_state ON txn(state);
 CREATE INDEX IF NOT EXISTS txn_created ON txn(created_ms);
@@ -116,7 +119,13 @@ CREATE INDEX IF NOT EXISTS host_messages_txn ON host_messages(txn_id);
 const TXN_COLUMNS: &str = "id, kind, state, amount, currency, pan_masked, pan_hash, entry_mode, \
      aid, label, stan, mti, transmission_time, rrn, auth_code, response_code, reason, \
      original_id, no_receipt, voided, completed_by, reversal_reason, reversal_attempts, \
-     reversal_rejections, next_attempt_ms, receipts_printed, created_ms, updated_ms";
+     reversal_rejections, next_attempt_ms, receipts_printed, created_ms, updated_ms, batch";
+
+/// [`TXN_COLUMNS`] for a journal from before batches (schema 1), read without upgrading.
+const TXN_COLUMNS_V1: &str = "id, kind, state, amount, currency, pan_masked, pan_hash, entry_mode, \
+     aid, label, stan, mti, transmission_time, rrn, auth_code, response_code, reason, \
+     original_id, no_receipt, voided, completed_by, reversal_reason, reversal_attempts, \
+     reversal_rejections, next_attempt_ms, receipts_printed, created_ms, updated_ms, NULL";
 
 /// The journal's SQL, one constant per statement, so that the query-plan test
 /// (`journal/query_plans.rs`) runs `EXPLAIN QUERY PLAN` on exactly what the service runs.
@@ -161,10 +170,11 @@ mod sql {
         "SELECT max(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'txn'), 0),
          COALESCE((SELECT max(id) FROM txn), 0))";
 
-    /// A new transaction.
+    /// A new transaction, in the open batch.
     pub(super) const INSERT_TXN: &str =
-        "INSERT INTO txn(kind, state, amount, currency, original_id, created_ms, updated_ms)
-         VALUES (?1, 'created', ?2, ?3, ?4, ?5, ?5)";
+        "INSERT INTO txn(kind, state, amount, currency, original_id, created_ms, updated_ms, batch)
+         VALUES (?1, 'created', ?2, ?3, ?4, ?5, ?5,
+         (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'batch'))";
 
     /// A new transaction's first timeline entry.
     pub(super) const INSERT_TIMELINE_CREATED: &str =
@@ -266,6 +276,11 @@ mod sql {
         format!("SELECT {} FROM txn {rest}", super::TXN_COLUMNS)
     }
 
+    /// As [`select_txn`], for a journal read without upgrading from schema 1 (no batches).
+    pub(super) fn select_txn_v1(rest: &str) -> String {
+        format!("SELECT {} FROM txn {rest}", super::TXN_COLUMNS_V1)
+    }
+
     /// `state IN ('a', 'b')` for `states` (their names are fixed words, never input).
     pub(super) fn state_in(states: &[super::State]) -> String {
         let names: Vec<String> = states.iter().map(|s| format!("'{}'", s.name())).collect();
@@ -352,6 +367,9 @@ pub struct Journal {
     power_loss: Option<PowerLoss>,
     /// What was checked at open (`None` for a read-only handle).
     start_check: Option<StartCheck>,
+    /// A journal from before batches read without upgrading (read-only handle of a
+    /// schema-1 file): no batch column, no settlement tables.
+    v1: bool,
 }
 
 /// The state of the journal's files at the last durable commit, and when to lose power.

@@ -209,6 +209,15 @@ pub fn evidence(
     let events = journal.events(Some(id))?;
     let host = journal.host_messages(id)?;
     let reversal_attempts: Vec<_> = host.iter().filter(|m| m.purpose == "reversal").collect();
+    // The settlements that found a difference about it, each with its own evidence.
+    let mut settlements = Vec::new();
+    let mut seen = Vec::new();
+    for d in journal.differences_of_txn(id)? {
+        if !seen.contains(&d.settlement_id) {
+            seen.push(d.settlement_id);
+            settlements.push(settlement_evidence(journal, config, d.settlement_id)?);
+        }
+    }
     Ok(serde_json::json!({
         "generated": time::human(crate::journal::now_ms()),
         "terminal_id": config.terminal_id,
@@ -235,7 +244,114 @@ pub fn evidence(
                 _ => "not needed",
             },
         },
+        "batch": t.batch,
+        "differences": journal.differences_of_txn(id)?,
+        "settlements": settlements,
     }))
+}
+
+/// The evidence of a settlement: the settlement (batch, state, totals sent, receipt), its
+/// log (every step and host message, masked), the batch upload item by item, and every
+/// difference found.
+///
+/// # Errors
+/// [`JournalError`] (e.g. `NotFound`).
+pub fn settlement_evidence(
+    journal: &Journal,
+    config: &Config,
+    id: i64,
+) -> Result<serde_json::Value, JournalError> {
+    let s = journal.settlement(id)?;
+    Ok(serde_json::json!({
+        "generated": time::human(crate::journal::now_ms()),
+        "terminal_id": config.terminal_id,
+        "merchant_id": config.merchant_id,
+        "settlement": s,
+        "started": time::human(s.created_ms),
+        "log": journal.settlement_log(id)?.iter().map(|e| serde_json::json!({
+            "at": time::human(e.at_ms), "at_ms": e.at_ms, "step": e.step, "note": e.note,
+        })).collect::<Vec<_>>(),
+        "upload": journal.upload_items(id)?,
+        "differences": journal.differences(id)?,
+    }))
+}
+
+/// The batch picture of a report: the open batch, the latest settlement and its
+/// differences, and pre-authorizations still open with their age.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BatchReport {
+    /// The open batch (new transactions belong to it).
+    pub open_batch: u32,
+    /// The latest settlement, if any.
+    pub last_settlement: Option<crate::journal::Settlement>,
+    /// A settlement not finished (a crash or an outage stopped it): `posctl settle`
+    /// resumes it.
+    pub unfinished_settlement: Option<crate::journal::Settlement>,
+    /// The differences of the latest settlement.
+    pub differences: Vec<crate::journal::Difference>,
+    /// Approved pre-authorizations not completed, whatever their batch: they stay open
+    /// across settlements until completed or expired.
+    pub open_preauths: Vec<OpenPreauth>,
+}
+
+/// A pre-authorization still holding money on the card.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OpenPreauth {
+    /// Transaction id (complete it with `posctl complete ID AMOUNT`).
+    pub id: i64,
+    /// Amount held, minor units.
+    pub amount: u64,
+    /// Masked PAN.
+    pub pan_masked: Option<String>,
+    /// The batch it was authorized in.
+    pub batch: Option<u32>,
+    /// Age in whole days.
+    pub age_days: i64,
+    /// When the hold expires at the issuer (`PREAUTH_EXPIRY_DAYS` after it), and whether it
+    /// has.
+    pub expires: String,
+    /// Past its expiry: the issuer has released the hold; a completion may be declined.
+    pub expired: bool,
+}
+
+/// Days a pre-authorization's hold lasts at the issuer, as the report shows it (schemes
+/// use 7 to 30 days; 7 is the common floor for card-present holds).
+pub const PREAUTH_EXPIRY_DAYS: i64 = 7;
+
+/// The batch picture at `now_ms`.
+///
+/// # Errors
+/// [`JournalError`].
+pub fn batch_report(journal: &Journal, now_ms: i64) -> Result<BatchReport, JournalError> {
+    const DAY: i64 = 86_400_000;
+    let last = journal.settlements(1)?.pop();
+    let differences = match &last {
+        Some(s) => journal.differences(s.id)?,
+        None => Vec::new(),
+    };
+    let open_preauths = journal
+        .open_preauths()?
+        .into_iter()
+        .map(|t| {
+            let expires_ms = t.created_ms.saturating_add(PREAUTH_EXPIRY_DAYS * DAY);
+            OpenPreauth {
+                id: t.id,
+                amount: t.amount,
+                pan_masked: t.pan_masked.clone(),
+                batch: t.batch,
+                age_days: (now_ms - t.created_ms).max(0) / DAY,
+                expires: time::human(expires_ms),
+                expired: now_ms >= expires_ms,
+            }
+        })
+        .collect();
+    Ok(BatchReport {
+        open_batch: journal.open_batch()?,
+        last_settlement: last,
+        unfinished_settlement: journal.unfinished_settlement()?,
+        differences,
+        open_preauths,
+    })
 }
 
 #[cfg(test)]

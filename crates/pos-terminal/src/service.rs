@@ -35,6 +35,7 @@ mod outage;
 mod printing;
 mod recovery;
 mod run;
+mod settle;
 mod stripe;
 
 use chip::ChipEnd;
@@ -51,6 +52,7 @@ struct Ctx<'a, 'h> {
     hook: &'a RefCell<&'h mut dyn StepHook>,
 }
 pub use outage::{MemoryReversal, Outage};
+pub use settle::{SettlementReport, batch_totals, diff_kind, settlement_receipt};
 
 /// What the service asks of the cardholder (a real lane shows it; a simulated lane acts it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -167,6 +169,10 @@ pub enum TerminalError {
     /// was written or sent for this request.
     #[error("the lane is not taking sales: {0}")]
     Blocked(String),
+    /// A settlement cannot start, or cannot finish now (the words say which, and what
+    /// happens next).
+    #[error("{0}")]
+    Settlement(String),
 }
 
 impl TerminalError {
@@ -193,6 +199,7 @@ impl Fault for TerminalError {
             TerminalError::CaKeys(e) => e.kind(),
             TerminalError::Invalid(_) => FaultKind::InvalidInput,
             TerminalError::Blocked(_) => FaultKind::Unrecoverable,
+            TerminalError::Settlement(_) => FaultKind::Busy,
         }
     }
 }
@@ -221,6 +228,8 @@ pub struct RecoveryReport {
     pub drain: DrainReport,
     /// Owed receipts printed.
     pub reprinted: Vec<i64>,
+    /// A settlement a crash or an outage had stopped: what resuming it came to.
+    pub settlement: Option<String>,
 }
 
 /// How long one wait for a swipe lasts before the cancel flag is looked at again.

@@ -209,6 +209,19 @@ enum Command {
         #[arg(long, value_name = "PROFILE|FILE")]
         card: Option<String>,
     },
+    /// Settle the open batch with the host (end of day): pending reversals first, the
+    /// totals in a 0500; out of balance, each transaction uploaded and every difference
+    /// named (journaled, in `posctl report`, an alarm). Resumes a settlement a crash or an
+    /// outage stopped. Exit 0 balanced, 2 closed with differences or not finished.
+    Settle {
+        /// Settle past reversals the host keeps rejecting (listed as known differences).
+        #[arg(long)]
+        force: bool,
+        /// Simulated lane only: make the fake host disagree first, repeatable:
+        /// drop-reversal, invent-approval[=MINOR_UNITS], lose-completion.
+        #[arg(long, value_name = "KIND")]
+        disagree: Vec<String>,
+    },
     /// Start-up recovery: move transactions interrupted by a crash on, send pending
     /// reversals, print owed receipts. Exit 2 while anything is still outstanding.
     Recover,
@@ -289,6 +302,12 @@ enum JournalCommand {
     /// The dispute evidence of a transaction as one JSON document for the bank.
     Evidence {
         /// Transaction id.
+        id: i64,
+    },
+    /// The evidence of a settlement as one JSON document: totals sent, every step and host
+    /// message, the batch upload, the differences found.
+    Settlement {
+        /// Settlement id (printed by `posctl settle`).
         id: i64,
     },
     /// Copy the journal with SQLite's online backup (safe while the service runs).
@@ -668,6 +687,7 @@ fn main() -> ExitCode {
                 Some(JournalCommand::Evidence { id }) => txn::JournalAction::Evidence(*id),
                 Some(JournalCommand::Backup { path }) => txn::JournalAction::Backup(path.clone()),
                 Some(JournalCommand::Check) => txn::JournalAction::Check,
+                Some(JournalCommand::Settlement { id }) => txn::JournalAction::Settlement(*id),
                 Some(JournalCommand::Init { new_identity }) => {
                     txn::JournalAction::Init(*new_identity)
                 }
@@ -675,6 +695,9 @@ fn main() -> ExitCode {
             txn::journal(&lane_args(&cli.lane, None), &action, cli.json)
         }
         Command::Recover => txn::recover(&lane_args(&cli.lane, None), cli.json),
+        Command::Settle { force, disagree } => {
+            txn::settle(&lane_args(&cli.lane, None), *force, disagree, cli.json)
+        }
         Command::Serve {
             listen,
             metrics_listen,

@@ -365,6 +365,7 @@ pub fn recover(lane_args: &LaneArgs, json: bool) -> Result<Exit, CliError> {
             "moved": r.moved.iter().map(|(id, from, to)| serde_json::json!({"id": id, "from": from, "to": to})).collect::<Vec<_>>(),
             "drain": r.drain,
             "reprinted": r.reprinted,
+            "settlement": r.settlement,
             "outstanding": pending.iter().map(pos_terminal::report::Brief::from).collect::<Vec<_>>(),
         });
         println!(
@@ -384,6 +385,9 @@ pub fn recover(lane_args: &LaneArgs, json: bool) -> Result<Exit, CliError> {
             r.drain.stuck.len()
         );
         println!("owed receipts printed: {}", r.reprinted.len());
+        if let Some(s) = &r.settlement {
+            println!("{s}");
+        }
         for t in &pending {
             println!("  outstanding {} {} {}", t.id, t.state, meaning(t.state));
         }
@@ -562,6 +566,8 @@ pub enum JournalAction {
     Backup(PathBuf),
     /// Integrity, identity and counters.
     Check,
+    /// A settlement's evidence (JSON).
+    Settlement(i64),
     /// A new journal with a new identity (`true`: --new-identity given).
     Init(bool),
     /// Apply the retention policy now (keep this many days instead of the config's).
@@ -710,6 +716,10 @@ pub fn journal(lane_args: &LaneArgs, action: &JournalAction, json: bool) -> Resu
             } else {
                 println!("journal backed up to {}", dest.display());
             }
+        }
+        JournalAction::Settlement(id) => {
+            let doc = pos_terminal::report::settlement_evidence(&j, &config, *id).map_err(err)?;
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
         JournalAction::Check | JournalAction::Init(_) | JournalAction::Archive(_) => {}
     }
@@ -860,8 +870,13 @@ pub fn report(lane_args: &LaneArgs, all: bool, json: bool) -> Result<Exit, CliEr
         now - now.rem_euclid(86_400_000)
     };
     let r = pos_terminal::report::report(&j, since).map_err(err)?;
+    let b = pos_terminal::report::batch_report(&j, pos_terminal::journal::now_ms()).map_err(err)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        let mut v = serde_json::to_value(&r).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("batch".into(), serde_json::to_value(&b).unwrap_or_default());
+        }
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
         let cur = pos_terminal::receipt::currency_name(config.currency);
         let m = pos_terminal::receipt::money;
@@ -918,8 +933,187 @@ pub fn report(lane_args: &LaneArgs, all: bool, json: bool) -> Result<Exit, CliEr
                 );
             }
         }
+        print_batch_report(&b);
     }
-    Ok(if r.reversal_stuck.is_empty() {
+    Ok(if r.reversal_stuck.is_empty() && b.differences.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::DeviceFault
+    })
+}
+
+/// The batch part of `posctl report`: open batch, last settlement and its differences,
+/// open pre-authorizations with their age.
+fn print_batch_report(b: &pos_terminal::report::BatchReport) {
+    let m = pos_terminal::receipt::money;
+    println!("  open batch: {}", b.open_batch);
+    if let Some(s) = &b.unfinished_settlement {
+        println!(
+            "  SETTLEMENT NOT FINISHED: batch {} ({}), `posctl settle` resumes it",
+            s.batch, s.state
+        );
+    }
+    match &b.last_settlement {
+        Some(s) => println!(
+            "  last settlement: {} batch {} {} ({})",
+            s.id,
+            s.batch,
+            s.state,
+            pos_terminal::time::human(s.updated_ms)
+        ),
+        None => println!("  last settlement: none yet"),
+    }
+    if !b.differences.is_empty() {
+        println!(
+            "  DIFFERENCES WITH THE HOST ({}): posctl journal settlement ID",
+            b.differences.len()
+        );
+        for d in &b.differences {
+            println!(
+                "    [{}] {}{} -> {}",
+                d.kind,
+                d.txn_id.map(|t| format!("txn {t}: ")).unwrap_or_default(),
+                d.detail,
+                d.action
+            );
+        }
+    }
+    println!("  open pre-auths: {}", b.open_preauths.len());
+    for p in &b.open_preauths {
+        println!(
+            "    {} {} {} batch {} age {} day(s), expires {}{}",
+            p.id,
+            m(p.amount),
+            p.pan_masked.as_deref().unwrap_or("-"),
+            p.batch.map_or("-".into(), |b| b.to_string()),
+            p.age_days,
+            p.expires,
+            if p.expired { " (EXPIRED)" } else { "" }
+        );
+    }
+}
+
+/// `posctl settle`: resume an unfinished settlement, or recover and settle the open batch.
+pub fn settle(
+    lane_args: &LaneArgs,
+    force: bool,
+    disagree: &[String],
+    json: bool,
+) -> Result<Exit, CliError> {
+    let disagreements: Vec<pos_acquirer::sim::Disagreement> = disagree
+        .iter()
+        .map(|d| d.parse().map_err(CliError::new))
+        .collect::<Result<_, _>>()?;
+    let mut lane = open(lane_args, json)?;
+    if !disagreements.is_empty() {
+        let Some(host) = &lane.host else {
+            return Err(CliError::new(
+                "--disagree works on the simulated lane only (acquirer address \"sim\")",
+            ));
+        };
+        for d in &disagreements {
+            let e = host
+                .disagree(*d)
+                .map_err(|e| CliError::new(format!("--disagree {}: {e}", d.name())))?;
+            if !json {
+                eprintln!(
+                    "fake host: {} (STAN {}, amount {}, RRN {})",
+                    d.name(),
+                    e.stan,
+                    pos_terminal::receipt::money(e.amount),
+                    e.rrn
+                );
+            }
+        }
+    }
+    let unfinished = lane
+        .terminal
+        .journal()
+        .unfinished_settlement()
+        .map_err(err)?;
+    let mut drained = pos_terminal::DrainReport::default();
+    if unfinished.is_none() {
+        // A crashed sale first (recovery would also resume a settlement: there is none);
+        // its reversal drain is the settlement's "pending reversals first".
+        let r = lane.terminal.recover().map_err(err)?;
+        drained = r.drain.clone();
+        if !r.moved.is_empty() && !json {
+            eprintln!(
+                "start-up recovery: {} transaction(s) from an earlier run moved on",
+                r.moved.len()
+            );
+        }
+    }
+    let r = lane.terminal.settle(force).map_err(|e| CliError {
+        message: e.to_string(),
+        hint: match &e {
+            pos_terminal::TerminalError::Settlement(_) => {
+                Some("`posctl report` shows the lane's state; `posctl settle` tries again".into())
+            }
+            _ => None,
+        },
+        exit: Exit::DeviceFault,
+    })?;
+    let mut r = r;
+    for (all, more) in [
+        (&mut r.reversals.reversed, drained.reversed),
+        (&mut r.reversals.rejected, drained.rejected),
+        (&mut r.reversals.stuck, drained.stuck),
+    ] {
+        for id in more {
+            if !all.contains(&id) {
+                all.push(id);
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+    } else {
+        let m = pos_terminal::receipt::money;
+        println!(
+            "settlement {} of batch {}: {}{}",
+            r.id,
+            r.batch,
+            r.state,
+            if r.resumed { " (resumed)" } else { "" }
+        );
+        for t in &r.totals {
+            println!(
+                "  {} debits {} {}, credits {} {}, reversals {} {}, voids {} {}",
+                pos_terminal::receipt::currency_name(t.currency),
+                t.debits.count,
+                m(t.debits.amount),
+                t.credits.count,
+                m(t.credits.amount),
+                t.debit_reversals.count + t.credit_reversals.count,
+                m(t.debit_reversals.amount + t.credit_reversals.amount),
+                t.voids.count,
+                m(t.voids.amount)
+            );
+        }
+        if !r.reversals.reversed.is_empty() {
+            println!("  pending reversals sent first: {:?}", r.reversals.reversed);
+        }
+        if r.differences.is_empty() {
+            println!("  no differences");
+        } else {
+            println!("  differences ({}):", r.differences.len());
+            for d in &r.differences {
+                println!(
+                    "    [{}] {}{}\n      -> {}",
+                    d.kind,
+                    d.txn_id.map(|t| format!("txn {t}: ")).unwrap_or_default(),
+                    d.detail,
+                    d.action
+                );
+            }
+            println!("  evidence: posctl journal settlement {}", r.id);
+        }
+        if let Some(text) = &r.receipt {
+            println!("\n--- settlement receipt ---\n{text}\n--------------------------");
+        }
+    }
+    Ok(if r.differences.is_empty() {
         Exit::Ok
     } else {
         Exit::DeviceFault

@@ -574,6 +574,8 @@ fn create_archive(file: &Path) -> Result<(), JournalError> {
         [],
     )
     .map_err(sq)?;
+    // An archive file from before batches gets the column too (rows are copied whole).
+    super::open::migrate(&conn).map_err(sq)?;
     Ok(())
 }
 

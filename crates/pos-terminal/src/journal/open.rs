@@ -53,6 +53,36 @@ pub(super) fn integrity(conn: &Connection, path: &Path, full: bool) -> Result<()
     })
 }
 
+/// Whether the `txn` table has the `batch` column (schema 2).
+pub(super) fn has_batch_column(conn: &Connection) -> rusqlite::Result<bool> {
+    let mut st = conn.prepare("SELECT name FROM pragma_table_info('txn')")?;
+    let names = st
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(names.iter().any(|n| n == "batch"))
+}
+
+/// Schema 1 to 2 (batches and settlements), in one SQLite transaction, at the first open
+/// by this version: the `batch` column (every transaction of an older journal belongs to
+/// batch 1, the open one), its index, the open batch in `meta`, the settlement tables. A
+/// journal already at schema 2 is left as it is. Also run on archive files, so that the
+/// rows moved there keep their columns.
+pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    if !has_batch_column(&tx)? {
+        tx.execute_batch(
+            "ALTER TABLE txn ADD COLUMN batch INTEGER;
+             UPDATE txn SET batch = 1 WHERE batch IS NULL;",
+        )?;
+    }
+    tx.execute_batch(super::settlement::SCHEMA)?;
+    tx.execute_batch(
+        "INSERT OR IGNORE INTO meta(key, value) VALUES ('batch', '1');
+         UPDATE meta SET value = '2' WHERE key = 'schema' AND value = '1';",
+    )?;
+    tx.commit()
+}
+
 /// Count one more STAN allocated (`meta.stan_seq`, never wrapping).
 pub(super) fn bump_stan_seq(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute(sql::BUMP_STAN_SEQ, [])?;
@@ -162,6 +192,7 @@ impl Journal {
         conn.execute_batch(SCHEMA)
             .map_err(|e| damaged_or(path, e))?;
         conn.execute(sql::INIT_META, []).map_err(sq)?;
+        migrate(&conn).map_err(sq)?;
         let mut j = Journal {
             conn,
             path: path.to_path_buf(),
@@ -178,6 +209,7 @@ impl Journal {
             sync_full: Some(true),
             power_loss: None,
             start_check: Some(start_check),
+            v1: false,
         };
         j.adopt_identity(marker)?;
         j.file_id = file_id(path);
@@ -236,6 +268,7 @@ impl Journal {
             .ok()
             .flatten()
             .unwrap_or_default();
+        let v1 = !has_batch_column(&conn).map_err(sq)?;
         Ok(Journal {
             conn,
             path: path.to_path_buf(),
@@ -252,6 +285,7 @@ impl Journal {
             sync_full: None,
             power_loss: None,
             start_check: None,
+            v1,
         })
     }
 

@@ -10,9 +10,20 @@
 
 use super::*;
 use crate::journal::archive::sql as archive;
+use crate::journal::settlement::sql as settle;
 
 /// Tables the journal owns: a `SCAN` of one of them is a whole-table read.
-const TABLES: [&str; 5] = ["txn", "timeline", "events", "host_messages", "meta"];
+const TABLES: [&str; 9] = [
+    "txn",
+    "timeline",
+    "events",
+    "host_messages",
+    "meta",
+    "settlement",
+    "settlement_item",
+    "settlement_diff",
+    "settlement_log",
+];
 
 /// A statement and the scans its plan may show, each with the reason it is bounded.
 struct Checked {
@@ -139,11 +150,60 @@ fn statements() -> Vec<Checked> {
         checked("delete", archive::delete("timeline", "txn_id", "(1, 2)")),
         checked("delete", archive::delete("txn", "id", "(1, 2)")),
         checked("DELETE_LANE_EVENTS", archive::DELETE_LANE_EVENTS),
+        // Batches and settlements (`journal/settlement.rs`).
+        checked("OPEN_BATCH", settle::OPEN_BATCH),
+        checked("NEXT_BATCH", settle::NEXT_BATCH),
+        checked("BY_BATCH", sql::select_txn(settle::BY_BATCH)),
+        checked("OPEN_PREAUTHS", sql::select_txn(settle::OPEN_PREAUTHS)),
+        checked("settle::INSERT", settle::INSERT),
+        checked("settle::BATCH_OF", settle::BATCH_OF),
+        checked("settle::STATE", settle::STATE),
+        checked("settle::TRANSITION", settle::TRANSITION),
+        checked("settle::LOG", settle::LOG),
+        checked("settle::DIFF", settle::DIFF),
+        checked("settle::DIFF_ACTION", settle::DIFF_ACTION),
+        checked("settle::ITEM_ARM", settle::ITEM_ARM),
+        checked("settle::ITEM_ANSWERED", settle::ITEM_ANSWERED),
+        checked(
+            "settle::BY_ID",
+            format!("{} {}", settle::COLUMNS, settle::BY_ID),
+        ),
+        checked(
+            "settle::BY_BATCH_NUMBER",
+            format!("{} {}", settle::COLUMNS, settle::BY_BATCH_NUMBER),
+        ),
+        Checked {
+            name: "settle::LATEST",
+            sql: format!("{} {}", settle::COLUMNS, settle::LATEST),
+            allowed: &[(
+                "SCAN settlement",
+                "the table's own b-tree read backwards from the newest id, stopping after \
+                 LIMIT rows",
+            )],
+        },
+        checked(
+            "settle::UNFINISHED",
+            format!("{} {}", settle::COLUMNS, settle::UNFINISHED),
+        ),
+        checked("settle::ITEMS", settle::ITEMS),
+        checked(
+            "settle::DIFFS_OF",
+            format!("{} {}", settle::DIFF_COLUMNS, settle::DIFFS_OF),
+        ),
+        checked(
+            "settle::DIFFS_OF_TXN",
+            format!("{} {}", settle::DIFF_COLUMNS, settle::DIFFS_OF_TXN),
+        ),
+        checked("settle::LOG_OF", settle::LOG_OF),
     ]
 }
 
 /// Statements in `mod sql` that read whole tables on purpose, never on the hot path.
-const NOT_CHECKED: [(&str, &str); 2] = [
+const NOT_CHECKED: [(&str, &str); 3] = [
+    (
+        "select_txn_v1",
+        "the column list of a journal from before batches, read without upgrading",
+    ),
     (
         "ALL",
         "every transaction, for exports: a whole-table read by definition",

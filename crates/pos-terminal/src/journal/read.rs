@@ -38,6 +38,7 @@ impl Journal {
                 receipts_printed: r.get(25)?,
                 created_ms: r.get(26)?,
                 updated_ms: r.get(27)?,
+                batch: r.get(28)?,
             },
             kind,
             state,
@@ -66,7 +67,11 @@ impl Journal {
     ) -> Result<Vec<Txn>, JournalError> {
         let mut stmt = self
             .conn
-            .prepare_cached(&sql::select_txn(rest))
+            .prepare_cached(&if self.v1 {
+                sql::select_txn_v1(rest)
+            } else {
+                sql::select_txn(rest)
+            })
             .map_err(self.sq())?;
         let rows = stmt
             .query_map(p, Journal::row)

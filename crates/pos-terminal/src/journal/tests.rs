@@ -208,3 +208,103 @@ fn a_file_that_is_not_a_database_is_a_clear_error() {
     let e = Journal::open(&p).unwrap_err();
     assert!(e.to_string().contains(&p.display().to_string()), "{e}");
 }
+
+/// Make `path` look like a journal written before batches (schema 1).
+fn downgrade_to_schema_1(path: &Path) {
+    let c = Connection::open(path).unwrap();
+    c.execute_batch(
+        "DROP INDEX txn_batch; ALTER TABLE txn DROP COLUMN batch;
+         DROP TABLE settlement_log; DROP TABLE settlement_diff; DROP TABLE settlement_item;
+         DROP TABLE settlement; DELETE FROM meta WHERE key = 'batch';
+         UPDATE meta SET value = '1' WHERE key = 'schema';",
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_journal_from_before_batches_reads_as_it_is_and_upgrades_at_open() {
+    let (dir, mut j) = journal();
+    let path = j.path().to_path_buf();
+    let id = j.create(Operation::Sale, 1250, 978, None, "sale").unwrap();
+    assert_eq!(j.get(id).unwrap().batch, Some(1));
+    drop(j);
+    downgrade_to_schema_1(&path);
+
+    // Read-only: nothing is upgraded, the transactions read with no batch.
+    let ro = Journal::open_read_only(&path).unwrap();
+    assert_eq!(ro.get(id).unwrap().batch, None);
+    assert_eq!(ro.open_batch().unwrap(), 1);
+    assert_eq!(ro.batch_txns(1).unwrap().len(), 1);
+    assert_eq!(ro.settlements(10).unwrap(), vec![]);
+    drop(ro);
+
+    // Opened by the lane: schema 2, everything in batch 1, the open one.
+    let mut j = Journal::open(&path).unwrap();
+    assert_eq!(j.get(id).unwrap().batch, Some(1));
+    assert_eq!(j.open_batch().unwrap(), 1);
+    assert_eq!(meta(&j.conn, "schema").unwrap().as_deref(), Some("2"));
+    let next = j.create(Operation::Sale, 100, 978, None, "sale").unwrap();
+    assert_eq!(j.get(next).unwrap().batch, Some(1));
+    drop(dir);
+}
+
+#[test]
+fn a_batch_is_settled_once_and_the_next_one_opens() {
+    let (_dir, mut j) = journal();
+    let t = pos_acquirer::settlement::CurrencyTotals::new(978);
+    let known = NewDifference {
+        txn_id: None,
+        kind: "known_stuck_reversal",
+        detail: "reversal stuck".into(),
+        action: "call the acquirer".into(),
+    };
+    let s = j.settlement_start(1, true, &[t], &[known]).unwrap();
+    assert_eq!(j.open_batch().unwrap(), 2);
+    // Batch 1 is no longer open: a second start is refused and changes nothing.
+    assert!(j.settlement_start(1, false, &[t], &[]).is_err());
+    assert_eq!(j.open_batch().unwrap(), 2);
+    let id = j.create(Operation::Sale, 100, 978, None, "sale").unwrap();
+    assert_eq!(j.get(id).unwrap().batch, Some(2));
+    // The machine is checked.
+    let err = j
+        .settlement_step(s, SettlementState::Balanced, "x", None, None, None, &[])
+        .unwrap_err();
+    assert!(
+        matches!(err, JournalError::IllegalSettlement { .. }),
+        "{err}"
+    );
+    j.settlement_step(
+        s,
+        SettlementState::Requested,
+        "0500",
+        Some((7, "0101120000")),
+        None,
+        None,
+        &[],
+    )
+    .unwrap();
+    assert_eq!(j.unfinished_settlement().unwrap().map(|s| s.id), Some(s));
+    j.settlement_step(
+        s,
+        SettlementState::Balanced,
+        "00",
+        None,
+        Some("00"),
+        Some("receipt"),
+        &[],
+    )
+    .unwrap();
+    let got = j.settlement(s).unwrap();
+    assert_eq!(got.state, SettlementState::Balanced);
+    assert_eq!(got.stan, Some(7));
+    assert_eq!(got.receipt.as_deref(), Some("receipt"));
+    assert_eq!(j.unfinished_settlement().unwrap(), None);
+    assert_eq!(j.differences(s).unwrap().len(), 1);
+    // Each difference is an alarm of the lane.
+    let alarms = j.events(None).unwrap();
+    assert!(
+        alarms
+            .iter()
+            .any(|e| e.kind == "alarm" && e.detail.contains("reversal stuck"))
+    );
+}

@@ -178,6 +178,17 @@ pub enum JournalError {
     /// No such transaction.
     #[error("no transaction {0} in the journal")]
     NotFound(i64),
+    /// A settlement transition its state machine does not allow (a bug or a concurrent
+    /// writer).
+    #[error("settlement {id}: {from} cannot move to {to}")]
+    IllegalSettlement {
+        /// The settlement.
+        id: i64,
+        /// Its state.
+        from: SettlementState,
+        /// The state asked for.
+        to: SettlementState,
+    },
     /// The journal is missing or empty where this lane had one (its identity marker says
     /// so): nothing may start again at STAN 1 on its own.
     #[error(
@@ -264,9 +275,9 @@ impl pos_hal::Fault for JournalError {
     fn kind(&self) -> pos_hal::FaultKind {
         match self {
             JournalError::Sqlite { .. } | JournalError::Io { .. } => pos_hal::FaultKind::Io,
-            JournalError::IllegalTransition { .. } | JournalError::NotFound(_) => {
-                pos_hal::FaultKind::InvalidInput
-            }
+            JournalError::IllegalTransition { .. }
+            | JournalError::IllegalSettlement { .. }
+            | JournalError::NotFound(_) => pos_hal::FaultKind::InvalidInput,
             JournalError::Corrupt { .. } => pos_hal::FaultKind::Protocol,
             JournalError::IdentityLost { .. }
             | JournalError::Foreign { .. }
@@ -337,6 +348,8 @@ pub struct Txn {
     pub created_ms: i64,
     /// Last change (ms since the epoch).
     pub updated_ms: i64,
+    /// The batch it belongs to (`None`: a journal read from before batches).
+    pub batch: Option<u32>,
 }
 
 fn ser_op<S: serde::Serializer>(op: &Operation, s: S) -> Result<S::Ok, S::Error> {

@@ -94,6 +94,7 @@ impl Terminal {
             local_time: time::local_time(now),
             card: has_card.then(|| facts.card.clone()),
             original: original.clone(),
+            batch: self.journal.get(id)?.batch,
         };
         if !self.cancel.arm() {
             self.step(id, State::Aborted, CANCELLED, Changes::reason(CANCELLED))?;

@@ -63,6 +63,20 @@ impl Terminal {
         }
         report.drain = self.drain_reversals(true)?;
         report.reprinted = self.reprint_owed()?;
+        // A settlement stopped midway is finished like a sale: resumed where it stopped.
+        if self.journal.unfinished_settlement()?.is_some() {
+            report.settlement = Some(match self.settle_inner(false) {
+                Ok(r) => format!(
+                    "settlement {} of batch {} resumed: {} ({} difference(s))",
+                    r.id,
+                    r.batch,
+                    r.state,
+                    r.differences.len()
+                ),
+                Err(TerminalError::Settlement(m)) => m,
+                Err(e) => return Err(e),
+            });
+        }
         Ok(report)
     }
 

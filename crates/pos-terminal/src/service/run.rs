@@ -49,6 +49,9 @@ impl Terminal {
                     Err(e) => return Err(e.into()),
                 };
                 check_original(req, &t)?;
+                if req.operation == Operation::Void {
+                    self.check_void_batch(&t)?;
+                }
                 Some(t)
             }
             _ => None,
@@ -149,6 +152,31 @@ impl Terminal {
             ),
         );
         Ok(r)
+    }
+
+    /// A void only inside the open batch: once the original's batch closed (or is being
+    /// settled) the host has settled it, and the money goes back by a refund.
+    fn check_void_batch(&self, o: &Txn) -> Result<(), TerminalError> {
+        let open = self.journal.open_batch()?;
+        let batch = o.batch.unwrap_or(1);
+        if batch == open {
+            return Ok(());
+        }
+        let how = match self.journal.settlement_of_batch(batch)? {
+            Some(s) if s.state.is_final() => format!(
+                "batch {batch} was closed by settlement {} on {}",
+                s.id,
+                time::human(s.updated_ms)
+            ),
+            Some(s) => format!("batch {batch} is being settled (settlement {})", s.id),
+            None => format!("batch {batch} is closed"),
+        };
+        Err(TerminalError::Invalid(format!(
+            "transaction {} cannot be voided: {how}, and a void is only possible in the open \
+             batch ({open}); refund it instead (posctl refund {})",
+            o.id,
+            receipt::money(o.amount)
+        )))
     }
 
     pub(super) fn abort(&mut self, id: i64, reason: &str) -> Result<TxnResult, TerminalError> {
