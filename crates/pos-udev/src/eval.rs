@@ -68,7 +68,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::keys::SUBSTITUTIONS;
+use crate::keys::substitution_at;
 use crate::model::{Operator, Pair, Rule};
 use crate::policy::glob_match;
 
@@ -594,19 +594,7 @@ impl<'e> State<'e> {
                 i += 1;
                 continue;
             }
-            let found = if c == '$' {
-                let rest: String = chars[i..].iter().collect();
-                SUBSTITUTIONS
-                    .iter()
-                    .find(|(name, _)| rest.starts_with(name))
-                    .map(|&(name, _)| (name, name.chars().count()))
-            } else {
-                SUBSTITUTIONS
-                    .iter()
-                    .find(|&&(_, letter)| chars.get(i) == Some(&letter))
-                    .map(|&(name, _)| (name, 1))
-            };
-            let Some((name, len)) = found else {
+            let Some((name, len)) = substitution_at(c, &chars, i) else {
                 // Not a substitution: udev keeps the character.
                 out.push(c);
                 continue;

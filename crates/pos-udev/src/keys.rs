@@ -572,6 +572,27 @@ pub(crate) const SUBSTITUTIONS: &[(&str, char)] = &[
     ("sys", 'S'),
 ];
 
+/// The substitution that starts at `chars[i]`, just after its `$` or `%` (`marker`): its
+/// long name and how many characters of its name follow the marker (`$kernel`: 6, `%k`: 1).
+pub(crate) fn substitution_at(
+    marker: char,
+    chars: &[char],
+    i: usize,
+) -> Option<(&'static str, usize)> {
+    if marker == '$' {
+        let rest: String = chars.get(i..).unwrap_or_default().iter().collect();
+        SUBSTITUTIONS
+            .iter()
+            .find(|(name, _)| rest.starts_with(name))
+            .map(|&(name, _)| (name, name.chars().count()))
+    } else {
+        SUBSTITUTIONS
+            .iter()
+            .find(|&&(_, letter)| chars.get(i) == Some(&letter))
+            .map(|&(name, _)| (name, 1))
+    }
+}
+
 /// Checks `$name{arg}` and `%c{arg}` substitutions strictly, as `udev_check_format()`:
 /// every `$` and `%` must start a known substitution or be doubled (`$$`, `%%`).
 fn check_format(value: &str) -> Result<(), String> {
@@ -588,19 +609,7 @@ fn check_format(value: &str) -> Result<(), String> {
             i += 1; // "$$" or "%%"
             continue;
         }
-        let rest: String = chars[i..].iter().collect();
-        let found = if c == '$' {
-            SUBSTITUTIONS
-                .iter()
-                .find(|(name, _)| rest.starts_with(name))
-                .map(|&(name, _)| (name, name.chars().count()))
-        } else {
-            SUBSTITUTIONS
-                .iter()
-                .find(|&&(_, letter)| chars.get(i) == Some(&letter))
-                .map(|&(name, _)| (name, 1))
-        };
-        let Some((name, len)) = found else {
+        let Some((name, len)) = substitution_at(c, &chars, i) else {
             let shown: String = chars[start..].iter().take(12).collect();
             return Err(format!(
                 "unknown substitution \"{shown}\" (write \"{c}{c}\" for a literal \"{c}\")"
