@@ -279,17 +279,23 @@ fn printer_watch_shows_the_status_and_stops_when_told() {
     assert!(text.contains("status: ready [paper_near_end]"), "{text}");
 }
 
-#[test]
-fn reader_info_prints_each_choice_with_its_reason() {
-    // A TPDU reader without automatic PPS and a T=1 card: SetParameters, S(IFS request).
-    let out = posctl(&["reader", "info", "--device", "sim:ccid?level=t1&pps=host"]);
-    let text = String::from_utf8_lossy(&out.stdout);
+/// `posctl reader info --device DEVICE`'s text, which must exit 0.
+fn reader_info_text(device: &str) -> String {
+    let out = posctl(&["reader", "info", "--device", device]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(
         out.status.code(),
         Some(0),
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    text
+}
+
+#[test]
+fn reader_info_prints_each_choice_with_its_reason() {
+    // A TPDU reader without automatic PPS and a T=1 card: SetParameters, S(IFS request).
+    let text = reader_info_text("sim:ccid?level=t1&pps=host");
     for line in [
         "exchange level: TPDU",
         "voltage: automatic",
@@ -772,14 +778,7 @@ fn a_closed_standard_output_ends_quietly() {
 fn reader_info_on_a_reader_model_applies_its_quirks() {
     // The OMNIKEY 3121 model: its descriptor, its 106 data rates, and the quirk row of its
     // USB ids (076b:3031) naming the model in the exchange level's reason.
-    let out = posctl(&["reader", "info", "--device", "sim:ccid?model=omnikey-3121"]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = reader_info_text("sim:ccid?model=omnikey-3121");
     for line in [
         "exchange level: extended APDU",
         "because HID OMNIKEY 3x21",
