@@ -391,6 +391,19 @@ impl Service {
     /// [`ServeError::Terminal`] when the journal or key file cannot be opened;
     /// [`ServeError::Listen`] / [`ServeError::Token`] for the listeners.
     pub fn start(parts: LaneParts) -> Result<Service, ServeError> {
+        Service::start_with_clock(parts, pos_terminal::time::Clock::system())
+    }
+
+    /// As [`Service::start`], the terminal running on `clock`: a manual
+    /// [`pos_terminal::time::Clock`] lets a test move the time of the settlement schedule
+    /// (`[settlement] at`) and of the reversal backoff without waiting.
+    ///
+    /// # Errors
+    /// As [`Service::start`].
+    pub fn start_with_clock(
+        parts: LaneParts,
+        clock: pos_terminal::time::Clock,
+    ) -> Result<Service, ServeError> {
         let LaneParts {
             config,
             devices,
@@ -452,6 +465,7 @@ impl Service {
                         return;
                     }
                 };
+                terminal.set_clock(clock);
                 if simulated {
                     match pos_emv::profile_card::test_and_sim_ca_keys() {
                         Ok(keys) => terminal.set_ca_keys(keys),

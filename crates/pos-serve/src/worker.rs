@@ -128,6 +128,8 @@ pub(crate) struct Worker {
     next_reprint: Instant,
     /// The retention policy runs next at this time (idle lane only).
     next_archive: Instant,
+    /// Settlement on a schedule (`[settlement] at`), if configured.
+    schedule: Option<pos_terminal::schedule::SettlementSchedule>,
 }
 
 /// Transactions archived per idle tick: a sale that arrives meanwhile waits at most one
@@ -143,6 +145,15 @@ impl Worker {
         card: CardSpec,
     ) -> Worker {
         let supervision = terminal.config().supervision.clone();
+        let schedule = match pos_terminal::schedule::SettlementSchedule::from_config(
+            &terminal.config().settlement,
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!("no scheduled settlement: {e}");
+                None
+            }
+        };
         let initial = Duration::from_millis(supervision.reopen_initial_ms);
         let now = Instant::now();
         let slot = |role| Slot {
@@ -193,6 +204,7 @@ impl Worker {
             deferred: std::cell::RefCell::new(Vec::new()),
             next_reprint: now,
             next_archive: now,
+            schedule,
         }
     }
 
@@ -356,6 +368,7 @@ impl Worker {
             }
             self.next_gauges = now;
         }
+        self.scheduled_settlement();
         self.retention(now);
         if force || now >= self.next_gauges {
             self.gauges();

@@ -1,8 +1,12 @@
 //! Settlement on the worker: asked through the API or due on the schedule, run between
 //! transactions (never during one), its outcome on the event stream.
+//!
+//! The schedule's decisions are [`pos_terminal::schedule::SettlementSchedule`]'s; the time is
+//! the terminal's clock (a manual one in tests), so nothing here sleeps or reads the system
+//! time for it.
 
 use pos_terminal::TerminalError;
-use pos_terminal::journal::SettlementState;
+use pos_terminal::journal::{SettlementState, State};
 use pos_terminal::service::SettlementReport;
 
 use super::Worker;
@@ -94,5 +98,77 @@ impl Worker {
         self.gauges();
         self.flush_events();
         out
+    }
+
+    /// The scheduled settlement, when due (see the module's rules): settle if no sale runs
+    /// or is starting, else try again a little later; the outcome in the journal (a
+    /// `settlement` event row) besides the settlement's own record, and on the event stream.
+    pub(super) fn scheduled_settlement(&mut self) {
+        let Some(schedule) = self.schedule.as_ref() else {
+            return;
+        };
+        let now = self.terminal.clock().now_ms();
+        let last_started = match self.terminal.journal().settlements(1) {
+            Ok(v) => v.first().map(|s| s.created_ms),
+            Err(e) => {
+                log::error!("scheduled settlement: cannot read the journal: {e}");
+                return;
+            }
+        };
+        let Some(slot) = schedule.due(now, last_started) else {
+            return;
+        };
+        let at = pos_terminal::time::human(slot);
+        let busy = {
+            let st = self.shared.lock();
+            st.current.is_some() || st.settling
+        };
+        let in_flight = self
+            .terminal
+            .journal()
+            .count_in_states(&State::IN_FLIGHT)
+            .unwrap_or(1);
+        if busy || in_flight > 0 {
+            if let Some(s) = self.schedule.as_mut() {
+                let next = s.busy(now);
+                log::info!(
+                    "scheduled settlement ({at}): a sale runs; trying again at {}",
+                    pos_terminal::time::human(next)
+                );
+            }
+            return;
+        }
+        let origin = format!("scheduled for {at}");
+        let r = self.settle(false, &origin);
+        let note = match &r {
+            Ok(report) => {
+                if let Some(s) = self.schedule.as_mut() {
+                    s.settled(slot);
+                }
+                format!(
+                    "scheduled settlement ({at}): settlement {} of batch {} {}{}",
+                    report.id,
+                    report.batch,
+                    report.state,
+                    if report.differences.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" with {} difference(s)", report.differences.len())
+                    }
+                )
+            }
+            Err(e) => {
+                let next = self.schedule.as_mut().map_or(now, |s| s.failed(now));
+                format!(
+                    "scheduled settlement ({at}) not done: {}; trying again at {}",
+                    e.message,
+                    pos_terminal::time::human(next)
+                )
+            }
+        };
+        log::info!("{note}");
+        if let Err(e) = self.terminal.journal_mut().event(None, "settlement", &note) {
+            log::error!("cannot journal the scheduled settlement's outcome: {e}");
+        }
     }
 }
