@@ -1,5 +1,6 @@
 //! Soak: many sales on one simulated lane with random faults (and random reversal
-//! rejections), the money invariant checked throughout. `POS_SOAK_SALES` sets the count
+//! rejections), the money invariant checked throughout, and a settlement with the host at
+//! the end that must balance. `POS_SOAK_SALES` sets the count
 //! (default 100 here; thousands for a real soak), `POS_SOAK_SEED` the seed.
 #![allow(clippy::unwrap_used)]
 
@@ -94,4 +95,51 @@ fn thousands_of_sales_with_random_faults_keep_the_invariant() {
                 .sum::<i64>(),
         "the host's net must equal the journal's standing sales plus stuck reversals"
     );
+    // The day ends with a settlement, and it must balance: the host's batch is the
+    // journal's, transaction for transaction. A reversal the host kept rejecting (stuck) is
+    // the one difference the terminal already knows of: settled past with force, it must
+    // then be the only kind of difference, each stuck one named once.
+    let stuck: Vec<i64> = report.reversal_stuck.iter().map(|b| b.id).collect();
+    let s = r.terminal.settle(!stuck.is_empty()).unwrap();
+    eprintln!(
+        "soak: settlement {} of batch {}: {} ({} stuck reversal(s))",
+        s.id,
+        s.batch,
+        s.state,
+        stuck.len()
+    );
+    assert_eq!(s.batch, 1);
+    assert!(!s.resumed);
+    let net: i64 = s.totals.iter().map(|t| t.net()).sum();
+    assert_eq!(net, report.net, "the settlement's totals are the journal's");
+    if stuck.is_empty() {
+        assert_eq!(
+            s.state,
+            pos_terminal::journal::SettlementState::Balanced,
+            "{:#?}",
+            s.differences
+        );
+        assert!(s.differences.is_empty(), "{:#?}", s.differences);
+    } else {
+        let mut named: Vec<i64> = s.differences.iter().filter_map(|d| d.txn_id).collect();
+        named.sort_unstable();
+        let mut want = stuck.clone();
+        want.sort_unstable();
+        assert_eq!(named, want, "{:#?}", s.differences);
+        assert!(
+            s.differences
+                .iter()
+                .all(|d| d.kind == pos_terminal::service::diff_kind::KNOWN_STUCK_REVERSAL),
+            "{:#?}",
+            s.differences
+        );
+    }
+    assert!(
+        r.terminal
+            .journal()
+            .unfinished_settlement()
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(r.terminal.journal().open_batch().unwrap(), 2);
 }

@@ -10,11 +10,12 @@
 //! This file is the routing: the route table, who needs the token, and the read-only
 //! answers (status, devices, transactions, reversals, receipts, report). `listen` starts the
 //! listeners and keeps the token file; `request` reads queries and bodies; `txn` starts,
-//! awaits and cancels transactions; `sim` has the simulator controls; `stream` the event
-//! stream.
+//! awaits and cancels transactions; `settle` settles the batch with the host; `sim` has the
+//! simulator controls; `stream` the event stream.
 
 mod listen;
 mod request;
+mod settle;
 mod sim;
 mod stream;
 mod txn;
@@ -35,6 +36,7 @@ use crate::worker::{Command, Current, Shared};
 
 pub(crate) use listen::Listeners;
 use request::{Query, query_params, read_body};
+use settle::settle;
 use sim::sim;
 use stream::stream_events;
 use txn::{await_txn, cancel, start};
@@ -59,6 +61,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/receipts/owed"),
     ("POST", "/v1/receipts/reprint"),
     ("GET", "/v1/report"),
+    ("POST", "/v1/settlement"),
     ("GET", "/v1/events"),
     ("POST", "/v1/sim/{action}"),
 ];
@@ -344,9 +347,20 @@ fn route(ctx: &Ctx, method: &str, seg: &[&str], q: &Query, body: Value) -> Resul
                     now - now.rem_euclid(86_400_000)
                 }
             };
-            let r = pos_terminal::report::report(&ctx.journal(), since)?;
-            ok(json!(r))
+            let j = ctx.journal();
+            let r = pos_terminal::report::report(&j, since)?;
+            let b = pos_terminal::report::batch_report(&j, pos_terminal::journal::now_ms())?;
+            drop(j);
+            // As `posctl report --json`: the totals, and the batch picture (open batch, an
+            // unfinished settlement, the last settlement and its differences, open
+            // pre-authorizations with their age).
+            let mut v = json!(r);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("batch".into(), json!(b));
+            }
+            ok(v)
         }
+        ("POST", ["v1", "settlement"]) => settle(ctx, body),
         ("GET", ["v1", "events"]) => Ok(Reply::Events(q.number::<u64>("since")?)),
         ("POST", ["v1", "sim", action]) => ok(sim(ctx, action, body)?),
         _ => {
@@ -396,6 +410,7 @@ fn refuse_if_busy(ctx: &Ctx) -> Result<(), ApiError> {
     }
     match &st.current {
         Some(c) => Err(ApiError::busy(c.id)),
+        None if st.settling => Err(ApiError::settling()),
         None => Ok(()),
     }
 }
@@ -450,6 +465,7 @@ fn status(ctx: &Ctx) -> Result<Value, ApiError> {
             "state": c.state.map(State::name),
         })),
         "shutting_down": st.shutting_down,
+        "settling": st.settling,
         "devices": st.devices,
         "reversals_pending": pending,
         "reversals_stuck": stuck,

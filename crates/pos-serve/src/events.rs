@@ -44,6 +44,9 @@ pub struct Event {
     /// The fault kind (`pos_hal::FaultKind` name), for faults.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault: Option<String>,
+    /// The settlement it belongs to (`settlement`, `settlement_difference`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settlement: Option<i64>,
     /// Plain words.
     pub detail: String,
 }
@@ -93,6 +96,12 @@ pub enum EventKind {
     /// The journal takes writes again: what memory held was journaled, recovery ran, sales
     /// resume.
     SalesResumed,
+    /// A settlement with the host ended: balanced, closed with differences, refused before
+    /// it started, or stopped before it finished (`settlement` names it once it exists).
+    Settlement,
+    /// A settlement found a difference between the terminal and the host (an alarm: the
+    /// detail names the transaction, the amounts and what to do).
+    SettlementDifference,
 }
 
 impl EventKind {
@@ -119,11 +128,13 @@ impl EventKind {
             EventKind::ShuttingDown => "shutting_down",
             EventKind::SalesBlocked => "sales_blocked",
             EventKind::SalesResumed => "sales_resumed",
+            EventKind::Settlement => "settlement",
+            EventKind::SettlementDifference => "settlement_difference",
         }
     }
 
     /// Every kind, for documentation and tests.
-    pub const ALL: [EventKind; 20] = [
+    pub const ALL: [EventKind; 22] = [
         EventKind::TransactionState,
         EventKind::Prompt,
         EventKind::TransactionFault,
@@ -144,6 +155,8 @@ impl EventKind {
         EventKind::ShuttingDown,
         EventKind::SalesBlocked,
         EventKind::SalesResumed,
+        EventKind::Settlement,
+        EventKind::SettlementDifference,
     ];
 }
 
@@ -160,6 +173,8 @@ pub struct NewEvent {
     pub state: Option<String>,
     /// Fault kind name.
     pub fault: Option<String>,
+    /// Which settlement.
+    pub settlement: Option<i64>,
     /// Plain words.
     pub detail: String,
 }
@@ -173,6 +188,7 @@ impl NewEvent {
             txn: None,
             state: None,
             fault: None,
+            settlement: None,
             detail: detail.into(),
         }
     }
@@ -186,6 +202,12 @@ impl NewEvent {
     /// About transaction `id`.
     pub fn txn(mut self, id: i64) -> Self {
         self.txn = Some(id);
+        self
+    }
+
+    /// About settlement `id`.
+    pub fn settlement(mut self, id: i64) -> Self {
+        self.settlement = Some(id);
         self
     }
 
@@ -294,6 +316,7 @@ impl EventBus {
             txn: event.txn,
             state: event.state,
             fault: event.fault,
+            settlement: event.settlement,
             detail: event.detail,
         });
         log::info!(

@@ -11,12 +11,14 @@
 //!   permissions) or on 127.0.0.1 (every request carries the bearer token from a file only
 //!   the service's group can read). Start a sale, pre-auth, completion, void or refund; get or
 //!   await a transaction; cancel it while nothing was sent; device status; pending
-//!   reversals; owed receipts; the end-of-day report. A second transaction while one runs is
-//!   refused with `409 busy`. The document is `openapi.json` beside this crate, served at
+//!   reversals; owed receipts; the end-of-day report (with the batch picture); settle the
+//!   batch with the host (`POST /v1/settlement`, never while a sale runs). A second
+//!   transaction while one runs is refused with `409 busy`. The document is `openapi.json` beside this crate, served at
 //!   `/openapi.json`, and a test checks every route against it.
 //! - **Live events** ([`events`]): `GET /v1/events` is a server-sent event stream: card
 //!   inserted/removed, paper low/out, cover open, device unplugged/back, reversal stuck,
-//!   every transaction state change, the prompts for the cardholder.
+//!   every transaction state change, the prompts for the cardholder, each settlement's end
+//!   and every difference it found with the host (an alarm).
 //! - **Metrics** ([`metrics`]): `GET /metrics` for Prometheus (device state, faults by kind,
 //!   transactions by outcome, reversals pending and stuck, receipts owed, APDU, print and
 //!   transaction latency histograms).
@@ -77,7 +79,8 @@ pub struct ApiError {
     pub status: u16,
     /// Stable snake_case kind: `invalid_input`, `unauthorized`, `not_found`, `no_route`,
     /// `method_not_allowed`, `busy`, `too_late`, `not_simulated`, `shutting_down`,
-    /// `overloaded`, `device`, `journal`, `internal`, `timeout`; from the HTTP front's
+    /// `overloaded`, `device`, `journal`, `internal`, `timeout`, `sales_blocked`,
+    /// `settlement_refused` (409), `settlement_unfinished` (502); from the HTTP front's
     /// limits: `request_timeout` (408), `too_large` (414, 431).
     pub kind: &'static str,
     /// What went wrong and what to do.
@@ -130,6 +133,16 @@ impl ApiError {
         );
         e.current = current;
         e
+    }
+
+    /// 409: the lane is settling its batch with the host; sales wait until it closed.
+    pub fn settling() -> Self {
+        ApiError::new(
+            409,
+            "busy",
+            "the lane is settling its batch with the host: one thing at a time; try again once \
+             the settlement ended (event settlement, or GET /v1/status)",
+        )
     }
 
     /// 409: too late to cancel.
@@ -378,6 +391,19 @@ impl Service {
     /// [`ServeError::Terminal`] when the journal or key file cannot be opened;
     /// [`ServeError::Listen`] / [`ServeError::Token`] for the listeners.
     pub fn start(parts: LaneParts) -> Result<Service, ServeError> {
+        Service::start_with_clock(parts, pos_terminal::time::Clock::system())
+    }
+
+    /// As [`Service::start`], the terminal running on `clock`: a manual
+    /// [`pos_terminal::time::Clock`] lets a test move the time of the settlement schedule
+    /// (`[settlement] at`) and of the reversal backoff without waiting.
+    ///
+    /// # Errors
+    /// As [`Service::start`].
+    pub fn start_with_clock(
+        parts: LaneParts,
+        clock: pos_terminal::time::Clock,
+    ) -> Result<Service, ServeError> {
         let LaneParts {
             config,
             devices,
@@ -404,6 +430,7 @@ impl Service {
                 abandoned: false,
                 cardholder_auto: true,
                 sales_blocked: None,
+                settling: false,
             }),
             changed: notify::Changed::default(),
             cancel: OnceLock::new(),
@@ -438,6 +465,7 @@ impl Service {
                         return;
                     }
                 };
+                terminal.set_clock(clock);
                 if simulated {
                     match pos_emv::profile_card::test_and_sim_ca_keys() {
                         Ok(keys) => terminal.set_ca_keys(keys),

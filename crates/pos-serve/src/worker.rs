@@ -7,6 +7,7 @@
 //! `status` has the device status types the API shows, `supervise` watches and re-opens the
 //! devices, `txn` runs a transaction and turns journal changes into events.
 
+mod settle;
 mod status;
 mod supervise;
 mod txn;
@@ -45,6 +46,8 @@ pub(crate) struct LaneState {
     pub cardholder_auto: bool,
     /// Why the lane takes no sales (its journal cannot be written); `None` while it does.
     pub sales_blocked: Option<String>,
+    /// A settlement is asked for or running: sales wait for it (409 busy).
+    pub settling: bool,
 }
 
 /// The lane, as seen from the API threads.
@@ -81,6 +84,12 @@ pub(crate) enum Command {
     Check(Sender<DevicesStatus>),
     /// Run the printer's recovery sequence (after a jam was cleared).
     RecoverPrinter(Sender<Result<Vec<&'static str>, ApiError>>),
+    /// Settle the open batch with the host (or resume an unfinished settlement); `force`
+    /// settles past stuck reversals. The API set `LaneState::settling` before sending it.
+    Settle {
+        force: bool,
+        reply: Sender<Result<pos_terminal::service::SettlementReport, ApiError>>,
+    },
     /// Finish and stop.
     Stop,
 }
@@ -119,6 +128,8 @@ pub(crate) struct Worker {
     next_reprint: Instant,
     /// The retention policy runs next at this time (idle lane only).
     next_archive: Instant,
+    /// Settlement on a schedule (`[settlement] at`), if configured.
+    schedule: Option<pos_terminal::schedule::SettlementSchedule>,
 }
 
 /// Transactions archived per idle tick: a sale that arrives meanwhile waits at most one
@@ -134,6 +145,15 @@ impl Worker {
         card: CardSpec,
     ) -> Worker {
         let supervision = terminal.config().supervision.clone();
+        let schedule = match pos_terminal::schedule::SettlementSchedule::from_config(
+            &terminal.config().settlement,
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!("no scheduled settlement: {e}");
+                None
+            }
+        };
         let initial = Duration::from_millis(supervision.reopen_initial_ms);
         let now = Instant::now();
         let slot = |role| Slot {
@@ -184,6 +204,7 @@ impl Worker {
             deferred: std::cell::RefCell::new(Vec::new()),
             next_reprint: now,
             next_archive: now,
+            schedule,
         }
     }
 
@@ -240,6 +261,10 @@ impl Worker {
             Command::RecoverPrinter(tx) => {
                 let _ = tx.send(Err(err()));
             }
+            Command::Settle { reply, .. } => {
+                self.shared.lock().settling = false;
+                let _ = reply.send(Err(err()));
+            }
             Command::Check(tx) => {
                 let _ = tx.send(self.shared.lock().devices.clone());
             }
@@ -280,6 +305,10 @@ impl Worker {
                 let _ = tx.send(r);
                 self.last_poll = Instant::now() - Duration::from_secs(3600);
                 self.tick(false);
+            }
+            Command::Settle { force, reply } => {
+                let r = self.settle(force, "asked through the API");
+                let _ = reply.send(r);
             }
             Command::Stop => {}
         }
@@ -339,6 +368,7 @@ impl Worker {
             }
             self.next_gauges = now;
         }
+        self.scheduled_settlement();
         self.retention(now);
         if force || now >= self.next_gauges {
             self.gauges();

@@ -315,6 +315,12 @@ fn real_answers_match_the_documented_schemas() {
         &c.post("/v1/receipts/reprint", json!({})).json(),
     );
     check(&doc, "GET", "/v1/report", 200, &c.get("/v1/report").json());
+    let settled = c.post("/v1/settlement", json!({}));
+    assert_eq!(settled.status, 200, "{}", settled.text());
+    check(&doc, "POST", "/v1/settlement", 200, &settled.json());
+    let report = c.get("/v1/report").json();
+    assert!(!report["batch"]["last_settlement"].is_null(), "{report:#}");
+    check(&doc, "GET", "/v1/report", 200, &report);
     check(
         &doc,
         "POST",

@@ -50,6 +50,11 @@
 //! health_check_s = 60                        # scheduled device health checks
 //! reopen_initial_ms = 500                    # re-open backoff after an unplug
 //! reopen_max_ms = 30000
+//!
+//! [settlement]                               # posctl serve; absent: settle by hand only
+//! at = "23:30"                               # once a day, between sales (HH:MM, 24 h)
+//! utc_offset_minutes = 480                   # `at` is UTC+8 local time (default 0: UTC)
+//! retry_s = 60                               # a sale running or the host down: again later
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -103,6 +108,8 @@ pub struct Config {
     pub supervision: SupervisionConfig,
     /// How long the journal keeps closed transactions before archiving them.
     pub retention: RetentionConfig,
+    /// Settlement with the host on a schedule (`posctl serve`); off unless `at` is set.
+    pub settlement: SettlementConfig,
 }
 
 impl Default for Config {
@@ -125,6 +132,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             supervision: SupervisionConfig::default(),
             retention: RetentionConfig::default(),
+            settlement: SettlementConfig::default(),
             card_timeout_ms: 30_000,
         }
     }
@@ -467,6 +475,34 @@ impl Default for RetentionConfig {
     }
 }
 
+/// Settlement on a schedule (`[settlement]`): an idle `posctl serve` lane settles its batch
+/// with the host once a day at `at` (see [`crate::schedule::SettlementSchedule`]). Off by
+/// default: `posctl settle` and `POST /v1/settlement` settle on demand either way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SettlementConfig {
+    /// The time of day to settle, `HH:MM` (24 h) in the local time `utc_offset_minutes`
+    /// describes; `None` (the default): never by itself.
+    pub at: Option<String>,
+    /// Minutes east of UTC of the local time `at` is in (480 for UTC+8, -300 for UTC-5);
+    /// 0, the default: `at` is UTC, like the report's day.
+    pub utc_offset_minutes: i32,
+    /// When a sale runs at the time, or the settlement could not be done (a host outage, a
+    /// stuck reversal), try again after this many seconds (doubling after each failure, up
+    /// to an hour), until the day ends.
+    pub retry_s: u64,
+}
+
+impl Default for SettlementConfig {
+    fn default() -> Self {
+        SettlementConfig {
+            at: None,
+            utc_offset_minutes: 0,
+            retry_s: 60,
+        }
+    }
+}
+
 /// A config file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -580,6 +616,8 @@ impl Config {
         if sup.reopen_initial_ms > sup.reopen_max_ms {
             return bad("supervision.reopen_initial_ms is above supervision.reopen_max_ms".into());
         }
+        crate::schedule::SettlementSchedule::from_config(&self.settlement)
+            .map_err(ConfigError::Invalid)?;
         if self.api.max_connections == 0 {
             return bad("api.max_connections must be at least 1".into());
         }
@@ -677,6 +715,28 @@ mod tests {
         assert_eq!(c.devices.reader, "usb:072f:90cc");
         assert_eq!(c.acquirer.response_timeout(), Duration::from_secs(15));
         assert!(!c.devices.all_simulated());
+        assert_eq!(c.settlement.at.as_deref(), Some("23:30"));
+        assert_eq!(c.settlement.utc_offset_minutes, 480);
+    }
+
+    #[test]
+    fn scheduled_settlement_is_off_by_default_and_checked() {
+        assert_eq!(Config::default().settlement.at, None);
+        let c = Config::from_toml("[settlement]\nat = \"22:15\"", Path::new("a.toml")).unwrap();
+        assert_eq!(c.settlement.at.as_deref(), Some("22:15"));
+        assert_eq!(c.settlement.retry_s, 60);
+        for bad in [
+            "[settlement]\nat = \"25:00\"",
+            "[settlement]\nat = \"23:30\"\nretry_s = 0",
+            "[settlement]\nat = \"23:30\"\nutc_offset_minutes = 2000",
+            "[settlement]\nwhen = \"23:30\"",
+        ] {
+            let e = Config::from_toml(bad, Path::new("a.toml")).unwrap_err();
+            assert!(
+                e.to_string().contains("settlement") || e.to_string().contains("when"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -334,6 +334,9 @@ pub enum Change {
         /// What happened.
         detail: String,
     },
+    /// A settlement found a difference with the host (its `alarm` event row is in the
+    /// journal too; this carries the difference itself).
+    Difference(Difference),
 }
 
 /// Called after each commit (see [`Journal::set_observer`]).

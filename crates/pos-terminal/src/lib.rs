@@ -10,6 +10,7 @@ pub mod identity;
 pub mod inject;
 pub mod journal;
 pub mod receipt;
+pub mod schedule;
 pub mod service;
 pub mod time;
 pub mod vault;

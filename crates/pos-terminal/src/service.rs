@@ -441,9 +441,14 @@ impl Terminal {
         self.progress = Some(progress);
     }
 
-    /// Use another clock (tests of backoff).
+    /// Use another clock (tests of backoff and of the settlement schedule).
     pub fn set_clock(&mut self, clock: Clock) {
         self.clock = clock;
+    }
+
+    /// The service's clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// The journal.

@@ -106,6 +106,9 @@ pub(super) fn start(ctx: &Ctx, body: Value) -> Result<Reply, ApiError> {
         if let Some(c) = &st.current {
             return Err(ApiError::busy(c.id));
         }
+        if st.settling {
+            return Err(ApiError::settling());
+        }
         st.abandoned = false;
         st.current = Some(Current {
             id: None,

@@ -77,6 +77,18 @@ pub(super) fn observe(shared: &Shared, change: &Change) {
             }
             shared.changed.notify_all();
         }
+        Change::Difference(d) => {
+            let mut e = NewEvent::new(
+                EventKind::SettlementDifference,
+                format!(
+                    "settlement of batch {}: {} ({}): {}",
+                    d.batch, d.detail, d.kind, d.action
+                ),
+            )
+            .settlement(d.settlement_id);
+            e.txn = d.txn_id;
+            shared.bus.publish(e);
+        }
         Change::Event { txn, kind, detail } => {
             if matches!(kind.as_str(), "fault" | "alarm" | "fallback") {
                 let mut e = NewEvent::new(EventKind::TransactionFault, detail.clone());

@@ -279,10 +279,15 @@ impl Rig {
     }
 
     pub fn with(edit: impl FnOnce(&mut Config)) -> Rig {
+        Rig::with_clock(pos_terminal::time::Clock::system(), edit)
+    }
+
+    /// A service whose terminal runs on `clock` (a manual one: the test moves the time).
+    pub fn with_clock(clock: pos_terminal::time::Clock, edit: impl FnOnce(&mut Config)) -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let mut c = config(dir.path());
         edit(&mut c);
-        let service = Service::start(open_lane(c, None).unwrap()).unwrap();
+        let service = Service::start_with_clock(open_lane(c, None).unwrap(), clock).unwrap();
         let token = std::fs::read_to_string(service.token_path()).unwrap();
         let client = Client::new(&service.api_address(), Some(token.trim().to_string()));
         Rig {

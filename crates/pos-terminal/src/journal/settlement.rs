@@ -583,7 +583,7 @@ impl Journal {
             write_diffs(&tx, id, u32::try_from(batch).unwrap_or(0), diffs, now).map_err(&sq)?;
         tx.commit().map_err(&sq)?;
         self.committed(true);
-        let seqs = alarms.iter().map(|a| a.0).collect();
+        let seqs = alarms.iter().map(|a| a.seq).collect();
         self.notify_alarms(alarms);
         Ok(seqs)
     }
@@ -603,13 +603,9 @@ impl Journal {
         Ok(())
     }
 
-    fn notify_alarms(&mut self, alarms: Vec<(i64, Option<i64>, String)>) {
-        for (_, txn, detail) in alarms {
-            self.notify(Change::Event {
-                txn,
-                kind: "alarm".into(),
-                detail,
-            });
+    fn notify_alarms(&mut self, alarms: Vec<Difference>) {
+        for d in alarms {
+            self.notify(Change::Difference(d));
         }
     }
 
@@ -813,14 +809,14 @@ impl Journal {
     }
 }
 
-/// Write differences and their alarm events; returns (seq, txn, alarm text) of each.
+/// Write differences and their alarm events; returns each difference as stored.
 fn write_diffs(
     tx: &rusqlite::Transaction<'_>,
     id: i64,
     batch: u32,
     diffs: &[NewDifference],
     now: i64,
-) -> rusqlite::Result<Vec<(i64, Option<i64>, String)>> {
+) -> rusqlite::Result<Vec<Difference>> {
     let mut out = Vec::new();
     for d in diffs {
         tx.execute(
@@ -836,7 +832,16 @@ fn write_diffs(
             super::sql::INSERT_EVENT,
             params![d.txn_id, now, "alarm", alarm],
         )?;
-        out.push((seq, d.txn_id, alarm));
+        out.push(Difference {
+            seq,
+            settlement_id: id,
+            batch,
+            txn_id: d.txn_id,
+            kind: d.kind.to_string(),
+            detail: d.detail.clone(),
+            action: d.action.clone(),
+            at_ms: now,
+        });
     }
     Ok(out)
 }
