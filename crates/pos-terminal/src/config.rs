@@ -15,6 +15,11 @@
 //! reader = "usb:072f:90cc"                   # or "sim:ccid"
 //! printer = "serial:/dev/ttyUSB0?baud=19200" # or "sim:printer", or "none"
 //! msr = "serial:/dev/ttyACM0"                # or "sim:msr", or "none"
+//! drawer = "printer"                         # the cash drawer on the printer's kick-out connector, or "none" (default)
+//! drawer_pin = 2                             # the connector pin its solenoid is on: 2 (default) or 5
+//!
+//! [drawer]
+//! require_closed_before_sale = true          # refuse a cash sale while the drawer is open or its state unknown
 //!
 //! [pin_pad]                                  # absent: no PIN pad, no PIN CVM offered
 //! device = "serial:/dev/ttyACM1"             # the PIN pad (no driver yet: see PinPadConfig)
@@ -101,6 +106,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// Device supervision of `posctl serve`.
     pub supervision: SupervisionConfig,
+    /// Cash-drawer rules of cash sales.
+    pub drawer: DrawerPolicy,
     /// How long the journal keeps closed transactions before archiving them.
     pub retention: RetentionConfig,
 }
@@ -124,6 +131,7 @@ impl Default for Config {
             limits: Limits::default(),
             api: ApiConfig::default(),
             supervision: SupervisionConfig::default(),
+            drawer: DrawerPolicy::default(),
             retention: RetentionConfig::default(),
             card_timeout_ms: 30_000,
         }
@@ -140,6 +148,11 @@ pub struct DeviceConfig {
     pub printer: String,
     /// The magnetic stripe reader, or `none`.
     pub msr: String,
+    /// The cash drawer: `printer` (on the receipt printer's kick-out connector, opened with
+    /// the printer) or `none` (default).
+    pub drawer: String,
+    /// The kick-out connector pin the drawer's solenoid is on: 2 (default) or 5.
+    pub drawer_pin: u8,
 }
 
 impl Default for DeviceConfig {
@@ -148,6 +161,8 @@ impl Default for DeviceConfig {
             reader: "sim:ccid".into(),
             printer: "sim:printer".into(),
             msr: "sim:msr".into(),
+            drawer: "none".into(),
+            drawer_pin: 2,
         }
     }
 }
@@ -159,6 +174,16 @@ impl DeviceConfig {
             .iter()
             .all(|u| u.starts_with("sim:") || u.as_str() == "none")
     }
+}
+
+/// The cash-drawer rules of cash sales (`[drawer]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DrawerPolicy {
+    /// A cash sale starts only when the drawer reads closed (the last one was shut): an
+    /// open drawer, a drawer whose state cannot be read, or a lane without a drawer refuse
+    /// the sale, with the reason journaled. Default `false`.
+    pub require_closed_before_sale: bool,
 }
 
 /// A PIN verification method a PIN pad offers (`9F33` byte 2).
