@@ -236,7 +236,10 @@ impl<L: Link + 'static> Inner<L> {
         Ok(())
     }
 
-    pub(crate) fn real_time(&mut self, request: StatusRequest) -> Result<PrinterConditions, EscPosError> {
+    pub(crate) fn real_time(
+        &mut self,
+        request: StatusRequest,
+    ) -> Result<PrinterConditions, EscPosError> {
         // A status byte already waiting answers something else (e.g. a DLE EOT sequence the
         // printer found inside image data): take it out first so it is not read as ours.
         self.poll_replies()?;

@@ -224,9 +224,7 @@ impl SimConfig {
                     "open" => cfg.drawer.open = true,
                     "jammed" => cfg.drawer.jammed = true,
                     other => {
-                        return Err(format!(
-                            "{uri}: drawer={other:?} (closed, open or jammed)"
-                        ));
+                        return Err(format!("{uri}: drawer={other:?} (closed, open or jammed)"));
                     }
                 },
                 "drawer_pin" => {

@@ -124,11 +124,23 @@ fn the_switch_is_read_at_the_level_the_profile_says_means_open() {
         };
         let (p, vp) = rig(sim, profile(high_is_open));
         let mut d = p.drawer(quick(DrawerPin::Pin2));
-        assert_eq!(d.drawer_state().unwrap(), DrawerState::Closed, "{high_is_open}");
+        assert_eq!(
+            d.drawer_state().unwrap(),
+            DrawerState::Closed,
+            "{high_is_open}"
+        );
         vp.set_drawer_open(true);
-        assert_eq!(d.drawer_state().unwrap(), DrawerState::Open, "{high_is_open}");
+        assert_eq!(
+            d.drawer_state().unwrap(),
+            DrawerState::Open,
+            "{high_is_open}"
+        );
         vp.set_drawer_open(false);
-        assert_eq!(d.drawer_state().unwrap(), DrawerState::Closed, "{high_is_open}");
+        assert_eq!(
+            d.drawer_state().unwrap(),
+            DrawerState::Closed,
+            "{high_is_open}"
+        );
     }
     // The same wire read with the other level: the profile decides, not the driver. The
     // printer reports an open drawer as pin 3 LOW; a profile saying HIGH means open reads
@@ -180,8 +192,14 @@ fn a_silent_printer_is_an_error_not_a_guess() {
         profile(false),
     );
     let mut d = p.drawer(quick(DrawerPin::Pin2));
-    assert_eq!(d.drawer_state().unwrap_err().kind(), FaultKind::PrinterOffline);
-    assert_eq!(d.open_drawer().unwrap_err().kind(), FaultKind::PrinterOffline);
+    assert_eq!(
+        d.drawer_state().unwrap_err().kind(),
+        FaultKind::PrinterOffline
+    );
+    assert_eq!(
+        d.open_drawer().unwrap_err().kind(),
+        FaultKind::PrinterOffline
+    );
     let report = d.check_health(HealthLevel::Internal).unwrap();
     assert!(!report.healthy());
 }

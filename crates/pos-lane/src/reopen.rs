@@ -77,7 +77,8 @@ impl Reopener {
         let pulse = crate::drawer_pulse(&self.uris)?;
         if let Some(p) = self.sim.as_ref().and_then(SimLane::reopen_printer) {
             let p = p?;
-            let drawer = pulse.map(|pulse| -> Drawer { Box::new(pos_hal::Erased(p.drawer(pulse))) });
+            let drawer =
+                pulse.map(|pulse| -> Drawer { Box::new(pos_hal::Erased(p.drawer(pulse))) });
             return Ok((Box::new(pos_hal::Erased(p)), drawer));
         }
         let (printer, _, drawer) = crate::open_printer_with_drawer(&self.uris.printer, pulse)?;

@@ -84,10 +84,7 @@ fn a_cash_sale_opens_the_drawer_and_is_journaled() {
         .iter()
         .map(|e| (e.kind.as_str(), e.detail.as_str()))
         .collect();
-    assert!(
-        kinds.contains(&("cash", "cash sale of 12.50")),
-        "{kinds:?}"
-    );
+    assert!(kinds.contains(&("cash", "cash sale of 12.50")), "{kinds:?}");
     assert!(
         kinds
             .iter()

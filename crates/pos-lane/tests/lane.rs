@@ -152,8 +152,8 @@ fn the_profile_can_come_from_the_argument_or_the_uri() {
         reader: "sim:ccid?card=mastercard".into(),
         printer: "none".into(),
         msr: "none".into(),
-    ..DeviceConfig::default()
-};
+        ..DeviceConfig::default()
+    };
     let mut lane = pos_lane::open(&config, None).unwrap();
     assert_eq!(
         lane.sim.as_ref().unwrap().card(),
@@ -384,8 +384,8 @@ fn config(reader: &str, printer: &str, msr: &str) -> DeviceConfig {
         reader: reader.into(),
         printer: printer.into(),
         msr: msr.into(),
-    ..DeviceConfig::default()
-}
+        ..DeviceConfig::default()
+    }
 }
 
 #[test]

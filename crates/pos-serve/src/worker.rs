@@ -81,6 +81,10 @@ pub(crate) enum Command {
     Check(Sender<DevicesStatus>),
     /// Run the printer's recovery sequence (after a jam was cleared).
     RecoverPrinter(Sender<Result<Vec<&'static str>, ApiError>>),
+    /// Pulse the cash drawer (`POST /v1/drawer/open`).
+    OpenDrawer(Sender<Result<serde_json::Value, ApiError>>),
+    /// Read the cash drawer's switch (`GET /v1/drawer`).
+    DrawerStatus(Sender<Result<serde_json::Value, ApiError>>),
     /// Finish and stop.
     Stop,
 }
@@ -240,11 +244,37 @@ impl Worker {
             Command::RecoverPrinter(tx) => {
                 let _ = tx.send(Err(err()));
             }
+            Command::OpenDrawer(tx) | Command::DrawerStatus(tx) => {
+                let _ = tx.send(Err(err()));
+            }
             Command::Check(tx) => {
                 let _ = tx.send(self.shared.lock().devices.clone());
             }
             Command::Stop => {}
         }
+    }
+
+    /// The drawer's answer as the API shows it: its switch, the pulse, the sale rule.
+    fn drawer_answer(
+        &mut self,
+        state: pos_hal::DrawerState,
+        opened: Option<bool>,
+    ) -> serde_json::Value {
+        let pulse = self
+            .terminal
+            .devices_mut()
+            .drawer
+            .as_ref()
+            .map(|d| pos_hal::CashDrawer::pulse(d));
+        let mut v = serde_json::json!({
+            "state": state,
+            "pulse": pulse,
+            "require_closed_before_sale": self.terminal.config().drawer.require_closed_before_sale,
+        });
+        if let (Some(o), Some(map)) = (opened, v.as_object_mut()) {
+            map.insert("opened".into(), serde_json::Value::Bool(o));
+        }
+        v
     }
 
     fn handle(&mut self, cmd: Command) {
@@ -280,6 +310,20 @@ impl Worker {
                 let _ = tx.send(r);
                 self.last_poll = Instant::now() - Duration::from_secs(3600);
                 self.tick(false);
+            }
+            Command::OpenDrawer(tx) => {
+                let r = match self.terminal.open_drawer("API request") {
+                    Ok(s) => Ok(self.drawer_answer(s, Some(s == pos_hal::DrawerState::Open))),
+                    Err(e) => Err(drawer_error(&e)),
+                };
+                let _ = tx.send(r);
+            }
+            Command::DrawerStatus(tx) => {
+                let r = match self.terminal.drawer_state() {
+                    Ok(s) => Ok(self.drawer_answer(s, None)),
+                    Err(e) => Err(drawer_error(&e)),
+                };
+                let _ = tx.send(r);
             }
             Command::Stop => {}
         }
@@ -435,5 +479,14 @@ impl Worker {
         for e in self.deferred.borrow_mut().drain(..) {
             self.shared.bus.publish(e);
         }
+    }
+}
+
+/// A drawer error for the API: 404 without a drawer, else 502 `device` naming the kind.
+fn drawer_error(e: &pos_hal::DeviceError) -> ApiError {
+    if e.inner().is::<pos_terminal::service::NoDrawer>() {
+        ApiError::not_found(e.to_string())
+    } else {
+        ApiError::device(e)
     }
 }

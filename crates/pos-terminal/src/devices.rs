@@ -36,7 +36,10 @@ impl std::fmt::Debug for Devices {
             .field("msr", &name(self.msr.as_ref().map(|m| m.info())))
             .field(
                 "drawer",
-                &self.drawer.as_ref().map(|d| format!("{} ({})", d.info(), d.pulse())),
+                &self
+                    .drawer
+                    .as_ref()
+                    .map(|d| format!("{} ({})", d.info(), d.pulse())),
             )
             .finish()
     }

@@ -19,8 +19,8 @@ pub use devices::Devices;
 pub use inject::{InjectedFault, Injection, NoHook, Step, StepHook};
 pub use journal::{Journal, State, Txn};
 pub use service::{
-    CancelHandle, CardEntry, CashSale, DrainReport, Prompt, RecoveryReport, Terminal, TerminalError,
-    TxnRequest, TxnResult,
+    CancelHandle, CardEntry, CashSale, DrainReport, Prompt, RecoveryReport, Terminal,
+    TerminalError, TxnRequest, TxnResult,
 };
 pub mod report;
 

@@ -19,7 +19,10 @@ fn cli_error(e: EscPosError) -> CliError {
     CliError::device(&e, link, exit)
 }
 
-fn open(device: &str, pin: u8) -> Result<pos_escpos::EscPosDrawer<Box<dyn pos_link::Link>>, CliError> {
+fn open(
+    device: &str,
+    pin: u8,
+) -> Result<pos_escpos::EscPosDrawer<Box<dyn pos_link::Link>>, CliError> {
     let pin = DrawerPin::from_number(pin)
         .ok_or_else(|| CliError::new(format!("--pin {pin}: the drawer pin is 2 or 5")))?;
     let uri = DeviceUri::parse(device).map_err(|e| CliError::new(e.to_string()))?;
@@ -38,10 +41,7 @@ struct DrawerJson {
 
 fn show(body: &DrawerJson, json: bool) {
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(body).unwrap_or_default()
-        );
+        println!("{}", serde_json::to_string_pretty(body).unwrap_or_default());
         return;
     }
     match (body.pulse, body.opened) {

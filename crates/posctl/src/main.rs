@@ -7,10 +7,10 @@
 
 mod card;
 mod devices;
+mod drawer;
 mod host;
 mod logging;
 mod msr;
-mod drawer;
 mod printer;
 mod reader;
 mod serve;

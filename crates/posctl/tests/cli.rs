@@ -837,12 +837,21 @@ fn drawer_open_and_status_on_the_virtual_printer() {
     );
     let text = posctl(&["drawer", "open", "--device", "sim:printer"]);
     assert!(
-        String::from_utf8_lossy(&text.stdout).contains("drawer opened (pin 2, 50 ms on, 500 ms off)"),
+        String::from_utf8_lossy(&text.stdout)
+            .contains("drawer opened (pin 2, 50 ms on, 500 ms off)"),
         "{text:?}"
     );
 
     // Pin 5 on a drawer wired to pin 2: the pulse goes out, the drawer stays shut: exit 2.
-    let out = posctl(&["drawer", "open", "--device", "sim:printer", "--pin", "5", "--json"]);
+    let out = posctl(&[
+        "drawer",
+        "open",
+        "--device",
+        "sim:printer",
+        "--pin",
+        "5",
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert_eq!(json(&out)["state"], "closed");
     assert_eq!(json(&out)["pulse"]["pin"], "pin5");
@@ -851,7 +860,10 @@ fn drawer_open_and_status_on_the_virtual_printer() {
     let out = posctl(&["drawer", "open", "--device", "sim:printer?fault=cover-open"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cover_open") && err.contains("no pulse"), "{err}");
+    assert!(
+        err.contains("cover_open") && err.contains("no pulse"),
+        "{err}"
+    );
 
     // A silent printer cannot be read: exit 1; a bad pin: exit 1.
     let out = posctl(&["drawer", "status", "--device", "sim:printer?fault=silent"]);

@@ -282,8 +282,8 @@ pub(super) fn unplugged(ctx: &mut Ctx<'_>) -> Outcome {
         reader: uri,
         printer: "none".into(),
         msr: "none".into(),
-    ..DeviceConfig::default()
-};
+        ..DeviceConfig::default()
+    };
     let mut fresh = None;
     ask(
         ctx.operator,

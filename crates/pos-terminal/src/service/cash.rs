@@ -121,7 +121,9 @@ impl Terminal {
                     FaultKind::NotFound,
                     NoDrawer.to_string(),
                 ),
-                Some(Ok(DrawerState::Closed)) => (DrawerState::Closed, FaultKind::Busy, String::new()),
+                Some(Ok(DrawerState::Closed)) => {
+                    (DrawerState::Closed, FaultKind::Busy, String::new())
+                }
                 Some(Ok(DrawerState::Open)) => (
                     DrawerState::Open,
                     FaultKind::Busy,
@@ -144,10 +146,7 @@ impl Terminal {
                     kind,
                     detail,
                 };
-                let note = format!(
-                    "cash sale of {} refused: {refusal}",
-                    receipt::money(amount)
-                );
+                let note = format!("cash sale of {} refused: {refusal}", receipt::money(amount));
                 self.journal.event(None, "drawer", &note)?;
                 self.say(None, &note);
                 return Err(refusal);
