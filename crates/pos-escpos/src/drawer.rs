@@ -178,7 +178,7 @@ impl<L: Link + 'static> Device for EscPosDrawer<L> {
     /// `drawer_open` in or out of its conditions.
     fn subscribe(&mut self) -> Result<Subscription, EscPosError> {
         let sub = self.hub.subscribe();
-        if !self.monitor.as_ref().is_some_and(|h| !h.is_finished()) {
+        if self.monitor.as_ref().is_none_or(|h| h.is_finished()) {
             self.monitor = Some(spawn_monitor(&self.inner, &self.hub));
         }
         Ok(sub)

@@ -16,7 +16,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use pos_hal::{CardSpec, PrinterConditions, ReceiptPrinter};
+use pos_hal::{CardSpec, CashDrawer, PrinterConditions, ReceiptPrinter};
 use pos_lane::SimLane;
 use pos_terminal::config::SupervisionConfig;
 use pos_terminal::inject::Injection;
@@ -265,7 +265,7 @@ impl Worker {
             .devices_mut()
             .drawer
             .as_ref()
-            .map(|d| pos_hal::CashDrawer::pulse(d));
+            .map(|d| d.pulse());
         let mut v = serde_json::json!({
             "state": state,
             "pulse": pulse,
