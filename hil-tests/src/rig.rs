@@ -224,6 +224,7 @@ impl Rig {
             reader: uri(&self.reader),
             printer: uri(&self.printer),
             msr: uri(&self.msr),
+            ..DeviceConfig::default()
         }
     }
 

@@ -86,14 +86,14 @@ impl PrintReport {
     }
 }
 
-struct Inner<L> {
+pub(crate) struct Inner<L> {
     link: L,
-    uri: String,
-    profile: Profile,
-    config: DriverConfig,
+    pub(crate) uri: String,
+    pub(crate) profile: Profile,
+    pub(crate) config: DriverConfig,
     reader: ReplyReader,
-    hub: EventHub,
-    state: DeviceState,
+    pub(crate) hub: EventHub,
+    pub(crate) state: DeviceState,
     /// Conditions from the last full status read or ASB block.
     last: Option<PrinterConditions>,
     /// The latest Automatic Status Back block, since the last time it was looked at.
@@ -165,7 +165,7 @@ impl<L: Link + 'static> Inner<L> {
         }
     }
 
-    fn write(&mut self, bytes: &[u8], deadline: Deadline) -> Result<(), LinkError> {
+    pub(crate) fn write(&mut self, bytes: &[u8], deadline: Deadline) -> Result<(), LinkError> {
         let r = self.link.write_all(bytes, deadline);
         if let Err(e) = &r {
             self.link_failed(e);
@@ -230,13 +230,16 @@ impl<L: Link + 'static> Inner<L> {
     }
 
     /// Take in whatever the printer has sent, without waiting.
-    fn poll_replies(&mut self) -> Result<(), LinkError> {
+    pub(crate) fn poll_replies(&mut self) -> Result<(), LinkError> {
         while self.pump(Deadline::now())? {}
         self.next_matching(&mut |_| None::<()>);
         Ok(())
     }
 
-    fn real_time(&mut self, request: StatusRequest) -> Result<PrinterConditions, EscPosError> {
+    pub(crate) fn real_time(
+        &mut self,
+        request: StatusRequest,
+    ) -> Result<PrinterConditions, EscPosError> {
         // A status byte already waiting answers something else (e.g. a DLE EOT sequence the
         // printer found inside image data): take it out first so it is not read as ours.
         self.poll_replies()?;
@@ -267,7 +270,7 @@ impl<L: Link + 'static> Inner<L> {
     }
 
     /// The printer's full live status (DLE EOT 1-4).
-    fn status(&mut self) -> Result<PrinterConditions, EscPosError> {
+    pub(crate) fn status(&mut self) -> Result<PrinterConditions, EscPosError> {
         self.poll_replies()?;
         let mut c = PrinterConditions::empty();
         for request in [
@@ -682,6 +685,19 @@ impl<L: Link + 'static> EscPosPrinter<L> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The cash drawer on this printer's kick-out connector, released with `pulse`: a
+    /// handle on the same driver (one link, one lock), usable from another owner while this
+    /// printer lives. The drawer keeps the printer's link open after the printer is dropped.
+    pub fn drawer(&self, pulse: pos_hal::DrawerPulse) -> crate::drawer::EscPosDrawer<L> {
+        crate::drawer::EscPosDrawer::new(
+            Arc::clone(&self.inner),
+            self.hub.clone(),
+            pulse,
+            #[cfg(feature = "sim")]
+            self.sim.clone(),
+        )
+    }
+
     /// The profile in use.
     pub fn profile(&self) -> Profile {
         self.lock().profile.clone()
@@ -748,11 +764,23 @@ impl<L: Link + 'static> EscPosPrinter<L> {
         if self.monitor.as_ref().is_some_and(|h| !h.is_finished()) {
             return;
         }
-        let weak: Weak<Mutex<Inner<L>>> = Arc::downgrade(&self.inner);
-        let hub = self.hub.clone();
-        let interval = self.lock().config.monitor_interval;
-        self.monitor = Some(std::thread::spawn(move || monitor(weak, hub, interval)));
+        self.monitor = Some(spawn_monitor(&self.inner, &self.hub));
     }
+}
+
+/// Start the status monitor of the driver behind `inner`, publishing on `hub`.
+pub(crate) fn spawn_monitor<L: Link + 'static>(
+    inner: &Arc<Mutex<Inner<L>>>,
+    hub: &EventHub,
+) -> JoinHandle<()> {
+    let weak: Weak<Mutex<Inner<L>>> = Arc::downgrade(inner);
+    let hub = hub.clone();
+    let interval = inner
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .config
+        .monitor_interval;
+    std::thread::spawn(move || monitor(weak, hub, interval))
 }
 
 /// Poll status for subscribers while anyone listens and the printer exists.

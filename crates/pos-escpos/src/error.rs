@@ -49,6 +49,15 @@ pub enum EscPosError {
         /// All conditions reported.
         conditions: PrinterConditions,
     },
+    /// The drawer was not pulsed: the printer cannot act on a pulse now (it would keep it
+    /// in its buffer and open the drawer later, unasked).
+    #[error("drawer not opened: the printer is not ready ({}), so no pulse was sent", .conditions.names().join(", "))]
+    DrawerRefused {
+        /// The printer's stopping condition (most actionable first).
+        kind: FaultKind,
+        /// All conditions reported.
+        conditions: PrinterConditions,
+    },
     /// The printer stopped during a job: the receipt did not (completely) print.
     #[error("print job failed with {kind} ({}); {progress}", .conditions.names().join(", "))]
     JobFailed {
@@ -95,7 +104,9 @@ impl Fault for EscPosError {
     fn kind(&self) -> FaultKind {
         match self {
             EscPosError::Link(e) => e.kind(),
-            EscPosError::NotReady { kind, .. } | EscPosError::JobFailed { kind, .. } => *kind,
+            EscPosError::NotReady { kind, .. }
+            | EscPosError::DrawerRefused { kind, .. }
+            | EscPosError::JobFailed { kind, .. } => *kind,
             EscPosError::Silent { .. } => FaultKind::PrinterOffline,
             EscPosError::Status(e) => e.kind(),
             EscPosError::Garbled { .. } => FaultKind::Protocol,

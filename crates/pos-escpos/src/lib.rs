@@ -14,6 +14,9 @@
 //! - [`status`]: DLE EOT, Automatic Status Back, GS I and GS ( H replies, parsed into
 //!   pos-hal [`PrinterConditions`](pos_hal::PrinterConditions), and a reader that tells the
 //!   reply kinds apart by their fixed bits.
+//! - [`EscPosDrawer`]: the cash drawer on a printer's kick-out connector (pos-hal
+//!   [`CashDrawer`](pos_hal::CashDrawer)): `ESC p` on pin 2 or 5, its switch from DLE EOT 1
+//!   at the level the profile says means open ([`EscPosPrinter::drawer`]).
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -28,10 +31,12 @@ pub mod selftest;
 pub mod sim;
 pub mod status;
 
+mod drawer;
 mod driver;
 mod error;
 mod factory;
 
+pub use drawer::EscPosDrawer;
 pub use driver::{DriverConfig, EscPosPrinter, PrintReport};
 pub use error::{EscPosError, JobProgress};
 pub use factory::{open, open_link, profile_for};

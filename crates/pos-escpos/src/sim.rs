@@ -6,6 +6,12 @@
 //! and takes faults: paper out (at once or after N lines), paper near end, cover open, cutter
 //! jam, offline, silent (answers nothing), slow (a line speed in bytes per second).
 //!
+//! A cash drawer hangs on its kick-out connector: `ESC p` on the drawer's pin (2 unless
+//! told otherwise) is recorded ([`VirtualPrinter::drawer_kicks`], with its pin and times)
+//! and opens the drawer, unless it is jammed; the drawer's switch is reported on pin 3 in
+//! DLE EOT 1 and ASB, at the level the profile says means open. Tests open and close it
+//! with [`VirtualPrinter::set_drawer_open`] (the cashier pushing it shut).
+//!
 //! It serves any [`Link`]: the master side of a pseudo-terminal (so the driver runs the real
 //! serial path) or accepted TCP connections (like a network printer on port 9100).
 //!
@@ -25,7 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use pos_hal::{Fault, FaultKind, PrinterConditions};
+use pos_hal::{DrawerPin, Fault, FaultKind, PrinterConditions};
 use pos_link::{Address, Deadline, DeviceUri, Link, LinkError, PtyPair, TcpLink};
 
 use crate::codepage::{self, CodePage};
@@ -80,6 +86,62 @@ pub struct SimConfig {
     pub bytes_per_second: Option<u32>,
     /// What GS I reports.
     pub identity: PrinterId,
+    /// The cash drawer on the kick-out connector.
+    pub drawer: SimDrawer,
+}
+
+/// The virtual printer's cash drawer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimDrawer {
+    /// The connector pin the drawer's solenoid is wired to: a pulse on the other pin does
+    /// nothing.
+    pub pin: DrawerPin,
+    /// The drawer starts open.
+    pub open: bool,
+    /// A pulse does not open it (stuck, locked with the key).
+    pub jammed: bool,
+}
+
+impl Default for SimDrawer {
+    fn default() -> Self {
+        SimDrawer {
+            pin: DrawerPin::Pin2,
+            open: false,
+            jammed: false,
+        }
+    }
+}
+
+/// One drawer pulse (`ESC p m t1 t2`) the virtual printer received, as sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrawerKick {
+    /// m: 0 or 48 for pin 2, 1 or 49 for pin 5.
+    pub m: u8,
+    /// t1: on time in units of 2 ms.
+    pub t1: u8,
+    /// t2: off time in units of 2 ms.
+    pub t2: u8,
+}
+
+impl DrawerKick {
+    /// The connector pin `m` names (`None` for an m ESC/POS does not define).
+    pub fn pin(&self) -> Option<DrawerPin> {
+        match self.m {
+            0 | 48 => Some(DrawerPin::Pin2),
+            1 | 49 => Some(DrawerPin::Pin5),
+            _ => None,
+        }
+    }
+
+    /// The on time.
+    pub fn on(&self) -> Duration {
+        Duration::from_millis(u64::from(self.t1) * 2)
+    }
+
+    /// The off time.
+    pub fn off(&self) -> Duration {
+        Duration::from_millis(u64::from(self.t2) * 2)
+    }
 }
 
 impl Default for SimConfig {
@@ -91,6 +153,7 @@ impl Default for SimConfig {
             paper_out_after_lines: None,
             bytes_per_second: None,
             identity: simulated_identity(),
+            drawer: SimDrawer::default(),
         }
     }
 }
@@ -113,7 +176,9 @@ pub fn simulated_identity() -> PrinterId {
 
 impl SimConfig {
     /// Read the options of a `sim:printer` URI: `fault=paper-out,cover-open,...`,
-    /// `after=N` (paper out after N lines), `profile=NAME`, `bps=N` (slow printer).
+    /// `after=N` (paper out after N lines), `profile=NAME`, `bps=N` (slow printer),
+    /// `drawer=closed|open|jammed` (the cash drawer's start; default closed) and
+    /// `drawer_pin=2|5` (the pin its solenoid is on; default 2).
     ///
     /// Errors: a message naming the bad option.
     pub fn from_uri(uri: &DeviceUri) -> Result<Self, String> {
@@ -154,9 +219,24 @@ impl SimConfig {
                         })?;
                     cfg.bytes_per_second = Some(bps);
                 }
+                "drawer" => match value.as_str() {
+                    "closed" => cfg.drawer.open = false,
+                    "open" => cfg.drawer.open = true,
+                    "jammed" => cfg.drawer.jammed = true,
+                    other => {
+                        return Err(format!("{uri}: drawer={other:?} (closed, open or jammed)"));
+                    }
+                },
+                "drawer_pin" => {
+                    cfg.drawer.pin = value
+                        .parse::<u8>()
+                        .ok()
+                        .and_then(DrawerPin::from_number)
+                        .ok_or_else(|| format!("{uri}: drawer_pin={value:?} (2 or 5)"))?;
+                }
                 other => {
                     return Err(format!(
-                        "{uri}: unknown option {other:?} (fault, after, profile, bps)"
+                        "{uri}: unknown option {other:?} (fault, after, profile, bps, drawer, drawer_pin)"
                     ));
                 }
             }
@@ -205,6 +285,8 @@ struct State {
     confirmed: Vec<[u8; 4]>,
     dropped_bytes: usize,
     bytes_received: usize,
+    drawer: SimDrawer,
+    kicks: Vec<DrawerKick>,
 }
 
 impl State {
@@ -230,6 +312,8 @@ impl State {
             confirmed: Vec::new(),
             dropped_bytes: 0,
             bytes_received: 0,
+            drawer: cfg.drawer,
+            kicks: Vec::new(),
         }
     }
 
@@ -258,6 +342,9 @@ impl State {
         }
         if self.has(SimFault::Offline) {
             c |= PrinterConditions::OFFLINE;
+        }
+        if self.drawer.open {
+            c |= PrinterConditions::DRAWER_OPEN;
         }
         c
     }
@@ -416,6 +503,17 @@ impl State {
                     }
                     let lines = std::mem::take(&mut self.current);
                     self.receipts.push(Receipt { lines, cut: true });
+                }
+            }
+            Command::DrawerPulse { pin, on, off } => {
+                let kick = DrawerKick {
+                    m: pin,
+                    t1: on,
+                    t2: off,
+                };
+                self.kicks.push(kick);
+                if kick.pin() == Some(self.drawer.pin) && on > 0 && !self.drawer.jammed {
+                    self.drawer.open = true;
                 }
             }
             Command::ProcessIdRequest(id) => {
@@ -602,6 +700,28 @@ impl VirtualPrinter {
             st.paper_exhausted = false;
             st.paper_out_after_lines = None;
         }
+    }
+
+    /// Open or close the cash drawer by hand (a cashier pushing it shut, a key opening it).
+    pub fn set_drawer_open(&self, open: bool) {
+        lock(&self.state).drawer.open = open;
+    }
+
+    /// Jam the cash drawer (a pulse no longer opens it) or free it.
+    pub fn set_drawer_jammed(&self, jammed: bool) {
+        lock(&self.state).drawer.jammed = jammed;
+    }
+
+    /// Whether the cash drawer is open.
+    pub fn drawer_open(&self) -> bool {
+        lock(&self.state).drawer.open
+    }
+
+    /// The drawer pulses (`ESC p`) received so far, in order, whatever pin they named.
+    /// Pulses sent while the printer was stopped (offline) are not here: it did not act on
+    /// them.
+    pub fn drawer_kicks(&self) -> Vec<DrawerKick> {
+        lock(&self.state).kicks.clone()
     }
 
     /// Make paper run out after `lines` more printed lines.

@@ -18,6 +18,8 @@ pub enum DeviceKind {
     MagstripeReader,
     /// A receipt printer.
     ReceiptPrinter,
+    /// A cash drawer (on a receipt printer's drawer kick-out connector).
+    CashDrawer,
 }
 
 impl DeviceKind {
@@ -27,6 +29,7 @@ impl DeviceKind {
             DeviceKind::ChipReader => "chip_reader",
             DeviceKind::MagstripeReader => "magstripe_reader",
             DeviceKind::ReceiptPrinter => "receipt_printer",
+            DeviceKind::CashDrawer => "cash_drawer",
         }
     }
 }

@@ -13,6 +13,7 @@ use std::fmt;
 use crate::card::{Atr, ChipReader, ReaderCapabilities, SlotState};
 use crate::device::{Device, DeviceInfo, DeviceState};
 use crate::document::{CutKind, Document};
+use crate::drawer::{CashDrawer, DrawerPulse, DrawerState};
 use crate::event::Subscription;
 use crate::fault::{Fault, FaultKind};
 use crate::health::{HealthLevel, HealthReport};
@@ -128,6 +129,18 @@ impl<D: ReceiptPrinter> ReceiptPrinter for Erased<D> {
     }
     fn recover(&mut self) -> Result<PrinterConditions, DeviceError> {
         self.0.recover().map_err(DeviceError::new)
+    }
+}
+
+impl<D: CashDrawer> CashDrawer for Erased<D> {
+    fn pulse(&self) -> DrawerPulse {
+        self.0.pulse()
+    }
+    fn open_drawer(&mut self) -> Result<DrawerState, DeviceError> {
+        self.0.open_drawer().map_err(DeviceError::new)
+    }
+    fn drawer_state(&mut self) -> Result<DrawerState, DeviceError> {
+        self.0.drawer_state().map_err(DeviceError::new)
     }
 }
 

@@ -14,6 +14,7 @@
 //! | `ErrorCode` / `ErrorCodeExtended` | [`FaultKind`] via [`Fault::kind`]            |
 //! | `DataEvent`/`StatusUpdateEvent` | [`DeviceEvent`] over a [`Subscription`]        |
 //! | POSPrinter, MSR, SmartCardRW | [`ReceiptPrinter`], [`MagstripeReader`], [`ChipReader`] + [`CardChannel`] |
+//! | CashDrawer (`OpenDrawer`, `DrawerOpened`) | [`CashDrawer`] ([`CashDrawer::open_drawer`], [`CashDrawer::drawer_state`]) |
 //!
 //! UnifiedPOS has no code for a paper jam or a cutter fault; we do ([`FaultKind::CutterJam`]).
 //!
@@ -73,6 +74,7 @@ pub mod calendar;
 mod card;
 mod device;
 mod document;
+mod drawer;
 mod erased;
 mod event;
 mod fault;
@@ -90,6 +92,7 @@ pub use document::{
     Align, Barcode, Bitmap, Block, CutKind, Document, DrawerPin, Font, HriPosition, Image,
     ImageConversion, QrCode, QrErrorCorrection, Symbology, TextStyle, Underline,
 };
+pub use drawer::{CashDrawer, DrawerPulse, DrawerState};
 pub use erased::{DeviceError, Erased};
 pub use event::{DeviceEvent, EventHub, RecvError, Subscription, TimedEvent};
 pub use fault::{Fault, FaultKind, UnknownFaultKind};

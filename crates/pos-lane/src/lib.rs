@@ -29,6 +29,13 @@
 //! ([`SimLane::unplug_reader`] / [`SimLane::replug_reader`], and likewise for the printer and
 //! the stripe reader).
 //!
+//! The cash drawer hangs on the printer: `[devices] drawer = "printer"` (and `drawer_pin =
+//! 2|5`) gives [`Devices::drawer`] the printer driver's own drawer
+//! ([`pos_escpos::EscPosDrawer`]: one link, one lock with the printer), opened with the
+//! printer and re-opened with it ([`Reopener::printer_and_drawer`]); `drawer = "none"` (the
+//! default) is no drawer. A drawer on a lane without a printer, another drawer value or
+//! another pin is refused at open with [`FaultKind::InvalidInput`](pos_hal::FaultKind).
+//!
 //! Errors name the device (`reader`, `printer`, `msr`), its URI and the driver's message;
 //! [`LaneError::kind`](pos_hal::Fault::kind) is the driver error's
 //! [`FaultKind`](pos_hal::FaultKind).
@@ -46,11 +53,11 @@ use std::time::Duration;
 
 use pos_emv::profile_card::Profile;
 use pos_hal::CardSpec;
-use pos_hal::Erased;
+use pos_hal::{DrawerPin, DrawerPulse, Erased};
 use pos_link::{Address, DeviceUri};
 use pos_terminal::Devices;
 use pos_terminal::config::DeviceConfig;
-use pos_terminal::devices::{Msr, Printer, Reader};
+use pos_terminal::devices::{Drawer, Msr, Printer, Reader};
 
 pub use error::{BadUri, LaneError, LaneFault, Role};
 pub use hook::{HostArm, SimHook};
@@ -128,11 +135,13 @@ fn is_sim(uri: &DeviceUri, kind: &str) -> bool {
 /// error (a URI that does not parse is [`FaultKind::InvalidInput`](pos_hal::FaultKind)).
 /// Devices opened before it are closed again.
 pub fn open(config: &DeviceConfig, card: Option<CardSpec>) -> Result<Lane, LaneError> {
+    let pulse = drawer_pulse(config)?;
     let mut devices = Devices::default();
     let (reader, reader_sim, lane_card) = open_reader(&config.reader, card.clone())?;
     devices.reader = reader;
-    let (printer, printer_sim) = open_printer(&config.printer)?;
+    let (printer, printer_sim, drawer) = open_printer_with_drawer(&config.printer, pulse)?;
     devices.printer = printer;
+    devices.drawer = drawer;
     let (msr, msr_sim) = open_msr(&config.msr)?;
     devices.msr = msr;
     let msr_sim = msr_sim.map(|m| MsrSim::new(m, &config.msr));
@@ -180,18 +189,70 @@ pub(crate) fn open_reader(text: &str, card: Option<CardSpec>) -> Result<OpenedRe
     Ok((Some(Box::new(Erased(reader))), None, None))
 }
 
+/// The pulse of the drawer `config` asks for: `None` for `drawer = "none"`; for
+/// `drawer = "printer"` the usual pulse (50 ms on, 500 ms off) on `drawer_pin`.
+///
+/// # Errors
+/// [`FaultKind::InvalidInput`](pos_hal::FaultKind) (device `printer`, the drawer's setting
+/// as URI) for another drawer value, a pin other than 2 or 5, or a drawer on a lane
+/// without a printer.
+pub fn drawer_pulse(config: &DeviceConfig) -> Result<Option<DrawerPulse>, LaneError> {
+    let bad = |message: String| {
+        LaneError::new(
+            Role::Printer,
+            &format!("drawer={}", config.drawer),
+            LaneFault {
+                kind: pos_hal::FaultKind::InvalidInput,
+                message,
+            },
+        )
+    };
+    match config.drawer.trim() {
+        "none" => Ok(None),
+        "printer" => {
+            if config.printer.trim() == "none" {
+                return Err(bad(
+                    "the cash drawer hangs on the printer, and the lane has no printer".into(),
+                ));
+            }
+            let pin = DrawerPin::from_number(config.drawer_pin).ok_or_else(|| {
+                bad(format!(
+                    "drawer_pin = {}: the drawer kick-out connector pin is 2 or 5",
+                    config.drawer_pin
+                ))
+            })?;
+            Ok(Some(DrawerPulse::new(pin)))
+        }
+        other => Err(bad(format!(
+            "drawer = {other:?}: \"printer\" (on the printer's kick-out connector) or \"none\""
+        ))),
+    }
+}
+
 /// Open the printer at `text`, as [`open`] does (also for a [`Reopener`] and a replug).
 pub(crate) fn open_printer(text: &str) -> Result<Opened<Printer, PrinterSim>, LaneError> {
+    open_printer_with_drawer(text, None).map(|(p, s, _)| (p, s))
+}
+
+/// A printer, the control of its simulator, and its drawer.
+pub(crate) type OpenedPrinter = (Option<Printer>, Option<PrinterSim>, Option<Drawer>);
+
+/// Open the printer at `text` and, with `pulse`, the drawer behind it.
+pub(crate) fn open_printer_with_drawer(
+    text: &str,
+    pulse: Option<DrawerPulse>,
+) -> Result<OpenedPrinter, LaneError> {
     if text.trim() == "none" {
-        return Ok((None, None));
+        return Ok((None, None, None));
     }
     let uri = parse(Role::Printer, text)?;
     let simulated = is_sim(&uri, "printer");
     let printer = pos_escpos::open(&uri, printer_config(simulated))
         .map_err(|e| LaneError::new(Role::Printer, text, e))?;
+    let drawer = pulse.map(|p| -> Drawer { Box::new(Erased(printer.drawer(p))) });
     let device = match printer.simulator() {
         Some(device) if simulated => device,
-        _ => return Ok((Some(Box::new(Erased(printer))), None)),
+        _ => return Ok((Some(Box::new(Erased(printer))), None, drawer)),
     };
     let driver: sim::SimPrinterDriver = Arc::new(std::sync::Mutex::new(printer));
     let sim = PrinterSim {
@@ -200,7 +261,11 @@ pub(crate) fn open_printer(text: &str) -> Result<Opened<Printer, PrinterSim>, La
         text: text.to_string(),
         opened: true,
     };
-    Ok((Some(Box::new(Erased(SharedPrinter(driver)))), Some(sim)))
+    Ok((
+        Some(Box::new(Erased(SharedPrinter(driver)))),
+        Some(sim),
+        drawer,
+    ))
 }
 
 /// Options of `sim:msr` that make `pos-magstripe`'s self-swiping reader.

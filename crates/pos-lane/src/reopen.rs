@@ -1,7 +1,7 @@
 //! Re-opening one device of a lane, for a service that supervises its devices.
 
 use pos_terminal::config::DeviceConfig;
-use pos_terminal::devices::{Msr, Printer, Reader};
+use pos_terminal::devices::{Drawer, Msr, Printer, Reader};
 
 use crate::error::{LaneError, LaneFault, Role};
 use crate::sim::SimLane;
@@ -64,11 +64,26 @@ impl Reopener {
     /// # Errors
     /// As [`reader`](Self::reader), for the printer.
     pub fn printer(&mut self) -> Result<Printer, LaneError> {
+        self.printer_and_drawer().map(|(p, _)| p)
+    }
+
+    /// Open the receipt printer again, and the cash drawer behind it when the lane has one
+    /// (`[devices] drawer = "printer"`): a drawer of the old printer died with it.
+    ///
+    /// # Errors
+    /// As [`printer`](Self::printer); also a bad drawer setting
+    /// ([`drawer_pulse`](crate::drawer_pulse)).
+    pub fn printer_and_drawer(&mut self) -> Result<(Printer, Option<Drawer>), LaneError> {
+        let pulse = crate::drawer_pulse(&self.uris)?;
         if let Some(p) = self.sim.as_ref().and_then(SimLane::reopen_printer) {
-            return Ok(Box::new(pos_hal::Erased(p?)));
+            let p = p?;
+            let drawer =
+                pulse.map(|pulse| -> Drawer { Box::new(pos_hal::Erased(p.drawer(pulse))) });
+            return Ok((Box::new(pos_hal::Erased(p)), drawer));
         }
-        let (printer, _) = crate::open_printer(&self.uris.printer)?;
-        printer.ok_or_else(|| none_configured(Role::Printer, &self.uris.printer))
+        let (printer, _, drawer) = crate::open_printer_with_drawer(&self.uris.printer, pulse)?;
+        let printer = printer.ok_or_else(|| none_configured(Role::Printer, &self.uris.printer))?;
+        Ok((printer, drawer))
     }
 
     /// Open the magnetic stripe reader again.

@@ -166,6 +166,14 @@ impl SharedPrinter {
     fn driver(&self) -> MutexGuard<'_, EscPosPrinter<Box<dyn Link>>> {
         lock(&self.0)
     }
+
+    /// The drawer behind this printer's driver.
+    pub(crate) fn drawer(
+        &self,
+        pulse: pos_hal::DrawerPulse,
+    ) -> pos_escpos::EscPosDrawer<Box<dyn Link>> {
+        self.driver().drawer(pulse)
+    }
 }
 
 impl Device for SharedPrinter {
@@ -578,6 +586,28 @@ impl SimLane {
             p.opened = true;
             Ok(SharedPrinter(Arc::clone(&p.driver)))
         })
+    }
+
+    /// Open or close the cash drawer on the virtual printer by hand (the cashier pushing it
+    /// shut); its switch reads so from now on.
+    ///
+    /// # Errors
+    /// [`FaultKind::NotFound`] when the printer is not simulated.
+    pub fn set_drawer_open(&self, open: bool) -> Result<(), LaneError> {
+        self.printer("open or close the drawer of")?
+            .device
+            .set_drawer_open(open);
+        Ok(())
+    }
+
+    /// Whether the virtual printer's cash drawer is open, and the drawer pulses (`ESC p`)
+    /// it received so far.
+    ///
+    /// # Errors
+    /// [`FaultKind::NotFound`] when the printer is not simulated.
+    pub fn drawer(&self) -> Result<(bool, Vec<pos_escpos::sim::DrawerKick>), LaneError> {
+        let p = self.printer("read the drawer of")?;
+        Ok((p.device.drawer_open(), p.device.drawer_kicks()))
     }
 
     /// Turn the paper-near-end sensor on or off: the status shows

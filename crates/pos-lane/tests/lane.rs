@@ -152,6 +152,7 @@ fn the_profile_can_come_from_the_argument_or_the_uri() {
         reader: "sim:ccid?card=mastercard".into(),
         printer: "none".into(),
         msr: "none".into(),
+        ..DeviceConfig::default()
     };
     let mut lane = pos_lane::open(&config, None).unwrap();
     assert_eq!(
@@ -383,6 +384,7 @@ fn config(reader: &str, printer: &str, msr: &str) -> DeviceConfig {
         reader: reader.into(),
         printer: printer.into(),
         msr: msr.into(),
+        ..DeviceConfig::default()
     }
 }
 

@@ -82,6 +82,7 @@ fn a_card_the_lane_cannot_make_or_swipe_is_a_clear_error() {
             reader: "sim:ccid?card=amex".into(),
             printer: "none".into(),
             msr: "none".into(),
+            ..pos_terminal::config::DeviceConfig::default()
         },
         None,
     )

@@ -244,6 +244,7 @@ fn a_role_configured_as_none_does_not_reopen() {
         reader: "sim:ccid".into(),
         printer: "none".into(),
         msr: "none".into(),
+        ..DeviceConfig::default()
     };
     let lane = pos_lane::open(&config, None).unwrap();
     let mut reopener = lane.reopener();

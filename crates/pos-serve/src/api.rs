@@ -51,6 +51,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/devices"),
     ("POST", "/v1/devices/check"),
     ("POST", "/v1/devices/printer/recover"),
+    ("GET", "/v1/drawer"),
+    ("POST", "/v1/drawer/open"),
     ("POST", "/v1/transactions"),
     ("GET", "/v1/transactions"),
     ("GET", "/v1/transactions/{id}"),
@@ -81,6 +83,7 @@ pub const SIM_ACTIONS: &[&str] = &[
     "replug-printer",
     "printer-fault",
     "paper-near-end",
+    "drawer",
     "clear-printer",
     "cardholder",
     "host-down",
@@ -267,6 +270,21 @@ fn route(ctx: &Ctx, method: &str, seg: &[&str], q: &Query, body: Value) -> Resul
                 .recv_timeout(Duration::from_secs(60))
                 .map_err(|_| ApiError::timeout("the printer recovery did not finish in time"))??;
             ok(json!({ "conditions": conditions }))
+        }
+        ("GET", ["v1", "drawer"]) => {
+            let (tx, rx) = channel();
+            ctx.send(Command::DrawerStatus(tx))?;
+            ok(rx
+                .recv_timeout(Duration::from_secs(30))
+                .map_err(|_| ApiError::timeout("the drawer did not answer in time"))??)
+        }
+        ("POST", ["v1", "drawer", "open"]) => {
+            refuse_if_busy(ctx)?;
+            let (tx, rx) = channel();
+            ctx.send(Command::OpenDrawer(tx))?;
+            ok(rx
+                .recv_timeout(Duration::from_secs(30))
+                .map_err(|_| ApiError::timeout("the drawer did not answer in time"))??)
         }
         ("POST", ["v1", "transactions"]) => start(ctx, body),
         ("GET", ["v1", "transactions"]) => {

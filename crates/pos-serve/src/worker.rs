@@ -17,7 +17,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use pos_hal::{CardSpec, PrinterConditions, ReceiptPrinter};
+use pos_hal::{CardSpec, CashDrawer, PrinterConditions, ReceiptPrinter};
 use pos_lane::SimLane;
 use pos_terminal::config::SupervisionConfig;
 use pos_terminal::inject::Injection;
@@ -90,6 +90,10 @@ pub(crate) enum Command {
         force: bool,
         reply: Sender<Result<pos_terminal::service::SettlementReport, ApiError>>,
     },
+    /// Pulse the cash drawer (`POST /v1/drawer/open`).
+    OpenDrawer(Sender<Result<serde_json::Value, ApiError>>),
+    /// Read the cash drawer's switch (`GET /v1/drawer`).
+    DrawerStatus(Sender<Result<serde_json::Value, ApiError>>),
     /// Finish and stop.
     Stop,
 }
@@ -265,11 +269,37 @@ impl Worker {
                 self.shared.lock().settling = false;
                 let _ = reply.send(Err(err()));
             }
+            Command::OpenDrawer(tx) | Command::DrawerStatus(tx) => {
+                let _ = tx.send(Err(err()));
+            }
             Command::Check(tx) => {
                 let _ = tx.send(self.shared.lock().devices.clone());
             }
             Command::Stop => {}
         }
+    }
+
+    /// The drawer's answer as the API shows it: its switch, the pulse, the sale rule.
+    fn drawer_answer(
+        &mut self,
+        state: pos_hal::DrawerState,
+        opened: Option<bool>,
+    ) -> serde_json::Value {
+        let pulse = self
+            .terminal
+            .devices_mut()
+            .drawer
+            .as_ref()
+            .map(|d| d.pulse());
+        let mut v = serde_json::json!({
+            "state": state,
+            "pulse": pulse,
+            "require_closed_before_sale": self.terminal.config().drawer.require_closed_before_sale,
+        });
+        if let (Some(o), Some(map)) = (opened, v.as_object_mut()) {
+            map.insert("opened".into(), serde_json::Value::Bool(o));
+        }
+        v
     }
 
     fn handle(&mut self, cmd: Command) {
@@ -309,6 +339,20 @@ impl Worker {
             Command::Settle { force, reply } => {
                 let r = self.settle(force, "asked through the API");
                 let _ = reply.send(r);
+            }
+            Command::OpenDrawer(tx) => {
+                let r = match self.terminal.open_drawer("API request") {
+                    Ok(s) => Ok(self.drawer_answer(s, Some(s == pos_hal::DrawerState::Open))),
+                    Err(e) => Err(drawer_error(&e)),
+                };
+                let _ = tx.send(r);
+            }
+            Command::DrawerStatus(tx) => {
+                let r = match self.terminal.drawer_state() {
+                    Ok(s) => Ok(self.drawer_answer(s, None)),
+                    Err(e) => Err(drawer_error(&e)),
+                };
+                let _ = tx.send(r);
             }
             Command::Stop => {}
         }
@@ -465,5 +509,14 @@ impl Worker {
         for e in self.deferred.borrow_mut().drain(..) {
             self.shared.bus.publish(e);
         }
+    }
+}
+
+/// A drawer error for the API: 404 without a drawer, else 502 `device` naming the kind.
+fn drawer_error(e: &pos_hal::DeviceError) -> ApiError {
+    if e.inner().is::<pos_terminal::service::NoDrawer>() {
+        ApiError::not_found(e.to_string())
+    } else {
+        ApiError::device(e)
     }
 }

@@ -355,3 +355,59 @@ fn real_answers_match_the_documented_schemas() {
     }
     assert!(n > 10, "saw only {n} events");
 }
+
+#[test]
+fn drawer_routes_answer_as_documented() {
+    let doc = doc();
+    // No drawer configured: 404, documented.
+    let rig = Rig::start();
+    let r = rig.client.get("/v1/drawer");
+    assert_eq!(r.status, 404, "{}", r.text());
+    check(&doc, "GET", "/v1/drawer", 404, &r.json());
+    let r = rig.client.post("/v1/drawer/open", json!({}));
+    assert_eq!(r.status, 404, "{}", r.text());
+    check(&doc, "POST", "/v1/drawer/open", 404, &r.json());
+    drop(rig);
+
+    let rig = Rig::with(|c| {
+        c.devices.drawer = "printer".into();
+        c.drawer.require_closed_before_sale = true;
+    });
+    let c = &rig.client;
+    let r = c.without_token().get("/v1/drawer");
+    assert_eq!(r.status, 401);
+    check(&doc, "GET", "/v1/drawer", 401, &r.json());
+    let r = c.without_token().post("/v1/drawer/open", json!({}));
+    assert_eq!(r.status, 401);
+
+    let r = c.get("/v1/drawer");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    check(&doc, "GET", "/v1/drawer", 200, &v);
+    assert_eq!(v["state"], "closed");
+    assert_eq!(v["require_closed_before_sale"], true);
+    assert_eq!(v["pulse"], json!({"pin": "pin2", "on": 50, "off": 500}));
+
+    let r = c.post("/v1/drawer/open", json!({}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    check(&doc, "POST", "/v1/drawer/open", 200, &v);
+    assert_eq!(
+        (v["opened"].clone(), v["state"].clone()),
+        (json!(true), json!("open"))
+    );
+    assert_eq!(c.get("/v1/drawer").json()["state"], "open");
+
+    // The cashier shuts it (simulator control).
+    let r = c.post("/v1/sim/drawer", json!({ "on": false }));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(c.get("/v1/drawer").json()["state"], "closed");
+
+    // Cover open: not pulsed, 502 naming the kind; the drawer stays shut.
+    c.post("/v1/sim/printer-fault", json!({ "fault": "cover-open" }));
+    let r = c.post("/v1/drawer/open", json!({}));
+    assert_eq!(r.status, 502, "{}", r.text());
+    check(&doc, "POST", "/v1/drawer/open", 502, &r.json());
+    assert!(r.text().contains("cover_open"), "{}", r.text());
+    assert_eq!(c.get("/v1/drawer").json()["state"], "closed");
+}

@@ -15,6 +15,11 @@
 //! reader = "usb:072f:90cc"                   # or "sim:ccid"
 //! printer = "serial:/dev/ttyUSB0?baud=19200" # or "sim:printer", or "none"
 //! msr = "serial:/dev/ttyACM0"                # or "sim:msr", or "none"
+//! drawer = "printer"                         # the cash drawer on the printer's kick-out connector, or "none" (default)
+//! drawer_pin = 2                             # the connector pin its solenoid is on: 2 (default) or 5
+//!
+//! [drawer]
+//! require_closed_before_sale = true          # refuse a cash sale while the drawer is open or its state unknown
 //!
 //! [pin_pad]                                  # absent: no PIN pad, no PIN CVM offered
 //! device = "serial:/dev/ttyACM1"             # the PIN pad (no driver yet: see PinPadConfig)
@@ -106,6 +111,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// Device supervision of `posctl serve`.
     pub supervision: SupervisionConfig,
+    /// Cash-drawer rules of cash sales.
+    pub drawer: DrawerPolicy,
     /// How long the journal keeps closed transactions before archiving them.
     pub retention: RetentionConfig,
     /// Settlement with the host on a schedule (`posctl serve`); off unless `at` is set.
@@ -131,6 +138,7 @@ impl Default for Config {
             limits: Limits::default(),
             api: ApiConfig::default(),
             supervision: SupervisionConfig::default(),
+            drawer: DrawerPolicy::default(),
             retention: RetentionConfig::default(),
             settlement: SettlementConfig::default(),
             card_timeout_ms: 30_000,
@@ -148,6 +156,11 @@ pub struct DeviceConfig {
     pub printer: String,
     /// The magnetic stripe reader, or `none`.
     pub msr: String,
+    /// The cash drawer: `printer` (on the receipt printer's kick-out connector, opened with
+    /// the printer) or `none` (default).
+    pub drawer: String,
+    /// The kick-out connector pin the drawer's solenoid is on: 2 (default) or 5.
+    pub drawer_pin: u8,
 }
 
 impl Default for DeviceConfig {
@@ -156,6 +169,8 @@ impl Default for DeviceConfig {
             reader: "sim:ccid".into(),
             printer: "sim:printer".into(),
             msr: "sim:msr".into(),
+            drawer: "none".into(),
+            drawer_pin: 2,
         }
     }
 }
@@ -167,6 +182,16 @@ impl DeviceConfig {
             .iter()
             .all(|u| u.starts_with("sim:") || u.as_str() == "none")
     }
+}
+
+/// The cash-drawer rules of cash sales (`[drawer]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DrawerPolicy {
+    /// A cash sale starts only when the drawer reads closed (the last one was shut): an
+    /// open drawer, a drawer whose state cannot be read, or a lane without a drawer refuse
+    /// the sale, with the reason journaled. Default `false`.
+    pub require_closed_before_sale: bool,
 }
 
 /// A PIN verification method a PIN pad offers (`9F33` byte 2).

@@ -1,7 +1,7 @@
 //! The devices of a lane, as HAL trait objects. The service never names a concrete driver:
 //! a factory (the `pos-lane` crate) opens them from the configured URIs.
 
-use pos_hal::{ChipReader, DeviceError, MagstripeReader, ReceiptPrinter};
+use pos_hal::{CashDrawer, ChipReader, DeviceError, MagstripeReader, ReceiptPrinter};
 
 /// A chip reader of any driver.
 pub type Reader = Box<dyn ChipReader<Error = DeviceError>>;
@@ -9,6 +9,8 @@ pub type Reader = Box<dyn ChipReader<Error = DeviceError>>;
 pub type Printer = Box<dyn ReceiptPrinter<Error = DeviceError>>;
 /// A magnetic stripe reader of any driver.
 pub type Msr = Box<dyn MagstripeReader<Error = DeviceError>>;
+/// A cash drawer of any driver (on the printer's kick-out connector: the ESC/POS driver's).
+pub type Drawer = Box<dyn CashDrawer<Error = DeviceError>>;
 
 /// The devices of one lane. A lane without a printer prints no receipts (every sale is
 /// recorded "no receipt"); without a stripe reader it takes chip cards only.
@@ -20,6 +22,9 @@ pub struct Devices {
     pub printer: Option<Printer>,
     /// The magnetic stripe reader.
     pub msr: Option<Msr>,
+    /// The cash drawer. Without one a cash sale opens nothing (the cashier uses the key)
+    /// and cannot be required to find the drawer closed.
+    pub drawer: Option<Drawer>,
 }
 
 impl std::fmt::Debug for Devices {
@@ -29,6 +34,13 @@ impl std::fmt::Debug for Devices {
             .field("reader", &name(self.reader.as_ref().map(|r| r.info())))
             .field("printer", &name(self.printer.as_ref().map(|p| p.info())))
             .field("msr", &name(self.msr.as_ref().map(|m| m.info())))
+            .field(
+                "drawer",
+                &self
+                    .drawer
+                    .as_ref()
+                    .map(|d| format!("{} ({})", d.info(), d.pulse())),
+            )
             .finish()
     }
 }

@@ -20,8 +20,8 @@ pub use devices::Devices;
 pub use inject::{InjectedFault, Injection, NoHook, Step, StepHook};
 pub use journal::{Journal, State, Txn};
 pub use service::{
-    CancelHandle, CardEntry, DrainReport, Prompt, RecoveryReport, Terminal, TerminalError,
-    TxnRequest, TxnResult,
+    CancelHandle, CardEntry, CashSale, DrainReport, Prompt, RecoveryReport, Terminal,
+    TerminalError, TxnRequest, TxnResult,
 };
 pub mod report;
 

@@ -29,6 +29,7 @@ use crate::receipt;
 use crate::time::{self, Clock};
 use crate::vault::{CardSecrets, Vault, VaultError};
 
+mod cash;
 mod chip;
 mod online;
 mod outage;
@@ -51,6 +52,7 @@ struct Ctx<'a, 'h> {
     amount: u64,
     hook: &'a RefCell<&'h mut dyn StepHook>,
 }
+pub use cash::{CashSale, NoDrawer};
 pub use outage::{MemoryReversal, Outage};
 pub use settle::{SettlementReport, batch_totals, diff_kind, settlement_receipt};
 
@@ -173,6 +175,21 @@ pub enum TerminalError {
     /// happens next).
     #[error("{0}")]
     Settlement(String),
+    /// A cash sale was refused because the cash drawer is not known to be closed
+    /// (`[drawer] require_closed_before_sale`): nothing was recorded as sold, the drawer
+    /// was not pulsed. The refusal is in the journal (event `drawer`).
+    #[error("the cash drawer is {state}: {detail}")]
+    DrawerNotClosed {
+        /// What the drawer's switch reads (`unknown` when it cannot be read or there is no
+        /// drawer).
+        state: pos_hal::DrawerState,
+        /// `Busy` for an open drawer; the drawer's error kind when it cannot be read
+        /// (`PrinterOffline`, `Disconnected`, ...); `NotFound` without a drawer; `Protocol`
+        /// when the printer does not report the switch.
+        kind: FaultKind,
+        /// What to do, or why the state is not known.
+        detail: String,
+    },
 }
 
 impl TerminalError {
@@ -200,6 +217,7 @@ impl Fault for TerminalError {
             TerminalError::Invalid(_) => FaultKind::InvalidInput,
             TerminalError::Blocked(_) => FaultKind::Unrecoverable,
             TerminalError::Settlement(_) => FaultKind::Busy,
+            TerminalError::DrawerNotClosed { kind, .. } => *kind,
         }
     }
 }

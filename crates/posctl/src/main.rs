@@ -7,6 +7,7 @@
 
 mod card;
 mod devices;
+mod drawer;
 mod host;
 mod logging;
 mod msr;
@@ -131,6 +132,10 @@ enum Command {
     /// Receipt printers: live status, printing with confirmation, self-test, watch.
     #[command(subcommand)]
     Printer(PrinterCommand),
+    /// The cash drawer on a receipt printer's kick-out connector: open it (ESC p), read its
+    /// switch (DLE EOT 1).
+    #[command(subcommand)]
+    Drawer(DrawerCommand),
     /// Chip (EMV contact) readers over USB CCID: list, watch, ATR, APDUs.
     #[command(subcommand)]
     Reader(ReaderCommand),
@@ -440,6 +445,32 @@ enum PrinterCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum DrawerCommand {
+    /// Pulse the drawer pin (50 ms on, 500 ms off) and read the switch after it. Refused
+    /// (exit 2, no pulse) while the printer is offline, its cover open or out of paper.
+    /// Exit 0 only when the drawer reads open afterwards.
+    Open {
+        /// The printer the drawer hangs on: serial:..., tcp:HOST:9100, usb:VID:PID,
+        /// sim:printer?drawer=closed|open|jammed
+        #[arg(long, value_name = "URI")]
+        device: String,
+        /// The kick-out connector pin the drawer is on.
+        #[arg(long, default_value_t = 2)]
+        pin: u8,
+    },
+    /// Read the drawer's switch: open, closed, or unknown (the printer does not report it;
+    /// exit 2). Which level means open comes from the printer's profile.
+    Status {
+        /// The printer the drawer hangs on.
+        #[arg(long, value_name = "URI")]
+        device: String,
+        /// The kick-out connector pin the drawer is on (only shown; the switch is pin 3).
+        #[arg(long, default_value_t = 2)]
+        pin: u8,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum MsrCommand {
     /// Live swipes from a reader (serial:... or sim:msr?...), masked, with per-track status.
     Watch {
@@ -734,6 +765,10 @@ fn main() -> ExitCode {
                 host::host_check(s, cli.json)
             },
         ),
+        Command::Drawer(d) => match d {
+            DrawerCommand::Open { device, pin } => drawer::open_drawer(device, *pin, cli.json),
+            DrawerCommand::Status { device, pin } => drawer::status(device, *pin, cli.json),
+        },
         Command::Printer(p) => match p {
             PrinterCommand::Status { device } => printer::status(device, cli.json),
             PrinterCommand::Print { device, file } => printer::print(device, file, cli.json),

@@ -805,3 +805,69 @@ fn reader_info_on_a_reader_model_applies_its_quirks() {
     assert_ne!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("omnikey-3121"));
 }
+
+#[test]
+fn drawer_open_and_status_on_the_virtual_printer() {
+    let json = |out: &std::process::Output| -> serde_json::Value {
+        serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+    };
+    let out = posctl(&["drawer", "status", "--device", "sim:printer", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(json(&out)["state"], "closed");
+    let out = posctl(&[
+        "drawer",
+        "status",
+        "--device",
+        "sim:printer?drawer=open",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(json(&out)["state"], "open");
+
+    // The usual pulse on pin 2 opens the virtual drawer.
+    let out = posctl(&["drawer", "open", "--device", "sim:printer", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let v = json(&out);
+    assert_eq!(v["opened"], true);
+    assert_eq!(v["state"], "open");
+    assert_eq!(
+        v["pulse"],
+        serde_json::json!({"pin": "pin2", "on": 50, "off": 500})
+    );
+    let text = posctl(&["drawer", "open", "--device", "sim:printer"]);
+    assert!(
+        String::from_utf8_lossy(&text.stdout)
+            .contains("drawer opened (pin 2, 50 ms on, 500 ms off)"),
+        "{text:?}"
+    );
+
+    // Pin 5 on a drawer wired to pin 2: the pulse goes out, the drawer stays shut: exit 2.
+    let out = posctl(&[
+        "drawer",
+        "open",
+        "--device",
+        "sim:printer",
+        "--pin",
+        "5",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(json(&out)["state"], "closed");
+    assert_eq!(json(&out)["pulse"]["pin"], "pin5");
+
+    // Cover open: refused, no pulse, exit 2 with the fault named.
+    let out = posctl(&["drawer", "open", "--device", "sim:printer?fault=cover-open"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cover_open") && err.contains("no pulse"),
+        "{err}"
+    );
+
+    // A silent printer cannot be read: exit 1; a bad pin: exit 1.
+    let out = posctl(&["drawer", "status", "--device", "sim:printer?fault=silent"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let out = posctl(&["drawer", "open", "--device", "sim:printer", "--pin", "3"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 or 5"));
+}

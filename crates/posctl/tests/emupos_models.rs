@@ -267,5 +267,23 @@ fn bundled_profiles_detection_selftest_receipt_and_drawer() {
                 .is_some_and(|c| !c.iter().any(|c| c == "drawer_open")),
             "{name}: {v} {err}"
         );
+
+        // The drawer as a device: posctl drawer status / open through the same printer.
+        let (code, v, err) = posctl(&["--json", "drawer", "status", "--device", &device]);
+        assert_eq!(
+            (code, v["state"].as_str()),
+            (Some(0), Some("closed")),
+            "{name}: {v} {err}"
+        );
+        let (code, v, err) = posctl(&["--json", "drawer", "open", "--device", &device]);
+        assert_eq!(code, Some(0), "{name}: {v} {err}");
+        assert_eq!(v["opened"], true, "{name}: {v}");
+        assert_eq!(drawer_state(&emu), "open", "{name}");
+        let (code, v, err) = posctl(&["--json", "drawer", "status", "--device", &device]);
+        assert_eq!(
+            (code, v["state"].as_str()),
+            (Some(0), Some("open")),
+            "{name}: {v} {err}"
+        );
     }
 }

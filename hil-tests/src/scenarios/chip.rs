@@ -282,6 +282,7 @@ pub(super) fn unplugged(ctx: &mut Ctx<'_>) -> Outcome {
         reader: uri,
         printer: "none".into(),
         msr: "none".into(),
+        ..DeviceConfig::default()
     };
     let mut fresh = None;
     ask(

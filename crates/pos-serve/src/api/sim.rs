@@ -71,6 +71,7 @@ pub(super) fn sim(ctx: &Ctx, action: &str, body: Value) -> Result<Value, ApiErro
             lane.printer_fault(&fault, false).map_err(lane_err)?;
         }
         "paper-near-end" => lane.set_printer_near_end(on).map_err(lane_err)?,
+        "drawer" => lane.set_drawer_open(on).map_err(lane_err)?,
         "clear-printer" => lane.clear_printer_faults().map_err(lane_err)?,
         "cardholder" => {
             let auto = match b.mode.as_deref() {

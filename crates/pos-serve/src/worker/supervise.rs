@@ -29,6 +29,16 @@ pub trait Reopen: Send {
     /// # Errors
     /// As [`Reopen::reader`].
     fn printer(&mut self) -> Result<Printer, LaneError>;
+    /// Open the receipt printer again with the cash drawer behind it (a drawer of the old
+    /// printer died with it). The default is [`Reopen::printer`] and no drawer.
+    ///
+    /// # Errors
+    /// As [`Reopen::reader`].
+    fn printer_and_drawer(
+        &mut self,
+    ) -> Result<(Printer, Option<pos_terminal::devices::Drawer>), LaneError> {
+        self.printer().map(|p| (p, None))
+    }
     /// Open the stripe reader again.
     ///
     /// # Errors
@@ -42,6 +52,11 @@ impl Reopen for pos_lane::Reopener {
     }
     fn printer(&mut self) -> Result<Printer, LaneError> {
         pos_lane::Reopener::printer(self)
+    }
+    fn printer_and_drawer(
+        &mut self,
+    ) -> Result<(Printer, Option<pos_terminal::devices::Drawer>), LaneError> {
+        pos_lane::Reopener::printer_and_drawer(self)
     }
     fn msr(&mut self) -> Result<Msr, LaneError> {
         pos_lane::Reopener::msr(self)
@@ -344,10 +359,11 @@ impl Worker {
                 Ok(info)
             }
             Role::Printer => {
-                let p = self.reopen.printer()?;
+                let (p, drawer) = self.reopen.printer_and_drawer()?;
                 let info = p.info().to_string();
-                self.terminal.devices_mut().printer =
-                    Some(Box::new(TimedPrinter::new(p, Arc::clone(metrics), lost)));
+                let devices = self.terminal.devices_mut();
+                devices.printer = Some(Box::new(TimedPrinter::new(p, Arc::clone(metrics), lost)));
+                devices.drawer = drawer;
                 Ok(info)
             }
             Role::Msr => {
