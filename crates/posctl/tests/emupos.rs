@@ -7,118 +7,18 @@
 //! Python >= 3.13). Without it the test says it is skipped and why; under CI (`CI` set) a
 //! missing emulator is a failure, never a silent pass.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
-struct Emulator {
-    child: Child,
-    api: u16,
-    printer: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-/// One HTTP/1.1 request to the emulator's API on 127.0.0.1; returns status and body.
-fn http(port: u16, method: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
-fn start(bin: &PathBuf) -> Emulator {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (api, printer) = (free_port(), free_port());
-    let config = format!(
-        "schema: 1\napi: {{ host: 127.0.0.1, port: {api} }}\ndevices:\n  - id: front\n    type: printer\n    \
-         profile: epson-tm-t20iii\n    connections:\n      - tcp: {{ port: {printer} }}\n    \
-         receipts_dir: ./receipts\n    job_idle_timeout_ms: 500\n"
-    );
-    std::fs::write(dir.path().join("emupos.yaml"), config).expect("write config");
-    let log = std::fs::File::create(dir.path().join("emupos.log")).expect("log file");
-    let child = Command::new(bin)
-        .args(["run", "--config", "emupos.yaml"])
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log file"))
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-    let emu = Emulator {
-        child,
-        api,
-        printer,
-        _dir: dir,
-    };
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok((200, _)) = http(api, "GET", "/api/v1/health") {
-            if TcpStream::connect(("127.0.0.1", printer)).is_ok() {
-                return emu;
-            }
-        }
-        assert!(Instant::now() < until, "emupos did not come up within 60 s");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn posctl(args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_posctl"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run posctl");
-    let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-    (
-        out.status.code(),
-        v,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::emupos::{binary, http, posctl, start};
 
 #[test]
 fn status_and_selftest_against_emupos() {
-    let Some(bin) = std::env::var_os("POS_EMUPOS").map(PathBuf::from) else {
-        if std::env::var_os("CI").is_some() {
-            panic!("POS_EMUPOS is not set under CI: .ci/run must install emupos (Python >= 3.13)");
-        }
-        eprintln!(
-            "SKIPPED status_and_selftest_against_emupos: set POS_EMUPOS to an emupos executable (bash .ci/run installs one)"
-        );
+    let Some(bin) = binary("status_and_selftest_against_emupos") else {
         return;
     };
-    let emu = start(&bin);
+    let emu = start(&bin, "epson-tm-t20iii", "");
     let device = format!("tcp:127.0.0.1:{}?profile=epson-tm-t20", emu.printer);
 
     let (code, v, err) = posctl(&["--json", "printer", "status", "--device", &device]);

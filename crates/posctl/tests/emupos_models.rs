@@ -5,113 +5,13 @@
 //! `POS_EMUPOS` names the `emupos` executable (`.ci/run` installs it). Without it the test
 //! says SKIPPED and why; under CI (`CI` set) a missing emulator is a failure.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::emupos::{Emulator, binary, http, posctl, start};
+
 use pos_hal::{Barcode, CutKind, Document, DrawerPin, QrCode, Symbology};
-
-struct Emulator {
-    child: Child,
-    api: u16,
-    printer: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-fn http(port: u16, method: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
-/// emupos with one printer of `profile`. The drawer sensor reads LOW when open, as our
-/// model profiles assume (`drawer_open_when_pin3_high = false`).
-fn start(bin: &PathBuf, profile: &str) -> Emulator {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (api, printer) = (free_port(), free_port());
-    let config = format!(
-        "schema: 1\napi: {{ host: 127.0.0.1, port: {api} }}\ndevices:\n  - id: front\n    type: printer\n    \
-         profile: {profile}\n    connections:\n      - tcp: {{ port: {printer} }}\n    \
-         drawer: {{ sensor_open_level: low }}\n    \
-         receipts_dir: ./receipts\n    job_idle_timeout_ms: 500\n"
-    );
-    std::fs::write(dir.path().join("emupos.yaml"), config).expect("write config");
-    let log = std::fs::File::create(dir.path().join("emupos.log")).expect("log file");
-    let child = Command::new(bin)
-        .args(["run", "--config", "emupos.yaml"])
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log file"))
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-    let emu = Emulator {
-        child,
-        api,
-        printer,
-        dir,
-    };
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok((200, _)) = http(api, "GET", "/api/v1/health") {
-            if TcpStream::connect(("127.0.0.1", printer)).is_ok() {
-                return emu;
-            }
-        }
-        let log = std::fs::read_to_string(emu.dir.path().join("emupos.log")).unwrap_or_default();
-        assert!(
-            Instant::now() < until,
-            "emupos ({profile}) did not come up within 60 s: {log}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn posctl(args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_posctl"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run posctl");
-    let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-    (
-        out.status.code(),
-        v,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// The text of the first completed receipt containing `needle`, waiting up to 20 s.
 fn receipt_with(emu: &Emulator, needle: &str) -> String {
@@ -180,17 +80,17 @@ const CASES: &[Case] = &[
 
 #[test]
 fn bundled_profiles_detection_selftest_receipt_and_drawer() {
-    let Some(bin) = std::env::var_os("POS_EMUPOS").map(PathBuf::from) else {
-        if std::env::var_os("CI").is_some() {
-            panic!("POS_EMUPOS is not set under CI: .ci/run must install emupos (Python >= 3.13)");
-        }
-        eprintln!(
-            "SKIPPED bundled_profiles_detection_selftest_receipt_and_drawer: set POS_EMUPOS to an emupos executable (bash .ci/run installs one)"
-        );
+    let Some(bin) = binary("bundled_profiles_detection_selftest_receipt_and_drawer") else {
         return;
     };
     for case in CASES {
-        let emu = start(&bin, case.emupos);
+        // The drawer sensor reads LOW when open, as our model profiles assume
+        // (`drawer_open_when_pin3_high = false`).
+        let emu = start(
+            &bin,
+            case.emupos,
+            "    drawer: { sensor_open_level: low }\n",
+        );
         let name = case.emupos;
 
         // Detection.

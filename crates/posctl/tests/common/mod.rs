@@ -1,0 +1,3 @@
+//! Helpers shared by the posctl integration tests.
+
+pub mod emupos;
