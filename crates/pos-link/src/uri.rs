@@ -167,7 +167,11 @@ impl DeviceUri {
             "pcsc" => {
                 let reader = decode(body).map_err(|p| err("reader name", body, &p))?;
                 if reader.chars().any(char::is_control) {
-                    return Err(err("reader name", body, "control character in a reader name"));
+                    return Err(err(
+                        "reader name",
+                        body,
+                        "control character in a reader name",
+                    ));
                 }
                 Address::Pcsc {
                     reader: (!reader.is_empty()).then_some(reader),

@@ -263,7 +263,7 @@ pub fn parse_multi_string(bytes: &[u8]) -> Vec<String> {
 
 /// The ATR in an ATR buffer whose length field says `len`: at most the buffer and at most
 /// `MAX_ATR_SIZE` bytes, whatever `len` claims. Never panics.
-pub fn atr_from_buffer(buf: &[u8], len: u64) -> Vec<u8> {
+pub fn atr_from_buffer(buf: &[u8], len: Dword) -> Vec<u8> {
     let n = usize::try_from(len)
         .unwrap_or(usize::MAX)
         .min(buf.len())
@@ -290,7 +290,7 @@ mod tests {
     fn atr_buffers_are_clamped() {
         assert_eq!(atr_from_buffer(&[0x3B, 0x00, 0xFF], 2), [0x3B, 0x00]);
         assert_eq!(atr_from_buffer(&[0x3B], 40).len(), 1);
-        assert_eq!(atr_from_buffer(&[0u8; 64], u64::MAX).len(), 33);
+        assert_eq!(atr_from_buffer(&[0u8; 64], Dword::MAX).len(), 33);
     }
 
     #[test]

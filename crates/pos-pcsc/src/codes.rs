@@ -213,37 +213,153 @@ impl fmt::Display for ScardCode {
 
 /// Names and pcsc-lite's descriptions of the codes above.
 const NAMES: &[(Long, &str, &str)] = &[
-    (SCARD_F_INTERNAL_ERROR, "SCARD_F_INTERNAL_ERROR", "an internal consistency check failed"),
-    (SCARD_E_CANCELLED, "SCARD_E_CANCELLED", "the action was cancelled by an SCardCancel request"),
-    (SCARD_E_INVALID_HANDLE, "SCARD_E_INVALID_HANDLE", "the supplied handle was invalid"),
-    (SCARD_E_INVALID_PARAMETER, "SCARD_E_INVALID_PARAMETER", "a parameter could not be interpreted"),
+    (
+        SCARD_F_INTERNAL_ERROR,
+        "SCARD_F_INTERNAL_ERROR",
+        "an internal consistency check failed",
+    ),
+    (
+        SCARD_E_CANCELLED,
+        "SCARD_E_CANCELLED",
+        "the action was cancelled by an SCardCancel request",
+    ),
+    (
+        SCARD_E_INVALID_HANDLE,
+        "SCARD_E_INVALID_HANDLE",
+        "the supplied handle was invalid",
+    ),
+    (
+        SCARD_E_INVALID_PARAMETER,
+        "SCARD_E_INVALID_PARAMETER",
+        "a parameter could not be interpreted",
+    ),
     (SCARD_E_NO_MEMORY, "SCARD_E_NO_MEMORY", "not enough memory"),
-    (SCARD_E_INSUFFICIENT_BUFFER, "SCARD_E_INSUFFICIENT_BUFFER", "the receive buffer is too small"),
-    (SCARD_E_UNKNOWN_READER, "SCARD_E_UNKNOWN_READER", "the reader name is not recognized"),
+    (
+        SCARD_E_INSUFFICIENT_BUFFER,
+        "SCARD_E_INSUFFICIENT_BUFFER",
+        "the receive buffer is too small",
+    ),
+    (
+        SCARD_E_UNKNOWN_READER,
+        "SCARD_E_UNKNOWN_READER",
+        "the reader name is not recognized",
+    ),
     (SCARD_E_TIMEOUT, "SCARD_E_TIMEOUT", "the timeout expired"),
-    (SCARD_E_SHARING_VIOLATION, "SCARD_E_SHARING_VIOLATION", "another application holds the card"),
-    (SCARD_E_NO_SMARTCARD, "SCARD_E_NO_SMARTCARD", "no smart card in the reader"),
-    (SCARD_E_PROTO_MISMATCH, "SCARD_E_PROTO_MISMATCH", "the requested protocols are not the card's"),
-    (SCARD_E_NOT_READY, "SCARD_E_NOT_READY", "the reader or card is not ready"),
-    (SCARD_E_INVALID_VALUE, "SCARD_E_INVALID_VALUE", "a parameter value could not be interpreted"),
-    (SCARD_F_COMM_ERROR, "SCARD_F_COMM_ERROR", "an internal communications error"),
-    (SCARD_F_UNKNOWN_ERROR, "SCARD_F_UNKNOWN_ERROR", "an internal error of unknown source"),
-    (SCARD_E_NOT_TRANSACTED, "SCARD_E_NOT_TRANSACTED", "no transaction to end"),
-    (SCARD_E_READER_UNAVAILABLE, "SCARD_E_READER_UNAVAILABLE", "the reader is not available"),
-    (SCARD_P_SHUTDOWN, "SCARD_P_SHUTDOWN", "aborted for the server to exit"),
-    (SCARD_E_READER_UNSUPPORTED, "SCARD_E_READER_UNSUPPORTED", "the reader driver is not supported"),
-    (SCARD_E_CARD_UNSUPPORTED, "SCARD_E_CARD_UNSUPPORTED", "the card is not supported"),
-    (SCARD_E_NO_SERVICE, "SCARD_E_NO_SERVICE", "the smart card resource manager is not running"),
-    (SCARD_E_SERVICE_STOPPED, "SCARD_E_SERVICE_STOPPED", "the smart card resource manager has shut down"),
-    (SCARD_E_UNEXPECTED, "SCARD_E_UNEXPECTED", "an unexpected card error"),
-    (SCARD_E_NO_READERS_AVAILABLE, "SCARD_E_NO_READERS_AVAILABLE", "no smart card reader"),
-    (SCARD_E_COMM_DATA_LOST, "SCARD_E_COMM_DATA_LOST", "a communications error with the card"),
-    (SCARD_E_SERVER_TOO_BUSY, "SCARD_E_SERVER_TOO_BUSY", "the resource manager is too busy"),
-    (SCARD_W_UNSUPPORTED_CARD, "SCARD_W_UNSUPPORTED_CARD", "the reader cannot talk to the card (ATR conflict)"),
-    (SCARD_W_UNRESPONSIVE_CARD, "SCARD_W_UNRESPONSIVE_CARD", "the card does not respond to reset"),
-    (SCARD_W_UNPOWERED_CARD, "SCARD_W_UNPOWERED_CARD", "the card is not powered"),
-    (SCARD_W_RESET_CARD, "SCARD_W_RESET_CARD", "the card has been reset"),
-    (SCARD_W_REMOVED_CARD, "SCARD_W_REMOVED_CARD", "the card has been removed"),
+    (
+        SCARD_E_SHARING_VIOLATION,
+        "SCARD_E_SHARING_VIOLATION",
+        "another application holds the card",
+    ),
+    (
+        SCARD_E_NO_SMARTCARD,
+        "SCARD_E_NO_SMARTCARD",
+        "no smart card in the reader",
+    ),
+    (
+        SCARD_E_PROTO_MISMATCH,
+        "SCARD_E_PROTO_MISMATCH",
+        "the requested protocols are not the card's",
+    ),
+    (
+        SCARD_E_NOT_READY,
+        "SCARD_E_NOT_READY",
+        "the reader or card is not ready",
+    ),
+    (
+        SCARD_E_INVALID_VALUE,
+        "SCARD_E_INVALID_VALUE",
+        "a parameter value could not be interpreted",
+    ),
+    (
+        SCARD_F_COMM_ERROR,
+        "SCARD_F_COMM_ERROR",
+        "an internal communications error",
+    ),
+    (
+        SCARD_F_UNKNOWN_ERROR,
+        "SCARD_F_UNKNOWN_ERROR",
+        "an internal error of unknown source",
+    ),
+    (
+        SCARD_E_NOT_TRANSACTED,
+        "SCARD_E_NOT_TRANSACTED",
+        "no transaction to end",
+    ),
+    (
+        SCARD_E_READER_UNAVAILABLE,
+        "SCARD_E_READER_UNAVAILABLE",
+        "the reader is not available",
+    ),
+    (
+        SCARD_P_SHUTDOWN,
+        "SCARD_P_SHUTDOWN",
+        "aborted for the server to exit",
+    ),
+    (
+        SCARD_E_READER_UNSUPPORTED,
+        "SCARD_E_READER_UNSUPPORTED",
+        "the reader driver is not supported",
+    ),
+    (
+        SCARD_E_CARD_UNSUPPORTED,
+        "SCARD_E_CARD_UNSUPPORTED",
+        "the card is not supported",
+    ),
+    (
+        SCARD_E_NO_SERVICE,
+        "SCARD_E_NO_SERVICE",
+        "the smart card resource manager is not running",
+    ),
+    (
+        SCARD_E_SERVICE_STOPPED,
+        "SCARD_E_SERVICE_STOPPED",
+        "the smart card resource manager has shut down",
+    ),
+    (
+        SCARD_E_UNEXPECTED,
+        "SCARD_E_UNEXPECTED",
+        "an unexpected card error",
+    ),
+    (
+        SCARD_E_NO_READERS_AVAILABLE,
+        "SCARD_E_NO_READERS_AVAILABLE",
+        "no smart card reader",
+    ),
+    (
+        SCARD_E_COMM_DATA_LOST,
+        "SCARD_E_COMM_DATA_LOST",
+        "a communications error with the card",
+    ),
+    (
+        SCARD_E_SERVER_TOO_BUSY,
+        "SCARD_E_SERVER_TOO_BUSY",
+        "the resource manager is too busy",
+    ),
+    (
+        SCARD_W_UNSUPPORTED_CARD,
+        "SCARD_W_UNSUPPORTED_CARD",
+        "the reader cannot talk to the card (ATR conflict)",
+    ),
+    (
+        SCARD_W_UNRESPONSIVE_CARD,
+        "SCARD_W_UNRESPONSIVE_CARD",
+        "the card does not respond to reset",
+    ),
+    (
+        SCARD_W_UNPOWERED_CARD,
+        "SCARD_W_UNPOWERED_CARD",
+        "the card is not powered",
+    ),
+    (
+        SCARD_W_RESET_CARD,
+        "SCARD_W_RESET_CARD",
+        "the card has been reset",
+    ),
+    (
+        SCARD_W_REMOVED_CARD,
+        "SCARD_W_REMOVED_CARD",
+        "the card has been removed",
+    ),
 ];
 
 #[cfg(test)]

@@ -277,7 +277,7 @@ impl PcscApi for Libpcsclite {
         };
         for (s, r) in states.iter_mut().zip(&raw) {
             s.event = r.dw_event_state;
-            s.atr = atr_from_buffer(&r.rgb_atr, u64::from(r.cb_atr));
+            s.atr = atr_from_buffer(&r.rgb_atr, r.cb_atr);
         }
         check(rc)
     }
@@ -358,7 +358,7 @@ impl PcscApi for Libpcsclite {
                 .unwrap_or_default(),
             state,
             protocol: Protocol::from_raw(protocol),
-            atr: atr_from_buffer(&atr, u64::from(atr_len)),
+            atr: atr_from_buffer(&atr, atr_len),
         })
     }
 

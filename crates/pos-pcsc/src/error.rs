@@ -7,8 +7,7 @@ use pos_hal::{Fault, FaultKind};
 use crate::codes::ScardCode;
 
 /// The one line a box without pcsc-lite gets.
-pub const LIBRARY_MISSING_HINT: &str =
-    "install pcscd and libpcsclite1, or use a usb: reader";
+pub const LIBRARY_MISSING_HINT: &str = "install pcscd and libpcsclite1, or use a usb: reader";
 
 /// The hint when pcscd does not answer.
 pub const NO_SERVICE_HINT: &str = "start it: systemctl start pcscd.socket";

@@ -23,6 +23,16 @@ pub fn library() -> Result<Arc<dyn PcscApi>, PcscError> {
     }
 }
 
+/// pcsc-lite from `path` (a file name the dynamic loader searches, or a path), for a box
+/// where it is not where the loader looks.
+///
+/// Errors: [`PcscError::LibraryMissing`], one line naming `path` and what to install.
+pub fn open_library(path: &str) -> Result<Arc<dyn PcscApi>, PcscError> {
+    Libpcsclite::load_from(path)
+        .map(|l| Arc::new(l) as Arc<dyn PcscApi>)
+        .map_err(|e| missing(&e))
+}
+
 fn missing(e: &LoadError) -> PcscError {
     PcscError::LibraryMissing {
         library: e.library.clone(),
@@ -142,7 +152,11 @@ pub fn list_with(api: Arc<dyn PcscApi>, timeout: Duration) -> Result<Vec<ReaderE
             .unwrap_or_else(|_| format!("pcsc:{}", s.reader));
             ReaderEntry {
                 card_present: s.present(),
-                atr: if s.present() { s.atr.clone() } else { Vec::new() },
+                atr: if s.present() {
+                    s.atr.clone()
+                } else {
+                    Vec::new()
+                },
                 name: s.reader,
                 uri,
             }

@@ -43,12 +43,11 @@ use crate::api::{
 };
 use crate::codes::{
     Dword, Long, SCARD_E_CANCELLED, SCARD_E_INSUFFICIENT_BUFFER, SCARD_E_INVALID_HANDLE,
-    SCARD_E_NO_READERS_AVAILABLE, SCARD_E_NO_SERVICE, SCARD_E_NO_SMARTCARD,
-    SCARD_E_NOT_TRANSACTED, SCARD_E_PROTO_MISMATCH, SCARD_E_READER_UNAVAILABLE,
-    SCARD_E_SHARING_VIOLATION, SCARD_E_TIMEOUT, SCARD_E_UNKNOWN_READER, SCARD_F_COMM_ERROR,
-    SCARD_POWERED, SCARD_STATE_CHANGED, SCARD_STATE_EMPTY, SCARD_STATE_EXCLUSIVE,
-    SCARD_STATE_INUSE, SCARD_STATE_PRESENT, SCARD_STATE_UNKNOWN, SCARD_W_REMOVED_CARD,
-    SCARD_W_UNRESPONSIVE_CARD, ScardCode,
+    SCARD_E_NO_READERS_AVAILABLE, SCARD_E_NO_SERVICE, SCARD_E_NO_SMARTCARD, SCARD_E_NOT_TRANSACTED,
+    SCARD_E_PROTO_MISMATCH, SCARD_E_READER_UNAVAILABLE, SCARD_E_SHARING_VIOLATION, SCARD_E_TIMEOUT,
+    SCARD_E_UNKNOWN_READER, SCARD_F_COMM_ERROR, SCARD_POWERED, SCARD_STATE_CHANGED,
+    SCARD_STATE_EMPTY, SCARD_STATE_EXCLUSIVE, SCARD_STATE_INUSE, SCARD_STATE_PRESENT,
+    SCARD_STATE_UNKNOWN, SCARD_W_REMOVED_CARD, SCARD_W_UNRESPONSIVE_CARD, ScardCode,
 };
 
 /// The PC/SC functions, to script and to count calls.
@@ -414,7 +413,11 @@ impl PcscApi for FakePcsc {
                 } else {
                     known & 0xFFFF != now & 0xFFFF
                 };
-                st.event = if differs { now | SCARD_STATE_CHANGED } else { now };
+                st.event = if differs {
+                    now | SCARD_STATE_CHANGED
+                } else {
+                    now
+                };
                 st.atr = s
                     .reader(&st.reader)
                     .and_then(|(_, r)| r.card.as_ref())
@@ -598,8 +601,7 @@ impl PcscApi for FakePcsc {
         let mut s = self.enter(FakeCall::BeginTransaction)?;
         let h = *Self::handle(&s, card)?;
         Self::live_card(&mut s, &h)?;
-        if s
-            .handles
+        if s.handles
             .iter()
             .any(|(id, o)| *id != card.0 && o.reader_id == h.reader_id && o.in_transaction)
         {

@@ -46,11 +46,15 @@ mod monitor;
 mod reader;
 pub mod t0;
 
-pub use api::{CardHandle, CardStatus, Context, Disposition, PcscApi, Protocol, ReaderState, ShareMode};
+pub use api::{
+    CardHandle, CardStatus, Context, Disposition, PcscApi, Protocol, ReaderState, ShareMode,
+};
 pub use codes::ScardCode;
 pub use dylib::{LIBRARY_NAME, Libpcsclite, LoadError};
 pub use error::{LIBRARY_MISSING_HINT, NO_SERVICE_HINT, PcscError};
-pub use factory::{ReaderEntry, library, list, list_with, open, open_with, reader_of};
+pub use factory::{
+    ReaderEntry, library, list, list_with, open, open_library, open_with, reader_of,
+};
 pub use reader::{PcscConfig, PcscReader, Sharing};
 
 /// The README's example, compiled and run as a doctest so it cannot rot.

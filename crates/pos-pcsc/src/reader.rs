@@ -14,9 +14,8 @@ use pos_hal::{
 use crate::api::{CardHandle, Context, Disposition, PcscApi, Protocol, ReaderState, ShareMode};
 use crate::codes::{
     MAX_BUFFER_SIZE_EXTENDED, SCARD_E_INVALID_HANDLE, SCARD_E_NO_SMARTCARD,
-    SCARD_E_READER_UNAVAILABLE, SCARD_E_UNKNOWN_READER, SCARD_F_COMM_ERROR,
-    SCARD_PROTOCOL_T0, SCARD_PROTOCOL_T1, SCARD_W_REMOVED_CARD, SCARD_W_RESET_CARD,
-    SCARD_W_UNPOWERED_CARD, ScardCode,
+    SCARD_E_READER_UNAVAILABLE, SCARD_E_UNKNOWN_READER, SCARD_F_COMM_ERROR, SCARD_PROTOCOL_T0,
+    SCARD_PROTOCOL_T1, SCARD_W_REMOVED_CARD, SCARD_W_RESET_CARD, SCARD_W_UNPOWERED_CARD, ScardCode,
 };
 use crate::error::PcscError;
 use crate::monitor;
@@ -321,7 +320,8 @@ impl Session {
         let result = if conn.protocol == Protocol::T0 && self.config.t0_get_response {
             t0::exchange(command, |c| self.transmit_once(conn, c))
         } else {
-            self.transmit_once(conn, command).map_err(T0Error::Transport)
+            self.transmit_once(conn, command)
+                .map_err(T0Error::Transport)
         };
         match result {
             Ok(r) => Ok(r),
@@ -628,7 +628,9 @@ fn join_bounded(thread: Option<(JoinHandle<()>, Receiver<()>)>, wait: Duration, 
                 let _ = handle.join();
             }
             Err(RecvTimeoutError::Timeout) => {
-                log::warn!("pcsc: the {what} thread did not end within {wait:?}: left to end on its own");
+                log::warn!(
+                    "pcsc: the {what} thread did not end within {wait:?}: left to end on its own"
+                );
             }
         }
     }
