@@ -48,6 +48,11 @@ pub struct PcscConfig {
     pub sharing: Sharing,
     /// Follow T=0 `61xx` / `6Cxx` here (see [`crate::t0`]). Default true.
     pub t0_get_response: bool,
+    /// How long, after a failed or empty exchange with the card still shown present, to wait
+    /// for pcscd to report a removal (`SCardGetStatusChange`, event-driven) before the error
+    /// is classified. libccid answers an exchange cut by a pulled card with no bytes at all
+    /// (seen on QEMU's reader), before pcscd has noticed the card is gone. Default 2 s.
+    pub removal_wait: Duration,
     /// How long closing (drop) waits for the worker and the monitor to end before leaving
     /// them to end on their own. Default 2 s.
     pub close_wait: Duration,
@@ -60,6 +65,7 @@ impl Default for PcscConfig {
             monitor_wait: Duration::from_millis(500),
             sharing: Sharing::Exclusive,
             t0_get_response: true,
+            removal_wait: Duration::from_secs(2),
             close_wait: Duration::from_secs(2),
         }
     }
@@ -133,6 +139,53 @@ impl Session {
             .map(|()| st[0].clone())
     }
 
+    /// The reader's state now; when it still shows the card, waits up to `removal_wait` for
+    /// pcscd to report a change (a removal it has not seen yet).
+    fn settled_state(&self) -> Result<ReaderState, ScardCode> {
+        let now = self.reader_present()?;
+        if !now.present() || now.gone() || self.config.removal_wait.is_zero() {
+            return Ok(now);
+        }
+        let mut st = [now.clone()];
+        st[0].current = now.event & !crate::codes::SCARD_STATE_CHANGED;
+        match self
+            .api
+            .get_status_change(self.ctx, self.config.removal_wait, &mut st)
+        {
+            Ok(()) => Ok(st[0].clone()),
+            Err(c) if c.0 == crate::codes::SCARD_E_TIMEOUT => Ok(now),
+            Err(c) => Err(c),
+        }
+    }
+
+    /// An exchange pcscd answered without status words: the card was pulled (libccid's
+    /// answer to a cut exchange), the reader left, or the answer is garbled.
+    fn no_status_words(&mut self, n: usize) -> PcscError {
+        match self.settled_state() {
+            Ok(st) if st.gone() => self.gone(format!(
+                "SCardTransmit answered {n} byte(s); the reader left pcscd"
+            )),
+            Ok(st) if !st.present() => {
+                self.release(Disposition::Leave);
+                self.shared.removed_since.store(true, Ordering::SeqCst);
+                PcscError::CardRemoved {
+                    reader: self.reader.clone(),
+                    detail: format!("SCardTransmit answered {n} byte(s), then the card was gone"),
+                }
+            }
+            Err(c) if matches!(c.0, SCARD_E_UNKNOWN_READER | SCARD_E_READER_UNAVAILABLE) => {
+                self.gone(format!("SCardTransmit answered {n} byte(s); then {c}"))
+            }
+            Err(c) if c.is_no_service() => {
+                self.conn = None;
+                PcscError::NoService { code: c }
+            }
+            _ => PcscError::Protocol(format!(
+                "SCardTransmit answered {n} byte(s): no status words, and the card is still there"
+            )),
+        }
+    }
+
     fn gone(&mut self, detail: String) -> PcscError {
         self.release(Disposition::Leave);
         self.shared.reader_gone(&self.hub, &detail);
@@ -164,7 +217,11 @@ impl Session {
         if !worth_a_look {
             return PcscError::Call { call, code };
         }
-        let look = self.reader_present();
+        let look = if matches!(code.0, SCARD_W_REMOVED_CARD | SCARD_W_RESET_CARD) {
+            self.reader_present()
+        } else {
+            self.settled_state()
+        };
         match look {
             Ok(st) if st.gone() => self.gone(format!("{call}: {code}; the reader left pcscd")),
             Err(c) if matches!(c.0, SCARD_E_UNKNOWN_READER | SCARD_E_READER_UNAVAILABLE) => {
@@ -324,6 +381,7 @@ impl Session {
                 .map_err(T0Error::Transport)
         };
         match result {
+            Ok(r) if r.len() < 2 => Err(self.no_status_words(r.len())),
             Ok(r) => Ok(r),
             Err(T0Error::Transport(code)) => Err(self.classify("SCardTransmit", code, true)),
             Err(T0Error::Endless { rounds }) => Err(PcscError::Protocol(format!(

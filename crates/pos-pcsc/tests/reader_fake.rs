@@ -64,6 +64,7 @@ fn config() -> PcscConfig {
     PcscConfig {
         call_timeout: Duration::from_secs(2),
         monitor_wait: Duration::from_millis(50),
+        removal_wait: Duration::from_millis(300),
         close_wait: Duration::from_secs(2),
         ..PcscConfig::default()
     }
@@ -301,6 +302,32 @@ fn each_removal_code_is_card_removed_mid_exchange() {
     pcsc.script(FakeCall::Transmit, Step::Fail(SCARD_E_NO_SMARTCARD));
     let e = r.transmit(0, &[0x00, 0xB0, 0x00, 0x00, 0x00]).unwrap_err();
     assert_eq!(e.kind(), FaultKind::CardRemoved, "{e}");
+}
+
+#[test]
+fn an_exchange_answered_with_no_bytes_is_card_removed_once_pcscd_sees_the_card_gone() {
+    // libccid answers an exchange cut by a pulled card with no bytes, before pcscd has
+    // noticed the removal (QEMU's reader in the rig).
+    let (pcsc, mut r) = setup(Protocol::T0, Scripted::answering(&[&[]]));
+    r.power_on(0).unwrap();
+    let later = {
+        let pcsc = pcsc.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            pcsc.remove_card(R);
+        })
+    };
+    let e = r.transmit(0, &[0x00, 0xB2, 0x01, 0x0C, 0x00]).unwrap_err();
+    later.join().unwrap();
+    assert_eq!(e.kind(), FaultKind::CardRemoved, "{e}");
+    assert_eq!(pcsc.connections(R), 0);
+    // With the card still there, no status words is a protocol error (after the wait).
+    let (_pcsc, mut r) = setup(Protocol::T1, Scripted::answering(&[&[0x90]]));
+    r.power_on(0).unwrap();
+    let t = Instant::now();
+    let e = r.transmit(0, &[0x00, 0xB2, 0x01, 0x0C, 0x00]).unwrap_err();
+    assert_eq!(e.kind(), FaultKind::Protocol, "{e}");
+    assert!(t.elapsed() >= Duration::from_millis(300));
 }
 
 #[test]

@@ -33,6 +33,8 @@ pub struct RunOptions {
     pub guest: PathBuf,
     /// The `pcsc-bench` client, when built (the pcsc-lite comparison is skipped otherwise).
     pub pcsc_bench: Option<PathBuf>,
+    /// The `pcsc-road` helper (our pcsc: road), when built (its cases are skipped otherwise).
+    pub pcsc_road: Option<PathBuf>,
     /// The EMV transcripts (`NAME.apdu`) the card side can replay.
     pub transcripts: PathBuf,
     /// Only these guest cases or groups; empty: all.
@@ -406,6 +408,7 @@ pub fn run(options: &RunOptions, progress: &mut dyn FnMut(&Line)) -> Result<RunR
         &ImageInputs {
             guest: options.guest.clone(),
             pcsc_bench: options.pcsc_bench.clone(),
+            pcsc_road: options.pcsc_road.clone(),
         },
     )?;
     // Socket paths must stay short (108 bytes): a fresh directory under /tmp.
