@@ -105,6 +105,9 @@ struct Session {
     ctx: Context,
     reader: String,
     conn: Option<Conn>,
+    /// Why the last card session ended without a power-off (the card was pulled), until the
+    /// next power-on or power-off: an exchange then is `CardRemoved`, not `CardAbsent`.
+    lost: Option<String>,
     config: PcscConfig,
     recv: Vec<u8>,
     shared: Arc<Shared>,
@@ -168,6 +171,7 @@ impl Session {
             Ok(st) if !st.present() => {
                 self.release(Disposition::Leave);
                 self.shared.removed_since.store(true, Ordering::SeqCst);
+                self.lost = Some(format!("SCardTransmit answered {n} byte(s)"));
                 PcscError::CardRemoved {
                     reader: self.reader.clone(),
                     detail: format!("SCardTransmit answered {n} byte(s), then the card was gone"),
@@ -237,6 +241,7 @@ impl Session {
                 if card_left && (powered || code.kind() == pos_hal::FaultKind::CardRemoved) {
                     self.release(Disposition::Leave);
                     self.shared.removed_since.store(true, Ordering::SeqCst);
+                    self.lost = Some(format!("{call}: {code}"));
                     PcscError::CardRemoved {
                         reader: self.reader.clone(),
                         detail: format!("{call}: {code}"),
@@ -261,6 +266,7 @@ impl Session {
     fn power_on(&mut self) -> Result<(Atr, Protocol), PcscError> {
         // A card already powered is reset: power it down, then connect again (cold reset).
         self.release(Disposition::Unpower);
+        self.lost = None;
         self.shared.removed_since.store(false, Ordering::SeqCst);
         let share = match self.config.sharing {
             Sharing::Exclusive => ShareMode::Exclusive,
@@ -315,6 +321,7 @@ impl Session {
     }
 
     fn power_off(&mut self) -> Result<(), PcscError> {
+        self.lost = None;
         let Some(conn) = self.conn.take() else {
             return Ok(());
         };
@@ -361,8 +368,14 @@ impl Session {
             )));
         }
         let Some(conn) = self.conn else {
-            return Err(PcscError::CardAbsent {
-                reader: self.reader.clone(),
+            return Err(match &self.lost {
+                Some(why) => PcscError::CardRemoved {
+                    reader: self.reader.clone(),
+                    detail: format!("the card was pulled after power-on ({why})"),
+                },
+                None => PcscError::CardAbsent {
+                    reader: self.reader.clone(),
+                },
             });
         };
         log::trace!(
@@ -407,6 +420,7 @@ impl Session {
         if !present && self.conn.is_some() {
             self.release(Disposition::Leave);
             self.shared.removed_since.store(true, Ordering::SeqCst);
+            self.lost = Some("the slot showed no card during the session".into());
         }
         s.set(SlotState::POWERED, present && self.conn.is_some());
         if self.shared.removed_since.swap(false, Ordering::SeqCst) {
@@ -509,6 +523,7 @@ impl PcscReader {
             ctx: session_ctx,
             reader: reader.to_string(),
             conn: None,
+            lost: None,
             config: config.clone(),
             recv: Vec::new(),
             shared: Arc::clone(&shared),

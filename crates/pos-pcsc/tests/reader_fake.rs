@@ -286,6 +286,23 @@ fn a_card_pulled_mid_exchange_is_card_removed_with_an_event_and_the_card_is_rele
 }
 
 #[test]
+fn a_card_pulled_between_two_apdus_is_card_removed_until_powered_off() {
+    let (pcsc, mut r) = setup(Protocol::T1, Scripted::default());
+    r.power_on(0).unwrap();
+    pcsc.remove_card(R);
+    // A look at the slot in between ends the session...
+    let st = r.slot_status(0).unwrap();
+    assert!(!st.contains(SlotState::CARD_PRESENT) && st.contains(SlotState::CHANGED));
+    assert_eq!(pcsc.connections(R), 0);
+    // ...and the next APDU of the read says the card was removed, not merely absent.
+    let e = r.transmit(0, &[0x00, 0xB2, 0x01, 0x0C, 0x00]).unwrap_err();
+    assert_eq!(e.kind(), FaultKind::CardRemoved, "{e}");
+    r.power_off(0).unwrap();
+    let e = r.transmit(0, &[0x00, 0xB2, 0x01, 0x0C, 0x00]).unwrap_err();
+    assert_eq!(e.kind(), FaultKind::CardAbsent, "{e}");
+}
+
+#[test]
 fn each_removal_code_is_card_removed_mid_exchange() {
     for code in [SCARD_W_REMOVED_CARD, SCARD_W_RESET_CARD] {
         let (pcsc, mut r) = setup(Protocol::T1, Scripted::default());
