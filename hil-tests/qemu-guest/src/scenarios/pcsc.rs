@@ -202,7 +202,20 @@ pub(super) fn pcsc_sale(ctx: &mut Ctx<'_>) -> Outcome {
     Ok(run.summary)
 }
 
+/// udevd's control socket: pcscd hears of USB readers coming and going through udev.
+const UDEV_CONTROL: &str = "/run/udev/control";
+
 pub(super) fn pcsc_unplug(ctx: &mut Ctx<'_>) -> Outcome {
+    if !Path::new(UDEV_CONTROL).exists() {
+        // Measured in this guest: pcscd keeps listing the unplugged reader and reports the
+        // unplug as a card removal, so the road can only say card_removed; unplugging here
+        // would only cost the later cases a re-plugged reader.
+        return Err(End::Skip(format!(
+            "no udevd in this guest ({UDEV_CONTROL} absent): pcscd never hears of the unplug \
+             and reports it as a card removal; with udev it drops the reader and our road says \
+             disconnected with an event (pos-pcsc's unit tests)"
+        )));
+    }
     fresh_card(ctx, CARD)?;
     let result = run_road(ctx, &["unplug"], &mut |ctx| {
         ctx.ask(&Verb::ReaderUnplug).map(|_| ())
