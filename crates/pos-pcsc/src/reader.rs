@@ -626,8 +626,9 @@ impl PcscReader {
                     self.config.call_timeout
                 );
                 // pcsc-lite only cancels SCardGetStatusChange this way; other PC/SC
-                // implementations end more calls. Harmless either way.
-                let _ = self.api.cancel(self.session_ctx);
+                // implementations end more calls. Sent from a thread of its own: SCardCancel
+                // waits for pcscd's answer, and pcscd may be the one that hangs.
+                cancel_detached(&self.api, self.session_ctx, &self.reader);
                 Err(PcscError::NoAnswer {
                     call: name,
                     after: started.elapsed(),
@@ -656,6 +657,24 @@ fn bounded<T: Send + 'static>(
         call,
         after: timeout,
     })
+}
+
+/// `SCardCancel(ctx)` on a thread of its own, not waited for: pcsc-lite's SCardCancel
+/// waits for pcscd's answer (measured in the QEMU rig: over a minute while libccid waited
+/// for an answer the reader had dropped), and closing or timing out must not.
+fn cancel_detached(api: &Arc<dyn PcscApi>, ctx: Context, reader: &str) {
+    let api = Arc::clone(api);
+    let reader = reader.to_string();
+    let spawned = std::thread::Builder::new()
+        .name("pcsc-cancel".into())
+        .spawn(move || {
+            if let Err(c) = api.cancel(ctx) {
+                log::debug!("pcsc: {reader}: SCardCancel: {c}");
+            }
+        });
+    if let Err(e) = spawned {
+        log::warn!("pcsc: cannot start a thread for SCardCancel: {e}");
+    }
 }
 
 /// Spawn `f` and return its handle and a channel that says when it ended.
@@ -712,10 +731,9 @@ fn join_bounded(thread: Option<(JoinHandle<()>, Receiver<()>)>, wait: Duration, 
 impl Drop for PcscReader {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        // Ends the monitor's SCardGetStatusChange at once.
-        if let Err(c) = self.api.cancel(self.monitor_ctx) {
-            log::debug!("pcsc: {}: SCardCancel: {c}", self.reader);
-        }
+        // Ends the monitor's SCardGetStatusChange at once (and it ends by itself within
+        // `monitor_wait` when pcscd does not answer the cancel).
+        cancel_detached(&self.api, self.monitor_ctx, &self.reader);
         // The worker ends when its job channel closes, releasing the card and its context.
         self.jobs = None;
         let wait = self.config.close_wait;

@@ -449,7 +449,24 @@ fn dropping_the_reader_releases_the_card_and_both_contexts_and_cancels_the_monit
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
     assert_eq!(pcsc.connections(R), 0);
     assert_eq!(pcsc.open_contexts(), 0);
+    // The cancel runs on a thread of its own: give it a moment to be counted.
+    let t = Instant::now();
+    while pcsc.count(FakeCall::Cancel) == 0 && t.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert!(pcsc.count(FakeCall::Cancel) >= 1);
+}
+
+#[test]
+fn closing_does_not_wait_for_a_pcscd_that_does_not_answer_the_cancel() {
+    let (pcsc, mut r) = setup(Protocol::T1, Scripted::default());
+    r.power_on(0).unwrap();
+    pcsc.script(FakeCall::Cancel, Step::Hang(Duration::from_secs(5)));
+    let t = Instant::now();
+    drop(r);
+    // Bounded by the monitor's own wait (50 ms here), not by the hung cancel.
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(pcsc.connections(R), 0);
 }
 
 #[test]

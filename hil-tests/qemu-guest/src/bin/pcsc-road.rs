@@ -324,7 +324,7 @@ fn removed_mid_read(between: bool) -> Result<String, CaseEnd> {
     }
     if e.kind() == FaultKind::Timeout && !between {
         // libccid waits for an answer QEMU dropped and pcscd holds the reader meanwhile:
-        // measure how long until pcscd answers again (at most 15 s more), for the report.
+        // measure how long until pcscd answers again (at most 5 s more), for the report.
         let t = Instant::now();
         let answered = loop {
             match r.slot_status(0) {
@@ -337,7 +337,7 @@ fn removed_mid_read(between: bool) -> Result<String, CaseEnd> {
                 _ => break Some(t.elapsed()),
             }
         };
-        let when = answered.map_or("not within 15 s more".to_string(), |d| {
+        let when = answered.map_or("not within 5 s more".to_string(), |d| {
             format!("after {} s more", d.as_secs())
         });
         return Err(CaseEnd::Skip(format!(
