@@ -151,8 +151,16 @@ pub(super) fn run_road(
     for line in erx.try_iter().filter(|l| !l.trim().is_empty()).take(10) {
         ctx.step(format!("pcsc-road: {line}"));
     }
+    let t = Instant::now();
     drop(helper);
+    let helper_ms = t.elapsed().as_millis();
     drop(pcscd);
+    if t.elapsed() > Duration::from_secs(1) {
+        ctx.step(format!(
+            "pcsc-road ended {helper_ms} ms after its result, pcscd {} ms after",
+            t.elapsed().as_millis()
+        ));
+    }
     result
 }
 
