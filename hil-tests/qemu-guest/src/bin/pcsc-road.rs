@@ -38,13 +38,17 @@ impl From<String> for CaseEnd {
     }
 }
 
+/// When the helper started: steps say how far into the case they are.
+static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
 fn step(text: impl AsRef<str>) {
+    let at = STARTED.get_or_init(Instant::now).elapsed();
     let clean: String = text
         .as_ref()
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    println!("STEP {clean}");
+    println!("STEP [{:.1} s] {clean}", at.as_secs_f64());
     let _ = std::io::stdout().flush();
 }
 
@@ -329,7 +333,7 @@ fn removed_mid_read(between: bool) -> Result<String, CaseEnd> {
         let answered = loop {
             match r.slot_status(0) {
                 Err(e)
-                    if e.kind() == FaultKind::Timeout && t.elapsed() < Duration::from_secs(60) =>
+                    if e.kind() == FaultKind::Timeout && t.elapsed() < Duration::from_secs(5) =>
                 {
                     std::thread::sleep(Duration::from_millis(500));
                 }
@@ -337,6 +341,7 @@ fn removed_mid_read(between: bool) -> Result<String, CaseEnd> {
                 _ => break Some(t.elapsed()),
             }
         };
+        step("pcscd still holds the reader: closing");
         let when = answered.map_or("not within 5 s more".to_string(), |d| {
             format!("after {} s more", d.as_secs())
         });
@@ -552,6 +557,7 @@ fn bench(args: &[String]) -> Result<String, String> {
 }
 
 fn main() {
+    STARTED.get_or_init(Instant::now);
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result: Result<String, CaseEnd> = match args.first().map(String::as_str) {
         Some("insert") => insert().map_err(CaseEnd::Fail),
@@ -571,6 +577,7 @@ fn main() {
              removed-mid-exchange, unplug, sale, bench N APDU"
         ))),
     };
+    step("done");
     let code = match result {
         Ok(text) => {
             println!("RESULT PASS {text}");
