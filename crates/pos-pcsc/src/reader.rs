@@ -221,6 +221,10 @@ impl Session {
         if !worth_a_look {
             return PcscError::Call { call, code };
         }
+        if matches!(code.0, SCARD_E_READER_UNAVAILABLE | SCARD_E_UNKNOWN_READER) {
+            // pcscd says the reader is not there (any more): disconnected, with the event.
+            return self.gone(format!("{call}: {code}"));
+        }
         let look = if matches!(code.0, SCARD_W_REMOVED_CARD | SCARD_W_RESET_CARD) {
             self.reader_present()
         } else {

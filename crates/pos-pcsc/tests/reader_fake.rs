@@ -366,6 +366,18 @@ fn a_reader_unplugged_mid_exchange_is_disconnected_with_an_event() {
 }
 
 #[test]
+fn scard_e_reader_unavailable_is_disconnected_with_an_event() {
+    let (pcsc, mut r) = setup(Protocol::T1, Scripted::default());
+    let sub = r.subscribe().unwrap();
+    r.power_on(0).unwrap();
+    pcsc.script(FakeCall::Transmit, Step::Fail(SCARD_E_READER_UNAVAILABLE));
+    let e = r.transmit(0, &[0x00, 0xB0, 0x00, 0x00, 0x00]).unwrap_err();
+    assert_eq!(e.kind(), FaultKind::Disconnected, "{e}");
+    assert!(matches!(next_event(&sub), DeviceEvent::Disconnected { .. }));
+    assert_eq!(pcsc.connections(R), 0, "the card is released");
+}
+
+#[test]
 fn the_monitor_sees_insertion_removal_a_quick_swap_and_unplug() {
     let pcsc = FakePcsc::new();
     pcsc.add_reader(R);
