@@ -218,6 +218,12 @@ impl Session {
                 | SCARD_E_INVALID_HANDLE
                 | SCARD_F_COMM_ERROR
         );
+        if self.shared.gone.load(Ordering::SeqCst) {
+            // The monitor saw the reader leave pcscd: whatever pcscd answers a handle on it
+            // (pcsc-lite 1.9.9 says SCARD_E_INVALID_VALUE, measured in the QEMU rig), the
+            // reader is gone.
+            return self.gone(format!("{call}: {code}; the reader left pcscd"));
+        }
         if !worth_a_look {
             return PcscError::Call { call, code };
         }
@@ -268,6 +274,7 @@ impl Session {
     }
 
     fn power_on(&mut self) -> Result<(Atr, Protocol), PcscError> {
+        self.check_gone()?;
         // A card already powered is reset: power it down, then connect again (cold reset).
         self.release(Disposition::Unpower);
         self.lost = None;
@@ -358,7 +365,16 @@ impl Session {
         Ok(self.recv.get(..n).map(<[u8]>::to_vec).unwrap_or_default())
     }
 
+    /// The monitor saw the reader leave pcscd: fail at once (the lane re-opens it).
+    fn check_gone(&mut self) -> Result<(), PcscError> {
+        if self.shared.gone.load(Ordering::SeqCst) {
+            return Err(self.gone("the reader left pcscd".into()));
+        }
+        Ok(())
+    }
+
     fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, PcscError> {
+        self.check_gone()?;
         if command.len() < 4 {
             return Err(PcscError::BadApdu(format!(
                 "{} bytes: a command APDU has at least CLA INS P1 P2",

@@ -378,6 +378,22 @@ fn scard_e_reader_unavailable_is_disconnected_with_an_event() {
 }
 
 #[test]
+fn after_the_monitor_saw_the_reader_leave_every_call_is_disconnected_at_once() {
+    let (pcsc, mut r) = setup(Protocol::T1, Scripted::default());
+    let sub = r.subscribe().unwrap();
+    r.power_on(0).unwrap();
+    pcsc.unplug(R);
+    assert!(matches!(next_event(&sub), DeviceEvent::Disconnected { .. }));
+    let before = pcsc.count(FakeCall::Transmit);
+    let e = r.transmit(0, &[0x00, 0xB0, 0x00, 0x00, 0x00]).unwrap_err();
+    assert_eq!(e.kind(), FaultKind::Disconnected, "{e}");
+    assert_eq!(pcsc.count(FakeCall::Transmit), before, "not even asked");
+    assert_eq!(r.power_on(0).unwrap_err().kind(), FaultKind::Disconnected);
+    // Said once.
+    assert!(sub.recv_timeout(Duration::from_millis(200)).is_err());
+}
+
+#[test]
 fn the_monitor_sees_insertion_removal_a_quick_swap_and_unplug() {
     let pcsc = FakePcsc::new();
     pcsc.add_reader(R);
