@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepare the QEMU rig: download Debian's packages for QEMU, a guest kernel, busybox and
-# (for the pcsc-lite comparison) pcscd + libccid, and unpack them into a cache directory
+# (for the pcsc-lite comparison and the pcsc: road) pcscd + libccid + udev's daemon (through
+# which pcscd hears of a USB reader leaving), and unpack them into a cache directory
 # with `dpkg -x`. Nothing is installed system-wide (installing qemu-system-x86 would remove
 # the machine's qemu-utils). Cached: a second run does nothing.
 #
@@ -13,6 +14,16 @@ set -euo pipefail
 cache=${1:-target/qemu-rig}
 stamp="$cache/root/.prepared-v1"
 if [ -f "$stamp" ]; then
+    # A cache prepared before udev was in the list: add it (pcsc.unplug skips without it).
+    if [ ! -e "$cache/root/bin/udevadm" ] && [ ! -e "$cache/root/usr/bin/udevadm" ]; then
+        mkdir -p "$cache/debs"
+        if (cd "$cache/debs" && apt-get download udev >/dev/null 2>&1); then
+            dpkg -x "$(ls "$cache"/debs/udev_*.deb | head -1)" "$cache/root"
+            echo "rig: added udev to $cache"
+        else
+            echo "rig: udev could not be downloaded: pcsc.unplug will be skipped" >&2
+        fi
+    fi
     echo "rig: prepared in $cache (cached)"
     exit 0
 fi
@@ -33,12 +44,13 @@ if ! apt-cache show qemu-system-x86 >/dev/null 2>&1; then
 fi
 
 # QEMU and the libraries it needs that this machine lacks (what `apt-get install` would
-# fetch), the kernel that linux-image-amd64 points at, busybox, pcsc-lite and libccid.
+# fetch), the kernel that linux-image-amd64 points at, busybox, pcsc-lite, libccid and udev
+# (only its daemon goes into the guest, without rules).
 qemu_pkgs=$(apt-get install -s --no-install-recommends qemu-system-x86 2>/dev/null | awk '/^Inst/{print $2}' || true)
 [ -n "$qemu_pkgs" ] || qemu_pkgs=qemu-system-x86
 kernel_pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{k=$2} END{print k}' || true)
 [ -n "$kernel_pkg" ] || skip "cannot resolve linux-image-amd64 to a kernel package"
-pkgs="$qemu_pkgs $kernel_pkg busybox-static pcscd libccid libpcsclite1 libpcsclite-dev"
+pkgs="$qemu_pkgs $kernel_pkg busybox-static pcscd libccid libpcsclite1 libpcsclite-dev udev"
 
 # Only this run's packages are unpacked (no second kernel from an older download).
 rm -rf "$cache/debs"

@@ -25,14 +25,21 @@ echo "rig: building the static guest binary"
 RUSTFLAGS="-C target-feature=+crt-static" LIBUDEV_NO_PKG_CONFIG=1 \
     cargo build --quiet --release -p qemu-rig-guest --bin rig-guest --target "$target"
 
-# The pcsc-lite client links Debian's libpcsclite (unpacked in the cache), dynamically.
-echo "rig: building the pcsc-lite benchmark client"
+# The pcsc-lite client links Debian's libpcsclite (unpacked in the cache), dynamically;
+# pcsc-road (our pcsc: road) is dynamic too and loads libpcsclite at run time.
+echo "rig: building the pcsc-lite benchmark client and the pcsc: road helper"
 if POS_PCSC_LIB_DIR="$cache/root/usr/lib/x86_64-linux-gnu" \
-    cargo build --quiet --release -p qemu-rig-guest --features pcsc --bin pcsc-bench; then
-    cp "$out/release/pcsc-bench" "$cache/pcsc-bench"
+    cargo build --quiet --release -p qemu-rig-guest --features pcsc --bin pcsc-bench \
+        --bin pcsc-road; then
+    # Without their debug information (the release profile keeps it): the image is unpacked
+    # into the guest's memory, and two unstripped 40 MB binaries more make it not fit.
+    for bin in pcsc-bench pcsc-road; do
+        strip --strip-debug -o "$cache/$bin" "$out/release/$bin" 2>/dev/null ||
+            cp "$out/release/$bin" "$cache/$bin"
+    done
 else
     # The cache has libpcsclite: a build failure is a real error, not a reason to skip.
-    echo "rig: pcsc-bench did not build" >&2
+    echo "rig: pcsc-bench or pcsc-road did not build" >&2
     exit 1
 fi
 

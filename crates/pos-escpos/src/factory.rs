@@ -78,6 +78,9 @@ pub fn open(
         Address::Evdev { .. } => Err(EscPosError::BadAddress(format!(
             "{text}: evdev: is not a printer address"
         ))),
+        Address::Pcsc { .. } => Err(EscPosError::BadAddress(format!(
+            "{text}: pcsc: names a chip reader, not a printer"
+        ))),
         Address::Usb(sel) => {
             let default = match sel {
                 pos_link::UsbSelector::Ids { vid: 0x04b8, .. } => "epson-tm-t20",

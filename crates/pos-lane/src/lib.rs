@@ -11,6 +11,7 @@
 //! | `sim:ccid[?opts]` | the virtual CCID reader (through the real [`pos_ccid::CcidReader`] driver and CCID codec) with a card inserted; options exactly as [`pos_ccid::open`] with pos-emv's card catalog ([`pos_emv::sim::EmvCards`]): `card=visa\|mastercard\|...` (every [`Profile`], default `visa`), `card=t0\|t1\|mute`, `card=none`, `script=FILE` (a recorded session), `model=NAME` (a real reader model: its descriptor, quirks and rules), `level`, `interrupt`, `pps` and the faults |
 //! | `sim:printer[?opts]` | the virtual ESC/POS printer on a pseudo-terminal, opened through the real serial driver; options as [`pos_escpos::open`] |
 //! | `sim:msr[?opts]` | the virtual serial magstripe reader on a pseudo-terminal, opened through the real serial path; it swipes when told ([`SimLane::swipe`]). With `track1..3`, `fault` or `every_ms` options it is `pos-magstripe`'s self-swiping `sim:msr` instead |
+//! | `pcsc:READER NAME`, `pcsc:` | a chip reader through pcscd ([`pos_pcsc::open`]; `pcsc:` is the first reader pcscd lists), with the same fault kinds and events as a `usb:` reader |
 //! | anything else | the real drivers: [`pos_ccid::open`], [`pos_escpos::open`], and for stripe readers `serial:` ([`pos_magstripe::serial::open`]), `evdev:` (keyboard wedge) or `usb:` (HID) |
 //!
 //! When at least one device is simulated, [`Lane::sim`] holds a [`SimLane`]: the control of
@@ -183,6 +184,11 @@ pub(crate) fn open_reader(text: &str, card: Option<CardSpec>) -> Result<OpenedRe
     if is_sim(&uri, "ccid") {
         let (reader, sim, card) = ReaderSim::open(&uri, text, card)?;
         return Ok((Some(reader), Some(sim), Some(card)));
+    }
+    if matches!(uri.address(), Address::Pcsc { .. }) {
+        let reader = pos_pcsc::open(&uri, pos_pcsc::PcscConfig::default())
+            .map_err(|e| LaneError::new(Role::Reader, text, e))?;
+        return Ok((Some(Box::new(Erased(reader))), None, None));
     }
     let reader =
         pos_ccid::open(&uri, reader_config()).map_err(|e| LaneError::new(Role::Reader, text, e))?;

@@ -66,8 +66,8 @@ pub const MAX_WAIT: Duration = Duration::from_secs(3600);
 /// with a bulk OUT endpoint). `connect_timeout` bounds TCP connection set-up.
 ///
 /// Errors: as the transport's own `open`/`connect`; `Unsupported` for `evdev:` (an input
-/// device, not a byte stream: the magstripe driver reads it) and `sim:` (simulators are
-/// opened by the driver crates' factories).
+/// device, not a byte stream: the magstripe driver reads it), `sim:` (simulators are
+/// opened by the driver crates' factories) and `pcsc:` (readers through pcscd: pos-pcsc).
 pub fn open(uri: &DeviceUri, connect_timeout: Duration) -> Result<Box<dyn Link>, LinkError> {
     match uri.address() {
         Address::Serial { .. } => Ok(Box::new(SerialLink::open_uri(uri)?)),
@@ -83,6 +83,10 @@ pub fn open(uri: &DeviceUri, connect_timeout: Duration) -> Result<Box<dyn Link>,
         Address::Sim { .. } => Err(LinkError::Unsupported {
             target: uri.to_string(),
             detail: "sim: devices are opened by the device drivers' simulators, not as a byte link".into(),
+        }),
+        Address::Pcsc { .. } => Err(LinkError::Unsupported {
+            target: uri.to_string(),
+            detail: "pcsc: readers are opened through pcscd by pos-pcsc, not as a byte link".into(),
         }),
     }
 }

@@ -6,6 +6,7 @@
 //! usb:04b8:0e28                  usb:04b8:0e28?serial=X       usb:1-1.4   (bus-port path)
 //! evdev:/dev/input/by-id/usb-MagTek-event-kbd
 //! sim:printer?fault=paper-out
+//! pcsc:Gemalto PC Twin Reader 00 00     pcsc:   (the first reader pcscd lists)
 //! ```
 //!
 //! Query values are percent-decoded (`%26` is `&`); [`Display`](std::fmt::Display) encodes
@@ -58,6 +59,12 @@ pub enum Address {
         /// The simulator kind: lower-case letters, digits, `-` and `_`.
         kind: String,
     },
+    /// A chip reader through pcscd (`pcsc:READER NAME`, or `pcsc:` for the first reader).
+    Pcsc {
+        /// The PC/SC reader name as pcscd lists it (spaces kept; `%`, `?` and `#`
+        /// percent-encoded); `None` for the first reader.
+        reader: Option<String>,
+    },
 }
 
 /// How a USB device is picked.
@@ -109,7 +116,7 @@ impl DeviceUri {
             return Err(err(
                 "scheme",
                 trimmed,
-                "missing scheme: expected serial:, tcp:, usb:, evdev: or sim:",
+                "missing scheme: expected serial:, tcp:, usb:, evdev:, sim: or pcsc:",
             ));
         };
         let (body, query) = match rest.split_once('?') {
@@ -168,11 +175,24 @@ impl DeviceUri {
                     kind: body.to_string(),
                 }
             }
+            "pcsc" => {
+                let reader = decode(body).map_err(|p| err("reader name", body, &p))?;
+                if reader.chars().any(char::is_control) {
+                    return Err(err(
+                        "reader name",
+                        body,
+                        "control character in a reader name",
+                    ));
+                }
+                Address::Pcsc {
+                    reader: (!reader.is_empty()).then_some(reader),
+                }
+            }
             _ => {
                 return Err(err(
                     "scheme",
                     scheme,
-                    "unknown scheme: expected serial, tcp, usb, evdev or sim",
+                    "unknown scheme: expected serial, tcp, usb, evdev, sim or pcsc",
                 ));
             }
         };
@@ -219,7 +239,7 @@ impl DeviceUri {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The scheme name: `serial`, `tcp`, `usb`, `evdev` or `sim`.
+    /// The scheme name: `serial`, `tcp`, `usb`, `evdev`, `sim` or `pcsc`.
     pub fn scheme(&self) -> &'static str {
         match self.address {
             Address::Serial { .. } => "serial",
@@ -228,6 +248,7 @@ impl DeviceUri {
             Address::Evdev { .. } => "evdev",
             Address::Usblp { .. } => "usblp",
             Address::Sim { .. } => "sim",
+            Address::Pcsc { .. } => "pcsc",
         }
     }
 
@@ -377,6 +398,24 @@ fn encode(s: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     Ok(())
 }
 
+/// A PC/SC reader name as readable as it can be: spaces kept inside it, only what would
+/// change its meaning encoded (`%`, `?`, `#`, and spaces at either end, which parsing trims).
+fn encode_reader_name(name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let last = name.char_indices().last().map_or(0, |(i, _)| i);
+    for (i, ch) in name.char_indices() {
+        let edge = i == 0 || i == last;
+        if "%?#".contains(ch) || ch.is_control() || (edge && ch.is_whitespace()) {
+            let mut buf = [0u8; 4];
+            for b in ch.encode_utf8(&mut buf).bytes() {
+                write!(f, "%{b:02X}")?;
+            }
+        } else {
+            write!(f, "{ch}")?;
+        }
+    }
+    Ok(())
+}
+
 struct Encoded<'a>(&'a str);
 
 impl fmt::Display for Encoded<'_> {
@@ -413,6 +452,12 @@ impl fmt::Display for DeviceUri {
             Address::Tcp { host, port } => write!(f, "tcp:{host}:{port}")?,
             Address::Usb(sel) => write!(f, "usb:{sel}")?,
             Address::Sim { kind } => write!(f, "sim:{kind}")?,
+            Address::Pcsc { reader } => {
+                f.write_str("pcsc:")?;
+                if let Some(name) = reader {
+                    encode_reader_name(name, f)?;
+                }
+            }
         }
         for (i, (k, v)) in self.options.iter().enumerate() {
             f.write_str(if i == 0 { "?" } else { "&" })?;
@@ -449,6 +494,32 @@ mod tests {
 
     fn p(s: &str) -> DeviceUri {
         DeviceUri::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn pcsc_readers_by_name_or_the_first() {
+        let named = p("pcsc:Gemalto PC Twin Reader 00 00");
+        assert_eq!(
+            named.address(),
+            &Address::Pcsc {
+                reader: Some("Gemalto PC Twin Reader 00 00".into())
+            }
+        );
+        assert_eq!(named.scheme(), "pcsc");
+        // Spaces stay readable; what parsing would cut is encoded.
+        assert_eq!(named.to_string(), "pcsc:Gemalto PC Twin Reader 00 00");
+        let odd = DeviceUri::new(
+            Address::Pcsc {
+                reader: Some(" A?B#50% ".into()),
+            },
+            Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(odd.to_string(), "pcsc:%20A%3FB%2350%25%20");
+        assert_eq!(p(&odd.to_string()), odd);
+        assert_eq!(p("pcsc:").address(), &Address::Pcsc { reader: None });
+        assert_eq!(p("pcsc:").to_string(), "pcsc:");
+        assert!(DeviceUri::parse("pcsc:a%0Ab").is_err());
     }
 
     #[test]
@@ -598,6 +669,16 @@ mod tests {
             if let Ok(u) = DeviceUri::parse(&s) {
                 // Whatever parses displays to something that parses back the same.
                 prop_assert_eq!(DeviceUri::parse(&u.to_string()), Ok(u));
+            }
+        }
+
+        #[test]
+        fn pcsc_reader_names_round_trip(name in "\\PC{0,40}") {
+            let u = DeviceUri::new(Address::Pcsc { reader: Some(name.clone()) }, Vec::new());
+            if !name.chars().any(char::is_control) {
+                let u = u.unwrap();
+                let expected = (!name.is_empty()).then_some(name);
+                prop_assert_eq!(u.address(), &Address::Pcsc { reader: expected });
             }
         }
 

@@ -13,6 +13,7 @@ mod logging;
 mod msr;
 mod printer;
 mod reader;
+mod reader_pcsc;
 mod serve;
 mod txn;
 mod udev_rules;

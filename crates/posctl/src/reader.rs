@@ -35,7 +35,7 @@ fn open(device: &str) -> Result<AnyReader, CliError> {
 }
 
 /// What an ATR says, for people and JSON.
-fn describe_atr(bytes: &[u8]) -> serde_json::Value {
+pub(crate) fn describe_atr(bytes: &[u8]) -> serde_json::Value {
     let hex = hex(bytes);
     match ParsedAtr::parse(bytes) {
         Ok(a) => {
@@ -58,14 +58,14 @@ fn describe_atr(bytes: &[u8]) -> serde_json::Value {
     }
 }
 
-fn hex(b: &[u8]) -> String {
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter()
         .map(|x| format!("{x:02X}"))
         .collect::<Vec<_>>()
         .join(" ")
 }
 
-fn print_atr(v: &serde_json::Value) {
+pub(crate) fn print_atr(v: &serde_json::Value) {
     println!("  ATR: {}", v["atr"].as_str().unwrap_or(""));
     if let Some(e) = v["error"].as_str() {
         println!("  (does not parse: {e})");
@@ -90,7 +90,8 @@ fn print_atr(v: &serde_json::Value) {
     );
 }
 
-/// `posctl reader list`: USB CCID readers on this machine.
+/// `posctl reader list`: USB CCID readers on this machine, then the readers pcscd has (or
+/// one line saying why it cannot be asked).
 pub fn list(json: bool) -> Result<Exit, CliError> {
     let mut readers = Vec::new();
     let mut warnings = Vec::new();
@@ -135,12 +136,16 @@ pub fn list(json: bool) -> Result<Exit, CliError> {
         }
         Err(e) => warnings.push(format!("USB devices could not be listed: {e}")),
     }
+    let pcsc = crate::reader_pcsc::list_entries();
     if json {
         println!(
             "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({"readers": readers, "warnings": warnings})
-            )
+            serde_json::to_string_pretty(&serde_json::json!({
+                "readers": readers,
+                "warnings": warnings,
+                "pcsc_readers": pcsc.as_ref().ok(),
+                "pcsc_error": pcsc.as_ref().err(),
+            }))
             .unwrap_or_default()
         );
     } else {
@@ -167,6 +172,23 @@ pub fn list(json: bool) -> Result<Exit, CliError> {
         }
         for w in &warnings {
             println!("warning: {w}");
+        }
+        match &pcsc {
+            Ok(list) => {
+                println!("PC/SC readers, through pcscd ({}):", list.len());
+                for r in list {
+                    println!(
+                        "  {}  card {}{}",
+                        r["uri"].as_str().unwrap_or(""),
+                        r["card_present"],
+                        r["atr"]
+                            .as_str()
+                            .map(|a| format!("  ATR {a}"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            Err(why) => println!("PC/SC readers: none shown: {why}"),
         }
     }
     Ok(Exit::Ok)
@@ -257,6 +279,9 @@ fn interface_lines(interfaces: &serde_json::Value) -> Vec<String> {
 
 /// `posctl reader atr`: power the card on and show its ATR decoded.
 pub fn atr(device: &str, slot: u8, json: bool) -> Result<Exit, CliError> {
+    if crate::reader_pcsc::is_pcsc(device) {
+        return crate::reader_pcsc::atr(device, slot, json);
+    }
     let mut r = open(device)?;
     let atr = r.power_on(slot).map_err(cli_error)?;
     let mut v = describe_atr(atr.as_bytes());
@@ -276,6 +301,9 @@ pub fn atr(device: &str, slot: u8, json: bool) -> Result<Exit, CliError> {
 /// `posctl reader info`: the driver's policy for the reader, each choice with its reason;
 /// with a card in the slot, powered to take its ATR into account (and powered off again).
 pub fn info(device: &str, slot: u8, json: bool) -> Result<Exit, CliError> {
+    if crate::reader_pcsc::is_pcsc(device) {
+        return crate::reader_pcsc::info(device, slot, json);
+    }
     let mut r = open(device)?;
     let present = r
         .slot_status(slot)
@@ -371,7 +399,7 @@ pub fn sw_meaning(sw1: u8, sw2: u8) -> String {
     }
 }
 
-fn parse_hex(text: &str) -> Result<Vec<u8>, CliError> {
+pub(crate) fn parse_hex(text: &str) -> Result<Vec<u8>, CliError> {
     let clean: String = text
         .chars()
         .filter(|c| !c.is_whitespace() && *c != ':')
@@ -392,6 +420,9 @@ fn parse_hex(text: &str) -> Result<Vec<u8>, CliError> {
 
 /// `posctl reader apdu`: send APDUs to the card, show responses with status meanings.
 pub fn apdu(device: &str, slot: u8, apdus: &[String], json: bool) -> Result<Exit, CliError> {
+    if crate::reader_pcsc::is_pcsc(device) {
+        return crate::reader_pcsc::apdu(device, slot, apdus, json);
+    }
     let commands: Vec<Vec<u8>> = apdus
         .iter()
         .map(|a| parse_hex(a))
@@ -445,6 +476,9 @@ pub fn apdu(device: &str, slot: u8, apdus: &[String], json: bool) -> Result<Exit
 
 /// `posctl reader watch`: insertions and removals with time and the decoded ATR.
 pub fn watch(device: &str, seconds: Option<u64>, json: bool) -> Result<Exit, CliError> {
+    if crate::reader_pcsc::is_pcsc(device) {
+        return crate::reader_pcsc::watch(device, seconds, json);
+    }
     let mut r = open(device)?;
     let sub = pos_hal::Device::subscribe(&mut r).map_err(cli_error)?;
     let started = Instant::now();

@@ -871,3 +871,38 @@ fn drawer_open_and_status_on_the_virtual_printer() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("2 or 5"));
 }
+
+#[test]
+fn reader_list_shows_the_pcsc_road_or_says_why_not() {
+    let out = posctl(&["--json", "reader", "list"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    match v["pcsc_readers"].as_array() {
+        Some(list) => {
+            for r in list {
+                assert_eq!(r["road"], "pcsc", "{r}");
+                assert!(
+                    r["uri"].as_str().is_some_and(|u| u.starts_with("pcsc:")),
+                    "{r}"
+                );
+            }
+        }
+        None => {
+            let why = v["pcsc_error"].as_str().expect("pcsc_error when no list");
+            assert!(why.starts_with("pcsc: "), "{why}");
+            assert!(!why.contains('\n'), "{why}");
+        }
+    }
+    let out = posctl(&["reader", "list"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("PC/SC readers"), "{text}");
+}
+
+#[test]
+fn a_pcsc_reader_without_pcscd_or_the_library_is_one_line_exit_1() {
+    let out = posctl(&["reader", "atr", "--device", "pcsc:No Such Reader 00 00"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    // pcscd missing, library missing, or no reader of that name: never a device fault.
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("pcsc"), "{err}");
+}

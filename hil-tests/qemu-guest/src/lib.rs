@@ -12,6 +12,8 @@
 //! - [`scenarios`]: the rig's own cases and benchmarks; [`mod@bench`]: their statistics.
 //! - [`options`]: `rig.only` / `rig.bench` from the kernel command line, devices in `/sys`.
 //! - [`logtap`]: the logger (the CCID driver's negotiation lines become steps).
+//! - [`road`]: the lines of `pcsc-road`, the dynamic helper running the cases through our
+//!   `pcsc:` road (feature `pcsc`).
 
 pub mod bench;
 pub mod control;
@@ -19,4 +21,5 @@ pub mod ctl;
 pub mod logtap;
 pub mod operator;
 pub mod options;
+pub mod road;
 pub mod scenarios;

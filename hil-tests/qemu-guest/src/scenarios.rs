@@ -222,6 +222,36 @@ pub fn cases() -> Vec<RigCase> {
             wedge_swipe
         ),
         c!(
+            "pcsc.insert",
+            "through pcsc: (pcscd + libccid): empty reader card_absent, insertion event, ATR, SELECT AID",
+            pcsc_insert
+        ),
+        c!(
+            "pcsc.emv_read",
+            "a full EMV read of the mastercard profile through pcsc:: the masked PAN matches",
+            pcsc_emv_read
+        ),
+        c!(
+            "pcsc.removed_mid_read",
+            "through pcsc:, the card pulled before the 3rd APDU of a read: card_removed, event, empty slot",
+            pcsc_removed_mid_read
+        ),
+        c!(
+            "pcsc.removed_mid_exchange",
+            "through pcsc:, the card pulled instead of answering the 3rd APDU: card_removed (as emv.removed_mid_read)",
+            pcsc_removed_mid_exchange
+        ),
+        c!(
+            "pcsc.sale",
+            "a sale through the terminal service with the lane's reader pcsc: completes",
+            pcsc_sale
+        ),
+        c!(
+            "pcsc.unplug",
+            "through pcsc:, the reader unplugged with a card session open: disconnected, with an event",
+            pcsc_unplug
+        ),
+        c!(
             "apdu.direct",
             "benchmark: SELECT AID round trips through our CCID driver",
             bench_direct
@@ -230,6 +260,11 @@ pub fn cases() -> Vec<RigCase> {
             "apdu.pcsc",
             "benchmark: the same APDU through pcscd and libpcsclite",
             bench_pcsc
+        ),
+        c!(
+            "apdu.pcsc_road",
+            "benchmark: the same APDU through our pcsc: road (pos-pcsc over pcscd)",
+            bench_pcsc_road
         ),
     ]
 }
@@ -321,6 +356,7 @@ mod benchmarks;
 mod ccid;
 mod emv;
 mod escpos;
+mod pcsc;
 mod steps;
 mod usb;
 mod wedge;
@@ -329,6 +365,7 @@ use benchmarks::*;
 use ccid::*;
 use emv::*;
 use escpos::*;
+use pcsc::*;
 pub use steps::*;
 pub use usb::*;
 use wedge::*;

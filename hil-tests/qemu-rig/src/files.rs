@@ -54,6 +54,9 @@ pub struct RigFiles {
     pub busybox: PathBuf,
     /// pcscd, when its package was unpacked (the pcsc-lite comparison).
     pub pcscd: Option<PathBuf>,
+    /// udev's daemon (`udevadm`, which runs as `systemd-udevd` under that name), when its
+    /// package was unpacked: pcscd hears of USB readers leaving through udev.
+    pub udevd: Option<PathBuf>,
 }
 
 fn must(what: &'static str, path: PathBuf) -> Result<PathBuf, FilesError> {
@@ -109,6 +112,10 @@ impl RigFiles {
         }
         let busybox = must("busybox (busybox-static)", root.join("bin/busybox"))?;
         let pcscd = Some(root.join("usr/sbin/pcscd")).filter(|p| p.exists());
+        let udevd = ["bin/udevadm", "usr/bin/udevadm"]
+            .iter()
+            .map(|p| root.join(p))
+            .find(|p| p.is_file());
         Ok(RigFiles {
             root,
             qemu,
@@ -116,6 +123,7 @@ impl RigFiles {
             modules,
             busybox,
             pcscd,
+            udevd,
         })
     }
 

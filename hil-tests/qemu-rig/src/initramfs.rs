@@ -12,6 +12,10 @@ use crate::files::{FilesError, MODULES, RigFiles};
 pub const GUEST_BIN: &str = "/bin/rig-guest";
 /// The pcsc-lite benchmark client in the guest.
 pub const PCSC_BENCH_BIN: &str = "/bin/pcsc-bench";
+/// The helper running the reader cases through our pcsc: road, in the guest.
+pub const PCSC_ROAD_BIN: &str = "/bin/pcsc-road";
+/// udev's daemon in the guest (udevadm under the name it runs as the daemon with).
+pub const UDEVD_BIN: &str = "/lib/systemd/systemd-udevd";
 
 /// The guest's `/init`: mount the pseudo file systems, load the USB modules, bring up
 /// loopback (the end-to-end sale talks to a fake host on 127.0.0.1), run the scenarios,
@@ -34,6 +38,12 @@ for m in {modules}; do
     insmod /lib/rig-modules/$m.ko || echo "rig: insmod $m failed"
 done
 ip link set lo up || ifconfig lo 127.0.0.1 up
+# udev's daemon, when the image has it (no rules: it only passes the kernel's device events
+# on, which is how pcscd hears of a USB reader leaving).
+if [ -x {UDEVD_BIN} ]; then
+    mkdir -p /run/udev
+    {UDEVD_BIN} --daemon || echo "rig: systemd-udevd did not start"
+fi
 # xHCI enumerates asynchronously: wait (at most 20 s) for QEMU's CCID reader to show.
 i=0
 while [ $i -lt 200 ] && ! grep -qs 08e6 /sys/bus/usb/devices/*/idVendor; do
@@ -139,6 +149,9 @@ pub struct ImageInputs {
     pub guest: PathBuf,
     /// The `pcsc-bench` client (dynamic, against libpcsclite), when built.
     pub pcsc_bench: Option<PathBuf>,
+    /// The `pcsc-road` helper (dynamic; loads libpcsclite at run time, which `pcsc-bench`
+    /// brings into the image), when built.
+    pub pcsc_road: Option<PathBuf>,
 }
 
 /// Build the initramfs (an uncompressed newc cpio archive) for `inputs`.
@@ -161,7 +174,7 @@ pub fn build(files: &RigFiles, inputs: &ImageInputs) -> Result<Vec<u8>, ImageErr
     }
     a.file(GUEST_BIN, 0o755, &read(&inputs.guest)?);
     if let (Some(pcscd), Some(bench)) = (&files.pcscd, &inputs.pcsc_bench) {
-        add_pcsc(&mut a, files, pcscd, bench)?;
+        add_pcsc(&mut a, files, pcscd, bench, inputs.pcsc_road.as_deref())?;
     }
     Ok(a.finish())
 }
@@ -171,12 +184,16 @@ fn add_pcsc(
     files: &RigFiles,
     pcscd: &Path,
     bench: &Path,
+    road: Option<&Path>,
 ) -> Result<(), ImageError> {
     let bundle = "usr/lib/pcsc/drivers/ifd-ccid.bundle/Contents";
     let driver = files.root.join(bundle).join("Linux/libccid.so");
     let plist = files.root.join("etc/libccid_Info.plist");
     a.file("/usr/sbin/pcscd", 0o755, &read(pcscd)?);
     a.file(PCSC_BENCH_BIN, 0o755, &read(bench)?);
+    if let Some(road) = road {
+        a.file(PCSC_ROAD_BIN, 0o755, &read(road)?);
+    }
     a.file(
         &format!("/{bundle}/Linux/libccid.so"),
         0o755,
@@ -185,7 +202,15 @@ fn add_pcsc(
     a.file("/etc/libccid_Info.plist", 0o644, &read(&plist)?);
     a.symlink(&format!("/{bundle}/Info.plist"), "/etc/libccid_Info.plist");
     let mut seen = std::collections::BTreeSet::new();
-    for binary in [pcscd, bench, driver.as_path()] {
+    let udevd = files.udevd.as_deref();
+    if let Some(u) = udevd {
+        a.file(UDEVD_BIN, 0o755, &read(u)?);
+    }
+    for binary in [pcscd, bench, driver.as_path()]
+        .into_iter()
+        .chain(road)
+        .chain(udevd)
+    {
         for (host, guest) in shared_libraries(files, binary)? {
             if seen.insert(guest.clone()) {
                 a.file(&guest, 0o755, &read(&host)?);

@@ -33,6 +33,10 @@ struct Args {
     /// The pcsc-lite benchmark client (default: <cache>/pcsc-bench if it is there).
     #[arg(long, value_name = "FILE")]
     pcsc_bench: Option<PathBuf>,
+    /// The helper running the reader cases through our pcsc: road (default:
+    /// <cache>/pcsc-road if it is there).
+    #[arg(long, value_name = "FILE")]
+    pcsc_road: Option<PathBuf>,
     /// Where the EMV transcripts (NAME.apdu) are.
     #[arg(long, value_name = "DIR", default_value = "crates/pos-emv/tests/data")]
     transcripts: PathBuf,
@@ -103,6 +107,15 @@ fn print_report(report: &RunReport) {
                 );
             }
         }
+        if let (Some(r), Some(p)) = (report.bench("apdu.pcsc_road"), report.bench("apdu.pcsc")) {
+            if p.p50_ns > 0 && p.mean_ns > 0 {
+                println!(
+                    "  our pcsc: road / plain pcsc-lite client: {:.2}x (median), {:.2}x (mean)",
+                    r.p50_ns as f64 / p.p50_ns as f64,
+                    r.mean_ns as f64 / p.mean_ns as f64
+                );
+            }
+        }
     }
     println!();
     println!(
@@ -162,6 +175,10 @@ fn main() -> ExitCode {
         .pcsc_bench
         .clone()
         .or_else(|| Some(args.cache.join("pcsc-bench")).filter(|p| p.exists()));
+    let pcsc_road = args
+        .pcsc_road
+        .clone()
+        .or_else(|| Some(args.cache.join("pcsc-road")).filter(|p| p.exists()));
     if !args.guest.exists() {
         eprintln!(
             "qemu-rig: no guest binary at {} (hil-tests/qemu-rig/run.sh builds it)",
@@ -173,6 +190,7 @@ fn main() -> ExitCode {
         cache: args.cache.clone(),
         guest: args.guest.clone(),
         pcsc_bench,
+        pcsc_road,
         transcripts: args.transcripts.clone(),
         only: args.only.clone(),
         bench: args.bench.max(1),

@@ -33,6 +33,8 @@ pub struct RunOptions {
     pub guest: PathBuf,
     /// The `pcsc-bench` client, when built (the pcsc-lite comparison is skipped otherwise).
     pub pcsc_bench: Option<PathBuf>,
+    /// The `pcsc-road` helper (our pcsc: road), when built (its cases are skipped otherwise).
+    pub pcsc_road: Option<PathBuf>,
     /// The EMV transcripts (`NAME.apdu`) the card side can replay.
     pub transcripts: PathBuf,
     /// Only these guest cases or groups; empty: all.
@@ -359,12 +361,22 @@ impl Host {
                     "device_add usb-ccid,id=ccid0,bus=xhci.0",
                     "device_add ccid-card-passthru,id=card0,chardev=card,bus=ccid0.0",
                 ] {
-                    let out = self
-                        .monitor
-                        .command(cmd)
-                        .map_err(|e| format!("monitor: {e}"))?;
-                    if !out.is_empty() {
-                        return Err(format!("{cmd}: {out}"));
+                    // QEMU frees the unplugged card's chardev a moment after device_del
+                    // returns: "Device 'card' is in use" is worth a few short retries.
+                    let mut tries = 0;
+                    loop {
+                        let out = self
+                            .monitor
+                            .command(cmd)
+                            .map_err(|e| format!("monitor: {e}"))?;
+                        if out.is_empty() {
+                            break;
+                        }
+                        tries += 1;
+                        if !out.contains("is in use") || tries >= 10 {
+                            return Err(format!("{cmd}: {out}"));
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(100));
                     }
                 }
                 self.card.reconnect().map(|()| String::new())
@@ -406,6 +418,7 @@ pub fn run(options: &RunOptions, progress: &mut dyn FnMut(&Line)) -> Result<RunR
         &ImageInputs {
             guest: options.guest.clone(),
             pcsc_bench: options.pcsc_bench.clone(),
+            pcsc_road: options.pcsc_road.clone(),
         },
     )?;
     // Socket paths must stay short (108 bytes): a fresh directory under /tmp.

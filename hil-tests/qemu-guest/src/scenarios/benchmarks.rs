@@ -58,7 +58,7 @@ pub(super) const PCSC_BENCH: &str = "/bin/pcsc-bench";
 pub(super) const PCSCD_SOCKET: &str = "/run/pcscd/pcscd.comm";
 
 /// A child process that is killed when dropped.
-pub(super) struct Reaped(Child, &'static str);
+pub(super) struct Reaped(pub(super) Child, pub(super) &'static str);
 
 impl Drop for Reaped {
     fn drop(&mut self) {
