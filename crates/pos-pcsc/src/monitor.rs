@@ -22,6 +22,9 @@ pub(crate) struct Monitor {
     pub(crate) shared: Arc<Shared>,
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) wait: Duration,
+    /// The reader's state as `PcscReader::open` saw it (so a change between the open and
+    /// the thread's first wait is an event too); `None`: the thread's first look sets it.
+    pub(crate) initial: Option<ReaderState>,
 }
 
 /// What one change means, from the presence and event counter before and after.
@@ -38,6 +41,12 @@ impl Monitor {
     pub(crate) fn run(self) {
         let mut st = [ReaderState::unaware(&self.reader)];
         let mut known: Option<(bool, u16)> = None;
+        if let Some(first) = &self.initial {
+            if !first.gone() {
+                known = Some((first.present(), first.event_count()));
+                st[0].current = first.event & !SCARD_STATE_CHANGED;
+            }
+        }
         while !self.stop.load(Ordering::SeqCst) {
             // The first look (state unaware) returns at once.
             match self.api.get_status_change(self.ctx, self.wait, &mut st) {
@@ -46,7 +55,7 @@ impl Monitor {
                 Err(c) if c.0 == SCARD_E_CANCELLED => break,
                 Err(c) if c.is_no_service() => {
                     self.shared
-                        .reader_gone(&self.hub, &format!("pcscd stopped ({c})"));
+                        .service_stopped(&self.hub, &format!("pcscd stopped ({c})"));
                     break;
                 }
                 Err(c) if matches!(c.0, SCARD_E_UNKNOWN_READER | SCARD_E_READER_UNAVAILABLE) => {

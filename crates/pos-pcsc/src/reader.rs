@@ -76,11 +76,20 @@ impl Default for PcscConfig {
 pub(crate) struct Shared {
     /// The reader left pcscd (or pcscd stopped): `Disconnected` was published.
     pub(crate) gone: AtomicBool,
+    /// It was pcscd that stopped (`SCARD_E_NO_SERVICE` / `SCARD_E_SERVICE_STOPPED` seen).
+    pub(crate) no_service: AtomicBool,
     /// The card left (or came and went) since the flag was last read by `slot_status`.
     pub(crate) removed_since: AtomicBool,
 }
 
 impl Shared {
+    /// pcscd stopped: remember it (calls then say "pcscd is not running"), and publish
+    /// `Disconnected` once.
+    pub(crate) fn service_stopped(&self, hub: &EventHub, detail: &str) {
+        self.no_service.store(true, Ordering::SeqCst);
+        self.reader_gone(hub, detail);
+    }
+
     /// Mark the reader gone and publish `Disconnected` once.
     pub(crate) fn reader_gone(&self, hub: &EventHub, detail: &str) {
         if !self.gone.swap(true, Ordering::SeqCst) {
@@ -204,7 +213,7 @@ impl Session {
     fn classify(&mut self, call: &'static str, code: ScardCode, powered: bool) -> PcscError {
         if code.is_no_service() {
             self.conn = None;
-            self.shared.reader_gone(&self.hub, "pcscd stopped");
+            self.shared.service_stopped(&self.hub, "pcscd stopped");
             return PcscError::NoService { code };
         }
         let worth_a_look = matches!(
@@ -219,10 +228,12 @@ impl Session {
                 | SCARD_F_COMM_ERROR
         );
         if self.shared.gone.load(Ordering::SeqCst) {
-            // The monitor saw the reader leave pcscd: whatever pcscd answers a handle on it
-            // (pcsc-lite 1.9.9 says SCARD_E_INVALID_VALUE, measured in the QEMU rig), the
-            // reader is gone.
-            return self.gone(format!("{call}: {code}; the reader left pcscd"));
+            // The monitor saw the reader leave pcscd (or pcscd stop): whatever pcscd answers
+            // a handle on it (pcsc-lite 1.9.9 says SCARD_E_INVALID_VALUE, measured in the
+            // QEMU rig), the reader is gone.
+            if let Err(e) = self.check_gone() {
+                return e;
+            }
         }
         if !worth_a_look {
             return PcscError::Call { call, code };
@@ -367,6 +378,12 @@ impl Session {
 
     /// The monitor saw the reader leave pcscd: fail at once (the lane re-opens it).
     fn check_gone(&mut self) -> Result<(), PcscError> {
+        if self.shared.no_service.load(Ordering::SeqCst) {
+            self.conn = None;
+            return Err(PcscError::NoService {
+                code: ScardCode(crate::codes::SCARD_E_SERVICE_STOPPED),
+            });
+        }
         if self.shared.gone.load(Ordering::SeqCst) {
             return Err(self.gone("the reader left pcscd".into()));
         }
@@ -555,6 +572,20 @@ impl PcscReader {
             let running = Arc::clone(&running);
             move || worker_loop(session, &rx, &running)
         });
+        // The state the monitor starts from, taken before `open` returns: a card inserted or
+        // pulled from now on is an event, however late the monitor thread starts.
+        let initial = bounded(config.call_timeout, "SCardGetStatusChange", {
+            let api = Arc::clone(&api);
+            let reader = reader.to_string();
+            move || {
+                let mut st = [ReaderState::unaware(&reader)];
+                api.get_status_change(monitor_ctx, Duration::ZERO, &mut st)
+                    .ok()
+                    .map(|()| st[0].clone())
+            }
+        })
+        .ok()
+        .flatten();
         let monitor = spawn_with_done("pcsc-monitor", {
             let m = monitor::Monitor {
                 api: Arc::clone(&api),
@@ -564,6 +595,7 @@ impl PcscReader {
                 shared: Arc::clone(&shared),
                 stop: Arc::clone(&stop),
                 wait: config.monitor_wait,
+                initial,
             };
             move || m.run()
         });

@@ -434,6 +434,21 @@ fn pcscd_stopping_is_said_as_such() {
 }
 
 #[test]
+fn pcscd_stopping_is_said_as_such_also_after_the_monitor_saw_it() {
+    let (pcsc, mut r) = setup(Protocol::T1, Scripted::default());
+    let sub = r.subscribe().unwrap();
+    r.power_on(0).unwrap();
+    pcsc.set_service(false);
+    // The monitor notices first this time.
+    assert!(matches!(next_event(&sub), DeviceEvent::Disconnected { .. }));
+    let e = r.transmit(0, &[0x00, 0xB0, 0x00, 0x00, 0x00]).unwrap_err();
+    assert!(e.to_string().contains("pcscd is not running"), "{e}");
+    assert_eq!(e.kind(), FaultKind::Disconnected);
+    let e = r.power_on(0).unwrap_err();
+    assert!(e.to_string().contains("pcscd is not running"), "{e}");
+}
+
+#[test]
 fn a_hung_pcscd_costs_a_timeout_not_a_hang() {
     let mut c = config();
     c.call_timeout = Duration::from_millis(200);
