@@ -429,10 +429,32 @@ pub fn apdu(device: &str, slot: u8, apdus: &[String], json: bool) -> Result<Exit
         .collect::<Result<_, _>>()?;
     let mut r = open(device)?;
     r.power_on(slot).map_err(cli_error)?;
+    let result = run_apdus(
+        &commands,
+        json,
+        |cmd| r.transmit(slot, cmd),
+        exit_for,
+        cli_error,
+    );
+    let _ = r.power_off(slot);
+    result
+}
+
+/// Send `commands` in turn through `transmit` and print each response with its status
+/// word's meaning and time (one JSON array with `json`). The first failure ends it: with
+/// `json` it is the array's last entry and the exit code is `exit_for`'s; without, it is
+/// the error `cli_error` makes. Shared by the USB and PC/SC roads.
+pub(crate) fn run_apdus<E: Fault + std::fmt::Display>(
+    commands: &[Vec<u8>],
+    json: bool,
+    mut transmit: impl FnMut(&[u8]) -> Result<Vec<u8>, E>,
+    exit_for: impl Fn(&E) -> Exit,
+    cli_error: impl Fn(E) -> CliError,
+) -> Result<Exit, CliError> {
     let mut out = Vec::new();
-    for cmd in &commands {
+    for cmd in commands {
         let started = Instant::now();
-        let resp = match r.transmit(slot, cmd) {
+        let resp = match transmit(cmd) {
             Ok(resp) => resp,
             Err(e) => {
                 if json {
@@ -470,7 +492,6 @@ pub fn apdu(device: &str, slot: u8, apdus: &[String], json: bool) -> Result<Exit
     if json {
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     }
-    let _ = r.power_off(slot);
     Ok(Exit::Ok)
 }
 

@@ -7,7 +7,7 @@ use pos_hal::{ChipReader, DeviceEvent, Fault, FaultKind, SlotState};
 use pos_link::{Address, DeviceUri};
 use pos_pcsc::{PcscConfig, PcscError, PcscReader};
 
-use crate::reader::{describe_atr, hex, parse_hex, print_atr, sw_meaning};
+use crate::reader::{describe_atr, hex, parse_hex, print_atr, run_apdus};
 use crate::{CliError, Exit};
 
 /// How long `reader list` waits for pcscd.
@@ -142,49 +142,15 @@ pub fn apdu(device: &str, slot: u8, apdus: &[String], json: bool) -> Result<Exit
         .collect::<Result<_, _>>()?;
     let mut r = open(device)?;
     r.power_on(slot).map_err(cli_error)?;
-    let mut out = Vec::new();
-    for cmd in &commands {
-        let started = Instant::now();
-        let resp = match r.transmit(slot, cmd) {
-            Ok(resp) => resp,
-            Err(e) => {
-                if json {
-                    out.push(serde_json::json!({"command": hex(cmd), "error": e.to_string(), "fault": e.kind()}));
-                    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
-                    return Ok(exit_for(&e));
-                }
-                return Err(cli_error(e));
-            }
-        };
-        let took = started.elapsed();
-        let (data, sw) = resp.split_at(resp.len().saturating_sub(2));
-        let (sw1, sw2) = match sw {
-            [a, b] => (*a, *b),
-            _ => (0, 0),
-        };
-        let meaning = sw_meaning(sw1, sw2);
-        if json {
-            out.push(serde_json::json!({
-                "command": hex(cmd),
-                "data": hex::encode_upper(data),
-                "sw": format!("{sw1:02X}{sw2:02X}"),
-                "meaning": meaning,
-                "micros": took.as_micros() as u64,
-            }));
-        } else {
-            println!("> {}", hex(cmd));
-            println!(
-                "< {} {sw1:02X} {sw2:02X}  ({meaning}, {:.1} ms)",
-                hex(data),
-                took.as_secs_f64() * 1000.0
-            );
-        }
-    }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
-    }
+    let result = run_apdus(
+        &commands,
+        json,
+        |cmd| r.transmit(slot, cmd),
+        exit_for,
+        cli_error,
+    );
     let _ = r.power_off(slot);
-    Ok(Exit::Ok)
+    result
 }
 
 /// `posctl reader watch --device pcsc:...`: insertions and removals as pcscd reports them.
