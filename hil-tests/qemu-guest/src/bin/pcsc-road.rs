@@ -447,6 +447,7 @@ fn sale() -> Result<String, String> {
         reader: "pcsc:".into(),
         printer: "none".into(),
         msr: "none".into(),
+        ..DeviceConfig::default()
     };
     // pcscd may list the reader a moment after it started.
     let t = Instant::now();

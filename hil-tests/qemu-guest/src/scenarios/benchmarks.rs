@@ -96,37 +96,7 @@ pub(super) fn bench_pcsc(ctx: &mut Ctx<'_>) -> Outcome {
     }
     // pcscd must own the reader: none of our cases holds it now (each closes its own).
     fresh_card(ctx, CARD)?;
-    let _ = std::fs::remove_file(PCSCD_SOCKET);
-    let started = Instant::now();
-    let pcscd = Command::new(PCSCD)
-        .arg("--foreground")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| fail(format!("cannot start {PCSCD}: {e}")))?;
-    let mut pcscd = Reaped(pcscd, "pcscd");
-    loop {
-        if Path::new(PCSCD_SOCKET).exists() {
-            break;
-        }
-        if let Ok(Some(status)) = pcscd.0.try_wait() {
-            return Err(fail(format!(
-                "pcscd exited before opening its socket: {status}"
-            )));
-        }
-        if started.elapsed() >= PCSCD_LIMIT {
-            return Err(fail(format!(
-                "no {PCSCD_SOCKET} within {} s of starting pcscd",
-                PCSCD_LIMIT.as_secs()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    ctx.step(format!(
-        "pcscd up after {} ms",
-        started.elapsed().as_millis()
-    ));
+    let pcscd = super::pcsc::start_pcscd(ctx)?;
     let apdu = hex(&select_aid(&card_aid()?));
     let before = card_apdus(ctx);
     let child = Command::new(PCSC_BENCH)
