@@ -202,6 +202,11 @@ fn handle(req: Request, ctx: &Arc<Ctx>, metrics_only: bool, needs_token: bool) -
             return respond_json(200, &body);
         }
         ("GET", "/metrics") => {
+            let st = ctx.shared.lock();
+            let alive = ctx.shared.worker_alive.load(Ordering::SeqCst);
+            let ok = !st.shutting_down && alive && st.sales_blocked.is_none();
+            drop(st);
+            ctx.shared.metrics.healthy.set(i64::from(ok));
             return respond_text(
                 200,
                 crate::metrics::CONTENT_TYPE,

@@ -127,6 +127,13 @@ pub struct Metrics {
     pub reversals_stuck: Gauge,
     /// Receipts owed to customers.
     pub receipts_owed: Gauge,
+    /// 1 when `/healthz` says ok (set at each scrape), 0 otherwise.
+    pub healthy: Gauge,
+    /// Journal errors: a write outage that began, or a journal read that failed.
+    pub journal_errors: Counter,
+    /// Differences with the host found by the last settlement closed since start (0 when
+    /// it balanced).
+    pub settlement_differences: Gauge,
     /// Time of one APDU exchange with the card, through the reader.
     pub apdu_seconds: Histogram,
     /// Time of one receipt print, until the printer confirmed it.
@@ -219,6 +226,24 @@ impl Metrics {
             "Receipts owed to customers (printed when the printer is ready)",
             receipts_owed.clone(),
         );
+        let healthy = Gauge::default();
+        registry.register(
+            "healthy",
+            "1 when /healthz says ok (the worker runs, sales are not blocked, not shutting down), set at each scrape",
+            healthy.clone(),
+        );
+        let journal_errors = Counter::default();
+        registry.register(
+            "journal_errors",
+            "Journal errors: write outages that began, and journal reads that failed",
+            journal_errors.clone(),
+        );
+        let settlement_differences = Gauge::default();
+        registry.register(
+            "settlement_differences",
+            "Differences with the host found by the last settlement closed since start (0: balanced)",
+            settlement_differences.clone(),
+        );
         // 0.25 ms .. ~4 s.
         let apdu_seconds = Histogram::new(exponential_buckets(0.000_25, 2.0, 15));
         registry.register(
@@ -254,6 +279,9 @@ impl Metrics {
             reversals_pending,
             reversals_stuck,
             receipts_owed,
+            healthy,
+            journal_errors,
+            settlement_differences,
             apdu_seconds,
             print_seconds,
             transaction_seconds,
@@ -322,6 +350,9 @@ mod tests {
             "pos_reversals_pending",
             "pos_reversals_stuck",
             "pos_receipts_owed",
+            "pos_healthy",
+            "pos_journal_errors_total",
+            "pos_settlement_differences",
             "pos_apdu_duration_seconds_bucket",
             "pos_print_duration_seconds_count",
             "pos_printer_condition",

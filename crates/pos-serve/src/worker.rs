@@ -460,6 +460,9 @@ impl Worker {
         match now {
             Some((describe, kind, txn)) => {
                 metrics.sales_blocked.set(1);
+                if !was_blocked {
+                    metrics.journal_errors.inc();
+                }
                 log::error!("sales blocked: {describe}");
                 let mut ev = NewEvent::new(EventKind::SalesBlocked, describe);
                 ev.fault = Some(kind.name().to_string());
@@ -493,7 +496,11 @@ impl Worker {
                 .journal()
                 .count_in_states(&[s])
                 .map(|n| i64::try_from(n).unwrap_or(i64::MAX))
-                .unwrap_or(0)
+                .unwrap_or_else(|e| {
+                    log::error!("journal read for the gauges failed: {e}");
+                    self.shared.metrics.journal_errors.inc();
+                    0
+                })
         };
         let m = &self.shared.metrics;
         m.reversals_pending.set(count(State::ReversalPending));

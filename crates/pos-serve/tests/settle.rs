@@ -48,6 +48,7 @@ fn a_balanced_day_settles_through_the_api() {
     assert_eq!(s["batch"], 1);
     assert_eq!(s["forced"], false);
     assert_eq!(s["differences"], json!([]));
+    assert_eq!(common::metric(c, "pos_settlement_differences"), 0.0);
     let totals = &s["totals"][0];
     assert_eq!(totals["currency"], 978);
     assert_eq!(totals["debits"], json!({ "count": 1, "amount": 1250 }));
@@ -119,6 +120,7 @@ fn a_difference_is_named_in_the_answer_the_report_and_the_event_stream() {
     assert_eq!(s["state"], "closed_with_differences");
     let diffs = s["differences"].as_array().unwrap();
     assert_eq!(diffs.len(), 1, "{s:#}");
+    assert_eq!(common::metric(c, "pos_settlement_differences"), 1.0);
     let d = &diffs[0];
     assert_eq!(d["kind"], "host_only");
     assert!(d["txn_id"].is_null(), "the terminal has no record: {d:#}");

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Client, Rig, eventually, is_type, wait_event};
+use common::{Client, Rig, eventually, is_type, metric, wait_event};
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(20);
@@ -45,6 +45,8 @@ fn a_journal_removed_while_the_service_runs_stops_sales_where_clients_see_it() {
     assert_eq!(rig.sale(100, json!({}))["state"], "completed");
     assert_eq!(healthz(c)["ok"], true);
     assert_eq!(blocked_metric(&m), 0.0);
+    assert_eq!(metric(&m, "pos_healthy"), 1.0);
+    assert_eq!(metric(&m, "pos_journal_errors_total"), 0.0);
     let path = rig.journal_path();
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
@@ -65,6 +67,8 @@ fn a_journal_removed_while_the_service_runs_stops_sales_where_clients_see_it() {
         "{h}"
     );
     assert_eq!(blocked_metric(&m), 1.0);
+    assert_eq!(metric(&m, "pos_healthy"), 0.0);
+    assert_eq!(metric(&m, "pos_journal_errors_total"), 1.0);
     // A sale is refused before anything is sent.
     let before = rig.service().fake_host().map(|h| h.ledger().entries.len());
     let r = c.post("/v1/transactions", json!({ "amount": 200, "wait": 30 }));

@@ -34,6 +34,10 @@ impl Worker {
         self.shared.metrics.busy.set(0);
         let out = match r {
             Ok(report) => {
+                self.shared
+                    .metrics
+                    .settlement_differences
+                    .set(i64::try_from(report.differences.len()).unwrap_or(i64::MAX));
                 let detail = match report.state {
                     SettlementState::Balanced => format!(
                         "settlement {} of batch {} ({origin}): balanced with the host; batch {} is open",

@@ -344,3 +344,22 @@ pub fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     }
     panic!("not within {limit:?}: {what}");
 }
+
+/// The value of the sample `name` (without labels) in the `/metrics` exposition `c` serves,
+/// read by an independent Prometheus parser; NaN when absent.
+#[allow(dead_code)]
+pub fn metric(c: &Client, name: &str) -> f64 {
+    let text = c.get("/metrics").text();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name)
+        .map(|s| match s.value {
+            prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+        .unwrap_or(f64::NAN)
+}
