@@ -254,9 +254,16 @@ enum Command {
 /// Which lane: config file and journal.
 #[derive(Debug, Clone, clap::Args)]
 struct LaneOpts {
-    /// The service config (TOML). Without it: the built-in simulated lane.
+    /// The service config (TOML). Without it (and without --lane): the built-in simulated
+    /// lane.
     #[arg(long, global = true, value_name = "FILE", env = "POS_CONFIG")]
     config: Option<std::path::PathBuf>,
+    /// One of several lanes on this box (the instance of posctl@NAME.service): its config
+    /// is /etc/pos/lanes/NAME.toml ($POS_LANES_DIR overrides the directory). NAME: letters,
+    /// digits, `-` and `_`. Not together with --config.
+    #[arg(long = "lane", global = true, value_name = "NAME", env = "POS_LANE",
+          value_parser = parse_lane_name)]
+    lane_name: Option<String>,
     /// The journal file (default: the config's, else $POS_JOURNAL, else
     /// ~/.local/state/pos-terminal/journal.sqlite).
     #[arg(long, global = true, value_name = "FILE")]
@@ -342,6 +349,71 @@ enum JournalCommand {
         #[arg(long)]
         new_identity: bool,
     },
+}
+
+/// Where `--lane NAME` looks for `NAME.toml`, unless `$POS_LANES_DIR` says otherwise.
+const LANES_DIR: &str = "/etc/pos/lanes";
+
+/// A lane name: 1 to 64 ASCII letters, digits, `-` and `_` (so never a path: no `/`, no
+/// `..`, no leading `.`), the same set as a systemd instance name needs no escaping for.
+fn parse_lane_name(name: &str) -> Result<String, String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(
+            "a lane name is 1 to 64 letters, digits, '-' or '_' (e.g. lane1, store-0042-lane-1)"
+                .into(),
+        )
+    }
+}
+
+/// `--lane NAME` turned into `--config DIR/NAME.toml`; `--lane` with `--config` refused.
+fn resolve_lane(lane: &LaneOpts) -> Result<LaneOpts, CliError> {
+    let Some(name) = &lane.lane_name else {
+        return Ok(lane.clone());
+    };
+    if let Some(config) = &lane.config {
+        return Err(CliError {
+            message: format!(
+                "--lane {name} and --config {} both name the lane's config: give one \
+                 (either may come from $POS_LANE / $POS_CONFIG)",
+                config.display()
+            ),
+            hint: Some(format!(
+                "--lane {name} reads {}/{name}.toml",
+                lanes_dir().display()
+            )),
+            exit: Exit::Error,
+        });
+    }
+    let config = lanes_dir().join(format!("{name}.toml"));
+    if !config.is_file() {
+        return Err(CliError {
+            message: format!("lane {name}: no config at {}", config.display()),
+            hint: Some(format!(
+                "each lane of this box has its config in {}/NAME.toml (see packaging/README.md, \
+                 \"Several lanes on one box\")",
+                lanes_dir().display()
+            )),
+            exit: Exit::Error,
+        });
+    }
+    Ok(LaneOpts {
+        config: Some(config),
+        journal: lane.journal.clone(),
+        lane_name: None,
+    })
+}
+
+fn lanes_dir() -> std::path::PathBuf {
+    std::env::var_os("POS_LANES_DIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| LANES_DIR.into(), std::path::PathBuf::from)
 }
 
 fn lane_args(lane: &LaneOpts, card: Option<&CardOpts>) -> txn::LaneArgs {
@@ -651,7 +723,13 @@ fn main() -> ExitCode {
         }
     };
     logging::init(logging::level_from_flags(cli.verbose, cli.quiet));
-    let result = match &cli.command {
+    let result = resolve_lane(&cli.lane).and_then(|lane| run(&cli, &lane));
+    report(&cli, result)
+}
+
+/// The subcommand, with the lane resolved (`--lane` turned into `--config`).
+fn run(cli: &Cli, lane: &LaneOpts) -> Result<Exit, CliError> {
+    match &cli.command {
         Command::Devices => devices::run(cli.json),
         Command::UdevRules { check } => udev_rules::run(check.as_deref(), cli.json),
         Command::Msr(MsrCommand::Decode { data }) => msr::decode(data, cli.json),
@@ -676,22 +754,22 @@ fn main() -> ExitCode {
             } => reader::apdu(device, *slot, apdus, cli.json),
         },
         Command::Sale { amount, card } => txn::run(
-            &lane_args(&cli.lane, Some(card)),
+            &lane_args(lane, Some(card)),
             &txn_args(pos_acquirer::Operation::Sale, Some(amount), None, card),
             cli.json,
         ),
         Command::Preauth { amount, card } => txn::run(
-            &lane_args(&cli.lane, Some(card)),
+            &lane_args(lane, Some(card)),
             &txn_args(pos_acquirer::Operation::PreAuth, Some(amount), None, card),
             cli.json,
         ),
         Command::Refund { amount, card } => txn::run(
-            &lane_args(&cli.lane, Some(card)),
+            &lane_args(lane, Some(card)),
             &txn_args(pos_acquirer::Operation::Refund, Some(amount), None, card),
             cli.json,
         ),
         Command::Complete { id, amount, card } => txn::run(
-            &lane_args(&cli.lane, Some(card)),
+            &lane_args(lane, Some(card)),
             &txn_args(
                 pos_acquirer::Operation::Completion,
                 Some(amount),
@@ -701,7 +779,7 @@ fn main() -> ExitCode {
             cli.json,
         ),
         Command::Void { id, card } => txn::run(
-            &lane_args(&cli.lane, Some(card)),
+            &lane_args(lane, Some(card)),
             &txn_args(pos_acquirer::Operation::Void, None, Some(*id), card),
             cli.json,
         ),
@@ -724,11 +802,11 @@ fn main() -> ExitCode {
                     txn::JournalAction::Init(*new_identity)
                 }
             };
-            txn::journal(&lane_args(&cli.lane, None), &action, cli.json)
+            txn::journal(&lane_args(lane, None), &action, cli.json)
         }
-        Command::Recover => txn::recover(&lane_args(&cli.lane, None), cli.json),
+        Command::Recover => txn::recover(&lane_args(lane, None), cli.json),
         Command::Settle { force, disagree } => {
-            txn::settle(&lane_args(&cli.lane, None), *force, disagree, cli.json)
+            txn::settle(&lane_args(lane, None), *force, disagree, cli.json)
         }
         Command::Serve {
             listen,
@@ -738,7 +816,7 @@ fn main() -> ExitCode {
         } => serve::serve(
             &txn::LaneArgs {
                 card: card.clone(),
-                ..lane_args(&cli.lane, None)
+                ..lane_args(lane, None)
             },
             &serve::ServeArgs {
                 listen: listen.clone(),
@@ -747,7 +825,7 @@ fn main() -> ExitCode {
             },
             cli.json,
         ),
-        Command::Report { all } => txn::report(&lane_args(&cli.lane, None), *all, cli.json),
+        Command::Report { all } => txn::report(&lane_args(lane, None), *all, cli.json),
         Command::Host(HostCommand::Sim { listen, ledger }) => {
             host::host_sim(listen, ledger.as_deref(), cli.json)
         }
@@ -755,8 +833,8 @@ fn main() -> ExitCode {
             address,
             connect_timeout_ms,
             response_timeout_ms,
-        }) => txn::acquirer_settings(&lane_args(&cli.lane, None), address.as_deref()).and_then(
-            |mut s| {
+        }) => {
+            txn::acquirer_settings(&lane_args(lane, None), address.as_deref()).and_then(|mut s| {
                 if let Some(ms) = connect_timeout_ms {
                     s.connect_timeout = std::time::Duration::from_millis(*ms);
                 }
@@ -764,8 +842,8 @@ fn main() -> ExitCode {
                     s.response_timeout = std::time::Duration::from_millis(*ms);
                 }
                 host::host_check(s, cli.json)
-            },
-        ),
+            })
+        }
         Command::Drawer(d) => match d {
             DrawerCommand::Open { device, pin } => drawer::open_drawer(device, *pin, cli.json),
             DrawerCommand::Status { device, pin } => drawer::status(device, *pin, cli.json),
@@ -778,7 +856,11 @@ fn main() -> ExitCode {
             PrinterCommand::Info { device } => printer::info(device, cli.json),
             PrinterCommand::Models => printer::models(cli.json),
         },
-    };
+    }
+}
+
+/// The exit status, and the error on standard error (or as JSON with --json).
+fn report(cli: &Cli, result: Result<Exit, CliError>) -> ExitCode {
     match result {
         Ok(exit) => exit.into(),
         Err(err) => {
@@ -800,6 +882,29 @@ fn main() -> ExitCode {
 mod tests {
     use super::*;
     use pos_link::holders::{Holder, HolderScan, usb_device_node};
+
+    #[test]
+    fn lane_names_are_never_paths() {
+        for good in ["lane1", "store-0042-lane-1", "L_2", "a"] {
+            assert_eq!(parse_lane_name(good).as_deref(), Ok(good));
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "/etc/passwd",
+            "lane 1",
+            "lane.toml",
+            "läne",
+            "a\\b",
+            &"x".repeat(65),
+        ] {
+            assert!(parse_lane_name(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(LANES_DIR, "/etc/pos/lanes");
+    }
 
     #[test]
     fn a_lane_whose_reader_pcscd_holds_gets_the_pcscd_hint_once() {

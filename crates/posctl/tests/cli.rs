@@ -906,3 +906,146 @@ fn a_pcsc_reader_without_pcscd_or_the_library_is_one_line_exit_1() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("pcsc"), "{err}");
 }
+
+/// posctl with a lanes directory (`$POS_LANES_DIR`) and no lane or config from the
+/// environment.
+fn posctl_lanes(
+    lanes: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_posctl"));
+    cmd.args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("POS_CONFIG")
+        .env_remove("POS_LANE")
+        .env_remove("POS_JOURNAL")
+        .env("POS_LANES_DIR", lanes);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run posctl")
+}
+
+/// A lanes directory with lane `store-1_a` (its journal in the temp dir) and a `.toml`
+/// beside the directory that a path-traversing name would reach.
+fn lanes_dir() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let lanes = dir.path().join("lanes");
+    std::fs::create_dir(&lanes).unwrap();
+    let config = |name: &str| {
+        format!(
+            "journal = {:?}\n\n[api]\nlisten = \"127.0.0.1:0\"\n",
+            dir.path().join(name).display().to_string()
+        )
+    };
+    std::fs::write(lanes.join("store-1_a.toml"), config("a.sqlite")).unwrap();
+    std::fs::write(dir.path().join("outside.toml"), config("outside.sqlite")).unwrap();
+    (dir, lanes)
+}
+
+#[test]
+fn lane_finds_its_config_in_the_lanes_directory() {
+    let (dir, lanes) = lanes_dir();
+    let journal = dir.path().join("a.sqlite").display().to_string();
+    for out in [
+        posctl_lanes(
+            &lanes,
+            &["--lane", "store-1_a", "--json", "serve", "--check"],
+            &[],
+        ),
+        // After the subcommand (global), and from $POS_LANE.
+        posctl_lanes(
+            &lanes,
+            &["serve", "--check", "--json", "--lane", "store-1_a"],
+            &[],
+        ),
+        posctl_lanes(
+            &lanes,
+            &["--json", "serve", "--check"],
+            &[("POS_LANE", "store-1_a")],
+        ),
+    ] {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+        assert_eq!(v["journal"], journal.as_str(), "{v}");
+    }
+
+    // A lane without a config file: named, with where it was looked for.
+    let out = posctl_lanes(&lanes, &["--lane", "lane9", "serve", "--check"], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    let expected = format!(
+        "lane lane9: no config at {}",
+        lanes.join("lane9.toml").display()
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+}
+
+#[test]
+fn lane_names_that_are_not_plain_names_are_refused() {
+    let (_dir, lanes) = lanes_dir();
+    for bad in [
+        "../outside",
+        "..",
+        "a/b",
+        "/etc/passwd",
+        "lane 1",
+        "store-1_a.toml",
+        "",
+    ] {
+        for out in [
+            posctl_lanes(&lanes, &["--lane", bad, "serve", "--check"], &[]),
+            posctl_lanes(&lanes, &["serve", "--check"], &[("POS_LANE", bad)]),
+        ] {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{bad:?}: {stderr}");
+            assert!(
+                stderr.contains("a lane name is 1 to 64 letters, digits, '-' or '_'"),
+                "{bad:?}: {stderr}"
+            );
+            assert!(out.stdout.is_empty(), "{bad:?}");
+        }
+    }
+}
+
+#[test]
+fn lane_and_config_together_are_refused() {
+    let (dir, lanes) = lanes_dir();
+    let other = dir.path().join("outside.toml").display().to_string();
+    for out in [
+        posctl_lanes(
+            &lanes,
+            &[
+                "--lane",
+                "store-1_a",
+                "--config",
+                &other,
+                "serve",
+                "--check",
+            ],
+            &[],
+        ),
+        posctl_lanes(
+            &lanes,
+            &["--lane", "store-1_a", "serve", "--check"],
+            &[("POS_CONFIG", &other)],
+        ),
+        posctl_lanes(
+            &lanes,
+            &["--config", &other, "serve", "--check"],
+            &[("POS_LANE", "store-1_a")],
+        ),
+    ] {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "--lane store-1_a and --config {other} both name the lane's config: give one"
+            )),
+            "{stderr}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+}

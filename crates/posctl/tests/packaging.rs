@@ -1,6 +1,8 @@
-//! packaging/: the systemd unit's keys (user, hardening, device access), its ExecStart
-//! command line run with `serve --check`, `systemd-analyze verify` and `systemd-sysusers`
-//! when this machine has them, and that the unit's device classes match the udev rules.
+//! packaging/: the systemd units' keys (user, hardening, device access), their ExecStart
+//! command lines run with `serve --check`, `systemd-analyze verify` and `systemd-sysusers`
+//! when this machine has them, and that the units' device classes match the udev rules.
+//! Two units: `posctl.service` (one lane) and the template `posctl@.service` (one of
+//! several lanes, instance = lane name), which differs only in its per-lane keys.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -8,6 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const UNIT: &str = include_str!("../../../packaging/systemd/posctl.service");
+const TEMPLATE: &str = include_str!("../../../packaging/systemd/posctl@.service");
+/// The instance name the template is rendered with.
+const SAMPLE_LANE: &str = "store-0042-lane_1";
 const SYSUSERS: &str = include_str!("../../../packaging/systemd/pos.sysusers");
 const MODULES: &str = include_str!("../../../packaging/modules-load.d/pos.conf");
 const RULES: &str = include_str!("../../../udev/70-pos-devices.rules");
@@ -69,6 +74,62 @@ fn value<'a>(ini: &'a Ini, section: &str, key: &str) -> &'a str {
 #[test]
 fn the_unit_runs_as_pos_with_notify_and_restart() {
     let u = parse_unit(UNIT);
+    assert_runs_as_pos_with_notify_and_restart(&u);
+    for (k, v) in [
+        ("StateDirectory", "pos"),
+        ("RuntimeDirectory", "pos"),
+        ("ConfigurationDirectory", "pos"),
+        ("SyslogIdentifier", "posctl"),
+    ] {
+        assert_eq!(value(&u, "Service", k), v, "[Service] {k}");
+    }
+    assert_eq!(
+        value(&u, "Service", "ExecStart"),
+        "/usr/bin/posctl --config /etc/pos/lane.toml serve"
+    );
+}
+
+/// Per lane: config, state (journal, key, token) and runtime (socket) directories.
+#[test]
+fn the_template_runs_one_lane_per_instance() {
+    let u = parse_unit(TEMPLATE);
+    assert_runs_as_pos_with_notify_and_restart(&u);
+    for (k, v) in [
+        ("StateDirectory", "pos/%i"),
+        ("RuntimeDirectory", "pos/%i"),
+        ("ConfigurationDirectory", "pos/lanes"),
+        ("SyslogIdentifier", "posctl@%i"),
+        ("ReadWritePaths", "/var/lib/pos/%i"),
+        // `--lane %i` reads /etc/pos/lanes/%i.toml (posctl's LANES_DIR, unit-tested there).
+        ("ExecStart", "/usr/bin/posctl --lane %i serve"),
+    ] {
+        assert_eq!(value(&u, "Service", k), v, "[Service] {k}");
+    }
+    assert!(value(&u, "Unit", "Description").contains("%i"));
+}
+
+/// The template is posctl.service with only the per-lane keys changed: hardening, device
+/// access, restart policy and the rest stay in step.
+#[test]
+fn the_template_differs_from_the_unit_only_per_lane() {
+    let (mut single, mut template) = (parse_unit(UNIT), parse_unit(TEMPLATE));
+    for (section, key) in [
+        ("Unit", "Description"),
+        ("Service", "ExecStart"),
+        ("Service", "StateDirectory"),
+        ("Service", "RuntimeDirectory"),
+        ("Service", "ConfigurationDirectory"),
+        ("Service", "SyslogIdentifier"),
+        ("Service", "ReadWritePaths"),
+    ] {
+        for u in [&mut single, &mut template] {
+            u.get_mut(section).unwrap().remove(key).expect(key);
+        }
+    }
+    assert_eq!(single, template);
+}
+
+fn assert_runs_as_pos_with_notify_and_restart(u: &Ini) {
     let s = "Service";
     for (k, v) in [
         ("Type", "notify"),
@@ -77,33 +138,34 @@ fn the_unit_runs_as_pos_with_notify_and_restart() {
         ("Group", "pos"),
         ("Restart", "on-failure"),
         ("TimeoutStopSec", "90"),
-        ("StateDirectory", "pos"),
         ("StateDirectoryMode", "0750"),
-        ("RuntimeDirectory", "pos"),
-        ("ConfigurationDirectory", "pos"),
+        ("RuntimeDirectoryMode", "0750"),
         ("UMask", "0027"),
         ("StandardOutput", "journal"),
         ("StandardError", "journal"),
-        ("SyslogIdentifier", "posctl"),
     ] {
-        assert_eq!(value(&u, s, k), v, "[Service] {k}");
+        assert_eq!(value(u, s, k), v, "[Service] {k}");
     }
-    let rs = value(&u, s, "RestartSec");
+    let rs = value(u, s, "RestartSec");
     let secs: u64 = rs
         .trim_end_matches('s')
         .parse()
         .expect("RestartSec in seconds");
     assert!((1..=30).contains(&secs), "RestartSec={rs}");
-    assert_eq!(
-        value(&u, s, "ExecStart"),
-        "/usr/bin/posctl --config /etc/pos/lane.toml serve"
-    );
-    assert_eq!(value(&u, "Install", "WantedBy"), "multi-user.target");
+    assert_eq!(value(u, "Install", "WantedBy"), "multi-user.target");
 }
 
 #[test]
 fn the_unit_is_hardened() {
-    let u = parse_unit(UNIT);
+    assert_hardened(&parse_unit(UNIT), "/var/lib/pos");
+}
+
+#[test]
+fn the_template_is_hardened() {
+    assert_hardened(&parse_unit(TEMPLATE), "/var/lib/pos/%i");
+}
+
+fn assert_hardened(u: &Ini, state: &str) {
     let s = "Service";
     for (k, v) in [
         ("NoNewPrivileges", "yes"),
@@ -125,18 +187,18 @@ fn the_unit_is_hardened() {
             "AF_UNIX AF_INET AF_INET6 AF_NETLINK",
         ),
     ] {
-        assert_eq!(value(&u, s, k), v, "[Service] {k}");
+        assert_eq!(value(u, s, k), v, "[Service] {k}");
     }
     assert!(
-        values(&u, s, "ReadWritePaths")
+        values(u, s, "ReadWritePaths")
             .iter()
             .flat_map(|v| v.split_whitespace())
-            .any(|p| p == "/var/lib/pos"),
-        "ReadWritePaths has /var/lib/pos"
+            .any(|p| p == state),
+        "ReadWritePaths has {state}"
     );
     // A private /dev would hide the USB and serial devices (see the unit's comment).
     assert!(
-        values(&u, s, "PrivateDevices")
+        values(u, s, "PrivateDevices")
             .iter()
             .all(|v| !matches!(v.as_str(), "yes" | "true" | "on" | "1")),
         "PrivateDevices must not be on"
@@ -154,9 +216,14 @@ fn device_allow(u: &Ini) -> BTreeMap<String, String> {
 }
 
 #[test]
-fn the_unit_allows_the_pos_device_classes() {
-    let u = parse_unit(UNIT);
-    let allow = device_allow(&u);
+fn the_units_allow_the_pos_device_classes() {
+    for text in [UNIT, TEMPLATE] {
+        assert_allows_the_pos_device_classes(&parse_unit(text));
+    }
+}
+
+fn assert_allows_the_pos_device_classes(u: &Ini) {
+    let allow = device_allow(u);
     for (class, rights) in [
         ("char-usb_device", "rw"),
         ("char-usb", "rw"),
@@ -277,23 +344,30 @@ fn which(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The unit with the installed binary path replaced by the one cargo built.
-fn unit_with_built_binary() -> String {
-    UNIT.replace("/usr/bin/posctl", env!("CARGO_BIN_EXE_posctl"))
+/// A unit with the installed binary path replaced by the one cargo built.
+fn with_built_binary(unit: &str) -> String {
+    unit.replace("/usr/bin/posctl", env!("CARGO_BIN_EXE_posctl"))
 }
 
-#[test]
-fn systemd_analyze_verify_accepts_the_unit() {
+/// `systemd-analyze verify` on these files (written to a temp dir); no complaint may name
+/// a unit. `instances` are verified too: systemd loads them from the template beside them,
+/// with %i set.
+fn systemd_analyze_verify(files: &[(&str, &str)], instances: &[&str]) {
     let Some(tool) = which("systemd-analyze") else {
         println!("systemd-analyze not found: skipping `systemd-analyze verify`");
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let unit = dir.path().join("posctl.service");
-    std::fs::write(&unit, unit_with_built_binary()).unwrap();
+    let mut args = Vec::new();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::write(&path, with_built_binary(text)).unwrap();
+        args.push(path);
+    }
+    args.extend(instances.iter().map(|i| dir.path().join(i)));
     let out = Command::new(tool)
         .arg("verify")
-        .arg(&unit)
+        .args(&args)
         .env("SYSTEMD_LOG_COLOR", "0")
         .output()
         .unwrap();
@@ -301,57 +375,104 @@ fn systemd_analyze_verify_accepts_the_unit() {
     // verify exits 0 even for ignored keys and bad values; those lines name the file.
     let complaints: Vec<&str> = stderr
         .lines()
-        .filter(|l| l.contains("posctl.service"))
+        .filter(|l| l.contains("posctl.service") || l.contains("posctl@"))
         .collect();
     assert!(
         out.status.success() && complaints.is_empty(),
-        "systemd-analyze verify: {}\n{stderr}",
+        "systemd-analyze verify {args:?}: {}\n{stderr}",
         out.status
     );
 }
 
+#[test]
+fn systemd_analyze_verify_accepts_the_unit() {
+    systemd_analyze_verify(&[("posctl.service", UNIT)], &[]);
+}
+
+#[test]
+fn systemd_analyze_verify_accepts_the_template_and_an_instance() {
+    systemd_analyze_verify(
+        &[("posctl@.service", TEMPLATE)],
+        &[&format!("posctl@{SAMPLE_LANE}.service")],
+    );
+}
+
+/// A config for `serve --check` with its journal in `dir`.
+fn sample_config(dir: &Path, path: &Path) {
+    std::fs::write(
+        path,
+        format!(
+            "journal = {:?}\n\n[api]\nlisten = \"127.0.0.1:0\"\n",
+            dir.join("journal.sqlite").display().to_string()
+        ),
+    )
+    .unwrap();
+}
+
+/// Runs argv (argv[0] the installed path) with the built binary and `--check`, expecting
+/// `ok`.
+fn run_check(mut argv: Vec<String>, home: &Path, env: &[(&str, &Path)], ok: bool) {
+    assert_eq!(argv[0], "/usr/bin/posctl");
+    argv[0] = env!("CARGO_BIN_EXE_posctl").to_string();
+    argv.push("--check".into());
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .env_remove("POS_CONFIG")
+        .env_remove("POS_LANE")
+        .env_remove("POS_LANES_DIR")
+        .env_remove("POS_JOURNAL")
+        .env("HOME", home);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(
+        out.status.success(),
+        ok,
+        "{argv:?}: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// ExecStart's command line, pointed at a temp config, with `--check` appended.
-///
-/// FAILS until `posctl serve --check` and the config's `[api]` table land (being added in
-/// parallel): today clap rejects `serve` and the config rejects `[api]`.
 #[test]
 fn exec_start_with_serve_check_accepts_a_config() {
     let u = parse_unit(UNIT);
     let exec = value(&u, "Service", "ExecStart");
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("lane.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "journal = {:?}\n\n[api]\nlisten = \"127.0.0.1:0\"\n",
-            dir.path().join("journal.sqlite").display().to_string()
-        ),
-    )
-    .unwrap();
+    sample_config(dir.path(), &config);
 
     let mut argv: Vec<String> = exec.split_whitespace().map(str::to_string).collect();
-    assert_eq!(argv[0], "/usr/bin/posctl");
-    argv[0] = env!("CARGO_BIN_EXE_posctl").to_string();
     let at = argv
         .iter()
         .position(|a| a == "--config")
         .expect("ExecStart has --config");
     assert_eq!(argv[at + 1], "/etc/pos/lane.toml");
     argv[at + 1] = config.display().to_string();
-    argv.push("--check".into());
+    run_check(argv, dir.path(), &[], true);
+}
 
-    let out = Command::new(&argv[0])
-        .args(&argv[1..])
-        .env_remove("POS_CONFIG")
-        .env_remove("POS_JOURNAL")
-        .env("HOME", dir.path())
-        .output()
-        .unwrap();
+/// The template's ExecStart with %i set to a sample lane, its config found by `--lane` in
+/// a temp lanes directory ($POS_LANES_DIR instead of /etc/pos/lanes), `--check` appended.
+#[test]
+fn template_exec_start_with_serve_check_finds_the_lane_config() {
+    let u = parse_unit(TEMPLATE);
+    let exec = value(&u, "Service", "ExecStart").replace("%i", SAMPLE_LANE);
+    let dir = tempfile::tempdir().unwrap();
+    let lanes = dir.path().join("lanes");
+    std::fs::create_dir(&lanes).unwrap();
+    sample_config(dir.path(), &lanes.join(format!("{SAMPLE_LANE}.toml")));
+
+    let argv: Vec<String> = exec.split_whitespace().map(str::to_string).collect();
     assert!(
-        out.status.success(),
-        "{argv:?}: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        argv.windows(2).any(|w| w == ["--lane", SAMPLE_LANE]),
+        "{argv:?}"
     );
+    run_check(argv.clone(), dir.path(), &[("POS_LANES_DIR", &lanes)], true);
+    // That config, not a default: without it the same command line fails.
+    std::fs::remove_file(lanes.join(format!("{SAMPLE_LANE}.toml"))).unwrap();
+    run_check(argv, dir.path(), &[("POS_LANES_DIR", &lanes)], false);
 }
