@@ -930,17 +930,18 @@ fn posctl_lanes(
 /// A lanes directory with lane `store-1_a` (its journal in the temp dir) and a `.toml`
 /// beside the directory that a path-traversing name would reach.
 fn lanes_dir() -> (tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("temp dir");
     let lanes = dir.path().join("lanes");
-    std::fs::create_dir(&lanes).unwrap();
+    std::fs::create_dir(&lanes).expect("lanes dir");
     let config = |name: &str| {
         format!(
             "journal = {:?}\n\n[api]\nlisten = \"127.0.0.1:0\"\n",
             dir.path().join(name).display().to_string()
         )
     };
-    std::fs::write(lanes.join("store-1_a.toml"), config("a.sqlite")).unwrap();
-    std::fs::write(dir.path().join("outside.toml"), config("outside.sqlite")).unwrap();
+    std::fs::write(lanes.join("store-1_a.toml"), config("a.sqlite")).expect("lane config");
+    std::fs::write(dir.path().join("outside.toml"), config("outside.sqlite"))
+        .expect("outside config");
     (dir, lanes)
 }
 
