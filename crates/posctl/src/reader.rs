@@ -495,6 +495,31 @@ pub(crate) fn run_apdus<E: Fault + std::fmt::Display>(
     Ok(Exit::Ok)
 }
 
+/// The next event of a `reader watch`, or `None` once `until` has passed or the reader's
+/// event stream closed. Waits at most 500 ms at a time, so the deadline is kept.
+pub(crate) fn next_event(
+    sub: &pos_hal::Subscription,
+    until: Option<Instant>,
+) -> Option<pos_hal::TimedEvent> {
+    loop {
+        let wait = match until {
+            Some(u) => {
+                let left = u.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return None;
+                }
+                left.min(Duration::from_millis(500))
+            }
+            None => Duration::from_millis(500),
+        };
+        match sub.recv_timeout(wait) {
+            Ok(ev) => return Some(ev),
+            Err(pos_hal::RecvError::Timeout) => continue,
+            Err(pos_hal::RecvError::Closed) => return None,
+        }
+    }
+}
+
 /// `posctl reader watch`: insertions and removals with time and the decoded ATR.
 pub fn watch(device: &str, seconds: Option<u64>, json: bool) -> Result<Exit, CliError> {
     if crate::reader_pcsc::is_pcsc(device) {
@@ -523,22 +548,7 @@ pub fn watch(device: &str, seconds: Option<u64>, json: bool) -> Result<Exit, Cli
             );
         }
     }
-    loop {
-        let wait = match until {
-            Some(u) => {
-                let left = u.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Ok(Exit::Ok);
-                }
-                left.min(Duration::from_millis(500))
-            }
-            None => Duration::from_millis(500),
-        };
-        let ev = match sub.recv_timeout(wait) {
-            Ok(ev) => ev,
-            Err(pos_hal::RecvError::Timeout) => continue,
-            Err(pos_hal::RecvError::Closed) => return Ok(Exit::Ok),
-        };
+    while let Some(ev) = next_event(&sub, until) {
         let t = started.elapsed().as_secs_f64();
         match ev.event {
             DeviceEvent::CardInserted { slot } => {
@@ -580,6 +590,7 @@ pub fn watch(device: &str, seconds: Option<u64>, json: bool) -> Result<Exit, Cli
             }
         }
     }
+    Ok(Exit::Ok)
 }
 
 #[cfg(test)]

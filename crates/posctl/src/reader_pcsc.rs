@@ -7,7 +7,7 @@ use pos_hal::{ChipReader, DeviceEvent, Fault, FaultKind, SlotState};
 use pos_link::{Address, DeviceUri};
 use pos_pcsc::{PcscConfig, PcscError, PcscReader};
 
-use crate::reader::{describe_atr, hex, parse_hex, print_atr, run_apdus};
+use crate::reader::{describe_atr, hex, next_event, parse_hex, print_atr, run_apdus};
 use crate::{CliError, Exit};
 
 /// How long `reader list` waits for pcscd.
@@ -176,22 +176,7 @@ pub fn watch(device: &str, seconds: Option<u64>, json: bool) -> Result<Exit, Cli
             r.reader_name()
         );
     }
-    loop {
-        let wait = match until {
-            Some(u) => {
-                let left = u.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Ok(Exit::Ok);
-                }
-                left.min(Duration::from_millis(500))
-            }
-            None => Duration::from_millis(500),
-        };
-        let ev = match sub.recv_timeout(wait) {
-            Ok(ev) => ev,
-            Err(pos_hal::RecvError::Timeout) => continue,
-            Err(pos_hal::RecvError::Closed) => return Ok(Exit::Ok),
-        };
+    while let Some(ev) = next_event(&sub, until) {
         let t = started.elapsed().as_secs_f64();
         let t_ms = (t * 1000.0) as u64;
         match ev.event {
@@ -236,6 +221,7 @@ pub fn watch(device: &str, seconds: Option<u64>, json: bool) -> Result<Exit, Cli
             }
         }
     }
+    Ok(Exit::Ok)
 }
 
 /// The reader's URI as pcscd names it.
