@@ -10,6 +10,7 @@
 //! - [`ctl`]: the protocol's lines; [`control`]: the guest's client of it.
 //! - [`operator`]: the suite's technician steps done by the host ([`operator::QemuOperator`]).
 //! - [`scenarios`]: the rig's own cases and benchmarks; [`mod@bench`]: their statistics.
+//! - [`gadget`]: USB devices built in the guest (configfs gadgets on `dummy_hcd`).
 //! - [`options`]: `rig.only` / `rig.bench` from the kernel command line, devices in `/sys`.
 //! - [`logtap`]: the logger (the CCID driver's negotiation lines become steps).
 //! - [`road`]: the lines of `pcsc-road`, the dynamic helper running the cases through our
@@ -18,6 +19,7 @@
 pub mod bench;
 pub mod control;
 pub mod ctl;
+pub mod gadget;
 pub mod logtap;
 pub mod operator;
 pub mod options;

@@ -187,6 +187,11 @@ pub fn cases() -> Vec<RigCase> {
             usb_discovery
         ),
         c!(
+            "usb.gadget",
+            "a USB gadget built in the guest (configfs, dummy_hcd) enumerates and goes on unbind",
+            usb_gadget
+        ),
+        c!(
             "ccid.no_card",
             "an empty reader: slot status without card, power-on fails as card_absent",
             no_card

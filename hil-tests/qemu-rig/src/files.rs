@@ -18,6 +18,21 @@ pub const MODULES: &[&str] = &[
     "drivers/input/evdev.ko",
 ];
 
+/// The modules for USB devices built inside the guest (Linux USB gadgets on `dummy_hcd`,
+/// a virtual host and device controller pair) and the printer class driver, in load
+/// order. Loaded when the kernel has them: a case needing one that is missing SKIPs,
+/// naming it (`qemu_rig_guest::gadget::require_modules`).
+pub const GADGET_MODULES: &[&str] = &[
+    "fs/configfs/configfs.ko",
+    "drivers/usb/gadget/udc/udc-core.ko",
+    "drivers/usb/gadget/libcomposite.ko",
+    "drivers/usb/gadget/udc/dummy_hcd.ko",
+    "drivers/usb/gadget/function/usb_f_printer.ko",
+    "drivers/usb/gadget/function/usb_f_hid.ko",
+    "drivers/usb/gadget/function/usb_f_fs.ko",
+    "drivers/usb/class/usblp.ko",
+];
+
 /// Why the rig cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum FilesError {
@@ -50,6 +65,8 @@ pub struct RigFiles {
     pub kernel: PathBuf,
     /// The kernel's module tree (`lib/modules/VERSION/kernel`).
     pub modules: PathBuf,
+    /// Those of [`GADGET_MODULES`] this kernel has (relative to `modules`), in load order.
+    pub gadget_modules: Vec<&'static str>,
     /// Static busybox.
     pub busybox: PathBuf,
     /// pcscd, when its package was unpacked (the pcsc-lite comparison).
@@ -110,6 +127,11 @@ impl RigFiles {
         for m in MODULES {
             must("a USB kernel module", modules.join(m))?;
         }
+        let gadget_modules = GADGET_MODULES
+            .iter()
+            .copied()
+            .filter(|m| modules.join(m).is_file())
+            .collect();
         let busybox = must("busybox (busybox-static)", root.join("bin/busybox"))?;
         let pcscd = Some(root.join("usr/sbin/pcscd")).filter(|p| p.exists());
         let udevd = ["bin/udevadm", "usr/bin/udevadm"]
@@ -121,6 +143,7 @@ impl RigFiles {
             qemu,
             kernel,
             modules,
+            gadget_modules,
             busybox,
             pcscd,
             udevd,

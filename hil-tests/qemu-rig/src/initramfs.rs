@@ -17,12 +17,14 @@ pub const PCSC_ROAD_BIN: &str = "/bin/pcsc-road";
 /// udev's daemon in the guest (udevadm under the name it runs as the daemon with).
 pub const UDEVD_BIN: &str = "/lib/systemd/systemd-udevd";
 
-/// The guest's `/init`: mount the pseudo file systems, load the USB modules, bring up
-/// loopback (the end-to-end sale talks to a fake host on 127.0.0.1), run the scenarios,
-/// power off.
-pub fn init_script() -> String {
+/// The guest's `/init`: mount the pseudo file systems, load the USB modules and then the
+/// `gadget_modules` this kernel has (configfs is mounted at `/sys/kernel/config` for the
+/// gadgets), bring up loopback (the end-to-end sale talks to a fake host on 127.0.0.1), run
+/// the scenarios, power off.
+pub fn init_script(gadget_modules: &[&str]) -> String {
     let modules: Vec<&str> = MODULES
         .iter()
+        .chain(gadget_modules)
         .filter_map(|m| m.rsplit('/').next())
         .map(|m| m.trim_end_matches(".ko"))
         .collect();
@@ -37,6 +39,10 @@ mkdir -p /run/pcscd /var/run
 for m in {modules}; do
     insmod /lib/rig-modules/$m.ko || echo "rig: insmod $m failed"
 done
+# The USB gadgets' configuration file system (when configfs loaded).
+if grep -qs configfs /proc/filesystems; then
+    mount -t configfs none /sys/kernel/config || echo "rig: mounting configfs failed"
+fi
 ip link set lo up || ifconfig lo 127.0.0.1 up
 # udev's daemon, when the image has it (no rules: it only passes the kernel's device events
 # on, which is how pcscd hears of a USB reader leaving).
@@ -163,8 +169,12 @@ pub fn build(files: &RigFiles, inputs: &ImageInputs) -> Result<Vec<u8>, ImageErr
         a.dir(d);
     }
     a.file("/bin/busybox", 0o755, &read(&files.busybox)?);
-    a.file("/init", 0o755, init_script().as_bytes());
-    for m in MODULES {
+    a.file(
+        "/init",
+        0o755,
+        init_script(&files.gadget_modules).as_bytes(),
+    );
+    for m in MODULES.iter().chain(&files.gadget_modules) {
         let name = m.rsplit('/').next().unwrap_or(m);
         a.file(
             &format!("/lib/rig-modules/{name}"),
@@ -226,11 +236,18 @@ mod tests {
 
     #[test]
     fn init_loads_every_module_in_order_and_runs_the_guest() {
-        let s = init_script();
+        let s = init_script(&[]);
         assert!(s.starts_with("#!/bin/busybox sh\n"));
         assert!(s.contains(
             "for m in usb-common usbcore xhci-hcd xhci-pci usbserial ftdi_sio hid usbhid hid-generic evdev;"
         ));
+        let g = init_script(crate::files::GADGET_MODULES);
+        assert!(g.contains(
+            "evdev configfs udc-core libcomposite dummy_hcd usb_f_printer usb_f_hid usb_f_fs usblp;"
+        ));
+        let mount = g.find("mount -t configfs").unwrap_or(usize::MAX);
+        assert!(g.find("usblp;").unwrap_or(usize::MAX) < mount);
+        assert!(mount < g.find(GUEST_BIN).unwrap_or(0));
         let run = s.find(GUEST_BIN).unwrap_or(usize::MAX);
         let devtmpfs = s.find("devtmpfs").unwrap_or(usize::MAX);
         assert!(devtmpfs < run, "devices are mounted before the guest runs");

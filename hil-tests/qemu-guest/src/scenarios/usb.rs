@@ -163,3 +163,51 @@ pub(super) fn usb_discovery(ctx: &mut Ctx<'_>) -> Outcome {
         d.max_message_length
     ))
 }
+
+/// How long a gadget may take to enumerate on `dummy_hcd`'s host side, or to go.
+pub(super) const GADGET_LIMIT: Duration = Duration::from_secs(10);
+
+/// `usb.gadget`: the guest can build USB devices of its own. A configfs gadget with the
+/// printer function, bound to `dummy_hcd`, enumerates on the guest's own host side with the
+/// declared vendor, product and a printer-class interface (seen through libusb), and goes
+/// when unbound. The other gadget cases build on this.
+pub(super) fn usb_gadget(ctx: &mut Ctx<'_>) -> Outcome {
+    use crate::gadget::{DeviceSpec, Gadget, require_modules, wait_gone};
+    require_modules(&["libcomposite", "dummy_hcd", "usb_f_printer"]).map_err(End::Skip)?;
+    let spec = DeviceSpec::new(0x1d6b, 0x0104, "pos rig", "gadget smoke test");
+    let mut g = Gadget::create("rig-smoke", &spec).map_err(|e| fail(format!("gadget: {e}")))?;
+    g.function("printer", "smoke", &[("q_len", b"4")])
+        .map_err(|e| fail(format!("printer function: {e}")))?;
+    let udc = g.bind().map_err(|e| fail(format!("bind: {e}")))?;
+    let dir = g
+        .wait_enumerated(GADGET_LIMIT)
+        .map_err(|e| fail(e.to_string()))?;
+    ctx.step(format!("bound to {udc}; enumerated as {}", dir.display()));
+    let devices = rusb::devices().map_err(|e| fail(format!("libusb cannot list devices: {e}")))?;
+    let device = devices
+        .iter()
+        .find(|d| {
+            d.device_descriptor()
+                .is_ok_and(|dd| dd.vendor_id() == spec.vid && dd.product_id() == spec.pid)
+        })
+        .ok_or_else(|| fail("libusb does not list the gadget"))?;
+    let config = device
+        .active_config_descriptor()
+        .map_err(|e| fail(format!("no configuration descriptor: {e}")))?;
+    let classes: Vec<u8> = config
+        .interfaces()
+        .flat_map(|i| i.descriptors().map(|d| d.class_code()).collect::<Vec<_>>())
+        .collect();
+    if !classes.contains(&7) {
+        return Err(fail(format!(
+            "no printer-class interface (classes {classes:02x?})"
+        )));
+    }
+    ctx.step(format!("libusb: interface classes {classes:02x?}"));
+    g.unbind().map_err(|e| fail(format!("unbind: {e}")))?;
+    wait_gone(spec.vid, spec.pid, GADGET_LIMIT).map_err(|e| fail(e.to_string()))?;
+    Ok(format!(
+        "gadget {:04x}:{:04x} enumerated on {udc} with a printer interface and went on unbind",
+        spec.vid, spec.pid
+    ))
+}
