@@ -19,7 +19,10 @@
 //!    `PosPrinterPaperOut` fire with `lane="A"`, and nothing fires or is pending for lane B;
 //! 4. every panel query of the Grafana dashboards (`$lane` = A, `$__rate_interval` = 1m,
 //!    `$__range` = 1h, `$__interval` = 15s) answers `success` with data;
-//! 5. lane A fixed (host back, the reversal sent, paper in): its alerts resolve.
+//! 5. lane A fixed (host back, the reversal sent, paper in): its alerts resolve;
+//! 6. lane A: a reversal the host rejects three times, stuck: `PosReversalStuck` pages for
+//!    lane A only (a stuck reversal has no fix on the lane, only the acquirer's: the test
+//!    ends there).
 //!
 //! Every child process is killed when the test ends, passing or failing; the whole test has
 //! a deadline.
@@ -590,5 +593,41 @@ fn prometheus_alerts_fire_for_the_faulty_lane_only_and_resolve() {
     });
     let pending = prom.query("pos_reversals_pending{lane=\"A\"}");
     assert_eq!(pending[0]["value"][1], "0", "{pending:?}");
-    progress(start, "every alert resolved; done");
+    progress(start, "every alert resolved");
+
+    // 6. Lane A: a reversal the host keeps rejecting (reversal.max_rejections = 3 by
+    // default): stuck, PosReversalStuck pages for lane A only. It has no fix on the lane
+    // (only the acquirer resolves it), so it is the test's last step.
+    let v = a.sale(
+        2300,
+        &["after-send:host-timeout", "after-send:reversal-rejected:3"],
+    );
+    assert_eq!(v["state"], "reversal_pending", "{v:#}");
+    let mut stuck = 0;
+    for _ in 0..2 {
+        let d = a.post("/v1/reversals/retry", json!({}));
+        stuck = d["stuck"].as_array().map_or(0, Vec::len);
+    }
+    assert_eq!(stuck, 1, "the third rejection makes it stuck");
+    progress(start, "lane A: a reversal rejected three times, stuck");
+    wait_for(WAIT, "PosReversalStuck firing for lane A", || {
+        let firing = prom.alerts();
+        firing
+            .contains(&("PosReversalStuck".into(), "A".into(), "firing".into()))
+            .then_some(())
+            .ok_or(format!("{firing:?}"))
+    });
+    let alerts = prom.alerts();
+    assert!(
+        alerts.iter().all(|(_, l, _)| l == "A"),
+        "alerts not for lane A: {alerts:?}"
+    );
+    let page = prom.query("ALERTS{alertname=\"PosReversalStuck\", alertstate=\"firing\"}");
+    assert_eq!(page.len(), 1, "{page:?}");
+    assert_eq!(page[0]["metric"]["severity"], "page", "{page:?}");
+    assert_eq!(page[0]["metric"]["terminal_id"], "TERM000A", "{page:?}");
+    progress(
+        start,
+        &format!("PosReversalStuck pages for lane A only ({alerts:?}); done"),
+    );
 }
