@@ -421,7 +421,10 @@ impl Service {
         };
         let shared = Arc::new(Shared {
             bus: events::EventBus::default(),
-            metrics: Arc::new(metrics::Metrics::new()),
+            metrics: Arc::new(metrics::Metrics::for_lane(
+                &config.lane,
+                &config.terminal_id,
+            )),
             state: Mutex::new(LaneState {
                 current: None,
                 shutting_down: false,

@@ -3,6 +3,11 @@
 //! A fleet's Prometheus scrapes every lane and aggregates there; nothing is summed here.
 //! Labels are small closed sets (device role, fault kind name, operation, final state), so
 //! the series count stays bounded.
+//!
+//! Every series also carries the lane's identity as constant labels (see
+//! [`Metrics::for_lane`]): `lane` (the config's `lane`, set by `posctl --lane NAME`; left
+//! out when the lane has no name, the scrape config then gives it) and `terminal_id` (the
+//! config's card acceptor terminal id). One value each per process: they add no series.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -10,6 +15,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::borrow::Cow;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -159,10 +165,39 @@ pub fn label(key: &'static str, value: impl Into<String>) -> Labels {
     vec![(key, value.into())]
 }
 
+/// A label value as the text exposition writes it between quotes: `\`, `"` and line feeds
+/// escaped (prometheus-client writes constant label values as given).
+fn escape_label_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 impl Metrics {
-    /// Every metric registered, at zero.
+    /// Every metric registered, at zero, without identity labels.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("pos");
+        Metrics::with_registry(Registry::with_prefix("pos"))
+    }
+
+    /// Every metric registered, at zero, each series labelled with the lane's identity:
+    /// `lane="<lane>"` (unless `lane` is empty) and `terminal_id="<terminal_id>"`.
+    pub fn for_lane(lane: &str, terminal_id: &str) -> Self {
+        let mut labels: Vec<(Cow<'static, str>, Cow<'static, str>)> = Vec::new();
+        if !lane.is_empty() {
+            labels.push(("lane".into(), escape_label_value(lane).into()));
+        }
+        labels.push(("terminal_id".into(), escape_label_value(terminal_id).into()));
+        Metrics::with_registry(Registry::with_prefix_and_labels("pos", labels.into_iter()))
+    }
+
+    fn with_registry(mut registry: Registry) -> Self {
         let api = ApiMetrics::register(&mut registry);
         let device_up = Family::<Labels, Gauge>::default();
         registry.register(
@@ -370,5 +405,41 @@ mod tests {
             .find(|s| s.metric == "pos_device_faults_total")
             .unwrap();
         assert_eq!(faults.labels.get("kind"), Some("paper_out"));
+        assert_eq!(faults.labels.get("lane"), None);
+    }
+
+    #[test]
+    fn every_series_carries_the_lane_and_terminal_id() {
+        let m = Metrics::for_lane("store-0042-lane-1", "TERM0001");
+        m.set_up("reader", true);
+        m.fault("printer", pos_hal::FaultKind::PaperOut);
+        m.ended("sale", "completed");
+        m.transaction_seconds.observe(0.5);
+        let text = m.encode();
+        let lines = text.lines().map(|l| Ok(l.to_string()));
+        let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
+        assert!(scrape.samples.len() > 20, "{text}");
+        for s in &scrape.samples {
+            assert_eq!(s.labels.get("lane"), Some("store-0042-lane-1"), "{s:?}");
+            assert_eq!(s.labels.get("terminal_id"), Some("TERM0001"), "{s:?}");
+        }
+        // No name: no `lane` label (the scrape config gives it), the terminal id still.
+        let text = Metrics::for_lane("", "TERM0002").encode();
+        assert!(!text.contains("lane="), "{text}");
+        assert!(
+            text.contains("pos_busy{terminal_id=\"TERM0002\"} 0"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_terminal_id_with_quotes_is_escaped() {
+        assert_eq!(escape_label_value("A\"B\\C\nD"), "A\\\"B\\\\C\\nD");
+        let text = Metrics::for_lane("lane1", "T\"RM\\001").encode();
+        let line = text.lines().find(|l| l.starts_with("pos_busy")).unwrap();
+        assert_eq!(
+            line,
+            "pos_busy{lane=\"lane1\",terminal_id=\"T\\\"RM\\\\001\"} 0"
+        );
     }
 }

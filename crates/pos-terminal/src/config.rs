@@ -7,6 +7,7 @@
 //! ```toml
 //! journal = "/var/lib/pos/journal.sqlite"   # key file defaults to journal.key beside it
 //! terminal_id = "TERM0001"
+//! lane = "store-0042-lane-1"                # the lane's name: the `lane` label of its metrics
 //! merchant_id = "MERCHANT0000001"
 //! currency = 978                             # ISO 4217 numeric
 //! ca_keys = "/etc/pos/ca-keys.txt"           # scheme CA public keys (default: the test keys)
@@ -78,8 +79,13 @@ pub struct Config {
     /// The 0600 key file for card data at rest (created on first start). Default:
     /// `journal.key` beside the journal.
     pub key_file: Option<PathBuf>,
-    /// Card acceptor terminal id (field 41), 8 characters.
+    /// Card acceptor terminal id (field 41), 8 characters. Also the `terminal_id` label of
+    /// every metric `posctl serve` exports.
     pub terminal_id: String,
+    /// The lane's name, the `lane` label of every metric `posctl serve` exports: letters,
+    /// digits, `-` and `_`, at most 64 (as `posctl --lane NAME`, which sets it). Empty (the
+    /// default): the metrics carry no `lane` label and the scrape config gives it.
+    pub lane: String,
     /// Card acceptor id (field 42), 15 characters.
     pub merchant_id: String,
     /// Merchant name and address lines printed on the receipt.
@@ -125,6 +131,7 @@ impl Default for Config {
             journal: None,
             key_file: None,
             terminal_id: "TERM0001".into(),
+            lane: String::new(),
             merchant_id: "MERCHANT0000001".into(),
             merchant_name: "DEMO SHOP\n1 Example Street".into(),
             currency: 978,
@@ -258,6 +265,17 @@ impl PinPadConfig {
         }
         m
     }
+}
+
+/// True for a lane name: 1 to 64 ASCII letters, digits, `-` and `_` (so never a path, and a
+/// systemd instance name that needs no escaping, and a Prometheus label value that needs no
+/// quoting).
+pub fn is_lane_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// True for `scheme:rest` with a scheme of lower-case letters and digits and a non-empty
@@ -599,6 +617,12 @@ impl Config {
                 self.terminal_id
             ));
         }
+        if !self.lane.is_empty() && !is_lane_name(&self.lane) {
+            return bad(format!(
+                "lane {:?}: a lane name is 1 to 64 letters, digits, '-' or '_' (e.g. lane1, store-0042-lane-1)",
+                self.lane
+            ));
+        }
         if self.merchant_id.len() != 15 || !self.merchant_id.is_ascii() {
             return bad(format!(
                 "merchant_id {:?} must be 15 ASCII characters",
@@ -762,6 +786,25 @@ mod tests {
                 "{bad}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn a_lane_name_is_checked() {
+        assert_eq!(Config::default().lane, "");
+        let c = Config::from_toml("lane = \"store-0042-lane_1\"", Path::new("a.toml")).unwrap();
+        assert_eq!(c.lane, "store-0042-lane_1");
+        let long = format!("lane = \"{}\"", "a".repeat(65));
+        for bad in [
+            "lane = \"a b\"",
+            "lane = \"../x\"",
+            "lane = \"x\\\"y\"",
+            long.as_str(),
+        ] {
+            let e = Config::from_toml(bad, Path::new("a.toml")).unwrap_err();
+            assert!(e.to_string().contains("lane"), "{bad}: {e}");
+        }
+        assert!(is_lane_name(&"a".repeat(64)));
+        assert!(!is_lane_name(""));
     }
 
     #[test]

@@ -357,12 +357,7 @@ const LANES_DIR: &str = "/etc/pos/lanes";
 /// A lane name: 1 to 64 ASCII letters, digits, `-` and `_` (so never a path: no `/`, no
 /// `..`, no leading `.`), the same set as a systemd instance name needs no escaping for.
 fn parse_lane_name(name: &str) -> Result<String, String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
+    if pos_terminal::config::is_lane_name(name) {
         Ok(name.to_string())
     } else {
         Err(
@@ -406,7 +401,8 @@ fn resolve_lane(lane: &LaneOpts) -> Result<LaneOpts, CliError> {
     Ok(LaneOpts {
         config: Some(config),
         journal: lane.journal.clone(),
-        lane_name: None,
+        // Kept: the lane's name becomes the config's `lane` (the metrics' `lane` label).
+        lane_name: Some(name.clone()),
     })
 }
 
@@ -420,6 +416,7 @@ fn lane_args(lane: &LaneOpts, card: Option<&CardOpts>) -> txn::LaneArgs {
     txn::LaneArgs {
         config: lane.config.clone(),
         journal: lane.journal.clone(),
+        lane: lane.lane_name.clone(),
         card: card.and_then(|c| c.card.clone()),
     }
 }

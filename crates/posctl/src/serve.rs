@@ -172,6 +172,9 @@ fn check(config: &pos_terminal::Config, json: bool) -> Result<Exit, CliError> {
                 "listen": listen,
                 "journal": config.journal_path(),
                 "token_file": config.token_path(),
+                // The metrics' identity labels (no `lane` label when empty).
+                "lane": config.lane,
+                "terminal_id": config.terminal_id,
             })
         );
     } else {

@@ -19,6 +19,9 @@ pub struct LaneArgs {
     pub config: Option<PathBuf>,
     /// The journal file (overrides the config).
     pub journal: Option<PathBuf>,
+    /// The lane's name from `--lane NAME` (sets the config's `lane`; a config naming
+    /// another lane is refused).
+    pub lane: Option<String>,
     /// The simulated card: a profile name, a bare test card, or a recorded session file.
     pub card: Option<String>,
 }
@@ -74,6 +77,21 @@ pub fn load_config(args: &LaneArgs) -> Result<Config, CliError> {
     };
     if let Some(j) = &args.journal {
         config.journal = Some(j.clone());
+    }
+    if let Some(name) = &args.lane {
+        if !config.lane.is_empty() && config.lane != *name {
+            return Err(CliError {
+                message: format!(
+                    "--lane {name}: its config says lane = {:?}, another lane",
+                    config.lane
+                ),
+                hint: Some(format!(
+                    "set lane = \"{name}\" in the lane's config, or leave `lane` out (--lane sets it)"
+                )),
+                exit: Exit::Error,
+            });
+        }
+        config.lane = name.clone();
     }
     Ok(config)
 }

@@ -971,6 +971,9 @@ fn lane_finds_its_config_in_the_lanes_directory() {
         assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
         assert_eq!(v["journal"], journal.as_str(), "{v}");
+        // The lane's name is its metrics' `lane` label.
+        assert_eq!(v["lane"], "store-1_a", "{v}");
+        assert_eq!(v["terminal_id"], "TERM0001", "{v}");
     }
 
     // A lane without a config file: named, with where it was looked for.
@@ -982,6 +985,57 @@ fn lane_finds_its_config_in_the_lanes_directory() {
         lanes.join("lane9.toml").display()
     );
     assert!(stderr.contains(&expected), "{stderr}");
+}
+
+#[test]
+fn a_lane_config_naming_another_lane_is_refused() {
+    let (dir, lanes) = lanes_dir();
+    let base = std::fs::read_to_string(lanes.join("store-1_a.toml")).expect("lane config");
+    // The same name: fine.
+    std::fs::write(
+        lanes.join("store-1_a.toml"),
+        format!("lane = \"store-1_a\"\n{base}"),
+    )
+    .expect("write");
+    let out = posctl_lanes(
+        &lanes,
+        &["--lane", "store-1_a", "--json", "serve", "--check"],
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Another lane's name (a config copied and not edited): refused, both names said.
+    std::fs::write(
+        lanes.join("store-1_a.toml"),
+        format!("lane = \"store-1_b\"\n{base}"),
+    )
+    .expect("write");
+    let out = posctl_lanes(&lanes, &["--lane", "store-1_a", "serve", "--check"], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.contains("--lane store-1_a: its config says lane = \"store-1_b\", another lane"),
+        "{stderr}"
+    );
+    // Without --lane, the config's own name.
+    let out = posctl_lanes(
+        &lanes,
+        &[
+            "--config",
+            &lanes.join("store-1_a.toml").display().to_string(),
+            "--json",
+            "serve",
+            "--check",
+        ],
+        &[],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(v["lane"], "store-1_b", "{v}");
+    drop(dir);
 }
 
 #[test]
