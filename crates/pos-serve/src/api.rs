@@ -18,6 +18,7 @@ mod request;
 mod settle;
 mod sim;
 mod stream;
+mod stuck;
 mod txn;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -60,6 +61,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/transactions/{id}/cancel"),
     ("GET", "/v1/reversals"),
     ("POST", "/v1/reversals/retry"),
+    ("POST", "/v1/reversals/{id}/requeue"),
+    ("POST", "/v1/reversals/{id}/resolve"),
     ("GET", "/v1/receipts/owed"),
     ("POST", "/v1/receipts/reprint"),
     ("GET", "/v1/report"),
@@ -347,6 +350,9 @@ fn route(ctx: &Ctx, method: &str, seg: &[&str], q: &Query, body: Value) -> Resul
                 .recv_timeout(ctx.info.start_timeout)
                 .map_err(|_| ApiError::timeout("the reversal retry did not finish in time"))??;
             ok(json!(d))
+        }
+        ("POST", ["v1", "reversals", id, verb @ ("requeue" | "resolve")]) => {
+            ok(stuck::act(ctx, parse_id(id)?, verb, body)?)
         }
         ("GET", ["v1", "receipts", "owed"]) => {
             let owed = ctx.journal().in_states(&[State::ReceiptOwed])?;

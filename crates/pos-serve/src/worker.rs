@@ -80,6 +80,15 @@ pub(crate) enum Command {
     Reprint(Sender<Result<Vec<i64>, ApiError>>),
     /// Send pending reversals now, whatever their backoff.
     RetryReversals(Sender<Result<DrainReport, ApiError>>),
+    /// An operator's action on a stuck reversal.
+    Stuck {
+        /// The transaction.
+        id: i64,
+        /// Requeue or resolve.
+        action: StuckAction,
+        /// Done, or why not.
+        reply: Sender<Result<(), ApiError>>,
+    },
     /// Look at every device and run the health checks now.
     Check(Sender<DevicesStatus>),
     /// Run the printer's recovery sequence (after a jam was cleared).
@@ -96,6 +105,15 @@ pub(crate) enum Command {
     DrawerStatus(Sender<Result<serde_json::Value, ApiError>>),
     /// Finish and stop.
     Stop,
+}
+
+/// What an operator does with a stuck reversal (`POST /v1/reversals/{id}/requeue|resolve`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StuckAction {
+    /// Send it again (the note says why).
+    Requeue(String),
+    /// The acquirer reversed it (its reference).
+    Resolve(String),
 }
 
 /// After a reprint that left receipts owed, how long before trying again (unless the
@@ -262,6 +280,9 @@ impl Worker {
             Command::RetryReversals(tx) => {
                 let _ = tx.send(Err(err()));
             }
+            Command::Stuck { reply, .. } => {
+                let _ = reply.send(Err(err()));
+            }
             Command::RecoverPrinter(tx) => {
                 let _ = tx.send(Err(err()));
             }
@@ -318,6 +339,16 @@ impl Worker {
             Command::RetryReversals(tx) => {
                 let r = self.terminal.drain_reversals(true).map_err(ApiError::from);
                 let _ = tx.send(r);
+                self.gauges();
+            }
+            Command::Stuck { id, action, reply } => {
+                let r = match &action {
+                    StuckAction::Requeue(note) => self.terminal.requeue_stuck_reversal(id, note),
+                    StuckAction::Resolve(reference) => {
+                        self.terminal.resolve_stuck_reversal(id, reference)
+                    }
+                };
+                let _ = reply.send(r.map_err(ApiError::from));
                 self.gauges();
             }
             Command::Check(tx) => {

@@ -310,3 +310,90 @@ fn reprint_and_reversal_endpoints_report_what_they_did() {
         c.get(&format!("/v1/transactions/{id}")).json()["state"] == "reversed"
     });
 }
+
+#[test]
+fn an_operator_requeues_or_resolves_a_stuck_reversal_and_nothing_else() {
+    let rig = Rig::start();
+    let c = &rig.client;
+    let done = rig.sale(100, json!({}));
+    assert_eq!(done["state"], "completed", "{done:#}");
+    // A reversal the host rejects three times (the default budget): stuck.
+    let v = rig.sale(
+        2300,
+        json!({ "inject": ["after-send:host-timeout", "after-send:reversal-rejected:3"] }),
+    );
+    assert_eq!(v["state"], "reversal_pending", "{v:#}");
+    let id = v["id"].as_i64().unwrap();
+    for _ in 0..2 {
+        assert_eq!(c.post("/v1/reversals/retry", json!({})).status, 200);
+    }
+    assert_eq!(c.get("/v1/reversals").json()["stuck"][0]["id"], id);
+    let path = |verb: &str| format!("/v1/reversals/{id}/{verb}");
+    // Refused: a body without its field, unknown fields, card numbers, an unknown id, a
+    // transaction that is not stuck.
+    let r = c.post(&path("requeue"), json!({}));
+    assert_eq!(r.status, 400, "{:?}", r.json());
+    let r = c.post(&path("resolve"), json!({ "reference": "R1", "x": 1 }));
+    assert_eq!(r.status, 400);
+    let r = c.post(
+        &path("requeue"),
+        json!({ "note": "card 4761739001010010 was fine" }),
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("card numbers")
+    );
+    let r = c.post("/v1/reversals/99999/requeue", json!({ "note": "x" }));
+    assert_eq!(r.status, 404);
+    let r = c.post(
+        &format!("/v1/reversals/{}/resolve", done["id"]),
+        json!({ "reference": "R1" }),
+    );
+    assert_eq!(
+        (r.status, r.json()["error"]["kind"].as_str()),
+        (409, Some("not_stuck"))
+    );
+    assert_eq!(c.get("/v1/reversals").json()["stuck"][0]["id"], id);
+    // Requeued: pending, due now; the retry sends it and the host (its rejections used up)
+    // takes it.
+    let t = c
+        .post(&path("requeue"), json!({ "note": "acquirer: resend" }))
+        .json();
+    assert_eq!(t["state"], "reversal_pending", "{t:#}");
+    let d = c.post("/v1/reversals/retry", json!({})).json();
+    assert_eq!(d["reversed"], json!([id]), "{d:#}");
+    // Now reversed: neither action applies any more.
+    let r = c.post(&path("resolve"), json!({ "reference": "R1" }));
+    assert_eq!(r.status, 409);
+    let ev = c.get(&format!("/v1/transactions/{id}/evidence")).json();
+    assert!(
+        ev.to_string()
+            .contains("requeued by an operator: acquirer: resend")
+    );
+}
+
+#[test]
+fn an_operator_records_the_acquirers_reversal_of_a_stuck_one() {
+    let rig = Rig::start();
+    let c = &rig.client;
+    let v = rig.sale(
+        2400,
+        json!({ "inject": ["after-send:host-timeout", "after-send:reversal-rejected:3"] }),
+    );
+    let id = v["id"].as_i64().unwrap();
+    for _ in 0..2 {
+        c.post("/v1/reversals/retry", json!({}));
+    }
+    let t = c
+        .post(
+            &format!("/v1/reversals/{id}/resolve"),
+            json!({ "reference": "ACQ-0042" }),
+        )
+        .json();
+    assert_eq!(t["state"], "reversed", "{t:#}");
+    assert_eq!(c.get("/v1/reversals").json()["stuck"], json!([]));
+    assert_eq!(c.get("/v1/status").json()["reversals_stuck"], 0);
+}

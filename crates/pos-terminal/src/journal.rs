@@ -225,6 +225,12 @@ mod sql {
          next_attempt_ms = ?3, updated_ms = ?4
          WHERE id = ?1 RETURNING reversal_rejections";
 
+    /// An operator requeues a stuck reversal: its rejections count from zero again and it
+    /// is due now.
+    pub(super) const REVERSAL_REQUEUE: &str =
+        "UPDATE txn SET reversal_rejections = 0, next_attempt_ms = ?2, updated_ms = ?3
+         WHERE id = ?1";
+
     /// Mark an original voided or completed.
     pub(super) const MARK_ORIGINAL: &str =
         "UPDATE txn SET voided = voided OR ?2, completed_by = COALESCE(?3, completed_by),

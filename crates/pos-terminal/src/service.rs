@@ -38,6 +38,7 @@ mod recovery;
 mod run;
 mod settle;
 mod stripe;
+mod stuck;
 
 use chip::ChipEnd;
 use online::{CardFacts, HostEnd};
@@ -55,6 +56,7 @@ struct Ctx<'a, 'h> {
 pub use cash::{CashSale, NoDrawer};
 pub use outage::{MemoryReversal, Outage};
 pub use settle::{SettlementReport, batch_totals, diff_kind, settlement_receipt};
+pub use stuck::{MAX_NOTE, MAX_REFERENCE, check_operator_text};
 
 /// What the service asks of the cardholder (a real lane shows it; a simulated lane acts it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -424,3 +424,150 @@ fn the_journal_file_holds_no_full_pan() {
         assert!(!bytes.windows(PAN.len()).any(|w| w == PAN.as_bytes()));
     }
 }
+
+/// A reversal made stuck by three rejections.
+fn stuck_lane() -> (Lane, i64) {
+    let mut lane = lane();
+    let id = seed(&lane, State::Sent);
+    for _ in 0..3 {
+        lane.host.push(rejected());
+    }
+    lane.terminal.recover().unwrap();
+    lane.terminal.drain_reversals(true).unwrap();
+    lane.terminal.drain_reversals(true).unwrap();
+    assert_eq!(
+        lane.terminal.journal().get(id).unwrap().state,
+        State::ReversalStuck
+    );
+    (lane, id)
+}
+
+fn operator_events(lane: &Lane, id: i64) -> Vec<String> {
+    lane.terminal
+        .journal()
+        .events(Some(id))
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "operator")
+        .map(|e| e.detail)
+        .collect()
+}
+
+#[test]
+fn an_operator_requeues_a_stuck_reversal_and_it_is_sent_again_with_a_fresh_budget() {
+    let (mut lane, id) = stuck_lane();
+    lane.terminal
+        .requeue_stuck_reversal(id, "acquirer fixed the terminal's key, ticket 4711")
+        .unwrap();
+    let t = lane.terminal.journal().get(id).unwrap();
+    assert_eq!(t.state, State::ReversalPending);
+    assert_eq!(t.reversal_rejections, 0);
+    assert!(t.reason.as_deref().unwrap().contains("ticket 4711"));
+    assert_eq!(operator_events(&lane, id).len(), 1);
+    // Due now: the next drain (not forced) sends it, and the host takes it.
+    let sent_before = lane.host.seen().len();
+    let r = lane.terminal.drain_reversals(false).unwrap();
+    assert_eq!(r.reversed, vec![id], "{r:?}");
+    assert_eq!(lane.host.seen().len(), sent_before + 1);
+    assert_eq!(
+        lane.terminal.journal().get(id).unwrap().state,
+        State::Reversed
+    );
+    // Once reversed it cannot be requeued or resolved again.
+    let e = lane
+        .terminal
+        .requeue_stuck_reversal(id, "again")
+        .unwrap_err();
+    assert!(e.to_string().contains("not reversal_stuck"), "{e}");
+}
+
+#[test]
+fn a_requeued_reversal_rejected_again_gets_the_whole_budget_before_it_is_stuck_again() {
+    let (mut lane, id) = stuck_lane();
+    lane.terminal
+        .requeue_stuck_reversal(id, "try again")
+        .unwrap();
+    for _ in 0..3 {
+        lane.host.push(rejected());
+    }
+    let r1 = lane.terminal.drain_reversals(true).unwrap();
+    let r2 = lane.terminal.drain_reversals(true).unwrap();
+    assert!(r1.stuck.is_empty() && r2.stuck.is_empty());
+    let r3 = lane.terminal.drain_reversals(true).unwrap();
+    assert_eq!(r3.stuck, vec![id]);
+}
+
+#[test]
+fn an_operator_records_a_reversal_the_acquirer_made_and_nothing_is_sent() {
+    let (mut lane, id) = stuck_lane();
+    let sent_before = lane.host.seen().len();
+    lane.terminal
+        .resolve_stuck_reversal(id, "ACQ-2026-12-07-0042")
+        .unwrap();
+    let t = lane.terminal.journal().get(id).unwrap();
+    assert_eq!(t.state, State::Reversed);
+    assert!(t.reason.as_deref().unwrap().contains("ACQ-2026-12-07-0042"));
+    assert_eq!(lane.host.seen().len(), sent_before);
+    let events = operator_events(&lane, id);
+    assert_eq!(events.len(), 1);
+    assert!(events[0].contains("outside the terminal"));
+    assert!(
+        lane.terminal
+            .drain_reversals(true)
+            .unwrap()
+            .reversed
+            .is_empty()
+    );
+}
+
+#[test]
+fn stuck_reversal_actions_refuse_bad_input_and_change_nothing() {
+    let (mut lane, id) = stuck_lane();
+    let cases: Vec<(Result<(), pos_terminal::TerminalError>, &str)> = vec![
+        (
+            lane.terminal.requeue_stuck_reversal(9999, "x"),
+            "no transaction 9999",
+        ),
+        (lane.terminal.requeue_stuck_reversal(id, "  "), "empty"),
+        (
+            lane.terminal.requeue_stuck_reversal(id, &"x".repeat(201)),
+            "longer than 200",
+        ),
+        (lane.terminal.requeue_stuck_reversal(id, "a\nb"), "control"),
+        (
+            lane.terminal
+                .requeue_stuck_reversal(id, "card 4761739001010010 declined"),
+            "card numbers",
+        ),
+        (
+            lane.terminal.resolve_stuck_reversal(id, &"R".repeat(65)),
+            "longer than 64",
+        ),
+        (lane.terminal.resolve_stuck_reversal(id, ""), "empty"),
+    ];
+    for (r, want) in cases {
+        let e = r.unwrap_err();
+        assert_eq!(pos_hal::Fault::kind(&e), pos_hal::FaultKind::InvalidInput);
+        assert!(e.to_string().contains(want), "{e} (wanted {want})");
+    }
+    let t = lane.terminal.journal().get(id).unwrap();
+    assert_eq!((t.state, t.reversal_rejections), (State::ReversalStuck, 3));
+    assert!(operator_events(&lane, id).is_empty());
+    // A pending (not stuck) reversal is refused too.
+    let other = seed(&lane, State::Sent);
+    lane.host.push(unanswered());
+    lane.terminal.recover().unwrap();
+    assert_eq!(
+        lane.terminal.journal().get(other).unwrap().state,
+        State::ReversalPending
+    );
+    let e = lane
+        .terminal
+        .resolve_stuck_reversal(other, "REF1")
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("reversal_pending, not reversal_stuck"),
+        "{e}"
+    );
+}

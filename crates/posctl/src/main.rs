@@ -231,6 +231,11 @@ enum Command {
     /// Start-up recovery: move transactions interrupted by a crash on, send pending
     /// reversals, print owed receipts. Exit 2 while anything is still outstanding.
     Recover,
+    /// A stuck reversal (the host kept rejecting it), after calling the acquirer: send it
+    /// again, or record that the acquirer reversed it. While `posctl serve` runs the lane,
+    /// use its API instead (POST /v1/reversals/ID/requeue or /resolve).
+    #[command(subcommand)]
+    Reversal(ReversalCommand),
     /// End-of-day totals, with pending and stuck reversals and owed receipts. Exit 2 when a
     /// reversal is stuck.
     Report {
@@ -435,6 +440,29 @@ fn txn_args(
         no_receipt: card.no_receipt,
         inject: card.inject.clone(),
     }
+}
+
+#[derive(Debug, Subcommand)]
+enum ReversalCommand {
+    /// Send the stuck reversal ID again: back to pending, due now, its rejections counted
+    /// from zero; then sent (as `posctl recover` would). Exit 0 when the host took it, 2
+    /// when it is still pending or stuck again.
+    Requeue {
+        /// Transaction id (from `posctl journal pending`).
+        id: i64,
+        /// Why it may go again (the acquirer's answer), journaled. No card numbers.
+        #[arg(long)]
+        note: String,
+    },
+    /// Record that the acquirer reversed ID on its side: it ends reversed with the
+    /// acquirer's reference; nothing is sent.
+    Resolve {
+        /// Transaction id.
+        id: i64,
+        /// The acquirer's reference for the reversal, journaled.
+        #[arg(long)]
+        reference: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -802,6 +830,18 @@ fn run(cli: &Cli, lane: &LaneOpts) -> Result<Exit, CliError> {
             txn::journal(&lane_args(lane, None), &action, cli.json)
         }
         Command::Recover => txn::recover(&lane_args(lane, None), cli.json),
+        Command::Reversal(ReversalCommand::Requeue { id, note }) => txn::stuck_reversal(
+            &lane_args(lane, None),
+            *id,
+            &txn::StuckAction::Requeue(note.clone()),
+            cli.json,
+        ),
+        Command::Reversal(ReversalCommand::Resolve { id, reference }) => txn::stuck_reversal(
+            &lane_args(lane, None),
+            *id,
+            &txn::StuckAction::Resolve(reference.clone()),
+            cli.json,
+        ),
         Command::Settle { force, disagree } => {
             txn::settle(&lane_args(lane, None), *force, disagree, cli.json)
         }

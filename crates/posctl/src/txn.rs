@@ -417,6 +417,60 @@ pub fn recover(lane_args: &LaneArgs, json: bool) -> Result<Exit, CliError> {
     })
 }
 
+/// What `posctl reversal` does with a stuck reversal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StuckAction {
+    /// Send it again (the note says why).
+    Requeue(String),
+    /// The acquirer reversed it (its reference).
+    Resolve(String),
+}
+
+/// `posctl reversal requeue|resolve ID`: the operator's action on a stuck reversal; a
+/// requeued one is sent at once. Exit 0 when it ended reversed, 2 when it is still pending
+/// or stuck, 1 for a refusal (not stuck, unknown, words that cannot be journaled).
+pub fn stuck_reversal(
+    lane_args: &LaneArgs,
+    id: i64,
+    action: &StuckAction,
+    json: bool,
+) -> Result<Exit, CliError> {
+    let mut lane = open(lane_args, json)?;
+    let drain = match action {
+        StuckAction::Requeue(note) => {
+            lane.terminal
+                .requeue_stuck_reversal(id, note)
+                .map_err(err)?;
+            Some(lane.terminal.drain_reversals(false).map_err(err)?)
+        }
+        StuckAction::Resolve(reference) => {
+            lane.terminal
+                .resolve_stuck_reversal(id, reference)
+                .map_err(err)?;
+            None
+        }
+    };
+    let t = lane.terminal.journal().get(id).map_err(err)?;
+    if json {
+        let body = serde_json::json!({
+            "id": id,
+            "state": t.state,
+            "drain": drain,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&body).unwrap_or_default()
+        );
+    } else {
+        println!("transaction {id}: {} ({})", t.state, meaning(t.state));
+    }
+    Ok(if t.state == State::Reversed {
+        Exit::Ok
+    } else {
+        Exit::DeviceFault
+    })
+}
+
 fn open_journal(lane_args: &LaneArgs) -> Result<(Config, pos_terminal::Journal), CliError> {
     let config = load_config(lane_args)?;
     let path = config.journal_path();

@@ -21,8 +21,9 @@
 //!    `$__range` = 1h, `$__interval` = 15s) answers `success` with data;
 //! 5. lane A fixed (host back, the reversal sent, paper in): its alerts resolve;
 //! 6. lane A: a reversal the host rejects three times, stuck: `PosReversalStuck` pages for
-//!    lane A only (a stuck reversal has no fix on the lane, only the acquirer's: the test
-//!    ends there).
+//!    lane A only;
+//! 7. the operator requeues it (`POST /v1/reversals/{id}/requeue`, after calling the
+//!    acquirer), the retry sends it, the host takes it: the page resolves.
 //!
 //! Every child process is killed when the test ends, passing or failing; the whole test has
 //! a deadline.
@@ -606,8 +607,7 @@ fn prometheus_alerts_fire_for_the_faulty_lane_only_and_resolve() {
     progress(start, "every alert resolved");
 
     // 6. Lane A: a reversal the host keeps rejecting (reversal.max_rejections = 3 by
-    // default): stuck, PosReversalStuck pages for lane A only. It has no fix on the lane
-    // (only the acquirer resolves it), so it is the test's last step.
+    // default): stuck, PosReversalStuck pages for lane A only.
     let v = a.sale(
         2300,
         &["after-send:host-timeout", "after-send:reversal-rejected:3"],
@@ -638,6 +638,28 @@ fn prometheus_alerts_fire_for_the_faulty_lane_only_and_resolve() {
     assert_eq!(page[0]["metric"]["terminal_id"], "TERM000A", "{page:?}");
     progress(
         start,
-        &format!("PosReversalStuck pages for lane A only ({alerts:?}); done"),
+        &format!("PosReversalStuck pages for lane A only ({alerts:?})"),
     );
+
+    // 7. The operator calls the acquirer, then requeues the stuck reversal through the API;
+    // the retry sends it, the host takes it, and the page resolves.
+    let id = v["id"].as_i64().unwrap();
+    let t = a.post(
+        &format!("/v1/reversals/{id}/requeue"),
+        json!({ "note": "acquirer ticket 4711: resend" }),
+    );
+    assert_eq!(t["state"], "reversal_pending", "{t:#}");
+    let d = a.post("/v1/reversals/retry", json!({}));
+    assert_eq!(d["reversed"], json!([id]), "{d:#}");
+    progress(
+        start,
+        "lane A: the operator requeued it, the host took the reversal",
+    );
+    wait_for(WAIT, "lane A's page resolved", || {
+        let left = prom.alerts();
+        left.is_empty().then_some(()).ok_or(format!("{left:?}"))
+    });
+    let stuck = prom.query("pos_reversals_stuck{lane=\"A\"}");
+    assert_eq!(stuck[0]["value"][1], "0", "{stuck:?}");
+    progress(start, "PosReversalStuck resolved; done");
 }

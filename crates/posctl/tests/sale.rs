@@ -488,3 +488,78 @@ fn journal_archive_killed_at_each_write_loses_and_duplicates_nothing() {
         assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     }
 }
+
+#[test]
+fn posctl_reversal_requeues_or_resolves_a_stuck_reversal() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = dir.path().join("journal.sqlite");
+    // Two sales whose reversal the host rejected, then (as after two more rejections) stuck.
+    for amount in ["4.00", "5.00"] {
+        let out = posctl(
+            &j,
+            &[
+                "sale",
+                amount,
+                "--inject",
+                "after-send:host-timeout",
+                "--inject",
+                "after-send:reversal-rejected:99",
+            ],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let db = rusqlite::Connection::open(&j).unwrap();
+    db.execute(
+        "UPDATE txn SET state = 'reversal_stuck', reversal_rejections = 3",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    // Refused: words with a card number, an unknown id; nothing changes.
+    let out = posctl(
+        &j,
+        &["reversal", "requeue", "1", "--note", "pan 4761739001010010"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("card numbers"));
+    let out = posctl(&j, &["reversal", "resolve", "77", "--reference", "R"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no transaction 77"));
+    // Requeued: sent at once, the host takes it.
+    let out = posctl(
+        &j,
+        &[
+            "reversal",
+            "requeue",
+            "1",
+            "--note",
+            "acquirer: resend",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    assert_eq!(v["state"], "reversed");
+    assert_eq!(v["drain"]["reversed"], serde_json::json!([1]));
+    // Resolved: reversed with the acquirer's reference, nothing sent.
+    let out = posctl(&j, &["reversal", "resolve", "2", "--reference", "ACQ-77"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("transaction 2: reversed"), "{stdout}");
+    // Neither applies to a reversed transaction.
+    let out = posctl(&j, &["reversal", "resolve", "2", "--reference", "ACQ-77"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not reversal_stuck"));
+    let out = posctl(&j, &["journal", "show", "2"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ACQ-77"));
+}

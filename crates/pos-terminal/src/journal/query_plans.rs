@@ -77,6 +77,7 @@ fn statements() -> Vec<Checked> {
         checked("TRANSITION", sql::TRANSITION),
         checked("REVERSAL_ATTEMPT", sql::REVERSAL_ATTEMPT),
         checked("REVERSAL_RETRY", sql::REVERSAL_RETRY),
+        checked("REVERSAL_REQUEUE", sql::REVERSAL_REQUEUE),
         checked("MARK_ORIGINAL", sql::MARK_ORIGINAL),
         checked("RECEIPT_PRINTED", sql::RECEIPT_PRINTED),
         checked("INSERT_EVENT", sql::INSERT_EVENT),

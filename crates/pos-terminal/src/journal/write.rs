@@ -247,6 +247,22 @@ impl Journal {
         Ok(n)
     }
 
+    /// Before a stuck reversal goes back to pending (an operator's requeue): its rejection
+    /// count starts from zero and it is due at `due_ms` (the service's clock: now).
+    ///
+    /// # Errors
+    /// [`JournalError::Sqlite`].
+    pub fn reversal_requeue(&mut self, id: i64, due_ms: i64) -> Result<(), JournalError> {
+        self.writable()?;
+        self.sync(true)?;
+        let sq = self.sq();
+        self.conn
+            .execute(sql::REVERSAL_REQUEUE, params![id, due_ms, now_ms()])
+            .map_err(sq)?;
+        self.committed(true);
+        Ok(())
+    }
+
     /// Mark a transaction voided (by a later void) or a pre-authorization completed.
     ///
     /// # Errors
