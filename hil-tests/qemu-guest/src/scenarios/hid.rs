@@ -14,7 +14,7 @@ use pos_magstripe::{SwipeVerdict, Track, Track1Data, Track2Data, swipe_verdict};
 
 use super::hid_feed::*;
 use super::*;
-use crate::gadget::{DeviceSpec, Gadget, class_nodes, require_modules, wait_for_path};
+use crate::gadget::{DeviceSpec, Gadget, class_nodes, require_modules, wait_for_path, wait_gone};
 
 /// The test card's PAN (a Mastercard test number, Luhn-valid).
 const PAN: &str = crate::operator::TEST_SWIPE_PAN;
@@ -49,11 +49,24 @@ fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 /// A bound gadget with one HID function, enumerated: the gadget, its sysfs USB directory
-/// and the function's `/dev/hidgN`.
+/// and the function's `/dev/hidgN`. Dropping it unplugs the device and waits until the
+/// host side has seen it go (its hidraw and input nodes with it), so the next case's gadget
+/// at the same USB address is never mistaken for this one.
 struct HidGadget {
     gadget: Gadget,
     usb_dir: PathBuf,
     hidg: PathBuf,
+}
+
+impl Drop for HidGadget {
+    fn drop(&mut self) {
+        let (vid, pid) = (self.gadget.spec().vid, self.gadget.spec().pid);
+        if self.gadget.unbind().is_ok() {
+            if let Err(e) = wait_gone(vid, pid, GADGET_LIMIT) {
+                eprintln!("rig-guest: {e}");
+            }
+        }
+    }
 }
 
 fn hid_gadget(
@@ -192,7 +205,7 @@ fn swipe_through_hid(ctx: &Ctx<'_>, report: &[u8]) -> Result<Result<Swipe, MsrEr
         ));
     }
     ctx.step("closed: usbhid bound again (hidraw node back)");
-    drop(g.gadget);
+    drop(g);
     Ok(result)
 }
 
@@ -415,10 +428,17 @@ fn wedge_swipe_with(ctx: &Ctx<'_>, layout: &str) -> Result<Result<Swipe, MsrErro
             ("report_desc", &BOOT_KEYBOARD_DESCRIPTOR),
         ],
     )?;
+    // The event node of this USB device's keyboard (under its sysfs directory).
     let mut node = None;
     if !wait_until(GADGET_LIMIT, || {
-        node =
-            crate::options::input_event_by_name(Path::new("/sys"), Path::new("/dev"), "rig wedge");
+        node = class_nodes(&g.usb_dir, "input")
+            .into_iter()
+            .filter_map(|p| {
+                let name = p.file_name()?.to_str()?.to_string();
+                name.starts_with("event")
+                    .then(|| Path::new("/dev/input").join(name))
+            })
+            .next();
         node.as_ref().is_some_and(|p| p.exists())
     }) {
         return Err(fail(format!(
@@ -458,7 +478,7 @@ fn wedge_swipe_with(ctx: &Ctx<'_>, layout: &str) -> Result<Result<Swipe, MsrErro
         typed.1.as_millis()
     ));
     drop(msr);
-    drop(g.gadget);
+    drop(g);
     Ok(result)
 }
 
