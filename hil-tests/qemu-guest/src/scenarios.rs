@@ -248,6 +248,11 @@ pub fn cases() -> Vec<RigCase> {
             hid_chip_card
         ),
         c!(
+            "hid.hidraw",
+            "the HID reader through usb:0801:0002?via=hidraw (usbhid bound): swipe read; unplugged mid-wait is disconnected",
+            hid_hidraw
+        ),
+        c!(
             "hid.wedge_layout",
             "a keyboard-wedge gadget typing for the German layout, read through evdev with layout=de",
             hid_wedge_layout

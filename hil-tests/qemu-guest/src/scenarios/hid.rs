@@ -400,6 +400,91 @@ pub(super) fn hid_chip_card(ctx: &mut Ctx<'_>) -> Outcome {
     ))
 }
 
+/// `hid.hidraw`: the good swipe through the hidraw road (`usb:0801:0002?via=hidraw`):
+/// usbhid keeps the reader, the driver reads the node class_nodes finds; then the reader
+/// is unplugged while the driver waits: `disconnected`.
+pub(super) fn hid_hidraw(ctx: &mut Ctx<'_>) -> Outcome {
+    let g = magtek_gadget(ctx)?;
+    let nodes = class_nodes(&g.usb_dir, "hidraw");
+    let uri_text = format!("usb:{MAGTEK_VID:04x}:{MAGTEK_HID_PID:04x}?via=hidraw");
+    let uri = DeviceUri::parse(&uri_text).map_err(|e| fail(format!("{uri_text}: {e}")))?;
+    let mut msr =
+        pos_magstripe::hid::open(&uri).map_err(|e| device_fail(&format!("open {uri_text}"), &e))?;
+    let layout = *msr.layout();
+    if layout.source != pos_magstripe::hid::LayoutSource::Descriptor
+        || layout.report_len != MAGTEK_REPORT_LEN
+    {
+        return Err(fail(format!(
+            "the driver's layout is {}-byte reports from {:?}, expected {MAGTEK_REPORT_LEN} from the descriptor",
+            layout.report_len, layout.source
+        )));
+    }
+    // usbhid keeps the device: the node is still there while the driver reads it.
+    if class_nodes(&g.usb_dir, "hidraw") != nodes {
+        return Err(fail("the hidraw node changed when the driver opened it"));
+    }
+    ctx.step(format!(
+        "{uri_text} open on {} (usbhid still bound), layout from the kernel's copy of the descriptor",
+        nodes
+            .first()
+            .map_or_else(|| "-".to_string(), |n| n.display().to_string())
+    ));
+    let report = magtek_report(
+        &[
+            TrackReport::ok('%', &track1("101")),
+            TrackReport::ok(';', &track2("101")),
+            TrackReport::empty(),
+        ],
+        ENCODE_ISO_ABA,
+    );
+    let mut writer = HidgWriter::open(&g.hidg).map_err(fail)?;
+    writer
+        .send(&report, Instant::now() + SWIPE_LIMIT)
+        .map_err(fail)?;
+    let swipe = msr
+        .wait_for_swipe(SWIPE_LIMIT)
+        .map_err(|e| device_fail("wait for the swipe", &e))?;
+    expect_statuses(
+        &swipe,
+        [TrackStatus::Ok, TrackStatus::Ok, TrackStatus::Empty],
+    )?;
+    let (p2, _) = masked_pan(&swipe, 2)?;
+    expect_pan(&p2, 2)?;
+    ctx.step(format!("swipe read through hidraw: PAN {p2}"));
+    // Unplugged while the driver waits for the next swipe.
+    let udc = g.gadget.dir().join("UDC");
+    let unplug = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        std::fs::write(&udc, "\n")
+    });
+    let t = Instant::now();
+    let gone = msr.wait_for_swipe(SWIPE_LIMIT);
+    let waited = t.elapsed();
+    unplug
+        .join()
+        .map_err(|_| fail("the unplug thread panicked"))?
+        .map_err(|e| fail(format!("unbind: {e}")))?;
+    let kind = match &gone {
+        Ok(_) => return Err(fail("a swipe came after the reader was unplugged")),
+        Err(e) => pos_hal::Fault::kind(e),
+    };
+    ctx.step(format!(
+        "unplugged while waiting: {kind:?} after {} ms",
+        waited.as_millis()
+    ));
+    if kind != pos_hal::FaultKind::Disconnected {
+        return Err(fail(format!(
+            "the unplugged reader's wait ended {kind:?}, expected disconnected"
+        )));
+    }
+    drop(msr);
+    wait_gone(MAGTEK_VID, MAGTEK_HID_PID, GADGET_LIMIT).map_err(|e| fail(e.to_string()))?;
+    drop(g);
+    Ok(format!(
+        "swipe read through {uri_text} (usbhid bound), PAN {p2}; unplugged mid-wait: disconnected"
+    ))
+}
+
 // ---------------------------------------------------------------------------------------
 // The keyboard wedge with a German layout
 // ---------------------------------------------------------------------------------------
