@@ -25,7 +25,9 @@
 //! * [`HidMsr`] is the reader ([`pos_hal::Device`] + [`pos_hal::MagstripeReader`]) over any
 //!   [`HidTransport`]; [`open`] opens a `usb:VID:PID` URI through
 //!   [`pos_link::usb::UsbLink`] (claiming the HID interface: the kernel's `usbhid` driver is
-//!   detached while the reader is open, which `pos-link` logs at info level).
+//!   detached while the reader is open, which `pos-link` logs at info level), or with
+//!   `?via=hidraw` through the kernel's hidraw node of that USB device ([`HidrawTransport`]:
+//!   `usbhid` stays bound; only the hidraw node needs to be readable, not usbfs).
 //!
 //! Track status mapping: the reader reports only "decode error" (bit 0 of the decode status
 //! byte; bits 7-1 are reserved and ignored), which becomes [`pos_hal::TrackStatus::Parity`]
@@ -37,11 +39,19 @@
 //! logs and [`pos_hal::DeviceEvent::Swiped`] carry lengths and statuses only.
 
 use std::fmt;
+use std::fs::File;
+use std::io::{self, Read as _};
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use rustix::event::{PollFd, PollFlags, Timespec};
 
 use pos_hal::{Fault, FaultKind, Sensitive, Swipe, TrackStatus};
 use pos_link::usb::{CLASS_HID, UsbLink, UsbOpenOptions};
-use pos_link::{Address, Deadline, DeviceUri, Link, LinkError};
+use pos_link::{
+    Address, Deadline, DeviceUri, Link, LinkError, Operation, UsbSelector, classify_io,
+};
 
 use crate::core::{ReaderCore, wipe};
 use crate::serial::MsrError;
@@ -628,6 +638,295 @@ impl HidTransport for UsbLink {
     }
 }
 
+/// A HID interface's input reports through the Linux kernel's hidraw node (`/dev/hidrawN`):
+/// `usbhid` keeps the device, and each `read` hands one whole report (the report ID byte
+/// first when the descriptor uses IDs, as [`MagtekLayout`] expects).
+#[derive(Debug)]
+pub struct HidrawTransport {
+    file: File,
+    target: String,
+}
+
+impl HidrawTransport {
+    /// Open the hidraw node `path` for reading, known as `target` in errors.
+    ///
+    /// Errors: `NotFound`, `PermissionDenied` (with the udev hint), as the open fails.
+    pub fn open(path: &Path, target: &str) -> Result<Self, LinkError> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| classify_io(e, target, Operation::Open, Duration::ZERO))?;
+        Ok(Self::from_file(file, target))
+    }
+
+    /// A transport reading from `file` (a hidraw node, or in tests a packet socket), which
+    /// must be non-blocking.
+    pub fn from_file(file: File, target: &str) -> Self {
+        HidrawTransport {
+            file,
+            target: target.to_string(),
+        }
+    }
+
+    /// Wait until readable or `deadline`; `Ok(false)` on time out.
+    fn wait_readable(&self, deadline: Deadline) -> Result<bool, LinkError> {
+        let ms = deadline.remaining().as_millis().min(60_000) as i64;
+        let timeout = Timespec {
+            tv_sec: ms / 1000,
+            tv_nsec: (ms % 1000 * 1_000_000) as _,
+        };
+        let mut fds = [PollFd::new(&self.file, PollFlags::IN)];
+        let rc = match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(rc) => rc,
+            Err(rustix::io::Errno::INTR) => return Ok(false),
+            Err(errno) => {
+                return Err(classify_io(
+                    errno.into(),
+                    &self.target,
+                    Operation::Read,
+                    deadline.waited(),
+                ));
+            }
+        };
+        let revents = fds[0].revents();
+        if rc > 0
+            && revents.intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL)
+            && !revents.contains(PollFlags::IN)
+        {
+            return Err(LinkError::disconnected(
+                &self.target,
+                Operation::Read,
+                "hidraw device hung up",
+            ));
+        }
+        Ok(rc > 0)
+    }
+}
+
+impl HidTransport for HidrawTransport {
+    fn target(&self) -> &str {
+        &self.target
+    }
+
+    fn read_input(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize, LinkError> {
+        loop {
+            match self.file.read(buf) {
+                Ok(0) => {
+                    return Err(LinkError::disconnected(
+                        &self.target,
+                        Operation::Read,
+                        "end of hidraw device",
+                    ));
+                }
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    return Err(classify_io(
+                        e,
+                        &self.target,
+                        Operation::Read,
+                        deadline.waited(),
+                    ));
+                }
+            }
+            if deadline.passed() {
+                return Err(LinkError::timeout(
+                    &self.target,
+                    Operation::Read,
+                    deadline.waited(),
+                    0,
+                ));
+            }
+            self.wait_readable(deadline)?;
+        }
+    }
+
+    fn max_transfer(&self) -> usize {
+        // hidraw hands a whole report per read, cut to the buffer: one buffer holds the
+        // largest report accepted.
+        MAX_REPORT
+    }
+}
+
+/// The transport [`open`] picked: libusb on the interface, or the hidraw node.
+#[derive(Debug)]
+pub enum HidLink {
+    /// The interrupt IN endpoint through libusb (`usbhid` detached while open).
+    Usb(UsbLink),
+    /// The kernel's hidraw node.
+    Hidraw(HidrawTransport),
+}
+
+impl HidTransport for HidLink {
+    fn target(&self) -> &str {
+        match self {
+            HidLink::Usb(l) => HidTransport::target(l),
+            HidLink::Hidraw(h) => h.target(),
+        }
+    }
+
+    fn read_input(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize, LinkError> {
+        match self {
+            HidLink::Usb(l) => l.read_input(buf, deadline),
+            HidLink::Hidraw(h) => h.read_input(buf, deadline),
+        }
+    }
+
+    fn max_transfer(&self) -> usize {
+        match self {
+            HidLink::Usb(l) => l.max_transfer(),
+            HidLink::Hidraw(h) => h.max_transfer(),
+        }
+    }
+}
+
+/// One hidraw node of a USB device, found in sysfs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HidrawNode {
+    /// The device node (`/dev/hidraw1`).
+    pub node: PathBuf,
+    /// The report descriptor the kernel read from the device (empty if sysfs has none).
+    pub descriptor: Vec<u8>,
+}
+
+/// Why [`find_hidraw`] found no node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HidrawLookup {
+    /// No USB device matches the selector.
+    NoDevice,
+    /// Several USB devices match (same VID:PID, no `serial`): how many.
+    Ambiguous(usize),
+    /// The device is there but has no hidraw node (no HID interface, or `usbhid` is not
+    /// bound to it: detached by another program, or not loaded).
+    NoHidraw,
+}
+
+/// The hidraw nodes of the USB device `selector` (with `serial`, for a VID:PID selector)
+/// names, from the sysfs tree at `sysfs_root` (`/sys`), device nodes under `dev_root`
+/// (`/dev`), in node order with each report descriptor.
+///
+/// Errors: [`HidrawLookup`].
+pub fn find_hidraw(
+    sysfs_root: &Path,
+    dev_root: &Path,
+    selector: &UsbSelector,
+    serial: Option<&str>,
+) -> Result<Vec<HidrawNode>, HidrawLookup> {
+    let read = |p: PathBuf| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
+    let hex = |p: PathBuf| read(p).and_then(|s| u16::from_str_radix(&s, 16).ok());
+    let mut devices: Vec<PathBuf> = std::fs::read_dir(sysfs_root.join("bus/usb/devices"))
+        .map_err(|_| HidrawLookup::NoDevice)?
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let dir = e.path();
+            match selector {
+                UsbSelector::Ids { vid, pid } => {
+                    !name.contains(':')
+                        && hex(dir.join("idVendor")) == Some(*vid)
+                        && hex(dir.join("idProduct")) == Some(*pid)
+                        && serial.is_none_or(|s| read(dir.join("serial")).as_deref() == Some(s))
+                }
+                UsbSelector::Port { bus, ports } => {
+                    let path: Vec<String> = ports.iter().map(u8::to_string).collect();
+                    name == format!("{bus}-{}", path.join("."))
+                }
+            }
+        })
+        .map(|e| e.path())
+        .collect();
+    devices.sort();
+    let device = match devices.as_slice() {
+        [] => return Err(HidrawLookup::NoDevice),
+        [one] => one.canonicalize().map_err(|_| HidrawLookup::NoDevice)?,
+        many => return Err(HidrawLookup::Ambiguous(many.len())),
+    };
+    let mut nodes: Vec<(u32, HidrawNode)> = std::fs::read_dir(sysfs_root.join("class/hidraw"))
+        .map_err(|_| HidrawLookup::NoHidraw)?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let number: u32 = name.strip_prefix("hidraw")?.parse().ok()?;
+            let real = e.path().canonicalize().ok()?;
+            real.starts_with(&device).then(|| {
+                let descriptor =
+                    std::fs::read(e.path().join("device/report_descriptor")).unwrap_or_default();
+                (
+                    number,
+                    HidrawNode {
+                        node: dev_root.join(&name),
+                        descriptor,
+                    },
+                )
+            })
+        })
+        .collect();
+    nodes.sort_by_key(|(n, _)| *n);
+    if nodes.is_empty() {
+        return Err(HidrawLookup::NoHidraw);
+    }
+    Ok(nodes.into_iter().map(|(_, n)| n).collect())
+}
+
+/// The hidraw road of [`open`]: the device's hidraw node whose descriptor has the MagTek
+/// fields (else its first node, with the documented layout).
+fn open_hidraw(uri: &DeviceUri, selector: &UsbSelector) -> Result<HidMsr<HidLink>, MsrError> {
+    let target = uri.to_string();
+    let nodes = find_hidraw(
+        Path::new("/sys"),
+        Path::new("/dev"),
+        selector,
+        uri.option("serial"),
+    )
+    .map_err(|e| {
+        let detail = match e {
+            HidrawLookup::NoDevice => "no such USB device".to_string(),
+            HidrawLookup::Ambiguous(n) => {
+                return MsrError::InvalidConfig(format!(
+                    "{target}: {n} USB devices match; add ?serial=... or use usb:BUS-PORT"
+                ));
+            }
+            HidrawLookup::NoHidraw => {
+                "the USB device has no hidraw node (usbhid not bound to it?)".to_string()
+            }
+        };
+        MsrError::Link(LinkError::NotFound {
+            target: target.clone(),
+            detail,
+            source: None,
+        })
+    })?;
+    let found = nodes.iter().find_map(|n| {
+        parse_descriptor(&n.descriptor)
+            .ok()
+            .and_then(|d| MagtekLayout::from_descriptor(&d))
+            .map(|l| (n, l))
+    });
+    let (node, layout) = match found {
+        Some(f) => f,
+        None => {
+            log::warn!(
+                "{uri}: no hidraw node of the device has a report descriptor with MagTek fields; using the classic layout"
+            );
+            (&nodes[0], MagtekLayout::default())
+        }
+    };
+    let transport = HidrawTransport::open(&node.node, &target)?;
+    log::info!(
+        "{uri}: HID magstripe reader at {}, {}-byte input reports ({:?} layout)",
+        node.node.display(),
+        layout.report_len,
+        layout.source
+    );
+    Ok(HidMsr::new(HidLink::Hidraw(transport), &target, layout))
+}
+
 /// A vendor-mode USB HID magstripe reader.
 ///
 /// [`wait_for_swipe`](pos_hal::MagstripeReader::wait_for_swipe) reads transfers until a
@@ -789,19 +1088,34 @@ core_reader_impls! {
     fn wait_for_swipe;
 }
 
-/// Open a vendor-mode HID reader: `usb:VID:PID` (or `usb:BUS-PORT`, `?serial=`), claiming
-/// its HID interface (class 0x03; `usbhid` is detached while open and reattached on close,
-/// logged by `pos-link`). The report descriptor is read (GET_DESCRIPTOR, report type 0x22)
-/// to locate the fields; when that fails or finds no MagTek fields, the documented classic
-/// layout is used, and this is logged.
+/// Open a vendor-mode HID reader: `usb:VID:PID` (or `usb:BUS-PORT`, `?serial=`).
 ///
-/// Errors: [`MsrError::InvalidConfig`] for other schemes, [`MsrError::Link`] when the
-/// device does not open (`NotFound`, `PermissionDenied`, `Busy`, `Io`).
-pub fn open(uri: &DeviceUri) -> Result<HidMsr<UsbLink>, MsrError> {
-    if !matches!(uri.address(), Address::Usb(_)) {
+/// By default (`via=usb`) its HID interface (class 0x03) is claimed through libusb
+/// (`usbhid` is detached while open and reattached on close, logged by `pos-link`) and the
+/// report descriptor is read (GET_DESCRIPTOR, report type 0x22) to locate the fields. With
+/// `?via=hidraw` the reports are read from the kernel's hidraw node of that USB device
+/// (found in sysfs; `usbhid` stays bound, and only the node needs to be readable) and the
+/// descriptor is the one the kernel read. Either way, when the descriptor cannot be had or
+/// has no MagTek fields, the documented classic layout is used, and this is logged.
+///
+/// Errors: [`MsrError::InvalidConfig`] for other schemes, an unknown `via`, or a VID:PID
+/// several devices match on the hidraw road; [`MsrError::Link`] when the device does not
+/// open (`NotFound`, also for a device without a hidraw node; `PermissionDenied`, `Busy`,
+/// `Io`).
+pub fn open(uri: &DeviceUri) -> Result<HidMsr<HidLink>, MsrError> {
+    let Address::Usb(selector) = uri.address() else {
         return Err(MsrError::InvalidConfig(format!(
             "{uri}: not a USB HID magstripe reader address (use usb:VID:PID)"
         )));
+    };
+    match uri.option("via") {
+        None | Some("usb") => {}
+        Some("hidraw") => return open_hidraw(uri, selector),
+        Some(other) => {
+            return Err(MsrError::InvalidConfig(format!(
+                "{uri}: option via={other:?}: expected usb or hidraw"
+            )));
+        }
     }
     let opts = UsbOpenOptions {
         interface_class: Some(CLASS_HID),
@@ -846,5 +1160,5 @@ pub fn open(uri: &DeviceUri) -> Result<HidMsr<UsbLink>, MsrError> {
         layout.report_len,
         layout.source
     );
-    Ok(HidMsr::new(link, &uri.to_string(), layout))
+    Ok(HidMsr::new(HidLink::Usb(link), &uri.to_string(), layout))
 }

@@ -23,7 +23,7 @@ use pos_link::{Address, Deadline, DeviceUri, LinkError, Operation};
 use crate::core::{ReaderCore, wipe_string};
 use crate::serial::MsrError;
 use crate::ttl::{TrackResult, TtlError, TtlHead};
-use crate::wedge::{EvdevWedge, WedgeDecoder, WedgeSwipe};
+use crate::wedge::{EvdevWedge, KeyboardLayout, WedgeDecoder, WedgeSwipe};
 use crate::{Track, parse_ascii};
 
 /// A source of keyboard-wedge key events (`EV_KEY` only).
@@ -52,8 +52,9 @@ impl SwipeSource for EvdevWedge {
     }
 }
 
-/// Turns the key events of a [`KeySource`] into swipes with a [`WedgeDecoder`] (fixed US
-/// table; a swipe ends on Enter or after the decoder's inter-key timeout).
+/// Turns the key events of a [`KeySource`] into swipes with a [`WedgeDecoder`] (in the
+/// decoder's [`KeyboardLayout`]; a swipe ends on Enter or after the decoder's inter-key
+/// timeout).
 pub struct KeyDecoder<K> {
     keys: K,
     target: String,
@@ -245,10 +246,13 @@ core_reader_impls! {
     fn wait_for_swipe;
 }
 
-/// Open a keyboard-wedge reader: `evdev:/dev/input/...?gap_ms=..` (`gap_ms`: inter-key
-/// timeout in ms, 1-10000, default 100). The device is grabbed exclusively while open.
+/// Open a keyboard-wedge reader: `evdev:/dev/input/...?gap_ms=..&layout=..` (`gap_ms`:
+/// inter-key timeout in ms, 1-10000, default 100; `layout`: the keyboard layout the reader
+/// is set to type for, `us` (default), `de` or `fr`, see [`KeyboardLayout`]). The device is
+/// grabbed exclusively while open.
 ///
-/// Errors: [`MsrError::InvalidConfig`] for other schemes or a bad `gap_ms`;
+/// Errors: [`MsrError::InvalidConfig`] for other schemes, a bad `gap_ms` or an unknown
+/// `layout`;
 /// [`MsrError::Link`] when the device does not open (`NotFound`, `PermissionDenied`,
 /// `Busy` when another process holds the grab).
 pub fn open_evdev(uri: &DeviceUri) -> Result<WedgeMsr<EvdevWedge>, MsrError> {
@@ -258,8 +262,13 @@ pub fn open_evdev(uri: &DeviceUri) -> Result<WedgeMsr<EvdevWedge>, MsrError> {
         )));
     }
     let mut gap = crate::wedge::DEFAULT_INTER_KEY_TIMEOUT;
+    let mut layout = KeyboardLayout::Us;
     for (k, v) in uri.options() {
-        if k == "gap_ms" {
+        if k == "layout" {
+            layout = v
+                .parse()
+                .map_err(|e: String| MsrError::InvalidConfig(format!("option layout: {e}")))?;
+        } else if k == "gap_ms" {
             let ms: u64 = v
                 .parse()
                 .ok()
@@ -272,7 +281,7 @@ pub fn open_evdev(uri: &DeviceUri) -> Result<WedgeMsr<EvdevWedge>, MsrError> {
             gap = Duration::from_millis(ms);
         }
     }
-    let wedge = EvdevWedge::open_with(uri, gap)?;
+    let wedge = EvdevWedge::open_with_layout(uri, gap, layout)?;
     Ok(WedgeMsr::new(wedge, &uri.to_string()))
 }
 

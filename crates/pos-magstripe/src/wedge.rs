@@ -3,9 +3,11 @@
 //! A keyboard-wedge reader types the swipe (`%B...?;...?`) as key presses. Two parts:
 //!
 //! * [`WedgeDecoder`] turns Linux key codes (`KEY_*` from `linux/input-event-codes.h`) with
-//!   press/release values into characters through a fixed US table. It never consults the
-//!   system keymap, so a host with a German or French layout still gets the characters the
-//!   reader meant. Swipes end on Enter or after an inter-key gap longer than the timeout.
+//!   press/release values into characters through the [`KeyboardLayout`] the reader is set
+//!   to type for (US by default; German and French too). It never consults the system
+//!   keymap: the characters are the ones the reader meant, whatever layout the host's
+//!   console or desktop has. Swipes end on Enter or after an inter-key gap longer than the
+//!   timeout.
 //! * [`EvdevWedge`] opens `evdev:/dev/input/...`, grabs the device exclusively (`EVIOCGRAB`,
 //!   so the swipe never types into the POS application), reads `struct input_event` records
 //!   with `poll(2)` deadlines and returns the swipe text for
@@ -139,7 +141,7 @@ pub fn us_key_for(c: char) -> Option<(u16, bool)> {
 pub struct WedgeSwipe {
     /// The characters, e.g. `%B...?;...?` (Enter not included). Card data: never log it.
     pub text: String,
-    /// Key presses with no character in the US table (ignored).
+    /// Key presses with no character in the layout (ignored).
     pub unknown_keys: usize,
     /// Characters dropped because the swipe was longer than [`MAX_SWIPE_CHARS`].
     pub dropped: usize,
@@ -155,15 +157,20 @@ impl fmt::Debug for WedgeSwipe {
     }
 }
 
-/// Decodes key events into swipes with the fixed US table.
+/// Decodes key events into swipes through a [`KeyboardLayout`] (US unless
+/// [`with_layout`](Self::with_layout) says otherwise).
 #[derive(Clone)]
 pub struct WedgeDecoder {
     timeout: Duration,
+    layout: KeyboardLayout,
     text: String,
     unknown: usize,
     dropped: usize,
     left_shift: bool,
     right_shift: bool,
+    altgr: bool,
+    /// A dead key's accent waiting for the next key.
+    dead: Option<char>,
     last_key: Option<Duration>,
 }
 
@@ -171,6 +178,7 @@ impl fmt::Debug for WedgeDecoder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WedgeDecoder")
             .field("timeout", &self.timeout)
+            .field("layout", &self.layout)
             .field("pending", &self.text.len())
             .finish_non_exhaustive()
     }
@@ -187,13 +195,27 @@ impl WedgeDecoder {
     pub fn new(timeout: Duration) -> Self {
         WedgeDecoder {
             timeout,
+            layout: KeyboardLayout::Us,
             text: String::new(),
             unknown: 0,
             dropped: 0,
             left_shift: false,
             right_shift: false,
+            altgr: false,
+            dead: None,
             last_key: None,
         }
+    }
+
+    /// The same decoder reading keys as a reader set to `layout` types them.
+    pub fn with_layout(mut self, layout: KeyboardLayout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    /// The layout keys are read with.
+    pub fn layout(&self) -> KeyboardLayout {
+        self.layout
     }
 
     /// The inter-key timeout.
@@ -203,7 +225,15 @@ impl WedgeDecoder {
 
     /// True while a swipe has started and not ended.
     pub fn in_swipe(&self) -> bool {
-        !self.text.is_empty() || self.unknown > 0
+        !self.text.is_empty() || self.unknown > 0 || self.dead.is_some()
+    }
+
+    fn push(&mut self, c: char) {
+        if self.text.len() + c.len_utf8() <= MAX_SWIPE_CHARS {
+            self.text.push(c);
+        } else {
+            self.dropped = self.dropped.saturating_add(1);
+        }
     }
 
     /// Feeds one key event: `code` is a `KEY_*` number, `value` 1 press, 0 release, 2
@@ -225,6 +255,7 @@ impl WedgeDecoder {
         match (code, value) {
             (KEY_LEFTSHIFT, v) => self.left_shift = v != 0,
             (KEY_RIGHTSHIFT, v) => self.right_shift = v != 0,
+            (KEY_RIGHTALT, v) => self.altgr = v != 0,
             (_, 1) => {
                 if code == KEY_ENTER || code == KEY_KPENTER {
                     // Enter after a timeout flush has nothing left to end.
@@ -234,9 +265,26 @@ impl WedgeDecoder {
                 if code == KEY_CAPSLOCK {
                     return done;
                 }
-                match us_char(code, self.left_shift || self.right_shift) {
-                    Some(c) if self.text.len() < MAX_SWIPE_CHARS => self.text.push(c),
-                    Some(_) => self.dropped = self.dropped.saturating_add(1),
+                let shift = self.left_shift || self.right_shift;
+                match self.layout.sym(code, shift, self.altgr) {
+                    // A second dead key: the first one's accent stands alone.
+                    Some(KeySym::Dead(accent)) => {
+                        if let Some(first) = self.dead.replace(accent) {
+                            self.push(first);
+                        }
+                    }
+                    // Dead key then Space: the accent alone (how a reader types `^` on a
+                    // layout where it is dead). Dead key then another key: the accent,
+                    // then that key's character (no composition: a composed letter is not
+                    // a track character anyway).
+                    Some(KeySym::Char(c)) => match self.dead.take() {
+                        Some(accent) if c == ' ' => self.push(accent),
+                        Some(accent) => {
+                            self.push(accent);
+                            self.push(c);
+                        }
+                        None => self.push(c),
+                    },
                     None => self.unknown = self.unknown.saturating_add(1),
                 }
             }
@@ -259,6 +307,9 @@ impl WedgeDecoder {
         if !self.in_swipe() {
             return None;
         }
+        if let Some(accent) = self.dead.take() {
+            self.push(accent);
+        }
         let swipe = WedgeSwipe {
             text: std::mem::take(&mut self.text),
             unknown_keys: self.unknown,
@@ -268,6 +319,250 @@ impl WedgeDecoder {
         self.dropped = 0;
         Some(swipe)
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Keyboard layouts
+// ---------------------------------------------------------------------------------------
+
+/// `KEY_RIGHTALT`: AltGr on the European layouts.
+pub const KEY_RIGHTALT: u16 = 100;
+/// `KEY_SPACE`.
+pub const KEY_SPACE: u16 = 57;
+
+/// What a key types at one level of a [`KeyboardLayout`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeySym {
+    /// The character.
+    Char(char),
+    /// A dead key: the accent waits for the next key; followed by Space it types the accent
+    /// itself (how a wedge reader set to such a layout types `^`).
+    Dead(char),
+}
+
+/// The keyboard layout a keyboard-wedge reader is set to type for.
+///
+/// A wedge reader sends key positions (USB HID usages, which Linux reports as `KEY_*`
+/// codes named after the US key caps), not characters. Readers are set to the layout of
+/// the host they are sold for (MagTek, ID TECH and others document a "keyboard language"
+/// setting): one set to German sends the key at the US `Y` position for `z` and Shift+`7`
+/// for `/`, because that is what a German keymap turns those keys into. The decoder must
+/// use the same layout as the reader, whatever keymap the system itself has (the events
+/// are read before any keymap).
+///
+/// Tables: [`Us`](Self::Us) as the US key caps; [`De`](Self::De) the German T1 layout
+/// (DIN 2137-1, Linux/xkb `de`); [`Fr`](Self::Fr) the French AZERTY layout (Linux/xkb
+/// `fr`, not the 2019 AFNOR one). Main block only (plus the keypad, the same on all three);
+/// AltGr levels of the European layouts are included for the ASCII characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum KeyboardLayout {
+    /// US QWERTY (the default).
+    #[default]
+    Us,
+    /// German QWERTZ.
+    De,
+    /// French AZERTY.
+    Fr,
+}
+
+use KeySym::{Char as C, Dead as D};
+
+/// One key of a European table: (code, plain, shifted, AltGr).
+type KeyRow = (u16, Option<KeySym>, Option<KeySym>, Option<KeySym>);
+
+/// German T1 (DIN 2137-1), as xkb's `de` layout: the keys that differ from the US caps or
+/// have an AltGr level; the others (letters, digits) type what the US cap shows.
+const DE_KEYS: &[KeyRow] = &[
+    (2, Some(C('1')), Some(C('!')), None),
+    (3, Some(C('2')), Some(C('"')), Some(C('²'))),
+    (4, Some(C('3')), Some(C('§')), Some(C('³'))),
+    (5, Some(C('4')), Some(C('$')), None),
+    (6, Some(C('5')), Some(C('%')), None),
+    (7, Some(C('6')), Some(C('&')), None),
+    (8, Some(C('7')), Some(C('/')), Some(C('{'))),
+    (9, Some(C('8')), Some(C('(')), Some(C('['))),
+    (10, Some(C('9')), Some(C(')')), Some(C(']'))),
+    (11, Some(C('0')), Some(C('=')), Some(C('}'))),
+    (12, Some(C('ß')), Some(C('?')), Some(C('\\'))),
+    (13, Some(D('´')), Some(D('`')), None),
+    (16, Some(C('q')), Some(C('Q')), Some(C('@'))),
+    (18, Some(C('e')), Some(C('E')), Some(C('€'))),
+    (21, Some(C('z')), Some(C('Z')), None),
+    (26, Some(C('ü')), Some(C('Ü')), None),
+    (27, Some(C('+')), Some(C('*')), Some(D('~'))),
+    (39, Some(C('ö')), Some(C('Ö')), None),
+    (40, Some(C('ä')), Some(C('Ä')), None),
+    (41, Some(D('^')), Some(C('°')), None),
+    (43, Some(C('#')), Some(C('\'')), None),
+    (44, Some(C('y')), Some(C('Y')), None),
+    (50, Some(C('m')), Some(C('M')), Some(C('µ'))),
+    (51, Some(C(',')), Some(C(';')), None),
+    (52, Some(C('.')), Some(C(':')), None),
+    (53, Some(C('-')), Some(C('_')), None),
+    // KEY_102ND, the key left of Y that US keyboards lack.
+    (86, Some(C('<')), Some(C('>')), Some(C('|'))),
+];
+
+/// French AZERTY, as xkb's `fr` layout: digits are shifted, letters A/Q, Z/W and M move.
+const FR_KEYS: &[KeyRow] = &[
+    (2, Some(C('&')), Some(C('1')), None),
+    (3, Some(C('é')), Some(C('2')), Some(C('~'))),
+    (4, Some(C('"')), Some(C('3')), Some(C('#'))),
+    (5, Some(C('\'')), Some(C('4')), Some(C('{'))),
+    (6, Some(C('(')), Some(C('5')), Some(C('['))),
+    (7, Some(C('-')), Some(C('6')), Some(C('|'))),
+    (8, Some(C('è')), Some(C('7')), Some(C('`'))),
+    (9, Some(C('_')), Some(C('8')), Some(C('\\'))),
+    (10, Some(C('ç')), Some(C('9')), Some(C('^'))),
+    (11, Some(C('à')), Some(C('0')), Some(C('@'))),
+    (12, Some(C(')')), Some(C('°')), Some(C(']'))),
+    (13, Some(C('=')), Some(C('+')), Some(C('}'))),
+    (16, Some(C('a')), Some(C('A')), None),
+    (17, Some(C('z')), Some(C('Z')), None),
+    (18, Some(C('e')), Some(C('E')), Some(C('€'))),
+    (26, Some(D('^')), Some(D('¨')), None),
+    (27, Some(C('$')), Some(C('£')), Some(C('¤'))),
+    (30, Some(C('q')), Some(C('Q')), None),
+    (39, Some(C('m')), Some(C('M')), None),
+    (40, Some(C('ù')), Some(C('%')), None),
+    (41, Some(C('²')), None, None),
+    (43, Some(C('*')), Some(C('µ')), None),
+    (44, Some(C('w')), Some(C('W')), None),
+    (50, Some(C(',')), Some(C('?')), None),
+    (51, Some(C(';')), Some(C('.')), None),
+    (52, Some(C(':')), Some(C('/')), None),
+    (53, Some(C('!')), Some(C('§')), None),
+    (86, Some(C('<')), Some(C('>')), None),
+];
+
+impl KeyboardLayout {
+    /// Every layout.
+    pub const ALL: [KeyboardLayout; 3] =
+        [KeyboardLayout::Us, KeyboardLayout::De, KeyboardLayout::Fr];
+
+    /// The name used in URIs and configuration (`us`, `de`, `fr`: the xkb layout names).
+    pub const fn name(self) -> &'static str {
+        match self {
+            KeyboardLayout::Us => "us",
+            KeyboardLayout::De => "de",
+            KeyboardLayout::Fr => "fr",
+        }
+    }
+
+    /// The layout named `name` (`us`, `de`, `fr`, any case); `None` for others.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|l| l.name().eq_ignore_ascii_case(name.trim()))
+    }
+
+    fn table(self) -> &'static [KeyRow] {
+        match self {
+            KeyboardLayout::Us => &[],
+            KeyboardLayout::De => DE_KEYS,
+            KeyboardLayout::Fr => FR_KEYS,
+        }
+    }
+
+    /// What key `code` types with or without Shift and AltGr; `None` for keys that type
+    /// nothing (in this layout at that level). The US layout has no AltGr level: AltGr is
+    /// ignored there, as before layouts existed.
+    pub fn sym(self, code: u16, shift: bool, altgr: bool) -> Option<KeySym> {
+        if self == KeyboardLayout::Us {
+            return us_char(code, shift).map(KeySym::Char);
+        }
+        if let Some(&(_, plain, shifted, alt)) = self.table().iter().find(|r| r.0 == code) {
+            return match (altgr, shift) {
+                (true, _) => alt,
+                (false, true) => shifted,
+                (false, false) => plain,
+            };
+        }
+        if altgr {
+            return None;
+        }
+        // Keys the table does not list type what the US cap shows (letters, digits, space,
+        // keypad); punctuation differs and is all listed, so US punctuation is not taken.
+        let c = us_char(code, shift)?;
+        (c.is_ascii_alphanumeric()
+            || c == ' '
+            || (71..=83).contains(&code)
+            || code == 55
+            || code == 98)
+            .then_some(KeySym::Char(c))
+    }
+
+    /// The keys a reader set to this layout presses to type `c`: one `(code, shift,
+    /// altgr)` stroke, or two when `c` is a dead key's accent (the dead key, then Space).
+    /// `None` when the layout cannot type `c` (main block only, no keypad).
+    pub fn strokes_for(self, c: char) -> Option<Vec<(u16, bool, bool)>> {
+        let mut dead = None;
+        for code in 1u16..=86 {
+            if (58..=85).contains(&code) {
+                continue;
+            }
+            for (shift, altgr) in [(false, false), (true, false), (false, true)] {
+                match self.sym(code, shift, altgr) {
+                    Some(KeySym::Char(x)) if x == c => return Some(vec![(code, shift, altgr)]),
+                    Some(KeySym::Dead(x)) if x == c && dead.is_none() => {
+                        dead = Some((code, shift, altgr));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        dead.map(|d| vec![d, (KEY_SPACE, false, false)])
+    }
+}
+
+impl fmt::Display for KeyboardLayout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for KeyboardLayout {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::from_name(s).ok_or_else(|| {
+            format!(
+                "unknown keyboard layout {s:?} (known: {})",
+                Self::ALL.map(Self::name).join(", ")
+            )
+        })
+    }
+}
+
+/// The key events (`(code, value)`, 1 press, 0 release) a wedge reader set to `layout`
+/// sends for `text` (Shift and AltGr wrapped around their key), with Enter at the end if
+/// `enter` is set. Characters the layout cannot type are skipped.
+pub fn layout_key_events(layout: KeyboardLayout, text: &str, enter: bool) -> Vec<(u16, i32)> {
+    let mut events = Vec::new();
+    for c in text.chars() {
+        for (code, shift, altgr) in layout.strokes_for(c).unwrap_or_default() {
+            if shift {
+                events.push((KEY_LEFTSHIFT, 1));
+            }
+            if altgr {
+                events.push((KEY_RIGHTALT, 1));
+            }
+            events.push((code, 1));
+            events.push((code, 0));
+            if altgr {
+                events.push((KEY_RIGHTALT, 0));
+            }
+            if shift {
+                events.push((KEY_LEFTSHIFT, 0));
+            }
+        }
+    }
+    if enter {
+        events.push((KEY_ENTER, 1));
+        events.push((KEY_ENTER, 0));
+    }
+    events
 }
 
 /// `EVIOCGRAB` = `_IOW('E', 0x90, int)`.
@@ -313,6 +608,16 @@ impl EvdevWedge {
 
     /// As [`open`](Self::open) with an inter-key timeout.
     pub fn open_with(uri: &DeviceUri, inter_key_timeout: Duration) -> Result<Self, LinkError> {
+        Self::open_with_layout(uri, inter_key_timeout, KeyboardLayout::Us)
+    }
+
+    /// As [`open_with`](Self::open_with), reading keys as a reader set to `layout` types
+    /// them.
+    pub fn open_with_layout(
+        uri: &DeviceUri,
+        inter_key_timeout: Duration,
+        layout: KeyboardLayout,
+    ) -> Result<Self, LinkError> {
         let Address::Evdev { path } = uri.address() else {
             return Err(LinkError::Unsupported {
                 target: uri.to_string(),
@@ -338,7 +643,7 @@ impl EvdevWedge {
         Ok(EvdevWedge {
             file,
             target,
-            decoder: WedgeDecoder::new(inter_key_timeout),
+            decoder: WedgeDecoder::new(inter_key_timeout).with_layout(layout),
             last_read: None,
             origin: Instant::now(),
             partial: Vec::new(),

@@ -289,3 +289,183 @@ fn open_of_a_missing_device_fails_cleanly() {
     let uri: DeviceUri = "serial:/dev/ttyS0".parse().unwrap();
     assert_eq!(open(&uri).unwrap_err().kind(), FaultKind::InvalidInput);
 }
+
+// ---------------------------------------------------------------------------------------
+// The hidraw road (`usb:VID:PID?via=hidraw`)
+// ---------------------------------------------------------------------------------------
+
+use std::os::fd::FromRawFd as _;
+use std::path::{Path, PathBuf};
+
+use pos_link::UsbSelector;
+use pos_magstripe::hid::{HidrawLookup, HidrawTransport, find_hidraw};
+
+/// A connected `SOCK_SEQPACKET` pair: like a hidraw node, each read hands one whole message
+/// (a report), and the peer closing is an end of file.
+fn packet_pair() -> (std::fs::File, std::os::unix::net::UnixStream) {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: socketpair fills the two descriptors on success; both are then owned here.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    assert_eq!(rc, 0);
+    // SAFETY: fresh descriptors from socketpair, each wrapped once.
+    unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::os::unix::net::UnixStream::from_raw_fd(fds[1]),
+        )
+    }
+}
+
+#[test]
+fn the_hidraw_transport_reads_whole_reports_and_sees_the_device_go() {
+    use std::io::Write as _;
+    let (reader, mut device) = packet_pair();
+    let transport = HidrawTransport::from_file(reader, "usb:0801:0002?via=hidraw");
+    let mut m = HidMsr::new(
+        transport,
+        "usb:0801:0002?via=hidraw",
+        MagtekLayout::default(),
+    );
+    // Nothing sent: a timeout.
+    let t = std::time::Instant::now();
+    let e = m.wait_for_swipe(Duration::from_millis(60)).unwrap_err();
+    assert_eq!(e.kind(), FaultKind::Timeout);
+    assert!(t.elapsed() >= Duration::from_millis(50));
+    // One report, one read.
+    device
+        .write_all(&report([0, 0, 0], [T1, T2, b""], 0))
+        .unwrap();
+    let s = m.wait_for_swipe(Duration::from_secs(2)).unwrap();
+    assert_eq!(data(&s, 1), &T2[1..T2.len() - 1]);
+    assert_eq!(s.statuses()[0], TrackStatus::Ok);
+    // The device goes (usbhid unbound, unplugged): disconnected, and the reader stays in
+    // error.
+    drop(device);
+    let e = m.wait_for_swipe(Duration::from_secs(2)).unwrap_err();
+    assert_eq!(e.kind(), FaultKind::Disconnected, "{e}");
+    assert_eq!(m.state(), DeviceState::Error);
+}
+
+/// A sysfs tree like the kernel's: `bus/usb/devices/3-1` and `class/hidraw/hidrawN` are
+/// links into `devices/...`; each hid device holds its `report_descriptor`.
+struct FakeSysfs {
+    root: PathBuf,
+}
+
+impl FakeSysfs {
+    fn new() -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let root = std::env::temp_dir().join(format!(
+            "msr-sysfs-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        for d in ["bus/usb/devices", "class/hidraw", "devices/pci0/usb3"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        FakeSysfs { root }
+    }
+
+    /// A USB device `name` (`3-1`) with `hidraw` nodes (number, descriptor).
+    fn device(&self, name: &str, vid: &str, pid: &str, serial: &str, hidraw: &[(u32, &[u8])]) {
+        let dir = self.root.join("devices/pci0/usb3").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("idVendor"), format!("{vid}\n")).unwrap();
+        std::fs::write(dir.join("idProduct"), format!("{pid}\n")).unwrap();
+        std::fs::write(dir.join("serial"), format!("{serial}\n")).unwrap();
+        std::os::unix::fs::symlink(&dir, self.root.join("bus/usb/devices").join(name)).unwrap();
+        for (i, (n, desc)) in hidraw.iter().enumerate() {
+            let hid = dir.join(format!("{name}:1.{i}/0003:{vid}:{pid}.000{n}"));
+            let node = hid.join(format!("hidraw/hidraw{n}"));
+            std::fs::create_dir_all(&node).unwrap();
+            std::fs::write(hid.join("report_descriptor"), desc).unwrap();
+            std::os::unix::fs::symlink(&hid, node.join("device")).unwrap();
+            std::os::unix::fs::symlink(
+                &node,
+                self.root.join("class/hidraw").join(format!("hidraw{n}")),
+            )
+            .unwrap();
+        }
+    }
+
+    fn find(&self, selector: &str, serial: Option<&str>) -> Result<Vec<PathBuf>, HidrawLookup> {
+        let uri: DeviceUri = selector.parse().unwrap();
+        let pos_link::Address::Usb(sel) = uri.address() else {
+            panic!("not usb: {selector}")
+        };
+        let sel: &UsbSelector = sel;
+        find_hidraw(&self.root, Path::new("/dev"), sel, serial)
+            .map(|v| v.into_iter().map(|n| n.node).collect())
+    }
+}
+
+impl Drop for FakeSysfs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+#[test]
+fn hidraw_nodes_are_found_under_their_usb_device() {
+    let sys = FakeSysfs::new();
+    let magtek_desc: &[u8] = &[0x06, 0x00, 0xFF];
+    sys.device("3-1", "0801", "0002", "A1", &[(1, magtek_desc)]);
+    sys.device("3-2", "0801", "0002", "B2", &[(2, b""), (4, b"")]);
+    sys.device("1-1", "08e6", "4433", "", &[]);
+    // By VID:PID with a serial, by port path.
+    assert_eq!(
+        sys.find("usb:0801:0002", Some("A1")),
+        Ok(vec![PathBuf::from("/dev/hidraw1")])
+    );
+    assert_eq!(
+        sys.find("usb:3-2", None),
+        Ok(vec![
+            PathBuf::from("/dev/hidraw2"),
+            PathBuf::from("/dev/hidraw4")
+        ])
+    );
+    // Two readers of the same VID:PID and no serial: ambiguous, never a guess.
+    assert_eq!(
+        sys.find("usb:0801:0002", None),
+        Err(HidrawLookup::Ambiguous(2))
+    );
+    assert_eq!(
+        sys.find("usb:0801:0002", Some("C3")),
+        Err(HidrawLookup::NoDevice)
+    );
+    assert_eq!(sys.find("usb:0801:0011", None), Err(HidrawLookup::NoDevice));
+    // A USB device without a HID interface (or with usbhid unbound).
+    assert_eq!(sys.find("usb:08e6:4433", None), Err(HidrawLookup::NoHidraw));
+    // The descriptor comes along.
+    let uri: DeviceUri = "usb:3-1".parse().unwrap();
+    let pos_link::Address::Usb(sel) = uri.address() else {
+        panic!()
+    };
+    let nodes = find_hidraw(&sys.root, Path::new("/dev"), sel, None).unwrap();
+    assert_eq!(nodes[0].descriptor, magtek_desc);
+    // No sysfs at all.
+    assert_eq!(
+        find_hidraw(&sys.root.join("none"), Path::new("/dev"), sel, None),
+        Err(HidrawLookup::NoDevice)
+    );
+}
+
+#[test]
+fn open_checks_the_via_option() {
+    let uri: DeviceUri = "usb:0801:0002?via=bluetooth".parse().unwrap();
+    let e = open(&uri).unwrap_err();
+    assert_eq!(e.kind(), FaultKind::InvalidInput);
+    assert!(e.to_string().contains("bluetooth"), "{e}");
+    // The hidraw road of a device that is not there.
+    let uri: DeviceUri = "usb:0801:7fff?via=hidraw".parse().unwrap();
+    let e = open(&uri).unwrap_err();
+    assert_eq!(e.kind(), FaultKind::NotFound, "{e}");
+}

@@ -226,6 +226,42 @@ pub fn cases() -> Vec<RigCase> {
             "a swipe typed on QEMU's USB keyboard reads through evdev; the masked PAN matches",
             wedge_swipe
         ),
+        // USB HID magstripe readers built in the guest (usb_f_hid gadgets on dummy_hcd).
+        c!(
+            "hid.swipe",
+            "a MagTek HID reader gadget (0801:0002) swipe read through usb:0801:0002: both tracks, masked PAN",
+            hid_swipe
+        ),
+        c!(
+            "hid.track1_bad",
+            "the MagTek reader reports a track 1 decode error: track 1 parity, track 2 still reads",
+            hid_track1_bad
+        ),
+        c!(
+            "hid.reversed",
+            "a reversed swipe, decoded by the reader and reported forwards: both tracks read",
+            hid_reversed
+        ),
+        c!(
+            "hid.chip_card",
+            "a chip card (service code 201) swiped on the HID reader: insert chip, fallback after a failed chip read",
+            hid_chip_card
+        ),
+        c!(
+            "hid.hidraw",
+            "the HID reader through usb:0801:0002?via=hidraw (usbhid bound): swipe read; unplugged mid-wait is disconnected",
+            hid_hidraw
+        ),
+        c!(
+            "hid.wedge_layout",
+            "a keyboard-wedge gadget typing for the German layout, read through evdev with layout=de",
+            hid_wedge_layout
+        ),
+        c!(
+            "hid.wedge_wrong_layout",
+            "the same German keystrokes read with layout=us: a bad read, never a wrong PAN",
+            hid_wedge_wrong_layout
+        ),
         c!(
             "pcsc.insert",
             "through pcsc: (pcscd + libccid): empty reader card_absent, insertion event, ATR, SELECT AID",
@@ -361,6 +397,8 @@ mod benchmarks;
 mod ccid;
 mod emv;
 mod escpos;
+mod hid;
+mod hid_feed;
 mod pcsc;
 mod steps;
 mod usb;
@@ -370,6 +408,7 @@ use benchmarks::*;
 use ccid::*;
 use emv::*;
 use escpos::*;
+use hid::*;
 use pcsc::*;
 pub use steps::*;
 pub use usb::*;
