@@ -39,6 +39,14 @@ pub const PID: u16 = 0x0e28;
 /// speaks ESC/POS, a model of pos-escpos's model database (`epson-tm-t20iii`) and the
 /// model emupos emulates.
 pub const DEVICE_ID: &str = "MFG:EPSON;CMD:ESCPOS;MDL:TM-T20III;CLS:PRINTER;DES:EPSON TM-T20III;";
+/// What the printer function's `pnp_string` is set to: [`DEVICE_ID`] and two spaces. The
+/// kernel's f_printer (Debian's 6.1) puts the string's own length in GET_DEVICE_ID's
+/// length field, which by IEEE 1284 counts its own two bytes too, so a reader takes the
+/// ID two bytes short (seen in the rig on both roads: `...;DES:EPSON TM-T20II`). Two
+/// spaces after the last `;` are what gets cut; a reader that gets them ignores them.
+pub fn pnp_string() -> String {
+    format!("{DEVICE_ID}  ")
+}
 /// The profile detection must choose from [`DEVICE_ID`].
 pub const DETECTED_PROFILE: &str = "epson-tm-t20iii";
 /// The serial port the host pipes to emupos.
@@ -142,9 +150,11 @@ pub fn make_raw(tty: &File) -> io::Result<()> {
         t.c_cflag &= !libc::CRTSCTS;
         t.c_cc[libc::VMIN] = 0;
         t.c_cc[libc::VTIME] = 0;
-        if libc::cfsetspeed(&mut t, libc::B115200) != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // The speed set in the flags as cfsetospeed does: the static glibc the guest
+        // binary links does not resolve the libc crate's versioned cfset*speed symbols.
+        t.c_cflag = (t.c_cflag & !libc::CBAUD) | libc::B115200;
+        t.c_ispeed = libc::B115200;
+        t.c_ospeed = libc::B115200;
         if libc::tcsetattr(fd, libc::TCSANOW, &t) != 0 {
             return Err(io::Error::last_os_error());
         }
@@ -539,6 +549,18 @@ mod tests {
         assert_eq!(gadget_node_in(&dir), Some(PathBuf::from("/dev/g_printer0")));
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(gadget_node_in(&dir), None);
+    }
+
+    #[test]
+    fn the_device_id_survives_a_length_field_two_short() {
+        // f_printer's reply: the string's own length, then the string.
+        let p = pnp_string();
+        let len = u16::try_from(p.len()).unwrap();
+        let mut reply = len.to_be_bytes().to_vec();
+        reply.extend_from_slice(p.as_bytes());
+        let read = pos_escpos::detect::DeviceId::parse_reply(&reply).unwrap();
+        let whole = pos_escpos::detect::DeviceId::parse(DEVICE_ID.as_bytes()).unwrap();
+        assert_eq!(read, whole);
     }
 
     #[test]

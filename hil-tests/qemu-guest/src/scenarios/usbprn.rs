@@ -8,7 +8,8 @@
 use super::*;
 use crate::gadget::{DeviceSpec, Gadget, class_nodes, require_modules, wait_for_path, wait_gone};
 use crate::printer_gadget::{
-    CHANNEL_TTY, DETECTED_PROFILE, DEVICE_ID, PID, QUEUE_LEN, Relay, VID, gadget_node, port_bits,
+    CHANNEL_TTY, DETECTED_PROFILE, DEVICE_ID, PID, QUEUE_LEN, Relay, VID, gadget_node, pnp_string,
+    port_bits,
 };
 use pos_link::Address;
 use pos_link::printer_class::{PortStatus, UsbPrinter, UsblpNode, UsblpPrinter};
@@ -69,7 +70,7 @@ fn setup(ctx: &Ctx<'_>, road: Road) -> Result<Bench, End> {
             "printer",
             "usb0",
             &[
-                ("pnp_string", DEVICE_ID.as_bytes()),
+                ("pnp_string", pnp_string().as_bytes()),
                 ("q_len", QUEUE_LEN.as_bytes()),
             ],
         )
@@ -275,9 +276,11 @@ fn detect(ctx: &mut Ctx<'_>, bench: &mut Bench) -> Outcome {
             d.source, d.profile.name
         )));
     }
-    if id.model.as_deref() != Some("TM-T20III") || !id.speaks_escpos() {
+    let declared = pos_escpos::detect::DeviceId::parse(DEVICE_ID.as_bytes())
+        .map_err(|e| fail(format!("the gadget's own device ID does not parse: {e}")))?;
+    if id != declared {
         return Err(fail(format!(
-            "the device ID read is not the gadget's: {id}"
+            "the device ID read is not the gadget's: {id} (declared {declared})"
         )));
     }
     let status = wait_status(&mut printer, PRINTER_LIMIT, &|s| s.is_ready())?;
