@@ -501,6 +501,94 @@ mod tests {
         );
     }
 
+    fn side(bin: Result<PathBuf, String>) -> (EmuposSide, std::os::unix::net::UnixStream) {
+        let (guest, host) = std::os::unix::net::UnixStream::pair().unwrap();
+        guest
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let channel = Channel::start(host.try_clone().unwrap(), host);
+        (EmuposSide::new(channel, bin), guest)
+    }
+
+    #[test]
+    fn without_emupos_the_verbs_refuse_and_reset_says_skip() {
+        let (mut side, _guest) = side(locate(None, false));
+        let e = side.reset().unwrap_err();
+        assert!(e.contains(SKIP_MARK), "{e}");
+        let (mut side, _guest) = self::side(locate(None, true));
+        assert!(!side.reset().unwrap_err().contains(SKIP_MARK));
+        for e in [
+            side.fault("paper-out", true).unwrap_err(),
+            side.fault_after(10, "paper-out").unwrap_err(),
+            side.state().unwrap_err(),
+            side.check("x").unwrap_err(),
+        ] {
+            assert!(e.contains("not running"), "{e}");
+        }
+        // A binary that is not emupos: the start fails in words, not a hang.
+        let (mut side, _guest) = self::side(Ok(PathBuf::from("/bin/false")));
+        assert!(side.reset().unwrap_err().contains("emupos exited"));
+    }
+
+    /// The host's verbs against a real emupos, without QEMU: bytes written on the guest's
+    /// end of the channel are rendered; a fault set after N bytes holds the rest; the state
+    /// and check answers. Without POS_EMUPOS: SKIPPED outside CI, a failure under CI.
+    #[test]
+    fn the_verbs_drive_a_real_emupos_through_the_channel() {
+        let bin = match locate_from_env() {
+            Ok(b) => b,
+            Err(e) if e.contains(SKIP_MARK) => {
+                eprintln!("SKIPPED the_verbs_drive_a_real_emupos_through_the_channel: {e}");
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        let (mut side, mut guest) = side(Ok(bin));
+        assert!(side.reset().unwrap().starts_with("receipts="));
+        assert!(side.state().unwrap().starts_with("faults= trigger=none"));
+        // DLE EOT 1 through the channel: emupos answers with a status byte.
+        guest.write_all(&[0x10, 0x04, 0x01]).unwrap();
+        let mut b = [0u8; 1];
+        guest.read_exact(&mut b).unwrap();
+        assert_eq!(b[0] & 0x93, 0x12, "status byte {:02X}", b[0]);
+        // Paper out after the first line: the second is held, nothing is rendered.
+        side.fault_after(12, "paper-out").unwrap();
+        assert!(side.state().unwrap().contains("trigger=pending"));
+        guest
+            .write_all(b"\x1b@FIRST LINE\nSECOND 77\n\x1dV\x00")
+            .unwrap();
+        let t = Instant::now();
+        while !side
+            .state()
+            .unwrap()
+            .starts_with("faults=paper-out trigger=none")
+        {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "{}",
+                side.state().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(700));
+        assert!(side.check("SECOND 77").unwrap().ends_with("contains=no"));
+        side.fault("paper-out", false).unwrap();
+        let t = Instant::now();
+        while !side.check("SECOND 77").unwrap().ends_with("contains=yes") {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "held data never printed"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(side.fault("on-fire", true).is_err());
+        assert!(side.fault_after(1, "on-fire").is_err());
+        // A reset clears the faults and reconnects.
+        side.fault("cover-open", true).unwrap();
+        side.reset().unwrap();
+        assert!(side.state().unwrap().starts_with("faults= "));
+    }
+
     /// A real emupos when POS_EMUPOS names one: faults set and read back, a job rendered.
     /// Without it: SKIPPED outside CI, a failure under CI.
     #[test]
