@@ -92,12 +92,15 @@ fn free_port() -> Result<u16, String> {
 
 /// emupos's configuration: one printer `front` of [`PROFILE`] on TCP `printer`, the API on
 /// `api`, receipts kept in `./receipts`, a job ending after 500 ms without data (or at a
-/// cut).
+/// cut). Its drawer sensor reads open with pin 3 low, as pos-escpos's `epson-tm-t20iii`
+/// profile (`drawer_open_when_pin3_high = false`) expects; emupos's own default (open when
+/// high) would make a closed drawer read open.
 pub fn config(api: u16, printer: u16) -> String {
     format!(
         "schema: 1\napi: {{ host: 127.0.0.1, port: {api} }}\ndevices:\n  - id: {DEVICE}\n    \
          type: printer\n    profile: {PROFILE}\n    connections:\n      - tcp: {{ port: \
-         {printer} }}\n    receipts_dir: ./receipts\n    job_idle_timeout_ms: 500\n"
+         {printer} }}\n    drawer: {{ sensor_open_level: low }}\n    receipts_dir: ./receipts\n    \
+         job_idle_timeout_ms: 500\n"
     )
 }
 
@@ -464,6 +467,7 @@ mod tests {
         assert!(c.contains("profile: epson-tm-t20iii"), "{c}");
         assert!(c.contains("- tcp: { port: 9100 }"), "{c}");
         assert!(c.contains("id: front"), "{c}");
+        assert!(c.contains("drawer: { sensor_open_level: low }"), "{c}");
     }
 
     #[test]

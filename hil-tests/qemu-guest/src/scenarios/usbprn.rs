@@ -285,6 +285,13 @@ fn detect(ctx: &mut Ctx<'_>, bench: &mut Bench) -> Outcome {
     }
     let status = wait_status(&mut printer, PRINTER_LIMIT, &|s| s.is_ready())?;
     ctx.step(format!("status from emupos (DLE EOT): {}", names(status)));
+    // Nothing at all: not even the drawer (emupos's sensor is set up as the profile reads it).
+    if !status.is_empty() {
+        return Err(fail(format!(
+            "a ready emupos with its drawer closed reads {}",
+            names(status)
+        )));
+    }
     drop(printer);
     bench.wait_bits(ctx, port_bits::<&str>(&[]), "ready")?;
     Ok(format!(
