@@ -238,6 +238,15 @@ impl std::fmt::Debug for EmuposSide {
     }
 }
 
+impl Drop for EmuposSide {
+    /// A pending trigger holds emupos too: drop it and the connection, so that emupos is
+    /// stopped with the side (never left running after the rig).
+    fn drop(&mut self) {
+        self.channel.cancel_trigger();
+        self.channel.disconnect();
+    }
+}
+
 impl EmuposSide {
     /// The side for `channel`, with emupos at `bin` (or why there is none: [`locate`]).
     pub fn new(channel: Channel, bin: Result<PathBuf, String>) -> Self {
@@ -591,6 +600,15 @@ mod tests {
         side.fault("cover-open", true).unwrap();
         side.reset().unwrap();
         assert!(side.state().unwrap().starts_with("faults= "));
+        // Dropped with a trigger pending: emupos stops all the same.
+        let api = side.emupos.as_ref().unwrap().api;
+        side.fault_after(1000, "paper-out").unwrap();
+        drop(side);
+        let t = Instant::now();
+        while http(api, "GET", "/api/v1/health").is_ok() {
+            assert!(t.elapsed() < Duration::from_secs(5), "emupos still runs");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// A real emupos when POS_EMUPOS names one: faults set and read back, a job rendered.
