@@ -204,6 +204,11 @@ fn bounded(deadline: Deadline) -> Deadline {
     }
 }
 
+/// `Timeout` for a read that got nothing by its deadline.
+fn nothing_read(target: &str, deadline: Deadline) -> LinkError {
+    LinkError::timeout(target, Operation::Read, deadline.waited(), 0)
+}
+
 fn gone(target: &str, operation: Operation) -> LinkError {
     LinkError::Disconnected {
         target: target.to_string(),
@@ -375,18 +380,25 @@ impl<T: PrinterTransfer> Link for UsbPrinter<T> {
     }
 
     /// Bulk IN on a bidirectional interface; a unidirectional one (protocol 1) has nothing
-    /// to read: 0 bytes when the deadline passes.
+    /// to read. Nothing by the deadline is `Timeout`, as [`Link::read_available`] says (a
+    /// caller that reads until nothing is left stops there).
     fn read_available(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize, LinkError> {
         if self.gone {
             return Err(gone(&self.target, Operation::Read));
         }
+        if buf.is_empty() {
+            return Ok(0);
+        }
         if !self.transfer.bidirectional() {
             std::thread::sleep(deadline.remaining().min(MAX_TRANSFER));
-            return Ok(0);
+            return Err(nothing_read(&self.target, deadline));
         }
         let r = self.transfer.bulk_in(buf, bounded(deadline));
         self.check(r.as_ref().map(|_| ()));
-        r
+        match r {
+            Ok(0) => Err(nothing_read(&self.target, deadline)),
+            other => other,
+        }
     }
 
     fn flush(&mut self, _deadline: Deadline) -> Result<(), LinkError> {
@@ -528,13 +540,23 @@ impl<D: LpDevice> Link for UsblpPrinter<D> {
         Ok(())
     }
 
+    /// Nothing by the deadline is `Timeout` (usblp answers a read with 0 bytes or EAGAIN
+    /// when nothing came), as [`Link::read_available`] says: a caller that reads until
+    /// nothing is left (the ESC/POS driver before each status request) would otherwise
+    /// loop for ever. Found in the QEMU rig's usblp road.
     fn read_available(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<usize, LinkError> {
         if self.gone {
             return Err(gone(&self.target, Operation::Read));
         }
+        if buf.is_empty() {
+            return Ok(0);
+        }
         let r = self.dev.read(buf, bounded(deadline));
         self.check(&r);
-        r
+        match r {
+            Ok(0) => Err(nothing_read(&self.target, deadline)),
+            other => other,
+        }
     }
 
     fn flush(&mut self, _deadline: Deadline) -> Result<(), LinkError> {

@@ -69,6 +69,10 @@ const STRING_TIMEOUT: Duration = Duration::from_millis(500);
 /// Where libusb finds device nodes on Linux.
 const USBFS_DIR: &str = "/dev/bus/usb";
 
+/// How long a device whose transfer failed with a generic I/O error is watched for having
+/// gone (see `UsbLink::gone_or`).
+const GONE_PROBE: Duration = Duration::from_millis(500);
+
 /// Start libusb. When it cannot and there is no `/dev/bus/usb` at all (a container without
 /// USB, a machine without a USB subsystem), say so as `NotFound` instead of libusb's bare
 /// "Other error"; other failures go through [`classify_usb`].
@@ -748,6 +752,54 @@ impl UsbLink {
     }
 }
 
+impl UsbLink {
+    /// `e`, or `Disconnected` when `e` is a transfer's generic I/O error and the device
+    /// went. A device unplugged while a transfer is in flight fails that transfer with
+    /// LIBUSB_ERROR_IO before the kernel has noticed it leave (seen in the QEMU rig: a USB
+    /// printer gadget unbound mid-job); the hub thread removes it a moment later, and from
+    /// then on every request is LIBUSB_ERROR_NO_DEVICE. So the device is asked for its status
+    /// (GET_STATUS, a standard request every device answers) until it answers (still there:
+    /// the I/O error stands) or is gone, for at most [`GONE_PROBE`].
+    fn gone_or(&self, e: LinkError) -> LinkError {
+        let LinkError::Usb {
+            source: rusb::Error::Io,
+            target,
+            operation,
+        } = &e
+        else {
+            return e;
+        };
+        let started = std::time::Instant::now();
+        let mut status = [0u8; 2];
+        while started.elapsed() < GONE_PROBE {
+            match self.handle.read_control(
+                rusb::request_type(
+                    rusb::Direction::In,
+                    rusb::RequestType::Standard,
+                    rusb::Recipient::Device,
+                ),
+                0x00, // GET_STATUS
+                0,
+                0,
+                &mut status,
+                Duration::from_millis(100),
+            ) {
+                Ok(_) => return e,
+                Err(rusb::Error::NoDevice | rusb::Error::NotFound) => {
+                    return LinkError::Disconnected {
+                        target: target.clone(),
+                        operation: *operation,
+                        detail: "USB: the transfer failed (I/O error) and the device went".into(),
+                        source: None,
+                    };
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+        e
+    }
+}
+
 impl Link for UsbLink {
     fn target(&self) -> &str {
         &self.target
@@ -777,6 +829,7 @@ impl Link for UsbLink {
                 }
             }
         })
+        .map_err(|e| self.gone_or(e))
     }
 
     /// Serves buffered bytes first; otherwise one bulk IN transfer into the internal buffer
@@ -813,12 +866,8 @@ impl Link for UsbLink {
                 }
                 Err(rusb::Error::Interrupted) if !deadline.passed() => {}
                 Err(e) => {
-                    return Err(classify_usb(
-                        e,
-                        &self.target,
-                        Operation::Read,
-                        deadline.waited(),
-                    ));
+                    let e = classify_usb(e, &self.target, Operation::Read, deadline.waited());
+                    return Err(self.gone_or(e));
                 }
             }
         }

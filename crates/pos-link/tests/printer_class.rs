@@ -189,8 +189,14 @@ fn direct_bulk_pipes_carry_the_job_and_replies() {
     let job: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
     p.write_all(&job, soon()).expect("written");
     assert_eq!(fake.with(|s| s.written.clone()), job);
-    fake.with(|s| s.to_host = vec![0x16]);
     let mut buf = [0u8; 8];
+    assert_eq!(
+        p.read_available(&mut buf, soon())
+            .expect_err("nothing came")
+            .kind(),
+        FaultKind::Timeout
+    );
+    fake.with(|s| s.to_host = vec![0x16]);
     assert_eq!(p.read_available(&mut buf, soon()).expect("read"), 1);
     assert_eq!(buf[0], 0x16);
 }
@@ -202,8 +208,9 @@ fn direct_unidirectional_read_waits_for_the_deadline_only() {
     let mut buf = [0u8; 4];
     assert_eq!(
         p.read_available(&mut buf, Deadline::after(Duration::from_millis(50)))
-            .expect("no error"),
-        0
+            .expect_err("nothing to read")
+            .kind(),
+        FaultKind::Timeout
     );
     let took = start.elapsed();
     assert!(
@@ -324,8 +331,16 @@ fn kernel_road_device_id_status_io_and_unplug() {
     p.write_all(&job, soon())
         .expect("short writes are continued");
     assert_eq!(fake.with(|s| s.written.len()), 10_000);
-    fake.with(|s| s.to_host = vec![0x12, 0x00]);
+    // Nothing there: a timeout, never Ok(0) (a drain loop would never end).
     let mut buf = [0u8; 4];
+    assert_eq!(
+        p.read_available(&mut buf, Deadline::after(Duration::from_millis(20)))
+            .expect_err("nothing to read")
+            .kind(),
+        FaultKind::Timeout
+    );
+    assert_eq!(p.read_available(&mut [], soon()).expect("empty buffer"), 0);
+    fake.with(|s| s.to_host = vec![0x12, 0x00]);
     assert_eq!(p.read_available(&mut buf, soon()).expect("read"), 2);
 
     fake.with(|s| s.unplugged = true);

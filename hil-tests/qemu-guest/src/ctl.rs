@@ -132,7 +132,37 @@ pub enum Verb {
     PrinterCheck(String),
     /// Type the text on QEMU's USB keyboard (through the monitor's `sendkey`).
     KeyboardType(String),
+    /// emupos (the independent ESC/POS emulator behind the USB printer gadget's channel):
+    /// start it if it is not running, clear its faults, drop a pending fault trigger and
+    /// connect the channel to it afresh (a new printer connection). Answered with
+    /// `receipts=N`. Refused with a text holding [`SKIP_MARK`] when emupos cannot run here
+    /// and that is a skip (outside CI).
+    EmuposReset,
+    /// Set or clear an emupos fault (`paper-out`, `cover-open`, `offline`, `paper-near-end`).
+    EmuposFault {
+        /// The fault as emupos's REST API names it.
+        fault: String,
+        /// Set (true) or clear (false).
+        on: bool,
+    },
+    /// Set the emupos fault once `bytes` more bytes of print data went from the guest to
+    /// emupos: a fault mid-job. The bytes before go to emupos before the fault, the rest
+    /// after it.
+    EmuposFaultAfter {
+        /// Bytes from now.
+        bytes: u64,
+        /// The fault as emupos names it.
+        fault: String,
+    },
+    /// emupos's printer state: answered with `faults=a,b` (empty list: `faults=`).
+    EmuposState,
+    /// Whether a receipt emupos rendered contains the text: `receipts=N contains=yes|no`.
+    EmuposCheck(String),
 }
+
+/// A refusal whose text holds this is a reason to SKIP, not to fail (the host decides: a
+/// missing emulator is a skip outside CI and a failure under CI).
+pub const SKIP_MARK: &str = "[skip]";
 
 /// A line that is not a control message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -177,6 +207,18 @@ impl fmt::Display for Verb {
             }
             Verb::PrinterCheck(text) => write!(f, "printer-check {}", clean(text)),
             Verb::KeyboardType(text) => write!(f, "keyboard-type {}", clean(text)),
+            Verb::EmuposReset => f.write_str("emupos-reset"),
+            Verb::EmuposFault { fault, on } => write!(
+                f,
+                "emupos-fault {} {}",
+                name_word(fault),
+                if *on { "on" } else { "off" }
+            ),
+            Verb::EmuposFaultAfter { bytes, fault } => {
+                write!(f, "emupos-fault-after {bytes} {}", name_word(fault))
+            }
+            Verb::EmuposState => f.write_str("emupos-state"),
+            Verb::EmuposCheck(text) => write!(f, "emupos-check {}", clean(text)),
         }
     }
 }
@@ -273,6 +315,34 @@ impl Verb {
             }
             "printer-check" => Verb::PrinterCheck(rest.to_string()),
             "keyboard-type" => Verb::KeyboardType(rest.to_string()),
+            "emupos-reset" if rest.is_empty() => Verb::EmuposReset,
+            "emupos-fault" => {
+                let (fault, on) = word(rest);
+                let on = match on {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(bad()),
+                };
+                if fault.is_empty() {
+                    return Err(bad());
+                }
+                Verb::EmuposFault {
+                    fault: fault.to_string(),
+                    on,
+                }
+            }
+            "emupos-fault-after" => {
+                let (bytes, fault) = word(rest);
+                if fault.is_empty() || fault.contains(' ') {
+                    return Err(bad());
+                }
+                Verb::EmuposFaultAfter {
+                    bytes: number(bytes, line)?,
+                    fault: fault.to_string(),
+                }
+            }
+            "emupos-state" if rest.is_empty() => Verb::EmuposState,
+            "emupos-check" if !rest.is_empty() => Verb::EmuposCheck(rest.to_string()),
             _ => return Err(bad()),
         })
     }
@@ -411,6 +481,32 @@ mod tests {
                 seq: 7,
                 verb: Verb::ReaderPlug,
             },
+            Line::Cmd {
+                seq: 8,
+                verb: Verb::EmuposReset,
+            },
+            Line::Cmd {
+                seq: 9,
+                verb: Verb::EmuposFault {
+                    fault: "cover-open".into(),
+                    on: false,
+                },
+            },
+            Line::Cmd {
+                seq: 10,
+                verb: Verb::EmuposFaultAfter {
+                    bytes: 300,
+                    fault: "paper-out".into(),
+                },
+            },
+            Line::Cmd {
+                seq: 11,
+                verb: Verb::EmuposState,
+            },
+            Line::Cmd {
+                seq: 12,
+                verb: Verb::EmuposCheck("RIG-0000ABCD".into()),
+            },
             Line::Ok {
                 seq: 1,
                 text: "apdus=3 removals=1".into(),
@@ -514,6 +610,11 @@ mod tests {
             "PLAN 3 a b",
             "PLAN 1 a b",
             "PLAN x a",
+            "CMD 1 emupos-fault paper-out maybe",
+            "CMD 1 emupos-fault-after x paper-out",
+            "CMD 1 emupos-fault-after 5",
+            "CMD 1 emupos-reset now",
+            "CMD 1 emupos-check",
             "",
         ] {
             assert!(Line::parse(noise).is_err(), "{noise}");

@@ -11,6 +11,8 @@
 //! - [`operator`]: the suite's technician steps done by the host ([`operator::QemuOperator`]).
 //! - [`scenarios`]: the rig's own cases and benchmarks; [`mod@bench`]: their statistics.
 //! - [`gadget`]: USB devices built in the guest (configfs gadgets on `dummy_hcd`).
+//! - [`printer_gadget`]: the USB printer gadget (an Epson TM-T20III by its device ID) and
+//!   the relay carrying its bytes to emupos on the host over `/dev/ttyS2`.
 //! - [`options`]: `rig.only` / `rig.bench` from the kernel command line, devices in `/sys`.
 //! - [`logtap`]: the logger (the CCID driver's negotiation lines become steps).
 //! - [`road`]: the lines of `pcsc-road`, the dynamic helper running the cases through our
@@ -23,5 +25,6 @@ pub mod gadget;
 pub mod logtap;
 pub mod operator;
 pub mod options;
+pub mod printer_gadget;
 pub mod road;
 pub mod scenarios;

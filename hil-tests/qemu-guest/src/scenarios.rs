@@ -292,6 +292,57 @@ pub fn cases() -> Vec<RigCase> {
             "through pcsc:, the reader unplugged with a card session open: disconnected, with an event",
             pcsc_unplug
         ),
+        // usbprn: the USB printer gadget relayed to emupos on the host, both printer roads.
+        c!(
+            "usbprn.usb_detect",
+            "usb: road: the gadget printer's IEEE 1284 device ID picks epson-tm-t20iii; emupos ready; port status ready",
+            usb_detect
+        ),
+        c!(
+            "usbprn.usb_print",
+            "usb: road: a receipt printed (status-verified) and rendered by emupos with its text",
+            usb_print
+        ),
+        c!(
+            "usbprn.usb_paper_out",
+            "usb: road: emupos out of paper mid-job: the job fails paper_out, nothing rendered, port status paper empty",
+            usb_paper_out
+        ),
+        c!(
+            "usbprn.usb_cover_open",
+            "usb: road: emupos's cover open: status cover_open, print refused, port status not selected + error",
+            usb_cover_open
+        ),
+        c!(
+            "usbprn.usb_unplug",
+            "usb: road: the gadget unbound mid-job: the job and the next status are disconnected",
+            usb_unplug
+        ),
+        c!(
+            "usbprn.usblp_detect",
+            "usblp: road: the device ID through usblp picks epson-tm-t20iii; emupos ready; port status ready",
+            usblp_detect
+        ),
+        c!(
+            "usbprn.usblp_print",
+            "usblp: road: a receipt printed (status-verified) and rendered by emupos with its text",
+            usblp_print
+        ),
+        c!(
+            "usbprn.usblp_paper_out",
+            "usblp: road: emupos out of paper mid-job: the job fails paper_out, nothing rendered, port status paper empty",
+            usblp_paper_out
+        ),
+        c!(
+            "usbprn.usblp_cover_open",
+            "usblp: road: emupos's cover open: status cover_open, print refused, port status not selected + error",
+            usblp_cover_open
+        ),
+        c!(
+            "usbprn.usblp_unplug",
+            "usblp: road: the gadget unbound mid-job: the job and the next status are disconnected",
+            usblp_unplug
+        ),
         c!(
             "apdu.direct",
             "benchmark: SELECT AID round trips through our CCID driver",
@@ -402,6 +453,7 @@ mod hid_feed;
 mod pcsc;
 mod steps;
 mod usb;
+mod usbprn;
 mod wedge;
 
 use benchmarks::*;
@@ -412,6 +464,7 @@ use hid::*;
 use pcsc::*;
 pub use steps::*;
 pub use usb::*;
+use usbprn::*;
 use wedge::*;
 
 #[cfg(test)]

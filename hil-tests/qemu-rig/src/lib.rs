@@ -9,7 +9,9 @@
 //!   protocol, `pos-vscard`), including a card pulled mid-exchange;
 //! - the printer behind the adapter ([`printer`]: our virtual ESC/POS printer on the
 //!   adapter's socket; connecting is plugging in);
-//! - the typist ([`monitor`]: a keyboard-wedge swipe typed through QEMU's monitor).
+//! - the typist ([`monitor`]: a keyboard-wedge swipe typed through QEMU's monitor);
+//! - emupos behind the guest's USB printer gadget ([`emupos`], over the printer channel of
+//!   [`channel`]: QEMU's third serial port piped to emupos's raw TCP port).
 //!
 //! The guest's scenarios (crate `qemu-rig-guest`) run our drivers through rusb,
 //! serialport/ftdi_sio and evdev and drive the host over a control port ([`run`]).
@@ -17,7 +19,9 @@
 //! the guest's initramfs is built here ([`initramfs`], [`cpio`]).
 
 pub mod card;
+pub mod channel;
 pub mod cpio;
+pub mod emupos;
 pub mod files;
 pub mod initramfs;
 pub mod monitor;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::Parser;
 use hil_tests::{CaseReport, SuiteReport, Verdict};
 use qemu_rig::run::{RunError, RunOptions, RunReport};
-use qemu_rig_guest::ctl::{Line, Outcome};
+use qemu_rig_guest::ctl::{Line, Outcome, Verb};
 
 /// Boot the QEMU rig and run the guest's scenarios (the real rusb, serialport and evdev
 /// code paths against QEMU's emulated devices).
@@ -219,7 +219,10 @@ fn main() -> ExitCode {
             shown.push(case.clone());
         }
         Line::Step { case, text } if verbose => println!("     | {case}: {text}"),
-        Line::Cmd { verb, .. } if verbose => println!("     > host: {}", verb.redacted()),
+        // The printer relay's status poll (every 200 ms) would drown the rest.
+        Line::Cmd { verb, .. } if verbose && *verb != Verb::EmuposState => {
+            println!("     > host: {}", verb.redacted())
+        }
         Line::Err { text, .. } => println!("     ! host could not: {text}"),
         _ => {}
     });

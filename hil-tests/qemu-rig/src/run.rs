@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use qemu_rig_guest::ctl::{Line, Outcome, Verb};
 
 use crate::card::CardSide;
+use crate::channel::Channel;
+use crate::emupos::EmuposSide;
 use crate::files::{FilesError, RigFiles};
 use crate::initramfs::{self, ImageError, ImageInputs};
 use crate::monitor::Monitor;
@@ -313,6 +315,14 @@ fn qemu_command(files: &RigFiles, dir: &Path, initrd: &Path, cmdline: &str) -> C
         ))
         .args(["-device", "usb-serial,id=ftdi0,chardev=ftdi,bus=xhci.0"])
         .args(["-device", "usb-kbd,id=kbd0,bus=xhci.0"])
+        // The printer channel: the guest's ttyS2, where rig-guest relays the USB printer
+        // gadget's /dev/g_printer0; the host pipes it to emupos (crate::channel).
+        .arg("-chardev")
+        .arg(format!(
+            "socket,id=prn,path={},server=on,wait=off",
+            sock("prn.sock")
+        ))
+        .args(["-serial", "chardev:prn"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -335,6 +345,7 @@ struct Host {
     card: CardSide,
     printer: PrinterSide,
     monitor: Monitor,
+    emupos: EmuposSide,
 }
 
 impl Host {
@@ -387,6 +398,11 @@ impl Host {
                 self.printer.fault(fault, *on).map(|()| String::new())
             }
             Verb::PrinterCheck(text) => self.printer.check(text),
+            Verb::EmuposReset => self.emupos.reset(),
+            Verb::EmuposFault { fault, on } => self.emupos.fault(fault, *on),
+            Verb::EmuposFaultAfter { bytes, fault } => self.emupos.fault_after(*bytes, fault),
+            Verb::EmuposState => self.emupos.state(),
+            Verb::EmuposCheck(text) => self.emupos.check(text),
             Verb::KeyboardType(text) => self
                 .monitor
                 .type_text(&format!("{text}\n"), KEY_HOLD)
@@ -518,10 +534,19 @@ fn serve(
             source: std::io::Error::other(e),
         }
     })?;
+    let prn = connect_retry(&dir.join("prn.sock"), Duration::from_secs(10))
+        .map_err(io("connecting to QEMU's printer channel"))?;
+    let channel = Channel::start(prn.try_clone().map_err(io("printer channel"))?, prn);
+    let emupos_bin = crate::emupos::locate_from_env();
+    if let Err(why) = &emupos_bin {
+        // Said once, loudly, before any case: the usbprn cases will SKIP (or FAIL under CI).
+        println!("qemu-rig: {why}");
+    }
     let mut host = Host {
         card,
         printer: PrinterSide::new(&dir.join("ftdi.sock")),
         monitor,
+        emupos: EmuposSide::new(channel, emupos_bin),
     };
 
     let lines = read_lines(ctl.try_clone().map_err(io("control port"))?);
