@@ -11,6 +11,7 @@
 //! - [`operator`]: the suite's technician steps done by the host ([`operator::QemuOperator`]).
 //! - [`scenarios`]: the rig's own cases and benchmarks; [`mod@bench`]: their statistics.
 //! - [`gadget`]: USB devices built in the guest (configfs gadgets on `dummy_hcd`).
+//! - [`ffs_ccid`]: CCID readers of real readers' shapes built with FunctionFS, our card behind.
 //! - [`options`]: `rig.only` / `rig.bench` from the kernel command line, devices in `/sys`.
 //! - [`logtap`]: the logger (the CCID driver's negotiation lines become steps).
 //! - [`road`]: the lines of `pcsc-road`, the dynamic helper running the cases through our
@@ -19,6 +20,7 @@
 pub mod bench;
 pub mod control;
 pub mod ctl;
+pub mod ffs_ccid;
 pub mod gadget;
 pub mod logtap;
 pub mod operator;

@@ -256,6 +256,57 @@ pub fn cases() -> Vec<RigCase> {
             "through pcsc:, the reader unplugged with a card session open: disconnected, with an event",
             pcsc_unplug
         ),
+        // Issue 24 item 3: CCID readers of other shapes (FunctionFS, real readers' descriptors).
+        c!(
+            "ccidshape.vendor",
+            "a vendor-class (0xFF) reader (Cherry ST-2xxx) with its CCID descriptor, via FunctionFS",
+            ccidshape_vendor
+        ),
+        c!(
+            "ccidshape.dual",
+            "OMNIKEY 5422 shape (contactless if 0, contact if 1): policy picks if 1; EMV read",
+            ccidshape_dual
+        ),
+        c!(
+            "ccidshape.dual_removed",
+            "OMNIKEY 5422 shape: the card pulled at the 3rd exchange: card_removed, event, empty slot",
+            ccidshape_dual_removed
+        ),
+        c!(
+            "ccidshape.dual_unplug",
+            "OMNIKEY 5422 shape: the gadget unbound at the 3rd exchange: disconnected",
+            ccidshape_dual_unplug
+        ),
+        c!(
+            "ccidshape.small",
+            "Elatec TWN4 shape (64-byte messages, extended APDU): chained EMV read within 64 bytes",
+            ccidshape_small
+        ),
+        c!(
+            "ccidshape.small_removed",
+            "Elatec TWN4 shape: the card pulled at the 3rd exchange: card_removed, event, empty slot",
+            ccidshape_small_removed
+        ),
+        c!(
+            "ccidshape.small_unplug",
+            "Elatec TWN4 shape: the gadget unbound at the 3rd exchange: disconnected",
+            ccidshape_small_unplug
+        ),
+        c!(
+            "ccidshape.autovolt",
+            "SCR3310 shape (automatic voltage, TPDU level, T=0 card): policy, EMV read",
+            ccidshape_autovolt
+        ),
+        c!(
+            "ccidshape.autovolt_removed",
+            "SCR3310 shape: the card pulled at the 3rd exchange: card_removed, event, empty slot",
+            ccidshape_autovolt_removed
+        ),
+        c!(
+            "ccidshape.autovolt_unplug",
+            "SCR3310 shape: the gadget unbound at the 3rd exchange: disconnected",
+            ccidshape_autovolt_unplug
+        ),
         c!(
             "apdu.direct",
             "benchmark: SELECT AID round trips through our CCID driver",
@@ -359,6 +410,7 @@ pub fn run_case(control: &Control, case: &RigCase, bench: u32) -> CaseResult {
 
 mod benchmarks;
 mod ccid;
+mod ccidshape;
 mod emv;
 mod escpos;
 mod pcsc;
@@ -368,6 +420,7 @@ mod wedge;
 
 use benchmarks::*;
 use ccid::*;
+use ccidshape::*;
 use emv::*;
 use escpos::*;
 use pcsc::*;
