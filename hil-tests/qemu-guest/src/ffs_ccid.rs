@@ -579,13 +579,10 @@ impl FfsReader {
         reader.threads.push(std::thread::spawn(move || {
             serve_ep0(&shared, ep0, &readers);
         }));
-        let gadget = reader
-            .gadget
-            .as_mut()
-            .ok_or_else(|| FfsError::Io {
-                what: "gadget".into(),
-                source: io::Error::other("gone"),
-            })?;
+        let gadget = reader.gadget.as_mut().ok_or_else(|| FfsError::Io {
+            what: "gadget".into(),
+            source: io::Error::other("gone"),
+        })?;
         reader.udc = gadget.bind()?;
         gadget.wait_enumerated(limit)?;
         if let Ok(speed) =
@@ -755,11 +752,7 @@ fn serve_bulk(
 }
 
 /// Pass the virtual reader's notifications (NotifySlotChange) to the interrupt endpoint.
-fn serve_interrupt(
-    shared: &Shared,
-    mut source: Box<dyn pos_ccid::InterruptSource>,
-    mut int: File,
-) {
+fn serve_interrupt(shared: &Shared, mut source: Box<dyn pos_ccid::InterruptSource>, mut int: File) {
     let mut buf = [0u8; 64];
     while !shared.stop.load(Ordering::SeqCst) {
         match source.read(&mut buf, Deadline::after(Duration::from_millis(100))) {
@@ -941,8 +934,18 @@ mod tests {
                 .max_message_length,
             64
         );
-        assert!(shape("autovolt").unwrap().interfaces[0].model.descriptor.auto_voltage());
-        assert!(!shape("small").unwrap().interfaces[0].model.descriptor.auto_voltage());
+        assert!(
+            shape("autovolt").unwrap().interfaces[0]
+                .model
+                .descriptor
+                .auto_voltage()
+        );
+        assert!(
+            !shape("small").unwrap().interfaces[0]
+                .model
+                .descriptor
+                .auto_voltage()
+        );
     }
 
     #[test]
@@ -955,11 +958,9 @@ mod tests {
         for name in ["vendor", "dual", "small", "autovolt"] {
             let s = shape(name).unwrap();
             let iface = s.contact().unwrap();
-            let (vr, handle) =
-                VirtualReader::new(SimReaderConfig::for_model(&iface.model), name);
+            let (vr, handle) = VirtualReader::new(SimReaderConfig::for_model(&iface.model), name);
             handle.insert(Box::new(ProfileCard::new(Profile::Mastercard)));
-            let mut r =
-                pos_ccid::CcidReader::new(vr, name, pos_ccid::ReaderConfig::default());
+            let mut r = pos_ccid::CcidReader::new(vr, name, pos_ccid::ReaderConfig::default());
             r.power_on(0).unwrap();
             let read = crate::scenarios::emv_read(&mut r, 0).unwrap();
             assert_eq!(
@@ -967,15 +968,21 @@ mod tests {
                 Some(pos_hal::mask_pan(Profile::Mastercard.pan()).as_str()),
                 "{name}"
             );
+            // A command longer than a 64-byte message: chained at the small shape.
+            let answer = r.transmit(0, &crate::scenarios::long_command()).unwrap();
+            assert!(answer.len() >= 2, "{name}: {answer:02X?}");
             let max = iface.model.descriptor.max_message_length as usize;
             let seen = handle.requests();
-            assert!(seen.iter().all(|q| q.length <= max && q.error.is_none()), "{name}");
+            assert!(
+                seen.iter().all(|q| q.length <= max && q.error.is_none()),
+                "{name}"
+            );
             if name == "small" {
                 assert!(
                     handle
                         .request_summaries()
                         .iter()
-                        .any(|l| l.contains("wLevelParameter")),
+                        .any(|l| l.contains("wLevelParameter 0x0001")),
                     "{:?}",
                     handle.request_summaries()
                 );
@@ -991,18 +998,32 @@ mod tests {
         let a = setup_answer(&[0xA1, 2, 0, 0, 1, 0, 0xFF, 0], &models);
         assert_eq!(
             a,
-            SetupAnswer::Data([4000u32, 4800, 6000, 8000].iter().flat_map(|x| x.to_le_bytes()).collect())
+            SetupAnswer::Data(
+                [4000u32, 4800, 6000, 8000]
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect()
+            )
         );
         // Truncated to wLength.
         let a = setup_answer(&[0xA1, 3, 0, 0, 1, 0, 8, 0], &models);
         assert!(matches!(a, SetupAnswer::Data(d) if d.len() == 8));
         // Interface 0 (contactless) stalls; an unknown interface too; ABORT is acked.
-        assert_eq!(setup_answer(&[0xA1, 3, 0, 0, 0, 0, 8, 0], &models), SetupAnswer::Stall);
-        assert_eq!(setup_answer(&[0xA1, 3, 0, 0, 5, 0, 8, 0], &models), SetupAnswer::Stall);
+        assert_eq!(
+            setup_answer(&[0xA1, 3, 0, 0, 0, 0, 8, 0], &models),
+            SetupAnswer::Stall
+        );
+        assert_eq!(
+            setup_answer(&[0xA1, 3, 0, 0, 5, 0, 8, 0], &models),
+            SetupAnswer::Stall
+        );
         assert_eq!(
             setup_answer(&[0x21, 1, 0, 7, 1, 0, 0, 0], &models),
             SetupAnswer::Ack(Some((0, 7)))
         );
-        assert_eq!(setup_answer(&[0x21, 9, 0, 0, 1, 0, 0, 0], &models), SetupAnswer::Stall);
+        assert_eq!(
+            setup_answer(&[0x21, 9, 0, 0, 1, 0, 0, 0], &models),
+            SetupAnswer::Stall
+        );
     }
 }
