@@ -418,6 +418,15 @@ fn io_step(what: impl Into<String>) -> impl FnOnce(io::Error) -> FfsError {
     move |source| FfsError::Io { what, source }
 }
 
+/// How the cable is pulled.
+enum Unplug {
+    /// Write this text to this file: the configfs gadget's `UDC` (empty line).
+    File(PathBuf, &'static str),
+    /// Close GadgetFS's ep0 (its driver unregisters and the device leaves the bus): set
+    /// here, done by the ep0 thread.
+    CloseEp0(AtomicBool),
+}
+
 /// What the function's threads share.
 struct Shared {
     stop: AtomicBool,
@@ -429,8 +438,43 @@ struct Shared {
     xfr_blocks: AtomicU32,
     /// Class requests answered or stalled, and aborts.
     class_requests: AtomicU32,
-    /// The gadget's `UDC` file (written empty to unplug).
-    udc_file: PathBuf,
+    unplug: Unplug,
+    /// Threads started by other threads (GadgetFS's endpoint threads), joined on drop.
+    children: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Shared {
+    fn new(packet: u16, unplug: Unplug) -> Arc<Shared> {
+        Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            packet: AtomicU16::new(packet),
+            unplug_at: AtomicU32::new(0),
+            xfr_blocks: AtomicU32::new(0),
+            class_requests: AtomicU32::new(0),
+            unplug,
+            children: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn unplug(&self) {
+        match &self.unplug {
+            Unplug::File(path, text) => {
+                let _ = std::fs::write(path, text);
+            }
+            Unplug::CloseEp0(flag) => flag.store(true, Ordering::SeqCst),
+        }
+    }
+
+    fn unplugged(&self) -> bool {
+        matches!(&self.unplug, Unplug::CloseEp0(flag) if flag.load(Ordering::SeqCst))
+    }
+
+    /// Stopping, or a GadgetFS device about to close ep0: an endpoint thread must not start
+    /// another transfer (GadgetFS's unbind takes each endpoint's lock, which a transfer
+    /// waiting for a host that is gone would hold forever), and leaves at its next error.
+    fn ending(&self) -> bool {
+        self.stop.load(Ordering::SeqCst) || self.unplugged()
+    }
 }
 
 /// A running FunctionFS CCID reader. Dropping it unplugs it and removes the gadget.
@@ -513,14 +557,10 @@ impl FfsReader {
         )))?;
         let mut reader = FfsReader {
             shape: shape.clone(),
-            shared: Arc::new(Shared {
-                stop: AtomicBool::new(false),
-                packet: AtomicU16::new(if full_speed { FS_BULK } else { HS_BULK }),
-                unplug_at: AtomicU32::new(0),
-                xfr_blocks: AtomicU32::new(0),
-                class_requests: AtomicU32::new(0),
-                udc_file: gadget.dir().join("UDC"),
-            }),
+            shared: Shared::new(
+                if full_speed { FS_BULK } else { HS_BULK },
+                Unplug::File(gadget.dir().join("UDC"), "\n"),
+            ),
             threads: Vec::new(),
             handles: Vec::new(),
             mount: mount.clone(),
@@ -641,9 +681,18 @@ impl Drop for FfsReader {
         if let Some(g) = self.gadget.as_mut() {
             let _ = g.unbind();
         }
-        let _ = std::fs::write(&self.shared.udc_file, "\n");
+        self.shared.unplug();
         self.shared.stop.store(true, Ordering::SeqCst);
         for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        let children: Vec<JoinHandle<()>> = self
+            .shared
+            .children
+            .lock()
+            .map(|mut c| c.drain(..).collect())
+            .unwrap_or_default();
+        for t in children {
             let _ = t.join();
         }
         if self.mounted {
@@ -655,6 +704,420 @@ impl Drop for FfsReader {
     }
 }
 
+/// GadgetFS's mount point (`Documentation/usb/gadget_fs.rst`... the legacy `gadgetfs`
+/// module's single file system).
+const GADGETFS_MOUNT: &str = "/dev/gadget";
+
+/// dummy_hcd's endpoints GadgetFS offers, per interface: bulk OUT, bulk IN, interrupt IN
+/// (file name and the address the descriptors give it).
+const GADGETFS_ENDPOINTS: [[(&str, u8); 3]; 2] = [
+    [
+        ("ep2out-bulk", 0x02),
+        ("ep1in-bulk", 0x81),
+        ("ep5in-int", 0x85),
+    ],
+    [
+        ("ep7out-bulk", 0x07),
+        ("ep6in-bulk", 0x86),
+        ("ep10in-int", 0x8A),
+    ],
+];
+
+/// The full-speed configuration descriptor of `shape` for GadgetFS: the configuration, then
+/// per interface its descriptor (iInterface 3, 4, ... when named), its CCID class descriptor
+/// verbatim and its three endpoints. GadgetFS checks only the configuration header.
+pub fn gadgetfs_config(shape: &Shape) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut string = 2u8;
+    for (k, iface) in shape
+        .interfaces
+        .iter()
+        .enumerate()
+        .take(GADGETFS_ENDPOINTS.len())
+    {
+        let i_interface = match iface.name {
+            Some(_) => {
+                string += 1;
+                string
+            }
+            None => 0,
+        };
+        let number = u8::try_from(k).unwrap_or(0);
+        body.extend_from_slice(&[9, 4, number, 0, 3, iface.class, 0, 0, i_interface]);
+        body.extend_from_slice(&iface.model.descriptor.encode());
+        let [(_, out), (_, inn), (_, int)] = GADGETFS_ENDPOINTS[k];
+        let [bl, bh] = FS_BULK.to_le_bytes();
+        body.extend_from_slice(&[7, 5, out, 0x02, bl, bh, 0]);
+        body.extend_from_slice(&[7, 5, inn, 0x02, bl, bh, 0]);
+        body.extend_from_slice(&[7, 5, int, 0x03, INTERRUPT_PACKET.to_le_bytes()[0], 0, 16]);
+    }
+    let total = u16::try_from(9 + body.len())
+        .unwrap_or(u16::MAX)
+        .to_le_bytes();
+    let count = u8::try_from(shape.interfaces.len().min(GADGETFS_ENDPOINTS.len())).unwrap_or(1);
+    // bConfigurationValue 1, self-powered off (bit 7 set as USB 2.0 requires), 100 mA.
+    let mut v = vec![9, 2, total[0], total[1], count, 1, 0, 0x80, 50];
+    v.extend_from_slice(&body);
+    v
+}
+
+/// What GadgetFS's ep0 takes first: tag 0, the full-speed configuration (no high-speed one:
+/// the device runs at full speed, as these readers do), the device descriptor (strings 1 and
+/// 2: manufacturer and product; no serial number).
+pub fn gadgetfs_setup_blob(shape: &Shape) -> Vec<u8> {
+    let mut v = 0u32.to_le_bytes().to_vec();
+    v.extend_from_slice(&gadgetfs_config(shape));
+    let [vl, vh] = shape.vid.to_le_bytes();
+    let [pl, ph] = shape.pid.to_le_bytes();
+    let [dl, dh] = shape.bcd_device.to_le_bytes();
+    v.extend_from_slice(&[
+        18, 1, 0x00, 0x02, 0, 0, 0, 64, vl, vh, pl, ph, dl, dh, 1, 2, 0, 1,
+    ]);
+    v
+}
+
+/// String descriptor `index` of `shape` as GadgetFS numbers them: 0 the languages (US
+/// English), 1 manufacturer, 2 product, 3.. the interfaces' names. `None` for others.
+pub fn gadgetfs_string(shape: &Shape, index: u8) -> Option<Vec<u8>> {
+    let text = match index {
+        0 => return Some(vec![4, 3, 0x09, 0x04]),
+        1 => shape.manufacturer,
+        2 => shape.product,
+        n => shape
+            .interfaces
+            .iter()
+            .filter_map(|i| i.name)
+            .nth(usize::from(n - 3))?,
+    };
+    let units: Vec<u16> = text.encode_utf16().take(126).collect();
+    let mut v = vec![u8::try_from(2 + 2 * units.len()).unwrap_or(u8::MAX), 3];
+    for u in units {
+        v.extend_from_slice(&u.to_le_bytes());
+    }
+    Some(v)
+}
+
+/// Everything the GadgetFS ep0 thread serves, per interface.
+struct GadgetFsInterface {
+    reader: Arc<Mutex<VirtualReader>>,
+    model: ReaderModel,
+    interrupt: Option<Box<dyn pos_ccid::InterruptSource>>,
+    card_slot: bool,
+}
+
+impl FfsReader {
+    /// Build `shape` as a whole device written in user space with GadgetFS (the legacy
+    /// `gadgetfs` module): for the shapes FunctionFS refuses (a class descriptor under a
+    /// vendor-class interface). Full speed; our card in the contact interface; waits until it
+    /// enumerates.
+    ///
+    /// Errors: `Io` (mount, ep0, the kernel refusing the configuration), `Gadget` when it does
+    /// not enumerate.
+    pub fn start_gadgetfs(
+        shape: &Shape,
+        card: Box<dyn pos_hal::VirtualCard>,
+        limit: Duration,
+    ) -> Result<FfsReader, FfsError> {
+        let mount = PathBuf::from(GADGETFS_MOUNT);
+        std::fs::create_dir_all(&mount).map_err(io_step("mkdir /dev/gadget"))?;
+        match mount_fs("gadgetfs", &mount, "gadgetfs") {
+            Ok(()) => {}
+            Err(e) if errno(&e) == libc::EBUSY => {}
+            Err(e) => return Err(io_step("mount -t gadgetfs gadgetfs /dev/gadget")(e)),
+        }
+        let mut reader = FfsReader {
+            shape: shape.clone(),
+            shared: Shared::new(FS_BULK, Unplug::CloseEp0(AtomicBool::new(false))),
+            threads: Vec::new(),
+            handles: Vec::new(),
+            mount: mount.clone(),
+            mounted: true,
+            gadget: None,
+            udc: crate::gadget::controller()?,
+        };
+        // The controller's file: the one entry before any endpoint file exists.
+        let ep0_path = std::fs::read_dir(&mount)
+            .map_err(io_step("list /dev/gadget"))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| !n.starts_with("ep"))
+            })
+            .ok_or_else(|| FfsError::Io {
+                what: "/dev/gadget".into(),
+                source: io::Error::other("no controller file (is a gadget bound?)"),
+            })?;
+        let mut ep0 = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&ep0_path)
+            .map_err(io_step(format!("open {}", ep0_path.display())))?;
+        let mut card = Some(card);
+        let mut interfaces = Vec::new();
+        for (k, iface) in shape
+            .interfaces
+            .iter()
+            .enumerate()
+            .take(GADGETFS_ENDPOINTS.len())
+        {
+            let (mut vr, handle) = VirtualReader::new(
+                SimReaderConfig::for_model(&iface.model),
+                &format!("{} interface {k}", shape.name),
+            );
+            if iface.card_slot {
+                if let Some(c) = card.take() {
+                    handle.insert(c);
+                }
+            }
+            let interrupt = vr.take_interrupt();
+            reader.handles.push(handle);
+            interfaces.push(GadgetFsInterface {
+                reader: Arc::new(Mutex::new(vr)),
+                model: iface.model.clone(),
+                interrupt,
+                card_slot: iface.card_slot,
+            });
+        }
+        ep0.write_all(&gadgetfs_setup_blob(shape))
+            .map_err(FfsError::Refused)?;
+        let shared = Arc::clone(&reader.shared);
+        let s = shape.clone();
+        let dir = mount.clone();
+        reader.threads.push(std::thread::spawn(move || {
+            serve_gadgetfs_ep0(&shared, ep0, &s, &dir, interfaces);
+        }));
+        crate::gadget::wait_for_device(shape.vid, shape.pid, limit)?;
+        Ok(reader)
+    }
+}
+
+fn mount_fs(source: &str, at: &Path, fstype: &str) -> io::Result<()> {
+    let c = |s: &str| std::ffi::CString::new(s).map_err(io::Error::other);
+    let source = c(source)?;
+    let target = c(&at.to_string_lossy())?;
+    let fstype = c(fstype)?;
+    // SAFETY: NUL-terminated strings living across the call; no data argument.
+    let rc = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// GadgetFS event types (`enum usb_gadgetfs_event_type`).
+const GADGETFS_SETUP: u32 = 3;
+
+/// Open and configure a GadgetFS endpoint file (tag 1, its full-speed descriptor).
+fn gadgetfs_endpoint(dir: &Path, name: &str, descriptor: [u8; 7]) -> io::Result<File> {
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join(name))?;
+    let mut config = 1u32.to_le_bytes().to_vec();
+    config.extend_from_slice(&descriptor);
+    f.write_all(&config)?;
+    Ok(f)
+}
+
+/// GadgetFS's ep0: string descriptors, SET_CONFIGURATION (the endpoints configured and
+/// served from then on), SET_INTERFACE, the CCID class requests; anything else stalled.
+/// Returns (closing ep0: the device leaves the bus) when stopped or unplugged.
+fn serve_gadgetfs_ep0(
+    shared: &Arc<Shared>,
+    mut ep0: File,
+    shape: &Shape,
+    dir: &Path,
+    mut interfaces: Vec<GadgetFsInterface>,
+) {
+    let mut buf = [0u8; EVENT_LEN * 4];
+    let mut configured = false;
+    let mut empty = [0u8; 0];
+    while !shared.stop.load(Ordering::SeqCst) && !shared.unplugged() {
+        let mut fds = libc::pollfd {
+            fd: ep0.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let ready = unsafe { libc::poll(&mut fds, 1, 50) };
+        if ready <= 0 || fds.revents & libc::POLLIN == 0 {
+            continue;
+        }
+        let n = match ep0.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) => {
+                log::debug!("gadgetfs ep0: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        for ev in buf[..n].chunks_exact(EVENT_LEN) {
+            if u32::from_le_bytes([ev[8], ev[9], ev[10], ev[11]]) != GADGETFS_SETUP {
+                continue;
+            }
+            let mut setup = [0u8; 8];
+            setup.copy_from_slice(&ev[..8]);
+            let value = u16::from_le_bytes([setup[2], setup[3]]);
+            let length = usize::from(u16::from_le_bytes([setup[6], setup[7]]));
+            match (setup[0], setup[1]) {
+                // GET_DESCRIPTOR (string): the others GadgetFS answers itself.
+                (0x80, 0x06) if value >> 8 == 3 => {
+                    match gadgetfs_string(shape, (value & 0xFF) as u8) {
+                        Some(mut d) => {
+                            d.truncate(length);
+                            let _ = ep0.write(&d);
+                        }
+                        None => {
+                            let _ = ep0.read(&mut empty);
+                        }
+                    }
+                }
+                // SET_CONFIGURATION: configure and serve the endpoints, then acknowledge.
+                (0x00, 0x09) => {
+                    if value != 0 && !configured {
+                        configured = true;
+                        for (k, iface) in interfaces.iter_mut().enumerate() {
+                            start_gadgetfs_interface(shared, dir, k, iface);
+                        }
+                    }
+                    let _ = ep0.read(&mut empty);
+                }
+                // SET_INTERFACE (alternate 0, the only one).
+                (0x01, 0x0B) => {
+                    let _ = ep0.read(&mut empty);
+                }
+                _ => {
+                    shared.class_requests.fetch_add(1, Ordering::SeqCst);
+                    let models: Vec<&ReaderModel> = interfaces.iter().map(|i| &i.model).collect();
+                    match setup_answer(&setup, &models) {
+                        SetupAnswer::Data(d) => {
+                            let _ = ep0.write(&d);
+                        }
+                        SetupAnswer::Ack(abort) => {
+                            let index = usize::from(u16::from_le_bytes([setup[4], setup[5]]));
+                            if let (Some((slot, seq)), Some(i)) = (abort, interfaces.get(index)) {
+                                let mut r = i.reader.lock().unwrap_or_else(PoisonError::into_inner);
+                                let _ = r.abort_request(
+                                    slot,
+                                    seq,
+                                    Deadline::after(Duration::from_secs(1)),
+                                );
+                            }
+                            let _ = ep0.read(&mut empty);
+                        }
+                        SetupAnswer::Stall => {
+                            if setup[0] & 0x80 != 0 {
+                                let _ = ep0.read(&mut empty);
+                            } else {
+                                let _ = ep0.write(&empty);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Closing ep0 unregisters GadgetFS's driver: the device leaves the bus. Its unbind takes
+    // each endpoint's lock, which a thread waiting in a transfer holds (the controller does
+    // not end those transfers when the device disconnects: measured on 6.1, the unbind then
+    // waits forever). Interrupt those waits first: the transfers are dequeued, the threads
+    // see `ending` and leave.
+    interrupt_children(shared);
+    drop(ep0);
+}
+
+extern "C" fn wake(_: libc::c_int) {}
+
+/// Interrupt the endpoint threads' transfers with SIGUSR1 (a handler that does nothing,
+/// without SA_RESTART, so the blocked read or write returns EINTR) until they have left, at
+/// most 2 s.
+fn interrupt_children(shared: &Shared) {
+    use std::os::unix::thread::JoinHandleExt as _;
+    // SAFETY: a zeroed sigaction with a handler that does nothing, installed for SIGUSR1
+    // (which nothing else in rig-guest uses).
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = wake as extern "C" fn(libc::c_int) as usize;
+        libc::sigemptyset(&mut action.sa_mask);
+        action.sa_flags = 0;
+        libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut());
+    }
+    let t = std::time::Instant::now();
+    loop {
+        let children = shared
+            .children
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let running: Vec<&JoinHandle<()>> = children.iter().filter(|c| !c.is_finished()).collect();
+        if running.is_empty() || t.elapsed() > Duration::from_secs(2) {
+            return;
+        }
+        for c in running {
+            // SAFETY: the thread is alive (not finished) and its handle is held, so its
+            // pthread_t is valid.
+            unsafe {
+                libc::pthread_kill(c.as_pthread_t(), libc::SIGUSR1);
+            }
+        }
+        drop(children);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Configure interface `k`'s endpoints and start serving them (bulk, interrupt).
+fn start_gadgetfs_interface(
+    shared: &Arc<Shared>,
+    dir: &Path,
+    k: usize,
+    iface: &mut GadgetFsInterface,
+) {
+    let Some(&[(out_name, out), (in_name, inn), (int_name, int)]) = GADGETFS_ENDPOINTS.get(k)
+    else {
+        return;
+    };
+    let [bl, bh] = FS_BULK.to_le_bytes();
+    let opened = (
+        gadgetfs_endpoint(dir, out_name, [7, 5, out, 0x02, bl, bh, 0]),
+        gadgetfs_endpoint(dir, in_name, [7, 5, inn, 0x02, bl, bh, 0]),
+        gadgetfs_endpoint(
+            dir,
+            int_name,
+            [7, 5, int, 0x03, INTERRUPT_PACKET.to_le_bytes()[0], 0, 16],
+        ),
+    );
+    let (Ok(out_file), Ok(in_file), int_file) = opened else {
+        log::warn!("gadgetfs: interface {k}: endpoints could not be configured");
+        return;
+    };
+    let mut children = shared
+        .children
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let s = Arc::clone(shared);
+    let vr = Arc::clone(&iface.reader);
+    let counts = iface.card_slot;
+    children.push(std::thread::spawn(move || {
+        serve_bulk(&s, &vr, out_file, in_file, counts);
+    }));
+    if let (Some(source), Ok(int_file)) = (iface.interrupt.take(), int_file) {
+        let s = Arc::clone(shared);
+        children.push(std::thread::spawn(move || {
+            serve_interrupt(&s, source, int_file);
+        }));
+    }
+}
+
 fn errno(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(0)
 }
@@ -663,7 +1126,7 @@ fn errno(e: &io::Error) -> i32 {
 /// stopped or the endpoint failed (unplugged).
 fn write_ep(shared: &Shared, ep: &mut File, data: &[u8]) -> bool {
     loop {
-        if shared.stop.load(Ordering::SeqCst) {
+        if shared.ending() {
             return false;
         }
         match ep.write(data) {
@@ -692,7 +1155,7 @@ fn serve_bulk(
 ) {
     let mut msg: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; usize::from(HS_BULK)];
-    while !shared.stop.load(Ordering::SeqCst) {
+    while !shared.ending() {
         let packet = usize::from(shared.packet.load(Ordering::SeqCst));
         let n = match out.read(&mut buf[..packet]) {
             Ok(n) => n,
@@ -703,6 +1166,9 @@ fn serve_bulk(
             Err(e) => {
                 // Disabled or unbound (ESHUTDOWN): a partial message is lost with it.
                 log::debug!("ffs bulk out: {e}");
+                if shared.ending() {
+                    return;
+                }
                 msg.clear();
                 std::thread::sleep(Duration::from_millis(5));
                 continue;
@@ -722,7 +1188,7 @@ fn serve_bulk(
             let nth = shared.xfr_blocks.fetch_add(1, Ordering::SeqCst) + 1;
             if shared.unplug_at.load(Ordering::SeqCst) == nth {
                 // The cable pulled with the exchange pending: no answer, the device goes.
-                let _ = std::fs::write(&shared.udc_file, "\n");
+                shared.unplug();
                 continue;
             }
         }
@@ -754,7 +1220,7 @@ fn serve_bulk(
 /// Pass the virtual reader's notifications (NotifySlotChange) to the interrupt endpoint.
 fn serve_interrupt(shared: &Shared, mut source: Box<dyn pos_ccid::InterruptSource>, mut int: File) {
     let mut buf = [0u8; 64];
-    while !shared.stop.load(Ordering::SeqCst) {
+    while !shared.ending() {
         match source.read(&mut buf, Deadline::after(Duration::from_millis(100))) {
             Ok(n) => {
                 let _ = write_ep(shared, &mut int, &buf[..n.min(buf.len())]);
@@ -988,6 +1454,37 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_gadgetfs_device_carries_the_vendor_interface_and_its_strings() {
+        let s = shape("vendor").unwrap();
+        let blob = gadgetfs_setup_blob(&s);
+        assert_eq!(&blob[..4], &[0, 0, 0, 0]);
+        let config = &blob[4..];
+        let total = usize::from(u16::from_le_bytes([config[2], config[3]]));
+        assert_eq!(total, 9 + 9 + 54 + 21);
+        // Then exactly the 18-byte device descriptor, with the dump's ids and firmware.
+        let device = &config[total..];
+        assert_eq!(device.len(), 18);
+        assert_eq!(&device[8..14], &[0x6A, 0x04, 0x3E, 0x00, 0x01, 0x06]);
+        // The interface: class 0xFF, named (string 3), its CCID descriptor found by the
+        // driver's own finder.
+        let iface = &config[9..18];
+        assert_eq!((iface[1], iface[5], iface[8]), (4, 0xFF, 3));
+        let d = pos_ccid::descriptor::find(&config[18..total])
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.max_message_length, 270);
+        let name = gadgetfs_string(&s, 3).unwrap();
+        assert_eq!(name[0] as usize, name.len());
+        assert_eq!(name[2], b'V');
+        assert_eq!(gadgetfs_string(&s, 0).unwrap(), [4, 3, 0x09, 0x04]);
+        assert_eq!(
+            gadgetfs_string(&s, 1).unwrap().len(),
+            2 + 2 * "Cherry GmbH".len()
+        );
+        assert!(gadgetfs_string(&s, 4).is_none());
     }
 
     #[test]

@@ -258,11 +258,6 @@ pub fn cases() -> Vec<RigCase> {
         ),
         // Issue 24 item 3: CCID readers of other shapes (FunctionFS, real readers' descriptors).
         c!(
-            "ccidshape.vendor",
-            "a vendor-class (0xFF) reader (Cherry ST-2xxx) with its CCID descriptor, via FunctionFS",
-            ccidshape_vendor
-        ),
-        c!(
             "ccidshape.dual",
             "OMNIKEY 5422 shape (contactless if 0, contact if 1): policy picks if 1; EMV read",
             ccidshape_dual
@@ -306,6 +301,21 @@ pub fn cases() -> Vec<RigCase> {
             "ccidshape.autovolt_unplug",
             "SCR3310 shape: the gadget unbound at the 3rd exchange: disconnected",
             ccidshape_autovolt_unplug
+        ),
+        c!(
+            "ccidshape.vendor",
+            "Cherry ST-2xxx shape (class 0xFF interface with a CCID descriptor, via GadgetFS): policy, EMV read",
+            ccidshape_vendor
+        ),
+        c!(
+            "ccidshape.vendor_removed",
+            "Cherry ST-2xxx shape: the card pulled at the 3rd exchange: card_removed, event, empty slot",
+            ccidshape_vendor_removed
+        ),
+        c!(
+            "ccidshape.vendor_unplug",
+            "Cherry ST-2xxx shape: the device gone (GadgetFS ep0 closed) at the 3rd exchange: disconnected",
+            ccidshape_vendor_unplug
         ),
         c!(
             "apdu.direct",

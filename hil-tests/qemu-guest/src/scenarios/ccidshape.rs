@@ -44,10 +44,20 @@ fn expect(name: &str) -> Option<Expect> {
     })
 }
 
-/// Build the shape's reader with our mastercard card in its contact slot.
+fn our_card() -> Box<dyn pos_hal::VirtualCard> {
+    Box::new(ProfileCard::new(Profile::Mastercard))
+}
+
+/// Build the shape's reader with our mastercard card in its contact slot: with FunctionFS;
+/// for a vendor-class shape, FunctionFS is tried first (the kernel refuses it, a step says
+/// so) and the reader is built with GadgetFS instead.
 fn start(ctx: &Ctx<'_>, name: &str) -> Result<(Shape, FfsReader), End> {
-    require_modules(MODULES)?;
     let s = shape(name).ok_or_else(|| fail(format!("no reader shape {name:?}")))?;
+    let vendor = s.interfaces.iter().any(|i| i.class != USB_CLASS_CCID);
+    require_modules(MODULES)?;
+    if vendor {
+        require_modules(&["gadgetfs"])?;
+    }
     ctx.step(format!(
         "{}: {:04x}:{:04x} fw {:x}.{:02x}, {} interface(s), from libccid readers/{}",
         s.title,
@@ -58,19 +68,23 @@ fn start(ctx: &Ctx<'_>, name: &str) -> Result<(Shape, FfsReader), End> {
         s.interfaces.len(),
         s.dump
     ));
-    let card: Box<dyn pos_hal::VirtualCard> = Box::new(ProfileCard::new(Profile::Mastercard));
     let t = Instant::now();
-    let reader = FfsReader::start(&s, card, gadget_limit()).map_err(|e| match e {
-        FfsError::Refused(why) => End::Skip(format!(
-            "the guest kernel's FunctionFS refuses these descriptors ({why}): it takes a \
-             class descriptor (0x21) only under a HID or CCID interface (f_fs.c \
-             ffs_do_single_desc), so a class 0xFF reader with its CCID descriptor cannot be \
-             built with usb_f_fs"
-        )),
-        other => fail(format!("the FunctionFS reader: {other}")),
-    })?;
+    let reader = match FfsReader::start(&s, our_card(), gadget_limit()) {
+        Ok(r) => r,
+        Err(FfsError::Refused(why)) if vendor => {
+            ctx.step(format!(
+                "FunctionFS refuses the descriptors ({why}): it takes a class descriptor (0x21) \
+                 only under a HID or CCID interface (f_fs.c ffs_do_single_desc); built with \
+                 GadgetFS instead"
+            ));
+            FfsReader::start_gadgetfs(&s, our_card(), gadget_limit())
+                .map_err(|e| fail(format!("the GadgetFS reader: {e}")))?
+        }
+        Err(other) => return Err(fail(format!("the FunctionFS reader: {other}"))),
+    };
     ctx.step(format!(
-        "FunctionFS reader bound to {}, enumerated in {} ms",
+        "{} reader on {}, enumerated in {} ms",
+        if vendor { "GadgetFS" } else { "FunctionFS" },
         reader.connection(),
         t.elapsed().as_millis()
     ));
@@ -230,6 +244,7 @@ fn shape_read(ctx: &mut Ctx<'_>, name: &str) -> Outcome {
             "a message of {longest} bytes went to a reader whose maximum is {max}"
         )));
     }
+    drop(reader);
     if name == "small" && (chained == 0 || chains_begun == 0) {
         return Err(fail(
             "64-byte messages, yet the long command or the responses were not chained (wLevelParameter)",
@@ -351,6 +366,12 @@ fn shape_unplug(ctx: &mut Ctx<'_>, name: &str) -> Outcome {
 
 pub(super) fn ccidshape_vendor(ctx: &mut Ctx<'_>) -> Outcome {
     shape_read(ctx, "vendor")
+}
+pub(super) fn ccidshape_vendor_removed(ctx: &mut Ctx<'_>) -> Outcome {
+    shape_removed(ctx, "vendor")
+}
+pub(super) fn ccidshape_vendor_unplug(ctx: &mut Ctx<'_>) -> Outcome {
+    shape_unplug(ctx, "vendor")
 }
 pub(super) fn ccidshape_dual(ctx: &mut Ctx<'_>) -> Outcome {
     shape_read(ctx, "dual")
