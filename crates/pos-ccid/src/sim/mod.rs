@@ -1152,7 +1152,7 @@ fn class_answer(
     answer: Option<ClassAnswer>,
 ) -> Result<Option<Vec<u32>>, LinkError> {
     if st.unplugged {
-        return Err(gone_error(&st, target, Operation::Read));
+        return Err(gone_error(st, target, Operation::Read));
     }
     match answer {
         Some(ClassAnswer::List(l)) => Ok(Some(l.to_vec())),
