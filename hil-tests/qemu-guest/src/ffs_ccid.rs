@@ -24,8 +24,10 @@
 //! The kernel's FunctionFS accepts a class-specific descriptor (type 0x21) only under an
 //! interface of class HID (3) or CCID (0x0B) (`ffs_do_single_desc` in
 //! `drivers/usb/gadget/function/f_fs.c`): a vendor-class (0xFF) reader that carries its CCID
-//! descriptor cannot be presented this way; [`FfsReader::start`] then fails with the
-//! kernel's refusal, which the rig reports as a SKIP saying so.
+//! descriptor cannot be presented this way: [`FfsReader::start`] fails with the kernel's
+//! refusal ([`FfsError::Refused`]), and [`FfsReader::start_gadgetfs`] builds that reader with
+//! GadgetFS (the legacy `gadgetfs` module: the whole device in user space, its descriptors
+//! unchecked beyond the configuration header), served the same way.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
@@ -94,7 +96,7 @@ pub struct Shape {
     pub title: &'static str,
     /// The libccid dump (`readers/<file>`).
     pub dump: &'static str,
-    /// idVendor, idProduct, bcdDevice.
+    /// idVendor.
     pub vid: u16,
     /// idProduct.
     pub pid: u16,
@@ -477,7 +479,8 @@ impl Shared {
     }
 }
 
-/// A running FunctionFS CCID reader. Dropping it unplugs it and removes the gadget.
+/// A running CCID reader built in the guest (FunctionFS, or GadgetFS for a vendor-class
+/// shape). Dropping it unplugs it and removes the gadget.
 pub struct FfsReader {
     shape: Shape,
     shared: Arc<Shared>,
