@@ -516,6 +516,32 @@ fn unplugging_the_reader_mid_session_is_disconnected() {
 }
 
 #[test]
+fn a_reader_unplugged_mid_exchange_with_io_errors_is_still_disconnected() {
+    // The cable pulled: the host controller fails the transfers with a plain I/O error
+    // (not "no device"); the interrupt pipe fails too. The exchange is disconnected, not io.
+    let (mut r, h) = rig(SimLevel::TpduT1, true);
+    let sub = pos_hal::Device::subscribe(&mut r).unwrap();
+    h.insert(Box::new(TestCard::t1()));
+    r.power_on(0).unwrap();
+    h.unplug_with_io_errors();
+    let e = r.transmit(0, SELECT_PSE).unwrap_err();
+    assert_eq!(e.kind(), FaultKind::Disconnected, "{e}");
+    wait_event(&sub, |e| matches!(e, DeviceEvent::Disconnected { .. }));
+}
+
+#[test]
+fn an_io_error_with_the_reader_still_there_stays_io() {
+    // Without an interrupt pipe nothing says the reader left: a failed exchange and slot
+    // status keep their own kind (no guess).
+    let (mut r, h) = rig(SimLevel::TpduT1, false);
+    h.insert(Box::new(TestCard::t1()));
+    r.power_on(0).unwrap();
+    h.unplug_with_io_errors();
+    let e = r.transmit(0, SELECT_PSE).unwrap_err();
+    assert_ne!(e.kind(), FaultKind::Disconnected, "{e}");
+}
+
+#[test]
 fn wtx_storms_and_time_extensions_are_waited_out() {
     let (mut r, h) = rig(SimLevel::TpduT1, true);
     h.insert(Box::new(TestCard::t1()));

@@ -13,6 +13,7 @@
 //! - [`gadget`]: USB devices built in the guest (configfs gadgets on `dummy_hcd`).
 //! - [`printer_gadget`]: the USB printer gadget (an Epson TM-T20III by its device ID) and
 //!   the relay carrying its bytes to emupos on the host over `/dev/ttyS2`.
+//! - [`ffs_ccid`]: CCID readers of real readers' shapes built with FunctionFS, our card behind.
 //! - [`options`]: `rig.only` / `rig.bench` from the kernel command line, devices in `/sys`.
 //! - [`logtap`]: the logger (the CCID driver's negotiation lines become steps).
 //! - [`road`]: the lines of `pcsc-road`, the dynamic helper running the cases through our
@@ -21,6 +22,7 @@
 pub mod bench;
 pub mod control;
 pub mod ctl;
+pub mod ffs_ccid;
 pub mod gadget;
 pub mod logtap;
 pub mod operator;

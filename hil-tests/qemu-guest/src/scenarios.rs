@@ -343,6 +343,67 @@ pub fn cases() -> Vec<RigCase> {
             "usblp: road: the gadget unbound mid-job: the job and the next status are disconnected",
             usblp_unplug
         ),
+        // ccidshape: CCID readers of other shapes built in the guest (FunctionFS, GadgetFS) from real readers' descriptors.
+        c!(
+            "ccidshape.dual",
+            "OMNIKEY 5422 shape (contactless if 0, contact if 1): policy picks if 1; EMV read",
+            ccidshape_dual
+        ),
+        c!(
+            "ccidshape.dual_removed",
+            "OMNIKEY 5422 shape: the card pulled at the 3rd exchange: card_removed, event, empty slot",
+            ccidshape_dual_removed
+        ),
+        c!(
+            "ccidshape.dual_unplug",
+            "OMNIKEY 5422 shape: the gadget unbound at the 3rd exchange: disconnected",
+            ccidshape_dual_unplug
+        ),
+        c!(
+            "ccidshape.small",
+            "Elatec TWN4 shape (64-byte messages, extended APDU): chained EMV read within 64 bytes",
+            ccidshape_small
+        ),
+        c!(
+            "ccidshape.small_removed",
+            "Elatec TWN4 shape: the card pulled at the 3rd exchange: card_removed, event, empty slot",
+            ccidshape_small_removed
+        ),
+        c!(
+            "ccidshape.small_unplug",
+            "Elatec TWN4 shape: the gadget unbound at the 3rd exchange: disconnected",
+            ccidshape_small_unplug
+        ),
+        c!(
+            "ccidshape.autovolt",
+            "SCR3310 shape (automatic voltage, TPDU level, T=0 card): policy, EMV read",
+            ccidshape_autovolt
+        ),
+        c!(
+            "ccidshape.autovolt_removed",
+            "SCR3310 shape: the card pulled at the 3rd exchange: card_removed, event, empty slot",
+            ccidshape_autovolt_removed
+        ),
+        c!(
+            "ccidshape.autovolt_unplug",
+            "SCR3310 shape: the gadget unbound at the 3rd exchange: disconnected",
+            ccidshape_autovolt_unplug
+        ),
+        c!(
+            "ccidshape.vendor",
+            "Cherry ST-2xxx shape (class 0xFF interface with a CCID descriptor, via GadgetFS): policy, EMV read",
+            ccidshape_vendor
+        ),
+        c!(
+            "ccidshape.vendor_removed",
+            "Cherry ST-2xxx shape: the card pulled at the 3rd exchange: card_removed, event, empty slot",
+            ccidshape_vendor_removed
+        ),
+        c!(
+            "ccidshape.vendor_unplug",
+            "Cherry ST-2xxx shape: the device gone (GadgetFS ep0 closed) at the 3rd exchange: disconnected",
+            ccidshape_vendor_unplug
+        ),
         c!(
             "apdu.direct",
             "benchmark: SELECT AID round trips through our CCID driver",
@@ -446,6 +507,7 @@ pub fn run_case(control: &Control, case: &RigCase, bench: u32) -> CaseResult {
 
 mod benchmarks;
 mod ccid;
+mod ccidshape;
 mod emv;
 mod escpos;
 mod hid;
@@ -458,6 +520,7 @@ mod wedge;
 
 use benchmarks::*;
 use ccid::*;
+use ccidshape::*;
 use emv::*;
 use escpos::*;
 use hid::*;

@@ -31,6 +31,9 @@ pub const GADGET_MODULES: &[&str] = &[
     "drivers/usb/gadget/function/usb_f_hid.ko",
     "drivers/usb/gadget/function/usb_f_fs.ko",
     "drivers/usb/class/usblp.ko",
+    // GadgetFS (legacy): a whole device written in user space, descriptors unchecked; the
+    // vendor-class CCID reader shape, which FunctionFS refuses (ccidshape.vendor).
+    "drivers/usb/gadget/legacy/gadgetfs.ko",
 ];
 
 /// Why the rig cannot be used.

@@ -243,10 +243,10 @@ mod tests {
         ));
         let g = init_script(crate::files::GADGET_MODULES);
         assert!(g.contains(
-            "evdev configfs udc-core libcomposite dummy_hcd usb_f_printer usb_f_hid usb_f_fs usblp;"
+            "evdev configfs udc-core libcomposite dummy_hcd usb_f_printer usb_f_hid usb_f_fs usblp gadgetfs;"
         ));
         let mount = g.find("mount -t configfs").unwrap_or(usize::MAX);
-        assert!(g.find("usblp;").unwrap_or(usize::MAX) < mount);
+        assert!(g.find("gadgetfs;").unwrap_or(usize::MAX) < mount);
         assert!(mount < g.find(GUEST_BIN).unwrap_or(0));
         let run = s.find(GUEST_BIN).unwrap_or(usize::MAX);
         let devtmpfs = s.find("devtmpfs").unwrap_or(usize::MAX);

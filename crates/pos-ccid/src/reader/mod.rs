@@ -364,7 +364,30 @@ impl<T: CcidTransport + 'static> Inner<T> {
             },
             Err(CcidError::Gone) => CcidError::Gone,
             Err(CcidError::Link(ref l)) if is_gone(l) => CcidError::Gone,
+            // The exchange and the slot status both failed, and the interrupt pipe failed
+            // too (the monitor said the reader is gone): a cable pulled mid-transfer, which
+            // a host controller may report as a plain I/O error before "no device" (seen with
+            // dummy_hcd in the QEMU rig, ccidshape.vendor_unplug). Waits up to 200 ms for the monitor's verdict (this path only runs when both
+            // transfers failed).
+            Err(CcidError::Link(_)) if self.monitor_says_gone(Duration::from_millis(200)) => {
+                CcidError::Gone
+            }
             Err(_) => cause,
+        }
+    }
+
+    /// Whether the interrupt monitor has found the reader gone, waiting up to `limit` for
+    /// it to notice.
+    fn monitor_says_gone(&self, limit: Duration) -> bool {
+        let t = std::time::Instant::now();
+        loop {
+            if self.presence.gone.load(Ordering::SeqCst) {
+                return true;
+            }
+            if t.elapsed() >= limit {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 

@@ -283,6 +283,10 @@ struct State {
     /// Notifications are kept back from the interrupt endpoint (see `hold_notifications`).
     notifications_held: bool,
     unplugged: bool,
+    /// After the unplug, transfers fail as a plain USB I/O error (what a host controller may
+    /// report for a transfer cut short by the cable, before the hub notices the device
+    /// gone) instead of "no device".
+    unplug_as_io: bool,
     aborts: u32,
     pps_seen: u32,
     parameters: Vec<ProtocolParams>,
@@ -382,6 +386,7 @@ impl VirtualReader {
             notifications: VecDeque::new(),
             notifications_held: false,
             unplugged: false,
+            unplug_as_io: false,
             aborts: 0,
             pps_seen: 0,
             parameters: Vec::new(),
@@ -487,6 +492,17 @@ impl SimReaderHandle {
     /// Unplug the reader: every transfer fails with `Disconnected` from now on.
     pub fn unplug(&self) {
         lock(&self.shared).unplugged = true;
+        self.shared.1.notify_all();
+    }
+
+    /// Unplug the reader, every transfer failing from now on as a plain USB I/O error
+    /// (`LIBUSB_ERROR_IO`), as a host controller may report a transfer the cable cut, before
+    /// the device is known gone. The driver must still call it disconnected.
+    pub fn unplug_with_io_errors(&self) {
+        let mut st = lock(&self.shared);
+        st.unplugged = true;
+        st.unplug_as_io = true;
+        drop(st);
         self.shared.1.notify_all();
     }
 
@@ -1000,11 +1016,7 @@ impl CcidTransport for VirtualReader {
     fn send(&mut self, message: &[u8], _deadline: Deadline) -> Result<(), LinkError> {
         let mut st = lock(&self.shared);
         if st.unplugged {
-            return Err(LinkError::disconnected(
-                &self.target,
-                Operation::Write,
-                "virtual reader unplugged",
-            ));
+            return Err(gone_error(&st, &self.target, Operation::Write));
         }
         match Request::decode(message) {
             Ok(req)
@@ -1082,11 +1094,7 @@ impl CcidTransport for VirtualReader {
     fn abort_request(&mut self, _slot: u8, _seq: u8, _deadline: Deadline) -> Result<(), LinkError> {
         let mut st = lock(&self.shared);
         if st.unplugged {
-            return Err(LinkError::disconnected(
-                &self.target,
-                Operation::Write,
-                "virtual reader unplugged",
-            ));
+            return Err(gone_error(&st, &self.target, Operation::Write));
         }
         st.aborts += 1;
         Ok(())
@@ -1122,6 +1130,20 @@ impl CcidTransport for VirtualReader {
     }
 }
 
+/// The error of a transfer once the reader is unplugged: `Disconnected`, or a plain USB I/O
+/// error after [`SimReaderHandle::unplug_with_io_errors`].
+fn gone_error(st: &State, target: &str, operation: Operation) -> LinkError {
+    if st.unplug_as_io {
+        LinkError::Usb {
+            target: target.to_string(),
+            operation,
+            source: rusb::Error::Io,
+        }
+    } else {
+        LinkError::disconnected(target, operation, "virtual reader unplugged")
+    }
+}
+
 /// A class request's answer as the transport trait gives it: the list, `None` for a stall
 /// or an empty reply, an error for a failed transfer or an unplugged reader.
 fn class_answer(
@@ -1130,11 +1152,7 @@ fn class_answer(
     answer: Option<ClassAnswer>,
 ) -> Result<Option<Vec<u32>>, LinkError> {
     if st.unplugged {
-        return Err(LinkError::disconnected(
-            target,
-            Operation::Read,
-            "virtual reader unplugged",
-        ));
+        return Err(gone_error(st, target, Operation::Read));
     }
     match answer {
         Some(ClassAnswer::List(l)) => Ok(Some(l.to_vec())),
@@ -1177,11 +1195,7 @@ fn wait_pop(
     let mut st = lock(shared);
     loop {
         if st.unplugged {
-            return Err(LinkError::disconnected(
-                target,
-                Operation::Read,
-                "virtual reader unplugged",
-            ));
+            return Err(gone_error(&st, target, Operation::Read));
         }
         if let Some(m) = pop(&mut st) {
             return Ok(m);

@@ -88,6 +88,16 @@ pub fn select_aid(aid: &[u8]) -> Vec<u8> {
     c
 }
 
+/// SELECT by name with a 200-byte name (`00 A4 04 00 C8 ... 00`, 206 bytes): longer than a
+/// 64-byte CCID message holds; a card answers it with an error status (no such
+/// application), which is all a chaining check needs.
+pub fn long_command() -> Vec<u8> {
+    let mut c = vec![0x00, 0xA4, 0x04, 0x00, 200];
+    c.extend((0..200u8).map(|i| 0xA0 ^ i));
+    c.push(0x00);
+    c
+}
+
 /// The card's first application (the profile's first AID).
 pub(super) fn card_aid() -> Result<Vec<u8>, End> {
     Profile::Mastercard
