@@ -501,27 +501,10 @@ impl std::fmt::Debug for FfsReader {
     }
 }
 
+/// Mount the FunctionFS instance `instance` at `at` (made if missing).
 fn mount_functionfs(instance: &str, at: &Path) -> io::Result<()> {
     std::fs::create_dir_all(at)?;
-    let c = |s: &str| std::ffi::CString::new(s).map_err(io::Error::other);
-    let source = c(instance)?;
-    let target = c(&at.to_string_lossy())?;
-    let fstype = c("functionfs")?;
-    // SAFETY: the strings are NUL-terminated and live across the call; no data argument.
-    let rc = unsafe {
-        libc::mount(
-            source.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    mount_fs(instance, at, "functionfs")
 }
 
 fn umount(at: &Path) {
@@ -896,6 +879,7 @@ impl FfsReader {
     }
 }
 
+/// `mount -t FSTYPE SOURCE AT` (no flags, no options).
 fn mount_fs(source: &str, at: &Path, fstype: &str) -> io::Result<()> {
     let c = |s: &str| std::ffi::CString::new(s).map_err(io::Error::other);
     let source = c(source)?;

@@ -249,22 +249,33 @@ fn expect_pan(got: &str, which: usize) -> Result<(), End> {
     Ok(())
 }
 
-/// `hid.swipe`: a good swipe, both tracks decoded by the reader.
-pub(super) fn hid_swipe(ctx: &mut Ctx<'_>) -> Outcome {
-    let report = magtek_report(
+/// The report of a clean swipe of the test card with service code `sc`: tracks 1 and 2
+/// decoded, no track 3, ISO/ABA encoding.
+fn clean_report(sc: &str) -> Vec<u8> {
+    magtek_report(
         &[
-            TrackReport::ok('%', &track1("101")),
-            TrackReport::ok(';', &track2("101")),
+            TrackReport::ok('%', &track1(sc)),
+            TrackReport::ok(';', &track2(sc)),
             TrackReport::empty(),
         ],
         ENCODE_ISO_ABA,
-    );
+    )
+}
+
+/// Tracks 1 and 2 read, track 3 empty.
+fn expect_clean(swipe: &Swipe) -> Result<(), End> {
+    expect_statuses(
+        swipe,
+        [TrackStatus::Ok, TrackStatus::Ok, TrackStatus::Empty],
+    )
+}
+
+/// `hid.swipe`: a good swipe, both tracks decoded by the reader.
+pub(super) fn hid_swipe(ctx: &mut Ctx<'_>) -> Outcome {
+    let report = clean_report("101");
     let swipe =
         swipe_through_hid(ctx, &report)?.map_err(|e| device_fail("wait for the swipe", &e))?;
-    expect_statuses(
-        &swipe,
-        [TrackStatus::Ok, TrackStatus::Ok, TrackStatus::Empty],
-    )?;
+    expect_clean(&swipe)?;
     let (p1, _) = masked_pan(&swipe, 1)?;
     let (p2, sc) = masked_pan(&swipe, 2)?;
     expect_pan(&p1, 1)?;
@@ -331,14 +342,7 @@ pub(super) fn hid_reversed(ctx: &mut Ctx<'_>) -> Outcome {
         bits1.len(),
         bits2.len()
     ));
-    let forward = magtek_report(
-        &[
-            TrackReport::ok('%', &t1),
-            TrackReport::ok(';', &t2),
-            TrackReport::empty(),
-        ],
-        ENCODE_ISO_ABA,
-    );
+    let forward = clean_report("101");
     let report = magtek_report(&tracks, ENCODE_ISO_ABA);
     if report != forward {
         return Err(fail(
@@ -347,10 +351,7 @@ pub(super) fn hid_reversed(ctx: &mut Ctx<'_>) -> Outcome {
     }
     let swipe =
         swipe_through_hid(ctx, &report)?.map_err(|e| device_fail("wait for the swipe", &e))?;
-    expect_statuses(
-        &swipe,
-        [TrackStatus::Ok, TrackStatus::Ok, TrackStatus::Empty],
-    )?;
+    expect_clean(&swipe)?;
     let (p1, _) = masked_pan(&swipe, 1)?;
     let (p2, _) = masked_pan(&swipe, 2)?;
     expect_pan(&p1, 1)?;
@@ -363,20 +364,10 @@ pub(super) fn hid_reversed(ctx: &mut Ctx<'_>) -> Outcome {
 /// `hid.chip_card`: a chip card swiped (service code 201): the lane must say "insert the
 /// chip"; after a failed chip attempt the swipe is allowed as fallback.
 pub(super) fn hid_chip_card(ctx: &mut Ctx<'_>) -> Outcome {
-    let report = magtek_report(
-        &[
-            TrackReport::ok('%', &track1("201")),
-            TrackReport::ok(';', &track2("201")),
-            TrackReport::empty(),
-        ],
-        ENCODE_ISO_ABA,
-    );
+    let report = clean_report("201");
     let swipe =
         swipe_through_hid(ctx, &report)?.map_err(|e| device_fail("wait for the swipe", &e))?;
-    expect_statuses(
-        &swipe,
-        [TrackStatus::Ok, TrackStatus::Ok, TrackStatus::Empty],
-    )?;
+    expect_clean(&swipe)?;
     let (p2, sc) = masked_pan(&swipe, 2)?;
     expect_pan(&p2, 2)?;
     let sc = sc.ok_or_else(|| fail("track 2 has no service code"))?;
@@ -429,14 +420,7 @@ pub(super) fn hid_hidraw(ctx: &mut Ctx<'_>) -> Outcome {
             .first()
             .map_or_else(|| "-".to_string(), |n| n.display().to_string())
     ));
-    let report = magtek_report(
-        &[
-            TrackReport::ok('%', &track1("101")),
-            TrackReport::ok(';', &track2("101")),
-            TrackReport::empty(),
-        ],
-        ENCODE_ISO_ABA,
-    );
+    let report = clean_report("101");
     let mut writer = HidgWriter::open(&g.hidg).map_err(fail)?;
     writer
         .send(&report, Instant::now() + SWIPE_LIMIT)
@@ -444,10 +428,7 @@ pub(super) fn hid_hidraw(ctx: &mut Ctx<'_>) -> Outcome {
     let swipe = msr
         .wait_for_swipe(SWIPE_LIMIT)
         .map_err(|e| device_fail("wait for the swipe", &e))?;
-    expect_statuses(
-        &swipe,
-        [TrackStatus::Ok, TrackStatus::Ok, TrackStatus::Empty],
-    )?;
+    expect_clean(&swipe)?;
     let (p2, _) = masked_pan(&swipe, 2)?;
     expect_pan(&p2, 2)?;
     ctx.step(format!("swipe read through hidraw: PAN {p2}"));
@@ -571,10 +552,7 @@ fn wedge_swipe_with(ctx: &Ctx<'_>, layout: &str) -> Result<Result<Swipe, MsrErro
 /// reads it exactly.
 pub(super) fn hid_wedge_layout(ctx: &mut Ctx<'_>) -> Outcome {
     let swipe = wedge_swipe_with(ctx, "de")?.map_err(|e| device_fail("wait for the swipe", &e))?;
-    expect_statuses(
-        &swipe,
-        [TrackStatus::Ok, TrackStatus::Ok, TrackStatus::Empty],
-    )?;
+    expect_clean(&swipe)?;
     let (p1, _) = masked_pan(&swipe, 1)?;
     let (p2, _) = masked_pan(&swipe, 2)?;
     expect_pan(&p1, 1)?;
