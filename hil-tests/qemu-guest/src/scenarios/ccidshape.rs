@@ -275,24 +275,7 @@ fn shape_removed(ctx: &mut Ctx<'_>, name: &str) -> Outcome {
         remove_at_exchange: Some(handle.exchanges() + 3),
         ..SimFaults::default()
     });
-    let t = Instant::now();
-    let read = emv_read(&mut reader, 0);
-    let kind = match read {
-        Ok(r) => {
-            return Err(fail(format!(
-                "the read completed ({} records) although the card went at exchange 3",
-                r.records
-            )));
-        }
-        Err(e) => {
-            ctx.step(format!(
-                "the read failed after {} ms: {e} [{}]",
-                t.elapsed().as_millis(),
-                e.kind()
-            ));
-            e.kind()
-        }
-    };
+    let kind = read_fails(ctx, &mut reader, "card")?;
     let event = wait_event(&events, Instant::now() + Duration::from_secs(5), &|e| {
         matches!(e, DeviceEvent::CardRemoved { slot: 0 })
     });
@@ -330,24 +313,7 @@ fn shape_unplug(ctx: &mut Ctx<'_>, name: &str) -> Outcome {
         .map_err(|e| device_fail("subscribe", &e))?;
     events.drain();
     ffs.unplug_at_exchange(3);
-    let t = Instant::now();
-    let read = emv_read(&mut reader, 0);
-    let kind = match read {
-        Ok(r) => {
-            return Err(fail(format!(
-                "the read completed ({} records) although the reader went at exchange 3",
-                r.records
-            )));
-        }
-        Err(e) => {
-            ctx.step(format!(
-                "the read failed after {} ms: {e} [{}]",
-                t.elapsed().as_millis(),
-                e.kind()
-            ));
-            e.kind()
-        }
-    };
+    let kind = read_fails(ctx, &mut reader, "reader")?;
     crate::gadget::wait_gone(s.vid, s.pid, gadget_limit()).map_err(|e| fail(e.to_string()))?;
     match wait_event(&events, Instant::now() + Duration::from_secs(3), &|e| {
         matches!(e, DeviceEvent::Disconnected { .. })
@@ -362,6 +328,26 @@ fn shape_unplug(ctx: &mut Ctx<'_>, name: &str) -> Outcome {
         "{}: unplugged mid-read, classified disconnected; device gone",
         s.title
     ))
+}
+
+/// An EMV read that must fail because the `what` (card, reader) goes at exchange 3: the
+/// error's kind, with the time it took as a step.
+fn read_fails(ctx: &Ctx<'_>, reader: &mut AnyReader, what: &str) -> Result<FaultKind, End> {
+    let t = Instant::now();
+    match emv_read(reader, 0) {
+        Ok(r) => Err(fail(format!(
+            "the read completed ({} records) although the {what} went at exchange 3",
+            r.records
+        ))),
+        Err(e) => {
+            ctx.step(format!(
+                "the read failed after {} ms: {e} [{}]",
+                t.elapsed().as_millis(),
+                e.kind()
+            ));
+            Ok(e.kind())
+        }
+    }
 }
 
 pub(super) fn ccidshape_vendor(ctx: &mut Ctx<'_>) -> Outcome {

@@ -155,13 +155,19 @@ fn magtek_gadget(ctx: &Ctx<'_>) -> Result<HidGadget, End> {
     Ok(g)
 }
 
-/// The reader sends `report` (one swipe); our HID driver, opened on `usb:0801:0002` as a
-/// lane would (`pos_magstripe::hid::open`, usbhid detached while open), reads it.
-fn swipe_through_hid(ctx: &Ctx<'_>, report: &[u8]) -> Result<Result<Swipe, MsrError>, End> {
-    let g = magtek_gadget(ctx)?;
-    let uri_text = format!("usb:{MAGTEK_VID:04x}:{MAGTEK_HID_PID:04x}");
-    let uri = DeviceUri::parse(&uri_text).map_err(|e| fail(format!("{uri_text}: {e}")))?;
-    let mut msr =
+/// Our HID driver opened on `uri_text` as a lane would (`pos_magstripe::hid::open`), with
+/// the report layout it took from the reader's own descriptor (anything else fails).
+fn open_magtek(
+    uri_text: &str,
+) -> Result<
+    (
+        pos_magstripe::hid::HidMsr<pos_magstripe::hid::HidLink>,
+        pos_magstripe::hid::MagtekLayout,
+    ),
+    End,
+> {
+    let uri = DeviceUri::parse(uri_text).map_err(|e| fail(format!("{uri_text}: {e}")))?;
+    let msr =
         pos_magstripe::hid::open(&uri).map_err(|e| device_fail(&format!("open {uri_text}"), &e))?;
     let layout = *msr.layout();
     if layout.source != pos_magstripe::hid::LayoutSource::Descriptor
@@ -172,6 +178,15 @@ fn swipe_through_hid(ctx: &Ctx<'_>, report: &[u8]) -> Result<Result<Swipe, MsrEr
             layout.report_len, layout.source
         )));
     }
+    Ok((msr, layout))
+}
+
+/// The reader sends `report` (one swipe); our HID driver, opened on `usb:0801:0002` as a
+/// lane would (`pos_magstripe::hid::open`, usbhid detached while open), reads it.
+fn swipe_through_hid(ctx: &Ctx<'_>, report: &[u8]) -> Result<Result<Swipe, MsrError>, End> {
+    let g = magtek_gadget(ctx)?;
+    let uri_text = format!("usb:{MAGTEK_VID:04x}:{MAGTEK_HID_PID:04x}");
+    let (mut msr, layout) = open_magtek(&uri_text)?;
     ctx.step(format!(
         "{uri_text} open: {}-byte input reports, layout from the device's report descriptor",
         layout.report_len
@@ -398,18 +413,7 @@ pub(super) fn hid_hidraw(ctx: &mut Ctx<'_>) -> Outcome {
     let g = magtek_gadget(ctx)?;
     let nodes = class_nodes(&g.usb_dir, "hidraw");
     let uri_text = format!("usb:{MAGTEK_VID:04x}:{MAGTEK_HID_PID:04x}?via=hidraw");
-    let uri = DeviceUri::parse(&uri_text).map_err(|e| fail(format!("{uri_text}: {e}")))?;
-    let mut msr =
-        pos_magstripe::hid::open(&uri).map_err(|e| device_fail(&format!("open {uri_text}"), &e))?;
-    let layout = *msr.layout();
-    if layout.source != pos_magstripe::hid::LayoutSource::Descriptor
-        || layout.report_len != MAGTEK_REPORT_LEN
-    {
-        return Err(fail(format!(
-            "the driver's layout is {}-byte reports from {:?}, expected {MAGTEK_REPORT_LEN} from the descriptor",
-            layout.report_len, layout.source
-        )));
-    }
+    let (mut msr, _) = open_magtek(&uri_text)?;
     // usbhid keeps the device: the node is still there while the driver reads it.
     if class_nodes(&g.usb_dir, "hidraw") != nodes {
         return Err(fail("the hidraw node changed when the driver opened it"));
