@@ -257,32 +257,9 @@ impl InputPin for SimPin {
     }
 }
 
-/// Linux `KEY_LEFTSHIFT`.
-const KEY_LEFTSHIFT: u16 = 42;
-/// Linux `KEY_ENTER`.
-const KEY_ENTER: u16 = 28;
-
 /// The key events (`(code, value)`, value 1 = press, 0 = release) a US-layout keyboard-wedge
 /// reader sends for `text`, followed by Enter if `enter` is set. Shifted characters are
 /// wrapped in left-shift press/release. Characters with no key on a US keyboard are skipped.
 pub fn wedge_key_events(text: &str, enter: bool) -> Vec<(u16, i32)> {
-    let mut events = Vec::new();
-    for c in text.chars() {
-        let Some((code, shift)) = crate::wedge::us_key_for(c) else {
-            continue;
-        };
-        if shift {
-            events.push((KEY_LEFTSHIFT, 1));
-        }
-        events.push((code, 1));
-        events.push((code, 0));
-        if shift {
-            events.push((KEY_LEFTSHIFT, 0));
-        }
-    }
-    if enter {
-        events.push((KEY_ENTER, 1));
-        events.push((KEY_ENTER, 0));
-    }
-    events
+    crate::wedge::layout_key_events(crate::wedge::KeyboardLayout::Us, text, enter)
 }

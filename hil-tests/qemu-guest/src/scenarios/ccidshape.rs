@@ -256,9 +256,12 @@ fn shape_read(ctx: &mut Ctx<'_>, name: &str) -> Outcome {
     ))
 }
 
-/// `ccidshape.NAME_removed`: the card pulled at the 3rd exchange of a read: card_removed,
-/// a card-removed event (the function's NotifySlotChange), an empty slot.
-fn shape_removed(ctx: &mut Ctx<'_>, name: &str) -> Outcome {
+/// The shape `name` built and opened, the card powered, and a fresh subscription to the
+/// reader's events (nothing pending in it).
+fn powered_and_listening(
+    ctx: &Ctx<'_>,
+    name: &str,
+) -> Result<(Shape, FfsReader, AnyReader, Subscription), End> {
     let (s, ffs) = start(ctx, name)?;
     let mut reader = open(ctx, &s)?;
     reader
@@ -268,6 +271,13 @@ fn shape_removed(ctx: &mut Ctx<'_>, name: &str) -> Outcome {
         .subscribe()
         .map_err(|e| device_fail("subscribe", &e))?;
     events.drain();
+    Ok((s, ffs, reader, events))
+}
+
+/// `ccidshape.NAME_removed`: the card pulled at the 3rd exchange of a read: card_removed,
+/// a card-removed event (the function's NotifySlotChange), an empty slot.
+fn shape_removed(ctx: &mut Ctx<'_>, name: &str) -> Outcome {
+    let (s, ffs, mut reader, events) = powered_and_listening(ctx, name)?;
     let handle = ffs
         .card_slot()
         .ok_or_else(|| fail("the shape has no card slot"))?;
@@ -303,15 +313,7 @@ fn shape_removed(ctx: &mut Ctx<'_>, name: &str) -> Outcome {
 /// `ccidshape.NAME_unplug`: the gadget unbound instead of answering the 3rd exchange of a
 /// read: the read fails `disconnected` and the device is gone.
 fn shape_unplug(ctx: &mut Ctx<'_>, name: &str) -> Outcome {
-    let (s, ffs) = start(ctx, name)?;
-    let mut reader = open(ctx, &s)?;
-    reader
-        .power_on(0)
-        .map_err(|e| device_fail("power on", &e))?;
-    let events = reader
-        .subscribe()
-        .map_err(|e| device_fail("subscribe", &e))?;
-    events.drain();
+    let (s, ffs, mut reader, events) = powered_and_listening(ctx, name)?;
     ffs.unplug_at_exchange(3);
     let kind = read_fails(ctx, &mut reader, "reader")?;
     crate::gadget::wait_gone(s.vid, s.pid, gadget_limit()).map_err(|e| fail(e.to_string()))?;

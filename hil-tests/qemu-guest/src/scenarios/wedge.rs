@@ -3,12 +3,21 @@
 use super::*;
 
 pub(super) fn wedge_swipe(ctx: &mut Ctx<'_>) -> Outcome {
-    let path = input_event_by_name(Path::new("/sys"), Path::new("/dev"), KEYBOARD_NAME)
-        .ok_or_else(|| {
-            fail(format!(
-                "no input device named like {KEYBOARD_NAME:?} in /sys/class/input"
-            ))
-        })?;
+    // The keyboard enumerates after the reader /init waits for: when this is the first case
+    // (`--only wedge`) it may not be there yet.
+    let asked = Instant::now();
+    let path = loop {
+        if let Some(p) = input_event_by_name(Path::new("/sys"), Path::new("/dev"), KEYBOARD_NAME) {
+            break p;
+        }
+        if asked.elapsed() >= EVENT_LIMIT {
+            return Err(fail(format!(
+                "no input device named like {KEYBOARD_NAME:?} in /sys/class/input after {} s",
+                EVENT_LIMIT.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let uri_text = format!("evdev:{}", path.display());
     ctx.step(format!("keyboard at {uri_text}"));
     let uri = DeviceUri::parse(&uri_text).map_err(|e| fail(format!("{uri_text}: {e}")))?;
